@@ -1,0 +1,1 @@
+"""Pipeline stages: each module holds plain, testable logic and a thin KFP component."""

@@ -1,0 +1,122 @@
+"""The embedded default store: a directory on the local filesystem.
+
+Conditional create uses ``os.link`` of a fully written temporary file, which
+fails atomically when the name exists (the same guarantee as O_EXCL, but a
+reader can never see a half-written object). Compare-and-swap holds an
+exclusive ``fcntl`` lock on a side file while it checks the etag and renames.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+from components.storage.base import AlreadyExists, NotFound, ObjectStore, PreconditionFailed, StoreError
+
+# Temporary and lock files live beside the objects but never show up in list().
+_INTERNAL_SUFFIXES = (".tmp", ".lock")
+
+
+def _etag(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+class FileStore(ObjectStore):
+    """Objects as files under ``root``; keys map to relative paths."""
+
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root).resolve()
+        self.uri = self.root.as_uri()
+
+    def _path(self, key: str) -> Path:
+        parts = [part for part in key.split("/") if part]
+        if not parts or any(part in (".", "..") for part in parts):
+            raise StoreError(f"invalid object key {key!r}")
+        if any(part.endswith(_INTERNAL_SUFFIXES) for part in parts):
+            raise StoreError(f"object key {key!r} must not end in {_INTERNAL_SUFFIXES}")
+        return self.root.joinpath(*parts)
+
+    def _write_temp(self, path: Path, data: bytes) -> str:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        return temp_name
+
+    @contextlib.contextmanager
+    def _locked(self, path: Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path.with_name(f".{path.name}.lock"), "a+b") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
+
+    def put(self, key: str, data: bytes) -> str:
+        path = self._path(key)
+        temp_name = self._write_temp(path, data)
+        with self._locked(path):
+            os.replace(temp_name, path)
+        return _etag(data)
+
+    def create(self, key: str, data: bytes) -> str:
+        path = self._path(key)
+        temp_name = self._write_temp(path, data)
+        try:
+            os.link(temp_name, path)
+        except FileExistsError:
+            raise AlreadyExists(f"{key} already exists in {self.uri}") from None
+        finally:
+            os.unlink(temp_name)
+        return _etag(data)
+
+    def replace(self, key: str, data: bytes, *, if_match: str) -> str:
+        path = self._path(key)
+        temp_name = self._write_temp(path, data)
+        try:
+            with self._locked(path):
+                try:
+                    current = path.read_bytes()
+                except FileNotFoundError:
+                    raise NotFound(f"{key} not found in {self.uri}") from None
+                if _etag(current) != if_match:
+                    raise PreconditionFailed(f"{key} changed since it was read")
+                os.replace(temp_name, path)
+        finally:
+            if os.path.exists(temp_name):
+                os.unlink(temp_name)
+        return _etag(data)
+
+    def get(self, key: str) -> tuple[bytes, str]:
+        path = self._path(key)
+        try:
+            data = path.read_bytes()
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            raise NotFound(f"{key} not found in {self.uri}") from None
+        return data, _etag(data)
+
+    def list(self, prefix: str) -> list[str]:
+        if not self.root.is_dir():
+            return []
+        # Walk only the deepest directory the prefix names, not the whole store.
+        directory = prefix.rsplit("/", 1)[0] if "/" in prefix else ""
+        start = self.root.joinpath(*[p for p in directory.split("/") if p])
+        if not start.is_dir():
+            return []
+        keys = []
+        for dirpath, _dirnames, filenames in os.walk(start):
+            for filename in filenames:
+                if filename.startswith(".") and filename.endswith(_INTERNAL_SUFFIXES):
+                    continue
+                key = Path(dirpath, filename).relative_to(self.root).as_posix()
+                if key.startswith(prefix):
+                    keys.append(key)
+        return sorted(keys)
+
+    def delete(self, key: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self._path(key).unlink()

@@ -1,0 +1,184 @@
+"""TensorFlow Data Validation as a small command-line tool with files in and out.
+
+It runs under its own interpreter (.venv-tfdv: TFDV 1.16.1 needs protobuf<6,
+pandas<2, pyarrow<11, which the main environment has outgrown), so it imports
+nothing from this project. The validate stage calls it as a subprocess.
+
+    python tfdv_tool.py validate --split train=train.parquet --split validation=v.parquet \
+        [--split test=t.parquet] [--schema curated.pbtxt] --out DIR
+    python tfdv_tool.py --version
+
+Outputs of ``validate`` in DIR:
+    statistics/<split>.pb  DatasetFeatureStatisticsList (binary proto)
+    schema.pbtxt           the schema validated against (given, or inferred)
+    statistics.html        TFDV's facets view, train vs validation
+    result.json            {"tool_version", "schema_source", "anomalies", "skew", "splits"}
+
+Exit status: 0 when validation ran (anomalies or not: result.json says),
+2 for bad arguments, 1 with a one-line message on stderr for any other failure.
+"""
+
+import argparse
+import json
+import os
+import sys
+
+TOOL_VERSION = "1"
+DEFAULT_JS_THRESHOLD = 0.1  # Jensen-Shannon divergence, numeric features
+DEFAULT_LINF_THRESHOLD = 0.1  # L-infinity distance, categorical features
+
+
+def _load_frame(path):
+    """Parquet (recognised by its magic bytes: KFP artifact paths have no suffix) or CSV."""
+    import pandas as pd
+
+    with open(path, "rb") as handle:
+        is_parquet = handle.read(4) == b"PAR1"
+    return pd.read_parquet(path) if is_parquet else pd.read_csv(path)
+
+
+def _anomaly_rows(split, anomalies):
+    """Flatten TFDV's Anomalies proto into readable rows."""
+    from tensorflow_metadata.proto.v0 import anomalies_pb2
+
+    rows = []
+    for feature, info in sorted(anomalies.anomaly_info.items()):
+        for reason in info.reason:
+            rows.append({
+                "split": split,
+                "feature": feature,
+                "kind": anomalies_pb2.AnomalyInfo.Type.Name(reason.type),
+                "severity": anomalies_pb2.AnomalyInfo.Severity.Name(info.severity),
+                "detail": reason.description or reason.short_description,
+            })
+    dataset_info = anomalies.dataset_anomaly_info
+    for reason in dataset_info.reason:
+        rows.append({
+            "split": split,
+            "feature": "(dataset)",
+            "kind": anomalies_pb2.AnomalyInfo.Type.Name(reason.type),
+            "severity": anomalies_pb2.AnomalyInfo.Severity.Name(dataset_info.severity),
+            "detail": reason.description or reason.short_description,
+        })
+    return rows
+
+
+def _skew_rows(tfdv, schema, lhs_stats, rhs_stats, js_threshold, linf_threshold):
+    """Distance of each feature's distribution between two datasets.
+
+    A copy of the schema gets skew comparators so the measurement never
+    changes the schema that is saved.
+    """
+    from tensorflow_metadata.proto.v0 import schema_pb2
+
+    measured = schema_pb2.Schema()
+    measured.CopyFrom(schema)
+    for feature in measured.feature:
+        if feature.type in (schema_pb2.INT, schema_pb2.FLOAT) and not feature.HasField("domain"):
+            feature.skew_comparator.jensen_shannon_divergence.threshold = js_threshold
+        else:
+            feature.skew_comparator.infinity_norm.threshold = linf_threshold
+    anomalies = tfdv.validate_statistics(lhs_stats, measured, serving_statistics=rhs_stats)
+    rows = []
+    for info in anomalies.drift_skew_info:
+        for measurement in info.skew_measurements:
+            rows.append({
+                "feature": ".".join(info.path.step),
+                "measure": measurement.Type.Name(measurement.type).lower(),
+                "value": round(float(measurement.value), 6),
+                "threshold": float(measurement.threshold),
+                "exceeded": float(measurement.value) > float(measurement.threshold),
+            })
+    return sorted(rows, key=lambda row: row["feature"])
+
+
+def validate(splits, schema_path, out_dir, js_threshold, linf_threshold):
+    import pandas as pd
+    import tensorflow_data_validation as tfdv
+    from tensorflow_data_validation.utils import display_util
+
+    os.makedirs(os.path.join(out_dir, "statistics"), exist_ok=True)
+    frames = {name: _load_frame(path) for name, path in splits.items()}
+    stats = {}
+    for name, frame in frames.items():
+        stats[name] = tfdv.generate_statistics_from_dataframe(frame)
+        with open(os.path.join(out_dir, "statistics", f"{name}.pb"), "wb") as handle:
+            handle.write(stats[name].SerializeToString())
+
+    if schema_path:
+        schema = tfdv.load_schema_text(schema_path)
+        schema_source = "given"
+    else:
+        # Inferred from all the splits together, so a rare category that the
+        # hash split happened to put only in test is part of the baseline.
+        everything = tfdv.generate_statistics_from_dataframe(pd.concat(list(frames.values()), ignore_index=True))
+        schema = tfdv.infer_schema(everything)
+        schema_source = "inferred"
+    tfdv.write_schema_text(schema, os.path.join(out_dir, "schema.pbtxt"))
+
+    anomalies = []
+    for name in splits:
+        anomalies.extend(_anomaly_rows(name, tfdv.validate_statistics(stats[name], schema)))
+
+    skew = []
+    if "train" in stats and "validation" in stats:
+        skew = _skew_rows(tfdv, schema, stats["train"], stats["validation"], js_threshold, linf_threshold)
+        html = display_util.get_statistics_html(
+            lhs_statistics=stats["train"], rhs_statistics=stats["validation"], lhs_name="train", rhs_name="validation"
+        )
+    else:
+        first = next(iter(stats))
+        html = display_util.get_statistics_html(lhs_statistics=stats[first], lhs_name=first)
+    with open(os.path.join(out_dir, "statistics.html"), "w", encoding="utf-8") as handle:
+        handle.write(html)
+
+    result = {
+        "tool_version": TOOL_VERSION,
+        "tfdv_version": tfdv.__version__,
+        "schema_source": schema_source,
+        "anomalies": anomalies,
+        "skew": skew,
+        "thresholds": {"jensen_shannon_divergence": js_threshold, "infinity_norm": linf_threshold},
+        "splits": {name: {"num_examples": int(s.datasets[0].num_examples)} for name, s in stats.items()},
+    }
+    with open(os.path.join(out_dir, "result.json"), "w", encoding="utf-8") as handle:
+        json.dump(result, handle, indent=2, sort_keys=True)
+    return result
+
+
+def _split_argument(text):
+    name, sep, path = text.partition("=")
+    if not sep or not name or not path:
+        raise argparse.ArgumentTypeError(f"expected NAME=PATH, got {text!r}")
+    return name, path
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="tfdv_tool", description="TFDV statistics, schema and anomalies.")
+    parser.add_argument("--version", action="version", version=f"tfdv_tool {TOOL_VERSION}")
+    commands = parser.add_subparsers(dest="command", required=True)
+    check = commands.add_parser("validate", help="statistics, schema, anomalies and skew for data splits")
+    check.add_argument("--split", action="append", type=_split_argument, required=True, metavar="NAME=PATH")
+    check.add_argument("--schema", help="schema .pbtxt to validate against; inferred when absent")
+    check.add_argument("--out", required=True, help="output directory")
+    check.add_argument("--js-threshold", type=float, default=DEFAULT_JS_THRESHOLD)
+    check.add_argument("--linf-threshold", type=float, default=DEFAULT_LINF_THRESHOLD)
+    args = parser.parse_args(argv)
+
+    splits = dict(args.split)
+    for name, path in splits.items():
+        if not os.path.isfile(path):
+            parser.error(f"split {name}: no such file {path}")
+    if args.schema and not os.path.isfile(args.schema):
+        parser.error(f"no such schema file {args.schema}")
+    try:
+        result = validate(splits, args.schema, args.out, args.js_threshold, args.linf_threshold)
+    except Exception as error:  # one line for the caller, whatever TFDV raised
+        print(f"tfdv_tool: {type(error).__name__}: {' '.join(str(error).split())}", file=sys.stderr)
+        return 1
+    print(json.dumps({"anomalies": len(result["anomalies"]), "schema_source": result["schema_source"]}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
