@@ -78,10 +78,14 @@ def sha256_file(path: str | Path) -> str:
     return digest.hexdigest()
 
 
+# The environments a pipeline run executes in (tools.lock is for checks only).
+RUNTIME_LOCKS = ("main.lock", "tfdv.lock")
+
+
 def lock_hashes() -> dict[str, str]:
-    """sha256 of each environment lock file, for the lineage record."""
+    """sha256 of each runtime environment's lock file, for the lineage record."""
     lock_dir = project_path("MLOPS_LOCK_DIR", "requirements")
-    return {path.name: sha256_file(path) for path in sorted(lock_dir.glob("*.lock"))}
+    return {name: sha256_file(lock_dir / name) for name in RUNTIME_LOCKS if (lock_dir / name).is_file()}
 
 
 def parse_json(value):

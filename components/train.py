@@ -33,7 +33,13 @@ FAMILIES = {
                                "regression": HistGradientBoostingRegressor},
     "knn": {"classification": KNeighborsClassifier, "regression": KNeighborsRegressor},
 }
-DEFAULT_FIXED_PARAMS = {"logistic_regression": {"max_iter": 2000}}
+# One thread per candidate: KFP runs candidates in parallel already, and
+# single-threaded fits are bit-for-bit repeatable.
+DEFAULT_FIXED_PARAMS = {
+    "logistic_regression": {"max_iter": 2000},
+    "random_forest": {"n_jobs": 1},
+    "knn": {"n_jobs": 1},
+}
 
 
 def expand_search_space(search_space: dict, task: str) -> list[dict]:
@@ -77,11 +83,7 @@ def make_estimator(family: str, params: dict, task: str, seed: int):
     estimator_class = FAMILIES[family][task]
     estimator = estimator_class(**{**DEFAULT_FIXED_PARAMS.get(family, {}), **params})
     available = estimator.get_params()
-    fixed = {}
-    if "random_state" in available:
-        fixed["random_state"] = seed
-    if "n_jobs" in available:
-        fixed["n_jobs"] = 1
+    fixed = {"random_state": seed} if "random_state" in available else {}
     try:
         return estimator.set_params(**fixed)
     except ValueError as error:
@@ -143,6 +145,7 @@ def train(
     from components import prepare, runtime
     from components import train as stage
 
+    candidate = {**candidate, "params": stage.restore_integers(candidate["params"])}
     transform, info = prepare.load_preprocessor(preprocessor.path)
     fitted, scores = runtime.run_stage(
         "train", stage.train_candidate, candidate=candidate, preprocessor=transform,

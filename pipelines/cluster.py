@@ -46,6 +46,12 @@ MINIO_SECRET_KEY_TO_ENV = {
 }
 
 # The non-root user baked into components/Dockerfile.base and Dockerfile.tfdv.
+# Where the pipeline's store lives in the cluster (AWS_ENDPOINT_URL, MLOPS_STORE).
+# The ConfigMap must exist first in the run namespace:
+# manifests/base/kfp/mlops-store-config.yaml creates it.
+STORE_CONFIG_MAP_NAME = "mlops-store"
+STORE_CONFIG_MAP_KEYS = ("AWS_ENDPOINT_URL", "MLOPS_STORE")
+
 RUN_AS_USER = 10001
 RUN_AS_GROUP = 10001
 
@@ -76,7 +82,6 @@ def apply_task_settings(
     cpu_limit: str = "1",
     memory_request: str = "512Mi",
     memory_limit: str = "2Gi",
-    minio_endpoint: str = MINIO_ENDPOINT,
 ):
     """Give one pipeline task what it needs to run on our cluster.
 
@@ -92,8 +97,6 @@ def apply_task_settings(
         Kubernetes CPU quantities, e.g. "250m" or "1".
     memory_request, memory_limit : str
         Kubernetes memory quantities, e.g. "512Mi" or "2Gi".
-    minio_endpoint : str
-        Value of AWS_ENDPOINT_URL inside the task's container.
 
     Returns
     -------
@@ -128,7 +131,14 @@ def apply_task_settings(
         secret_name=MINIO_SECRET_NAME,
         secret_key_to_env=dict(MINIO_SECRET_KEY_TO_ENV),
     )
-    task.set_env_variable("AWS_ENDPOINT_URL", minio_endpoint)
+    # From a ConfigMap, not task.set_env_variable: kfp.local applies container env
+    # to local subprocesses too, and a cluster-internal endpoint would break
+    # `mlops run --store s3://...` against a local MinIO.
+    kubernetes.use_config_map_as_env(
+        task,
+        config_map_name=STORE_CONFIG_MAP_NAME,
+        config_map_key_to_env={key: key for key in STORE_CONFIG_MAP_KEYS},
+    )
     kubernetes.set_security_context(
         task, run_as_user=RUN_AS_USER, run_as_group=RUN_AS_GROUP, run_as_non_root=True
     )
@@ -211,6 +221,64 @@ def version_name_for(spec_sha: str) -> str:
 
 
 # ---------------------------------------------------------------------------
+# Parameters
+# ---------------------------------------------------------------------------
+
+_PARAM_TYPES = {
+    "STRING": str, "NUMBER_INTEGER": int, "NUMBER_DOUBLE": float, "BOOLEAN": bool,
+    "LIST": list, "STRUCT": dict,
+}
+
+
+def packaged_spec() -> Path:
+    """The compiled training pipeline shipped with the package (and the image)."""
+    return Path(__file__).resolve().parent / "compiled" / "training_pipeline.yaml"
+
+
+def pipeline_parameters(package_path) -> dict[str, dict]:
+    """The root parameters of a compiled spec: name -> {type, optional}."""
+    # The first document is the pipeline spec; a second one, if any, the platform spec.
+    spec = next(yaml.safe_load_all(Path(package_path).read_text()))
+    params = (spec.get("root", {}).get("inputDefinitions", {}) or {}).get("parameters", {}) or {}
+    return {name: {"type": p.get("parameterType", "STRING"),
+                   "optional": bool(p.get("isOptional")) or "defaultValue" in p}
+            for name, p in params.items()}
+
+
+def _coerce(name: str, value: Any, kind: str) -> Any:
+    want = _PARAM_TYPES.get(kind, str)
+    if want is str:
+        return value if isinstance(value, str) else json.dumps(value) if isinstance(
+            value, (dict, list)) else str(value)
+    if isinstance(value, str):
+        try:
+            value = yaml.safe_load(value)
+        except yaml.YAMLError as err:
+            raise ValueError(f"parameter {name!r}: cannot read {value!r}: {err}") from None
+    if want is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if not isinstance(value, want) or (want is int and isinstance(value, bool)):
+        raise ValueError(f"The parameter {name!r} must be {kind.lower()}. Got {value!r} instead.")
+    return value
+
+
+def coerce_params(package_path, raw: Mapping[str, Any]) -> dict[str, Any]:
+    """Check `raw` against the spec's parameters and convert each to its declared type.
+
+    Unknown names and missing required parameters raise ValueError naming them.
+    """
+    declared = pipeline_parameters(package_path)
+    unknown = sorted(set(raw) - set(declared))
+    if unknown:
+        raise ValueError(f"unknown pipeline parameter(s) {unknown}; the pipeline takes "
+                         f"{sorted(declared)}.")
+    missing = sorted(n for n, p in declared.items() if not p["optional"] and n not in raw)
+    if missing:
+        raise ValueError(f"missing required pipeline parameter(s) {missing}.")
+    return {n: _coerce(n, v, declared[n]["type"]) for n, v in raw.items()}
+
+
+# ---------------------------------------------------------------------------
 # Client helpers
 # ---------------------------------------------------------------------------
 
@@ -234,7 +302,7 @@ def make_client(host: str | None = None, *, token_path: str | None = None):
 
 def _eq_filter(key: str, value: str) -> str:
     return json.dumps(
-        {"predicates": [{"operation": "EQUALS", "key": key, "stringValue": value}]}
+        {"predicates": [{"operation": "EQUALS", "key": key, "string_value": value}]}
     )
 
 
@@ -285,6 +353,19 @@ def ensure_pipeline_version(
 # ---------------------------------------------------------------------------
 # Submit
 # ---------------------------------------------------------------------------
+
+
+def describe_error(err: BaseException) -> str:
+    """One line for a failed call: the API's own message when it sent one."""
+    body = getattr(err, "body", None)
+    if body:
+        try:
+            body = json.loads(body).get("error") or json.loads(body).get("message") or body
+        except (ValueError, AttributeError):
+            pass
+        return f"{type(err).__name__} {getattr(err, 'status', '')}: {str(body).splitlines()[0]}"
+    text = str(err).splitlines()[0] if str(err) else ""
+    return f"{type(err).__name__}: {text}"
 
 
 @dataclasses.dataclass
@@ -419,9 +500,14 @@ def parse_schedule(doc: Mapping[str, Any], source: str = "<schedule>") -> Schedu
 
 
 def load_schedules(directory) -> list[Schedule]:
-    """All schedules in `directory`/*.yaml (one document per file); names must be unique."""
+    """All schedules in `directory`/*.yaml (one document per file); names must be unique.
+
+    kustomization.yaml (which packs the files into a ConfigMap) is not a schedule.
+    """
     schedules: list[Schedule] = []
     for path in sorted(Path(directory).glob("*.yaml")):
+        if path.name == "kustomization.yaml":
+            continue
         schedules.append(parse_schedule(yaml.safe_load(path.read_text()), str(path)))
     names = [s.name for s in schedules]
     dupes = sorted({n for n in names if names.count(n) > 1})

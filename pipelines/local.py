@@ -9,6 +9,7 @@ import contextlib
 import datetime as dt
 import json
 import os
+import sys
 import threading
 import time
 import warnings
@@ -36,29 +37,50 @@ def default_runs_dir() -> Path:
     return Path(os.environ.get("MLOPS_RUNS_DIR") or Path.cwd() / "runs").resolve()
 
 
-def _follow(progress_file: Path, stop: threading.Event, emit) -> None:
-    """Print progress records as stages append them, until ``stop`` is set."""
-    position = 0
-    while True:
-        finished = stop.is_set()
-        if progress_file.exists():
-            with open(progress_file, encoding="utf-8") as handle:
-                handle.seek(position)
-                for line in handle:
-                    if line.endswith("\n"):
-                        record = json.loads(line)
-                        emit(f"[{record['stage']}] {record['message']}")
-                        position += len(line.encode("utf-8"))
-        if finished:
+class _ProgressFollower(threading.Thread):
+    """Prints progress records as stages append them to the progress file."""
+
+    def __init__(self, progress_file: Path, emit):
+        super().__init__(daemon=True)
+        self.progress_file, self.emit, self.position = progress_file, emit, 0
+        self.stopped = threading.Event()
+
+    def drain(self) -> None:
+        """Emit every complete line past the last one emitted."""
+        if not self.progress_file.exists():
             return
-        stop.wait(0.2)
+        with open(self.progress_file, "rb") as handle:
+            handle.seek(self.position)
+            for raw in handle:
+                if not raw.endswith(b"\n"):
+                    break  # a stage is still writing this line
+                self.position += len(raw)
+                try:
+                    record = json.loads(raw)
+                    self.emit(f"[{record['stage']}] {record['message']}")
+                except (ValueError, KeyError):
+                    self.emit(raw.decode("utf-8", "replace").rstrip())
+
+    def run(self) -> None:
+        while not self.stopped.wait(0.2):
+            self.drain()
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.join()
+        self.drain()  # whatever arrived after the last poll
 
 
-def run_pipeline(arguments: dict, runs_dir: Path | None = None, emit=print, verbose: bool = False) -> LocalRun:
+def run_pipeline(arguments: dict, runs_dir: Path | None = None, emit=None, verbose: bool = False) -> LocalRun:
     """Run ``training_pipeline(**arguments)`` locally and return what it registered.
 
+    ``emit`` receives one line per finished stage (default: print to the
+    terminal as it is now, before kfp.local's output is redirected to the log).
     Raises RunFailed with the failing stage's reason.
     """
+    if emit is None:
+        terminal = sys.stdout
+        emit = lambda line: print(line, file=terminal, flush=True)  # noqa: E731
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     run_dir = (runs_dir or default_runs_dir()) / f"{stamp}-{arguments['model_name']}-{os.getpid()}"
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -66,8 +88,7 @@ def run_pipeline(arguments: dict, runs_dir: Path | None = None, emit=print, verb
     previous_env = {key: os.environ.get(key) for key in ("MLOPS_PROGRESS_FILE", "MLOPS_ERROR_FILE")}
     os.environ.update({"MLOPS_PROGRESS_FILE": str(progress_file), "MLOPS_ERROR_FILE": str(error_file)})
 
-    stop = threading.Event()
-    follower = threading.Thread(target=_follow, args=(progress_file, stop, emit), daemon=True)
+    follower = _ProgressFollower(progress_file, emit)
     follower.start()
     try:
         with open(log_path, "w", encoding="utf-8") as log, warnings.catch_warnings():
@@ -82,8 +103,7 @@ def run_pipeline(arguments: dict, runs_dir: Path | None = None, emit=print, verb
                 except Exception as error:
                     raise RunFailed(_failure_reason(error_file, error, log_path)) from None
     finally:
-        stop.set()
-        follower.join()
+        follower.stop()
         for key, value in previous_env.items():
             if value is None:
                 os.environ.pop(key, None)

@@ -4,6 +4,9 @@ ingest → validate (TFDV; anomalies stop here) → prepare features → train
 candidates in parallel → pick the best → evaluate on test vs the champion →
 register (champion moves only when blessed) → report.
 
+Every task gets its cluster settings (store credentials from the Secret,
+resources, non-root) through ``for_cluster``; kfp.local ignores them.
+
 Tasks whose result depends on something outside their inputs (the data
 behind a URI, the registry's baseline schema or champion) never use KFP's
 cache; pure steps (prepare, train) may.
@@ -15,6 +18,7 @@ from kfp import dsl
 
 from components import evaluate, factory, ingest, prepare, register, report, train, validate
 from components.images import TFDV_IMAGE
+from pipelines.cluster import apply_task_settings as for_cluster
 from pipelines.search_space import load_search_space, to_parameter
 
 PIPELINE_NAME = "training-pipeline"
@@ -50,30 +54,32 @@ def training_pipeline(
     # 1. Ingest: read the data, clean column names, split by row-content hash.
     data = ingest_op(data_uri=data_uri, target=target, validation_fraction=validation_fraction,
                      test_fraction=test_fraction, split_salt=split_salt)
-    data.set_caching_options(False)
+    for_cluster(data.set_caching_options(False))
 
     # 2. Validate with TFDV against the curated/baseline schema: anomalies stop the run.
     checked = validate_op(train=data.outputs["train"], validation=data.outputs["validation"],
                           test=data.outputs["test"], model_name=model_name, store_uri=store_uri)
-    checked.set_caching_options(False)
+    for_cluster(checked.set_caching_options(False), memory_request="1Gi", memory_limit="4Gi")
 
     # 3. Prepare features: fit the transform on train only.
-    features = prepare_op(train_split=data.outputs["train"], target=target, task=task).after(checked)
+    features = for_cluster(prepare_op(train_split=data.outputs["train"], target=target, task=task).after(checked))
 
     # 4. Train every candidate of the search space in parallel, then pick the best on validation.
-    candidates = expand_candidates_op(search_space=search_space, prepare_info=features.outputs["Output"])
+    candidates = for_cluster(expand_candidates_op(search_space=search_space, prepare_info=features.outputs["Output"]))
     with dsl.ParallelFor(candidates.output, name="candidates") as candidate:
         fitted = train_op(candidate=candidate, train_split=data.outputs["train"],
                           validation_split=data.outputs["validation"], preprocessor=features.outputs["preprocessor"],
                           seed=seed)
+        for_cluster(fitted)
     selection = select_best_op(candidates=dsl.Collected(fitted.outputs["model"]), search_space=search_space,
                                prepare_info=features.outputs["Output"])
+    for_cluster(selection)
 
     # 5. Evaluate on the untouched test split, against the threshold and the champion.
     evaluation = evaluate_op(best=selection.outputs["best"], test_split=data.outputs["test"],
                              prepare_info=features.outputs["Output"], selection=selection.outputs["Output"],
                              model_name=model_name, store_uri=store_uri, min_score=min_score)
-    evaluation.set_caching_options(False)
+    for_cluster(evaluation.set_caching_options(False))
 
     # 6. Register with lineage; the champion alias moves only when blessed.
     registration = register_op(
@@ -82,14 +88,14 @@ def training_pipeline(
         prepare_info=features.outputs["Output"], selection=selection.outputs["Output"],
         evaluation=evaluation.outputs["Output"], search_space=search_space, seed=seed, code_version=code_version,
         run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER, run_name=dsl.PIPELINE_JOB_NAME_PLACEHOLDER)
-    registration.set_caching_options(False)
+    for_cluster(registration.set_caching_options(False))
 
     # 7. The run report: one HTML page.
     page = report_op(model_name=model_name, ingest_summary=data.outputs["Output"],
                      validation_summary=checked.outputs["Output"], statistics_view=checked.outputs["statistics_view"],
                      selection=selection.outputs["Output"], evaluation=evaluation.outputs["Output"],
                      registration=registration.output)
-    page.set_caching_options(False)
+    for_cluster(page.set_caching_options(False))
 
     RunOutputs = NamedTuple("RunOutputs", registration=str, report_path=str)
     return RunOutputs(registration=registration.output, report_path=page.outputs["Output"])

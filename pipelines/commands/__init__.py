@@ -1,0 +1,1 @@
+"""Subcommands of `mlops`, one module each."""

@@ -1,0 +1,158 @@
+"""The whole training pipeline through kfp.local, driven by the real `mlops` CLI.
+
+Two real data sets (binary and multiclass) plus a regression one, the champion
+gate, anomalies that stop the run, and every bad input: each must fail with one
+line on stderr and register nothing.
+"""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from components.ingest import SplitConfig
+from components.storage.fs import FileStore
+from components.storage.registry import ModelRegistry
+from pipelines.local import RunFailed, run_pipeline
+
+pytestmark = [pytest.mark.e2e, pytest.mark.tfdv]
+
+
+MLOPS = str(Path(sys.executable).with_name("mlops"))
+
+
+def mlops(*args, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([MLOPS, *args], cwd=cwd, capture_output=True, text=True, timeout=600)
+
+
+def registered(store_dir: Path, name: str) -> list:
+    return ModelRegistry(FileStore(store_dir)).versions(name) if store_dir.exists() else []
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("e2e")
+
+
+def test_multiclass_run_registers_a_champion_and_writes_the_report(workdir, demo_data):
+    result = mlops("run", "--data", str(demo_data["wine"]), "--target", "target", cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    stages = [line.split("]")[0].strip("[") for line in lines if line.startswith("[")]
+    assert stages[:3] == ["ingest", "validate", "prepare"] and stages[-3:] == ["evaluate", "register", "report"]
+    assert "blessed: yes, now the champion" in result.stdout
+
+    listing = json.loads(mlops("models", "list", "--json", cwd=workdir).stdout)
+    assert [(row["name"], row["version"], row["aliases"]) for row in listing] == [("wine", 1, ["champion"])]
+    row = listing[0]
+    assert {"name", "version", "aliases", "metrics", "data_hash", "created_at"} <= set(row)
+    assert row["metrics"]["test_f1_macro"] > 0.8
+
+    version = registered(workdir / ".mlops", "wine")[0]
+    lineage = version.lineage
+    assert lineage["data"]["content_hash"] == row["data_hash"]
+    assert lineage["split"]["scheme"] == "sha256-row-content-v1"
+    assert lineage["seed"] == 42 and lineage["task"] == "classification"
+    assert set(lineage["environment"]["locks"]) == {"main.lock", "tfdv.lock"}
+    assert len(lineage["code"]["version"]) >= 40 and lineage["kfp"]["run_id"]
+    assert lineage["params"]["candidate"]["id"] in result.stdout
+
+    report = Path(lines[-1].split("report:", 1)[1].strip())
+    html = report.read_text(encoding="utf-8")
+    for section in ("<h2>Data</h2>", "<h2>Validation (TFDV)</h2>", "<h2>Candidates</h2>", "<h2>Test metrics</h2>",
+                    "Confusion matrix", "<h2>Decision</h2>", "<h2>Lineage</h2>", "facets-overview"):
+        assert section in html, section
+
+
+def test_a_model_that_misses_the_threshold_is_registered_but_not_promoted(workdir, demo_data):
+    result = mlops("run", "--data", str(demo_data["wine"]), "--target", "target", "--min-score", "1.01", cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    assert "blessed: no (test f1_macro" in result.stdout and "does not meet the threshold 1.0100" in result.stdout
+    versions = registered(workdir / ".mlops", "wine")
+    assert [(v.version, v.aliases, v.tags["blessed"]) for v in versions] == [(1, ["champion"], "true"),
+                                                                             (2, [], "false")]
+
+
+def test_data_drifting_from_the_baseline_schema_stops_the_run(workdir, demo_data, tmp_path):
+    frame = pd.read_csv(demo_data["wine"])
+    frame["alcohol"] = frame["alcohol"].map(lambda value: f"{value} %")  # numbers turned into strings
+    changed = tmp_path / "wine.csv"
+    frame.to_csv(changed, index=False)
+    result = mlops("run", "--data", str(changed), "--target", "target", cwd=workdir)
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert "validate: data validation against the baseline schema found" in result.stderr
+    assert "alcohol: UNEXPECTED_DATA_TYPE" in result.stderr
+    assert len(registered(workdir / ".mlops", "wine")) == 2  # nothing new
+
+
+def test_binary_run_with_string_labels(workdir, demo_data):
+    result = mlops("run", "--data", str(demo_data["breast_cancer"]), "--target", "target",
+                   "--model-name", "cancer", cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    version = registered(workdir / ".mlops", "cancer")[0]
+    assert version.aliases == ["champion"]
+    assert version.metrics["test_roc_auc"] > 0.9
+    # The evaluate task's ClassificationMetrics carry the ROC curve and confusion matrix for the KFP UI.
+    outputs = Path(result.stdout.split("report:", 1)[1].strip()).parent / "outputs"
+    executor_output = json.loads(next(outputs.rglob("evaluate/executor_output.json")).read_text())
+    metadata = executor_output["artifacts"]["classification_metrics"]["artifacts"][0]["metadata"]
+    assert metadata["confidenceMetrics"] and metadata["confusionMatrix"]["annotationSpecs"]
+
+
+def test_regression_run(workdir, demo_data):
+    result = mlops("run", "--data", str(demo_data["diabetes"]), "--target", "target", cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    assert "(regression)" in result.stdout.splitlines()[0]
+    assert "metrics: test r2=" in result.stdout
+    assert registered(workdir / ".mlops", "diabetes")[0].lineage["task"] == "regression"
+
+
+# Bad input: one line on stderr, exit 1, nothing registered. ---------------
+
+def _wine_variant(demo_data, change) -> str:
+    return change(Path(demo_data["wine"]).read_text(encoding="utf-8"))
+
+
+BAD_INPUTS = {
+    "empty": (lambda d: b"", "is empty"),
+    "header-only": (lambda d: _wine_variant(d, lambda t: t.splitlines()[0] + "\n").encode(), "header but no data rows"),
+    "not-utf8": (lambda d: _wine_variant(d, lambda t: t).encode("utf-16"), "is not UTF-8 text"),
+    "numeric-with-strings": (lambda d: _wine_variant(d, lambda t: t.replace("\n14.23,", "\nabc,", 1)).encode(),
+                             "column 'alcohol' is numeric but holds 1 non-numeric value(s), e.g. 'abc'"),
+    "one-class": (lambda d: pd.read_csv(d["wine"]).assign(target="class_0").to_csv(index=False).encode(),
+                  "has only one class ('class_0')"),
+    "too-few-rows": (lambda d: "\n".join(_wine_variant(d, lambda t: t).splitlines()[:13]).encode(),
+                     "too few rows for the split"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INPUTS))
+def test_bad_input_fails_with_one_line_and_registers_nothing(case, demo_data, tmp_path):
+    make, message = BAD_INPUTS[case]
+    data = tmp_path / "wine.csv"
+    data.write_bytes(make(demo_data))
+    result = mlops("run", "--data", str(data), "--target", "target", cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.startswith("Error: ") and result.stderr.count("\n") == 1, result.stderr
+    assert message in result.stderr
+    assert not (tmp_path / "runs").exists() and registered(tmp_path / ".mlops", "wine") == []
+
+
+def test_missing_target_column_names_the_columns(demo_data, tmp_path):
+    result = mlops("run", "--data", str(demo_data["wine"]), "--target", "quality", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "target column 'quality' not found; columns are: alcohol, malic_acid" in result.stderr
+
+
+def test_bad_input_inside_the_pipeline_fails_the_ingest_stage(demo_data, tmp_path):
+    """Without the CLI's pre-flight (as on a cluster) the ingest stage itself stops the run."""
+    data = tmp_path / "empty.csv"
+    data.write_bytes(b"")
+    with pytest.raises(RunFailed, match="^ingest: empty.csv is empty$"):
+        run_pipeline({"data_uri": str(data), "target": "target", "model_name": "empty",
+                      "store_uri": (tmp_path / "store").as_uri()}, runs_dir=tmp_path / "runs", emit=lambda line: None)
+    assert not (tmp_path / "store").exists()

@@ -1,0 +1,137 @@
+"""The store interface and the registry: one suite, run against every backend.
+
+The `store` fixture is parametrized over the backends; the MinIO one starts a
+real server (see conftest). Behaviour must be identical.
+"""
+
+import json
+import threading
+
+import pytest
+
+from components.storage import AlreadyExists, NotFound, PreconditionFailed, StoreError, open_store
+from components.storage.registry import ModelRegistry
+
+
+def test_put_get_list_delete(store):
+    etag = store.put("a/b/one.json", b"1")
+    assert store.get("a/b/one.json") == (b"1", etag)
+    store.put("a/b/two.json", b"2")
+    store.put("a/c.json", b"3")
+    assert store.list("a/b/") == ["a/b/one.json", "a/b/two.json"]
+    assert store.list("a/") == ["a/b/one.json", "a/b/two.json", "a/c.json"]
+    assert store.list("zzz/") == []
+    store.delete("a/b/one.json")
+    store.delete("a/b/one.json")  # absent: not an error
+    assert not store.exists("a/b/one.json")
+    with pytest.raises(NotFound):
+        store.get("a/b/one.json")
+
+
+def test_create_is_conditional(store):
+    store.create("claims/1", b"first")
+    with pytest.raises(AlreadyExists):
+        store.create("claims/1", b"second")
+    assert store.read("claims/1") == b"first"
+
+
+def test_replace_is_compare_and_swap(store):
+    etag = store.put("alias.json", b"v1")
+    new_etag = store.replace("alias.json", b"v2", if_match=etag)
+    with pytest.raises(PreconditionFailed):
+        store.replace("alias.json", b"v3", if_match=etag)  # stale etag
+    assert store.get("alias.json") == (b"v2", new_etag)
+    with pytest.raises(NotFound):
+        store.replace("missing.json", b"x", if_match=etag)
+
+
+def test_concurrent_creates_have_exactly_one_winner(store):
+    winners, barrier = [], threading.Barrier(8)
+
+    def claim(index):
+        barrier.wait()
+        try:
+            store.create("race/claim", str(index).encode())
+            winners.append(index)
+        except AlreadyExists:
+            pass
+
+    threads = [threading.Thread(target=claim, args=(i,)) for i in range(8)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    assert len(winners) == 1 and store.read("race/claim") == str(winners[0]).encode()
+
+
+def test_registry_versions_aliases_and_tags(store):
+    registry = ModelRegistry(store)
+    first = registry.register("wine", {"model.joblib": b"m1"}, metrics={"test_f1": 0.9},
+                              lineage={"data": {"content_hash": "abc"}}, tags={"team": "a"})
+    second = registry.register("wine", {"model.joblib": b"m2"}, metrics={"test_f1": 0.95}, lineage={})
+    assert (first.version, second.version) == (1, 2)
+    assert registry.set_alias("wine", "champion", 1) is None
+    assert registry.set_alias("wine", "champion", 2) == 1
+    assert registry.resolve("wine@champion").version == 2
+    assert registry.resolve("wine@latest").version == 2
+    assert registry.resolve("wine@1").tags == {"team": "a"}
+    registry.set_tags("wine", 1, {"team": None, "stage": "archived"})
+    assert registry.get("wine", 1).tags == {"stage": "archived"}
+    assert registry.read_file(registry.get("wine", 1), "model.joblib") == b"m1"
+    listed = registry.versions("wine")
+    assert [v.aliases for v in listed] == [[], ["champion"]]
+    assert listed[0].to_json()["data_hash"] == "abc"
+    assert registry.names() == ["wine"]
+
+
+def test_registry_rejects_bad_names_and_unknown_versions(store):
+    registry = ModelRegistry(store)
+    with pytest.raises(StoreError, match="invalid model name '../x'"):
+        registry.register("../x", {"model.joblib": b""}, metrics={}, lineage={})
+    with pytest.raises(NotFound, match="model wine@7 not found"):
+        registry.get("wine", 7)
+    with pytest.raises(NotFound, match="no alias 'champion'"):
+        registry.resolve("wine@champion")
+
+
+def test_a_version_without_manifest_is_invisible_and_its_number_is_not_reused(store):
+    registry = ModelRegistry(store)
+    # A writer that died after claiming number 1 and writing its model.
+    store.create("models/wine/versions/000001/claim.json", b"{}")
+    store.put("models/wine/versions/000001/model.joblib", b"half")
+    assert registry.versions("wine") == []
+    assert registry.register("wine", {"model.joblib": b"m"}, metrics={}, lineage={}).version == 2
+    assert [v.version for v in registry.versions("wine")] == [2]
+
+
+def test_corrupted_model_file_is_detected(store):
+    registry = ModelRegistry(store)
+    version = registry.register("wine", {"model.joblib": b"good"}, metrics={}, lineage={})
+    store.put("models/wine/versions/000001/model.joblib", b"evil")
+    with pytest.raises(StoreError, match="does not match its recorded sha256"):
+        registry.read_file(version, "model.joblib")
+
+
+def test_concurrent_registrations_get_distinct_versions(store):
+    registry, barrier, versions = ModelRegistry(store), threading.Barrier(8), []
+
+    def register(index):
+        barrier.wait()
+        versions.append(registry.register("race", {"model.joblib": str(index).encode()}, metrics={},
+                                          lineage={"writer": index}).version)
+
+    threads = [threading.Thread(target=register, args=(i,)) for i in range(8)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    assert sorted(versions) == list(range(1, 9))
+    published = registry.versions("race")
+    assert sorted(v.lineage["writer"] for v in published) == list(range(8))
+
+
+def test_open_store_uris(tmp_path, monkeypatch):
+    assert open_store(tmp_path.as_uri()).uri == tmp_path.as_uri()
+    assert open_store(str(tmp_path)).uri == tmp_path.as_uri()
+    monkeypatch.setenv("MLOPS_STORE", (tmp_path / "env").as_uri())
+    assert open_store(None).uri == (tmp_path / "env").as_uri()
+    with pytest.raises(StoreError, match="unsupported store URI 'gs://x'"):
+        open_store("gs://x")
+    with pytest.raises(StoreError, match="file:///absolute/path"):
+        open_store("file://host/x")

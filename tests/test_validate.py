@@ -1,0 +1,101 @@
+"""Validate: the real TFDV tool in its own interpreter, schema precedence, anomalies stop the run."""
+
+import json
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from components import validate
+from components.runtime import StageError
+
+pytestmark = pytest.mark.tfdv
+
+
+def make_splits(directory: Path, frame: pd.DataFrame) -> dict[str, str]:
+    """Write three splits of ``frame`` (a third each) as Parquet without suffix, as KFP does."""
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for index, name in enumerate(("train", "validation", "test")):
+        path = directory / name
+        frame.iloc[index::3].reset_index(drop=True).to_parquet(path, index=False)
+        paths[name] = str(path)
+    return paths
+
+
+def shop_frame(rows: int = 300, seed: int = 0) -> pd.DataFrame:
+    """A small table with a closed categorical domain, a numeric and a label."""
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame({
+        "colour": rng.choice(["red", "green", "blue"], rows),
+        "price": rng.normal(10, 2, rows).round(2),
+        "bought": rng.choice(["yes", "no"], rows),
+    })
+
+
+def test_tool_version_and_argument_errors(tmp_path):
+    python = str(validate.tfdv_python())
+    version = subprocess.run([python, str(validate.TOOL), "--version"], capture_output=True, text=True)
+    assert version.returncode == 0 and version.stdout.strip() == f"tfdv_tool {validate.TOOL_VERSION}"
+    missing = subprocess.run([python, str(validate.TOOL), "validate", "--split", f"train={tmp_path}/nope",
+                              "--out", str(tmp_path)], capture_output=True, text=True)
+    assert missing.returncode == 2 and "no such file" in missing.stderr
+
+
+def test_tool_writes_statistics_schema_view_and_skew(tmp_path, wine_frame):
+    out = tmp_path / "out"
+    result = validate.run_tfdv_tool(make_splits(tmp_path / "splits", wine_frame), str(out))
+    assert result["anomalies"] == [] and result["schema_source"] == "inferred"
+    assert {p.name for p in (out / "statistics").iterdir()} == {"train.pb", "validation.pb", "test.pb"}
+    assert 'name: "od280/od315_of_diluted_wines"' in (out / "schema.pbtxt").read_text()
+    assert "facets-overview" in (out / "statistics.html").read_text()
+    assert sum(split["num_examples"] for split in result["splits"].values()) == len(wine_frame)
+    measured = {row["feature"]: row for row in result["skew"]}
+    assert measured["alcohol"]["measure"] == "jensen_shannon_divergence"
+    assert measured["target"]["measure"] == "l_infty"  # categorical: L-infinity distance
+    assert all(0.0 <= row["value"] <= 1.0 for row in result["skew"])
+
+
+def test_first_run_stores_the_baseline_that_later_runs_are_held_to(tmp_path, file_store):
+    clean = make_splits(tmp_path / "clean", shop_frame())
+    first = validate.validate_splits(clean, "shop", file_store, str(tmp_path / "run1"))
+    assert first["schema_source"] == "inferred"
+    assert b'name: "colour"' in file_store.read(validate.baseline_schema_key("shop"))
+    second = validate.validate_splits(make_splits(tmp_path / "again", shop_frame(seed=1)), "shop", file_store,
+                                      str(tmp_path / "run2"))
+    assert second["schema_source"] == "baseline" and second["anomalies"] == []
+
+
+@pytest.mark.parametrize("change, feature, kind", [
+    (lambda f: f.assign(price=f["price"].astype(str) + " EUR"), "price", "UNEXPECTED_DATA_TYPE"),
+    (lambda f: f.drop(columns=["colour"]), "colour", "SCHEMA_MISSING_COLUMN"),
+    (lambda f: f.assign(colour=f["colour"].replace("blue", "purple")), "colour", "ENUM_TYPE_UNEXPECTED_STRING_VALUES"),
+])
+def test_data_that_changes_under_the_baseline_stops_the_run(tmp_path, file_store, change, feature, kind):
+    validate.validate_splits(make_splits(tmp_path / "clean", shop_frame()), "shop", file_store, str(tmp_path / "a"))
+    changed = make_splits(tmp_path / "changed", change(shop_frame(seed=2)))
+    with pytest.raises(StageError, match=f"against the baseline schema found .*{feature}: {kind}"):
+        validate.validate_splits(changed, "shop", file_store, str(tmp_path / "b"))
+    rows = json.loads((tmp_path / "b" / "result.json").read_text())["anomalies"]
+    assert {(row["feature"], row["kind"]) for row in rows} >= {(feature, kind)}
+
+
+def test_a_curated_schema_in_git_wins_over_the_baseline(tmp_path, file_store, monkeypatch):
+    splits = make_splits(tmp_path / "clean", shop_frame())
+    validate.validate_splits(splits, "shop", file_store, str(tmp_path / "a"))  # stores a baseline
+    curated = tmp_path / "schemas"
+    curated.mkdir()
+    # A curated schema that only allows red and green.
+    schema = (tmp_path / "a" / "schema.pbtxt").read_text().replace('  value: "blue"\n', "")
+    (curated / "shop.pbtxt").write_text(schema)
+    monkeypatch.setenv("MLOPS_SCHEMA_DIR", str(curated))
+    with pytest.raises(StageError, match="against the curated schema found .*colour: ENUM_TYPE_UNEXPECTED_STRING_VALUES"):
+        validate.validate_splits(splits, "shop", file_store, str(tmp_path / "b"))
+
+
+def test_missing_tfdv_interpreter_is_a_clear_error(tmp_path, monkeypatch, file_store):
+    monkeypatch.setenv("MLOPS_TFDV_PYTHON", str(tmp_path / "no-python"))
+    with pytest.raises(StageError, match="TFDV interpreter not found at .*no-python: run `make setup`"):
+        validate.validate_splits({"train": "x"}, "shop", file_store, str(tmp_path))
