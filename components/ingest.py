@@ -7,8 +7,6 @@ appending rows never moves old ones between splits (no leakage into test).
 
 import hashlib
 import io
-import json
-import math
 import re
 import urllib.error
 import urllib.request
@@ -20,6 +18,7 @@ import numpy as np
 import pandas as pd
 from kfp.dsl import Dataset, Output
 
+from components.content import content_hash, row_digests
 from components.runtime import StageError
 
 SPLITS = ("train", "validation", "test")
@@ -171,34 +170,7 @@ def find_stray_strings(frame: pd.DataFrame) -> None:
             )
 
 
-# Hashing and splitting --------------------------------------------------
-
-def _canonical_cell(value) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
-        return "\x00"
-    if isinstance(value, (bool, np.bool_)):
-        return "b1" if value else "b0"
-    if isinstance(value, (int, float, np.integer, np.floating)):
-        return "n" + repr(float(value))  # 1 and 1.0 are the same number
-    return "s" + str(value)
-
-
-def row_digests(frame: pd.DataFrame) -> list[bytes]:
-    """sha256 of each row's canonical encoding, columns in sorted-name order."""
-    columns = sorted(frame.columns)
-    rows = frame[columns].astype(object).itertuples(index=False, name=None)
-    return [hashlib.sha256("\x1f".join(map(_canonical_cell, row)).encode("utf-8")).digest() for row in rows]
-
-
-def content_hash(frame: pd.DataFrame, digests: list[bytes] | None = None) -> str:
-    """A hash of the data itself: independent of row order, column order and file format."""
-    digests = row_digests(frame) if digests is None else digests
-    overall = hashlib.sha256()
-    overall.update(json.dumps(sorted(frame.columns)).encode("utf-8"))
-    for digest in sorted(digests):
-        overall.update(digest)
-    return overall.hexdigest()
-
+# Splitting ------------------------------------------------------------
 
 def assign_splits(digests: list[bytes], config: SplitConfig) -> np.ndarray:
     """Map each row digest (salted) to a split name by where it falls in [0, 1)."""
@@ -235,24 +207,33 @@ class IngestResult:
         }
 
 
+def normalize_frame(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, str]]:
+    """Rename columns to safe names and reject numeric columns with stray strings."""
+    mapping = normalize_column_names(frame.columns)
+    frame = frame.rename(columns=lambda column: mapping[str(column)])
+    find_stray_strings(frame)
+    return frame, mapping
+
+
 def ingest_frame(frame: pd.DataFrame, target: str, config: SplitConfig,
                  min_rows_per_split: int = MIN_ROWS_PER_SPLIT) -> IngestResult:
     """Clean ``frame`` and split it; the pure core of the ingest stage."""
     mapping = normalize_column_names(frame.columns)
-    frame = frame.rename(columns=lambda column: mapping[str(column)])
     target_name = mapping.get(target) or normalize_column_names([target])[target]
-    if target_name not in frame.columns:
+    if target_name not in mapping.values():
         raise StageError(
             f"target column '{target}' not found; columns are: {', '.join(map(str, mapping))}"
         )
     if frame.shape[1] < 2:
         raise StageError("the data has only the target column; at least one feature is needed")
-    find_stray_strings(frame)
-    missing_target = frame[target_name].isna()
-    frame = frame.loc[~missing_target].reset_index(drop=True)
+    frame, mapping = normalize_frame(frame)
+    digests = row_digests(frame)
+    identity = content_hash(frame, digests)  # of the data as given, before any row is dropped
+    has_target = frame[target_name].notna().to_numpy()
+    frame = frame.loc[has_target].reset_index(drop=True)
     if frame.empty:
         raise StageError(f"target column '{target}' is empty in every row")
-    digests = row_digests(frame)
+    digests = [digest for digest, keep in zip(digests, has_target) if keep]
     split_of_row = assign_splits(digests, config)
     splits = {name: frame.loc[split_of_row == name].reset_index(drop=True) for name in SPLITS}
     counts = {name: len(part) for name, part in splits.items()}
@@ -266,24 +247,60 @@ def ingest_frame(frame: pd.DataFrame, target: str, config: SplitConfig,
         splits=splits,
         target=target_name,
         columns=mapping,
-        content_hash=content_hash(frame, digests),
-        dropped_missing_target=int(missing_target.sum()),
+        content_hash=identity,
+        dropped_missing_target=int((~has_target).sum()),
         split_config=config,
     )
 
 
-def read_and_split(data_uri: str, target: str, config: SplitConfig) -> IngestResult:
-    """Read ``data_uri`` and split it (what the component and the CLI pre-flight call)."""
+def dataset_name(data_uri: str) -> str:
+    """The data set's name: a reference's name, else the file's stem (``wine.csv`` → ``wine``)."""
+    from components.storage.datasets import REF_PATTERN
+
+    match = REF_PATTERN.match(data_uri)
+    if match:
+        return match["name"]
+    stem = Path(urlparse(data_uri).path or data_uri).stem
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", stem).strip("-._") or "data"
+
+
+def load_table(data_uri: str, store=None) -> pd.DataFrame:
+    """The table behind ``data_uri``: a file/URL, or a data version ``NAME@VERSION`` in ``store``."""
+    from components.storage import StoreError
+    from components.storage.datasets import DataVersions, is_data_ref
+
+    if is_data_ref(data_uri) and not Path(data_uri).exists():
+        if store is None:
+            raise StageError(f"{data_uri} is a data version reference, but no store was given")
+        try:
+            versions = DataVersions(store)
+            return versions.read_frame(versions.resolve(data_uri))
+        except StoreError as error:
+            raise StageError(str(error)) from None
     data, filename = fetch_bytes(data_uri)
-    return ingest_frame(parse_table(data, filename), target, config)
+    return parse_table(data, filename)
 
 
-def ingest_to_files(data_uri: str, target: str, config: SplitConfig, paths: dict[str, str]) -> dict:
-    """Run ingest and write each split to Parquet at ``paths[split]``; return the summary."""
-    result = read_and_split(data_uri, target, config)
-    for name, frame in result.splits.items():
-        frame.to_parquet(paths[name], index=False)
-    return result.summary()
+def read_and_split(data_uri: str, target: str, config: SplitConfig, store=None) -> IngestResult:
+    """Read ``data_uri`` and split it (what the component and the CLI pre-flight call)."""
+    return ingest_frame(load_table(data_uri, store), target, config)
+
+
+def ingest_to_files(data_uri: str, target: str, config: SplitConfig, paths: dict[str, str], store=None) -> dict:
+    """Run ingest, write each split to Parquet at ``paths[split]`` and, given a store,
+    publish the data as a content-addressed version; return the summary."""
+    from components.storage.datasets import DataVersions
+
+    frame = load_table(data_uri, store)
+    result = ingest_frame(frame, target, config)
+    for name, part in result.splits.items():
+        part.to_parquet(paths[name], index=False)
+    summary = result.summary()
+    if store is not None:
+        normalized, _ = normalize_frame(frame)
+        version, new = DataVersions(store).publish(dataset_name(data_uri), normalized, source=data_uri)
+        summary["data_version"] = {"name": version.name, "id": version.id, "ref": version.ref, "new": new}
+    return summary
 
 
 def ingest(
@@ -292,6 +309,7 @@ def ingest(
     validation_fraction: float,
     test_fraction: float,
     split_salt: str,
+    store_uri: str,
     train: Output[Dataset],
     validation: Output[Dataset],
     test: Output[Dataset],
@@ -301,17 +319,20 @@ def ingest(
 
     from components import runtime
     from components import ingest as stage
+    from components.storage import open_store
 
     config = runtime.run_stage("ingest", stage.SplitConfig, validation_fraction=validation_fraction,
                                test_fraction=test_fraction, salt=split_salt)
     paths = {"train": train.path, "validation": validation.path, "test": test.path}
+    store = runtime.run_stage("ingest", open_store, uri=store_uri)
     summary = runtime.run_stage("ingest", stage.ingest_to_files, data_uri=data_uri, target=target,
-                                config=config, paths=paths)
+                                config=config, paths=paths, store=store)
     for split, artifact in (("train", train), ("validation", validation), ("test", test)):
         artifact.metadata.update({"rows": summary["rows"][split], "content_hash": summary["content_hash"],
                                   "format": "parquet"})
     rows = summary["rows"]
     runtime.report_progress("ingest", f"{summary['total_rows']} rows -> train {rows['train']}, "
                             f"validation {rows['validation']}, test {rows['test']}; "
-                            f"content {summary['content_hash'][:12]}")
+                            f"data version {summary['data_version']['ref']}"
+                            f"{' (new)' if summary['data_version']['new'] else ''}")
     return json.dumps(summary)

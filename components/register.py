@@ -32,11 +32,13 @@ def build_lineage(*, data_uri: str, ingest_summary: dict, validation: dict, prep
                   selection: dict, evaluation: dict, search_space: dict, seed: int, code_version: str,
                   run_id: str, run_name: str, model_sha256: str) -> dict:
     best = next(c for c in selection["candidates"] if c["candidate"]["id"] == selection["best"])
+    data_version = ingest_summary.get("data_version")
     return {
         "format": LINEAGE_FORMAT,
         "data": {"uri": data_uri, "content_hash": ingest_summary["content_hash"],
-                 "version": ingest_summary.get("data_version"), "rows": ingest_summary["rows"],
-                 "columns": ingest_summary["columns"], "target": ingest_summary["target"]},
+                 "ref": f"{data_version['name']}@{data_version['id']}" if data_version else None,
+                 "rows": ingest_summary["rows"], "columns": ingest_summary["columns"],
+                 "target": ingest_summary["target"]},
         "split": ingest_summary["split"],
         "validation": {"schema_source": validation["schema_source"], "tfdv_version": validation["tfdv_version"]},
         "task": prepare_info["task"],

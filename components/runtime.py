@@ -63,10 +63,12 @@ def fail(stage: str, error: StageError) -> None:
 
 
 def run_stage(stage: str, func, /, **kwargs):
-    """Call a stage's entry point, turning a StageError into a clean failure."""
+    """Call a stage's entry point, turning a StageError or StoreError into a clean failure."""
+    from components.storage.base import StoreError
+
     try:
         return func(**kwargs)
-    except StageError as error:
+    except (StageError, StoreError) as error:
         fail(stage, error)
 
 

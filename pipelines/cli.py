@@ -3,6 +3,7 @@
 import click
 
 from pipelines.commands.compile import compile_command
+from pipelines.commands.data import data
 from pipelines.commands.models import models
 from pipelines.commands.run import run
 from pipelines.commands.schedules import schedules
@@ -15,6 +16,7 @@ def main():
 
 
 main.add_command(run)
+main.add_command(data)
 main.add_command(models)
 main.add_command(compile_command)
 main.add_command(submit)

@@ -53,7 +53,7 @@ def training_pipeline(
 ) -> NamedTuple("RunOutputs", registration=str, report_path=str):
     # 1. Ingest: read the data, clean column names, split by row-content hash.
     data = ingest_op(data_uri=data_uri, target=target, validation_fraction=validation_fraction,
-                     test_fraction=test_fraction, split_salt=split_salt)
+                     test_fraction=test_fraction, split_salt=split_salt, store_uri=store_uri)
     for_cluster(data.set_caching_options(False))
 
     # 2. Validate with TFDV against the curated/baseline schema: anomalies stop the run.

@@ -1,11 +1,15 @@
 """Shared fixtures: real demo data (from scikit-learn's bundled files) and stores."""
 
+import os
+import uuid
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from components.storage.fs import FileStore
+from components.storage.s3 import S3Store
+from pipelines.minio_local import MinioServer, minio_binary
 from pipelines.demo_data import write_demo_data
 
 
@@ -27,7 +31,43 @@ def file_store(tmp_path) -> FileStore:
     return FileStore(tmp_path / "store")
 
 
-@pytest.fixture(params=["filesystem"])
+def _minio_binary_or_skip():
+    binary = minio_binary()
+    if not binary.exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"MinIO server binary missing at {binary} (CI must run `make minio-bin`)")
+        pytest.skip(f"MinIO server binary missing at {binary}: run `make minio-bin`")
+    return binary
+
+
+@pytest.fixture(scope="session")
+def minio_server(tmp_path_factory):
+    """A real MinIO on a free loopback port, with random credentials, for the whole session."""
+    binary = _minio_binary_or_skip()
+    server = MinioServer.with_random_credentials(tmp_path_factory.mktemp("minio") / "data", binary=binary).start()
+    server.create_bucket("test")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def minio_env(minio_server, monkeypatch):
+    """The S3 settings of the session's MinIO in the environment (as `source .minio/env` would)."""
+    for key, value in minio_server.env().items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("MLOPS_STORE_RETRIES", "2")
+    return minio_server
+
+
+@pytest.fixture
+def minio_store(minio_env) -> S3Store:
+    """An empty store: a fresh prefix in the test bucket."""
+    return S3Store.from_uri(f"s3://test/{uuid.uuid4().hex}")
+
+
+@pytest.fixture(params=["filesystem", "minio"])
 def store(request, tmp_path):
-    """Every backend of the store interface (MinIO joins in test_store_minio)."""
-    return FileStore(tmp_path / "store")
+    """Every backend of the store interface; the shared suite runs against each."""
+    if request.param == "filesystem":
+        return FileStore(tmp_path / "store")
+    return request.getfixturevalue("minio_store")

@@ -42,7 +42,8 @@ def test_multiclass_run_registers_a_champion_and_writes_the_report(workdir, demo
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     stages = [line.split("]")[0].strip("[") for line in lines if line.startswith("[")]
-    assert stages[:3] == ["ingest", "validate", "prepare"] and stages[-3:] == ["evaluate", "register", "report"]
+    assert stages[:3] == ["ingest", "validate", "prepare"], result.stdout
+    assert stages[-3:] == ["evaluate", "register", "report"], result.stdout
     assert "blessed: yes, now the champion" in result.stdout
 
     listing = json.loads(mlops("models", "list", "--json", cwd=workdir).stdout)

@@ -68,7 +68,7 @@ class ModelVersion:
             "metrics": self.metrics,
             "tags": self.tags,
             "data_hash": self.lineage.get("data", {}).get("content_hash"),
-            "data_version": self.lineage.get("data", {}).get("version"),
+            "data_version": self.lineage.get("data", {}).get("ref"),
             "created_at": self.created_at,
             "files": self.files,
             "lineage": self.lineage,

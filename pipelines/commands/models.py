@@ -42,3 +42,80 @@ def list_models(store_uri, as_json):
         text = ", ".join(f"{k}={v:.4f}" for k, v in sorted(shown.items()))
         click.echo(f"{version.name:<24} {version.version:>7}  {','.join(version.aliases) or '-':<20} "
                    f"{version.created_at:<25} {text}")
+
+
+@models.command()
+@click.argument("ref", metavar="NAME@VERSION|NAME@ALIAS")
+@store_option
+def show(ref, store_uri):
+    """One model version: metrics, aliases, tags and the full lineage record (JSON)."""
+    registry = ModelRegistry(resolve_store(store_uri))
+    try:
+        version = registry.resolve(ref)
+    except StoreError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(json.dumps(version.to_json(), indent=2, sort_keys=True))
+
+
+@models.command()
+@click.argument("ref", metavar="NAME@VERSION")
+@click.option("--alias", default="champion", show_default=True, help="The alias to move to this version.")
+@store_option
+def promote(ref, alias, store_uri):
+    """Point an alias (default: champion) at a version, atomically."""
+    registry = ModelRegistry(resolve_store(store_uri))
+    try:
+        version = registry.resolve(ref)
+        previous = registry.set_alias(version.name, alias, version.version)
+    except StoreError as error:
+        raise click.ClickException(str(error)) from None
+    before = f"v{previous}" if previous else "nothing"
+    click.echo(f"{version.name}@{alias}: {before} -> v{version.version}")
+
+
+@models.command()
+@click.argument("ref", metavar="NAME@VERSION")
+@click.argument("changes", nargs=-1, required=True, metavar="KEY=VALUE|KEY=")
+@store_option
+def tag(ref, changes, store_uri):
+    """Set tags on a version (KEY= removes a tag)."""
+    updates = {}
+    for change in changes:
+        key, sep, value = change.partition("=")
+        if not sep or not key:
+            raise click.UsageError(f"tags are KEY=VALUE (or KEY= to remove), got {change!r}")
+        updates[key] = value or None
+    registry = ModelRegistry(resolve_store(store_uri))
+    try:
+        version = registry.resolve(ref)
+        tags = registry.set_tags(version.name, version.version, updates)
+    except StoreError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(json.dumps(tags, sort_keys=True))
+
+
+@models.command()
+@click.argument("ref", metavar="NAME@VERSION")
+@store_option
+def reproduce(ref, store_uri):
+    """Re-run the pipeline from the version's lineage; exit 0 only if the model and metrics match."""
+    from pipelines.commands.run import code_version
+    from pipelines.local import RunFailed
+    from pipelines.reproduce import NotReproducible
+    from pipelines.reproduce import reproduce as reproduce_version
+
+    store = resolve_store(store_uri)
+    try:
+        result = reproduce_version(store, ref, code_version())
+    except (StoreError, NotReproducible, RunFailed) as error:
+        raise click.ClickException(str(error)) from None
+    original = result.original
+    click.echo(f"original: {original.ref} model sha256 {original.lineage['model']['sha256']}")
+    click.echo(f"re-run:   model sha256 {result.model_sha256}")
+    click.echo(f"model:    {'bit-identical' if result.identical_model else 'DIFFERENT'}")
+    click.echo(f"metrics:  {'equal' if result.equal_metrics else 'DIFFERENT: ' + '; '.join(result.differences)}")
+    if result.code_changed:
+        click.echo(f"note: code differs from the original run ({original.lineage['code']['version']})")
+    if not result.reproduced:
+        raise SystemExit(1)
+    click.echo(f"reproduced {original.ref}")

@@ -1,27 +1,20 @@
 """`mlops run`: the training pipeline on this machine, via kfp.local."""
 
-import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
-from urllib.parse import urlparse
 
 import click
 
 from components import prepare
-from components.ingest import SplitConfig, read_and_split
+from components.ingest import SplitConfig, dataset_name, read_and_split
 from components.runtime import PROJECT_ROOT, StageError
 from components.storage import StoreError
 from components.storage.registry import validate_name
 from pipelines.commands.options import resolve_store, store_option
+from pipelines.data_pointer import PointerError, resolve_data_argument
 from pipelines.search_space import ParamsError, load_search_space, to_parameter
-
-
-def default_model_name(data_uri: str) -> str:
-    """The data file's stem, made into a valid model name (``wine.csv`` → ``wine``)."""
-    stem = Path(urlparse(data_uri).path or data_uri).stem
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", stem).strip("-._") or "model"
 
 
 def code_version() -> str:
@@ -36,13 +29,13 @@ def code_version() -> str:
     return commit + ("-dirty" if dirty else "")
 
 
-def preflight(data_uri: str, target: str, task: str, config: SplitConfig) -> str:
+def preflight(data_uri: str, target: str, task: str, config: SplitConfig, store) -> str:
     """Check the input before starting the pipeline, so bad input fails in a second with one line.
 
     The ingest and prepare stages run the same checks again inside the
     pipeline (a cluster run has no pre-flight); this only answers sooner.
     """
-    result = read_and_split(data_uri, target, config)
+    result = read_and_split(data_uri, target, config, store)
     train = result.splits["train"]
     detected = prepare.detect_task(train[result.target], task)
     prepare.check_target(train[result.target], detected)
@@ -51,9 +44,10 @@ def preflight(data_uri: str, target: str, task: str, config: SplitConfig) -> str
 
 @click.command()
 @click.option("--data", "data_uri", required=True, metavar="URI",
-              help="CSV or Parquet: a path, file://, http(s):// or s3:// URI.")
+              help="CSV or Parquet (a path, file://, http(s):// or s3:// URI), a data version NAME@VERSION "
+                   "or NAME@latest, or a pointer file NAME.data.yaml.")
 @click.option("--target", required=True, help="The column to predict.")
-@click.option("--model-name", help="Registry name (default: the data file's stem).")
+@click.option("--model-name", help="Registry name (default: the data set's name or the file's stem).")
 @click.option("--task", type=click.Choice(prepare.TASKS), default="auto", show_default=True)
 @click.option("--params", "params_file", type=click.Path(dir_okay=False), help="Search space YAML (default: pipelines/params/default.yaml).")
 @store_option
@@ -70,14 +64,15 @@ def run(data_uri, target, model_name, task, params_file, store_uri, seed, valida
     """Run the training pipeline locally (kfp.local) and register the model."""
     from pipelines.local import RunFailed, run_pipeline
 
-    model_name = model_name or default_model_name(data_uri)
     store = resolve_store(store_uri)
     try:
+        data_uri = resolve_data_argument(data_uri)
+        model_name = model_name or dataset_name(data_uri)
         validate_name("model", model_name)
         search_space = load_search_space(params_file)
         config = SplitConfig(validation_fraction=validation_fraction, test_fraction=test_fraction)
-        detected = preflight(data_uri, target, task, config)
-    except (StageError, StoreError, ParamsError) as error:
+        detected = preflight(data_uri, target, task, config, store)
+    except (StageError, StoreError, ParamsError, PointerError) as error:
         raise click.ClickException(str(error)) from None
 
     click.echo(f"run: {model_name} ({detected}) from {data_uri} -> {store.uri}")
@@ -95,6 +90,7 @@ def run(data_uri, target, model_name, task, params_file, store_uri, seed, valida
     lineage = registration["lineage"]
     metric = lineage["params"]["metric"]
     blessing = lineage["blessing"]
+    click.echo(f"data:    {lineage['data']['ref']}")
     click.echo(f"model:   {registration['ref']} ({lineage['params']['candidate']['id']})")
     click.echo(f"metrics: test {metric}={lineage['metrics']['test'][metric]:.4f}, "
                f"validation {metric}={lineage['metrics']['validation'][metric]:.4f}")

@@ -1,0 +1,80 @@
+"""`mlops data`: content-addressed data versions in the store."""
+
+import json
+
+import click
+
+from components.ingest import load_table, normalize_frame
+from components.runtime import StageError
+from components.storage import StoreError
+from components.storage.datasets import DataVersions
+from components.storage.registry import validate_name
+from pipelines.commands.options import resolve_store, store_option
+from pipelines.data_pointer import PointerError, write_pointer
+
+
+@click.group()
+def data():
+    """Push, list and inspect data versions."""
+
+
+@data.command()
+@click.argument("source", metavar="PATH|URI")
+@click.option("--name", required=True, help="Data set name (letters, digits, '.', '_', '-').")
+@click.option("--pointer", type=click.Path(dir_okay=False),
+              help="Also write a pointer file (NAME.data.yaml) to commit to git.")
+@store_option
+def push(source, name, pointer, store_uri):
+    """Store a CSV/Parquet table as an immutable, content-addressed version."""
+    store = resolve_store(store_uri)
+    try:
+        validate_name("data set", name)
+        frame, _ = normalize_frame(load_table(source))
+        version, new = DataVersions(store).publish(name, frame, source=source)
+        if pointer:
+            write_pointer(pointer, version, store.uri)
+    except (StageError, StoreError, PointerError) as error:
+        raise click.ClickException(str(error)) from None
+    state = "new version" if new else "unchanged: same content as the existing version"
+    click.echo(f"{version.name}@{version.id} ({version.rows} rows, {len(version.columns)} columns; {state})")
+    if pointer:
+        click.echo(f"pointer: {pointer}")
+
+
+@data.command("list")
+@click.argument("name", required=False)
+@store_option
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
+def list_versions(name, store_uri, as_json):
+    """Every version of every data set (or of NAME), oldest first."""
+    versions_store = DataVersions(resolve_store(store_uri))
+    try:
+        names = [name] if name else versions_store.names()
+        versions = [version for each in names for version in versions_store.versions(each)]
+    except StoreError as error:
+        raise click.ClickException(str(error)) from None
+    if as_json:
+        click.echo(json.dumps([version.to_json() for version in versions], indent=2))
+        return
+    if not versions:
+        click.echo(f"no data versions in {versions_store.store.uri}")
+        return
+    click.echo(f"{'DATA VERSION':<34} {'ROWS':>8} {'COLUMNS':>7}  {'CREATED':<32} SOURCE")
+    for version in versions:
+        click.echo(f"{version.ref:<34} {version.rows:>8} {len(version.columns):>7}  {version.created_at:<32} "
+                   f"{version.source}")
+
+
+@data.command()
+@click.argument("ref", metavar="NAME@VERSION")
+@store_option
+def show(ref, store_uri):
+    """One data version's manifest and a preview of its rows."""
+    versions = DataVersions(resolve_store(store_uri))
+    try:
+        version = versions.resolve(ref)
+        frame = versions.read_frame(version)
+    except StoreError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(json.dumps(version.to_json(), indent=2))
+    click.echo(frame.head(5).to_string())

@@ -1,0 +1,102 @@
+"""Re-run the pipeline from a model version's lineage record alone, and compare.
+
+The re-run goes to a scratch store seeded with exactly the data version (and
+baseline schema) the original used, so it cannot touch the real registry or
+move an alias. It reproduces when the new model's serialised bytes hash to
+the recorded sha256 and every validation and test metric is equal.
+"""
+
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from components.storage import NotFound, ObjectStore
+from components.storage.datasets import DataVersions
+from components.storage.fs import FileStore
+from components.storage.registry import ModelRegistry, ModelVersion
+from components.validate import baseline_schema_key
+from pipelines.local import run_pipeline
+from pipelines.search_space import to_parameter
+
+
+class NotReproducible(Exception):
+    """The lineage record lacks what a re-run needs."""
+
+
+@dataclass
+class Reproduction:
+    original: ModelVersion
+    model_sha256: str
+    metrics: dict
+    differences: list = field(default_factory=list)
+    code_changed: bool = False
+
+    @property
+    def identical_model(self) -> bool:
+        return self.model_sha256 == self.original.lineage["model"]["sha256"]
+
+    @property
+    def equal_metrics(self) -> bool:
+        return not self.differences
+
+    @property
+    def reproduced(self) -> bool:
+        return self.identical_model and self.equal_metrics
+
+
+def arguments_from_lineage(version: ModelVersion, scratch_store_uri: str) -> dict:
+    """The pipeline arguments that produced ``version``, from its lineage record."""
+    lineage = version.lineage
+    data_ref = lineage.get("data", {}).get("ref")
+    if not data_ref:
+        raise NotReproducible(f"{version.ref} has no data version in its lineage (registered before data versioning)")
+    split, blessing = lineage["split"], lineage["blessing"]
+    return {
+        "data_uri": data_ref, "target": lineage["data"]["target"], "model_name": version.name,
+        "store_uri": scratch_store_uri, "task": lineage["task"],
+        "search_space": to_parameter(lineage["params"]["search_space"]), "seed": lineage["seed"],
+        "validation_fraction": split["validation_fraction"], "test_fraction": split["test_fraction"],
+        "split_salt": split["salt"], "min_score": blessing["min_score"],
+        "code_version": lineage["code"]["version"],
+    }
+
+
+def seed_scratch_store(source: ObjectStore, scratch: ObjectStore, version: ModelVersion) -> None:
+    """Copy the data version and the baseline schema the original run saw."""
+    source_data, scratch_data = DataVersions(source), DataVersions(scratch)
+    data_version = source_data.resolve(version.lineage["data"]["ref"])
+    scratch_data.publish(data_version.name, source_data.read_frame(data_version), source=data_version.source)
+    try:
+        scratch.put(baseline_schema_key(version.name), source.read(baseline_schema_key(version.name)))
+    except NotFound:
+        pass  # the original inferred its schema too
+
+
+def compare_metrics(original: dict, new: dict) -> list[str]:
+    differences = []
+    for split in ("validation", "test"):
+        for name in sorted(set(original[split]) | set(new[split])):
+            before, after = original[split].get(name), new[split].get(name)
+            if before != after:
+                differences.append(f"{split} {name}: {before} -> {after}")
+    return differences
+
+
+def reproduce(store: ObjectStore, ref: str, current_code_version: str, runs_dir: Path | None = None,
+              emit=None) -> Reproduction:
+    """Re-run ``ref`` (``NAME@VERSION``) from its lineage and compare model bytes and metrics."""
+    original = ModelRegistry(store).resolve(ref)
+    with tempfile.TemporaryDirectory(prefix="mlops-reproduce-") as scratch_dir:
+        scratch = FileStore(scratch_dir)
+        arguments = arguments_from_lineage(original, scratch.uri)
+        seed_scratch_store(store, scratch, original)
+        run = run_pipeline(arguments, runs_dir=runs_dir, emit=emit)
+    lineage = run.registration["lineage"]
+    return Reproduction(
+        original=original,
+        model_sha256=lineage["model"]["sha256"],
+        metrics=lineage["metrics"],
+        differences=compare_metrics(original.lineage["metrics"], lineage["metrics"]),
+        code_changed=current_code_version.removesuffix("-dirty")
+        != original.lineage["code"]["version"].removesuffix("-dirty"),
+    )
