@@ -58,6 +58,12 @@ minio-bin: bin/minio ## Build the MinIO server from source into ./bin (skipped w
 bin/minio:
 	GOBIN=$(CURDIR)/bin GOFLAGS=-mod=mod go install github.com/minio/minio@$(MINIO_VERSION)
 
+minio-up: setup minio-bin ## Start MinIO on 127.0.0.1:9000 (random credentials); then `source .minio/env`
+	$(VENV)/bin/python -m pipelines.minio_local up
+
+minio-down: ## Stop the MinIO started by minio-up (its data stays in .minio/data)
+	$(VENV)/bin/python -m pipelines.minio_local down
+
 clean: ## Remove local run outputs and the embedded store (keeps the environments)
 	rm -rf runs .mlops $(DEMO_DATA)
 

@@ -24,9 +24,16 @@ from pathlib import Path
 from components.runtime import PROJECT_ROOT
 
 DEFAULT_BINARY = PROJECT_ROOT / "bin" / "minio"
-STATE_DIR = PROJECT_ROOT / ".minio"
 DEFAULT_BUCKET = "mlops"
-DEFAULT_PORT = 9000
+
+
+def state_dir() -> Path:
+    """Credentials, data, pid and env file of `make minio-up` (git-ignored)."""
+    return Path(os.environ.get("MLOPS_MINIO_STATE_DIR") or PROJECT_ROOT / ".minio")
+
+
+def default_port() -> int:
+    return int(os.environ.get("MLOPS_MINIO_PORT", "9000"))
 
 
 def minio_binary() -> Path:
@@ -128,10 +135,10 @@ class MinioServer:
 
 def _credentials() -> dict:
     """Random credentials, made once and kept in .minio/credentials.json (mode 0600)."""
-    path = STATE_DIR / "credentials.json"
+    path = state_dir() / "credentials.json"
     if path.exists():
         return json.loads(path.read_text())
-    STATE_DIR.mkdir(exist_ok=True)
+    state_dir().mkdir(parents=True, exist_ok=True)
     credentials = {"access_key": "mlops-" + secrets.token_hex(6), "secret_key": secrets.token_urlsafe(24)}
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(descriptor, "w") as handle:
@@ -139,21 +146,22 @@ def _credentials() -> dict:
     return credentials
 
 
-def up(port: int = DEFAULT_PORT, bucket: str = DEFAULT_BUCKET) -> None:
-    pid_file = STATE_DIR / "minio.pid"
+def up(bucket: str = DEFAULT_BUCKET) -> None:
+    directory = state_dir()
+    pid_file = directory / "minio.pid"
     if pid_file.exists():
         try:
             os.kill(int(pid_file.read_text()), 0)
-            print(f"MinIO already running (pid {pid_file.read_text().strip()}); settings in {STATE_DIR / 'env'}")
+            print(f"MinIO already running (pid {pid_file.read_text().strip()}); settings in {directory / 'env'}")
             return
         except (ProcessLookupError, ValueError):
             pid_file.unlink()
     credentials = _credentials()
-    server = MinioServer(STATE_DIR / "data", port, credentials["access_key"], credentials["secret_key"],
+    server = MinioServer(directory / "data", default_port(), credentials["access_key"], credentials["secret_key"],
                          minio_binary()).start()
     server.create_bucket(bucket)
     pid_file.write_text(str(server.process.pid))
-    env_file = STATE_DIR / "env"
+    env_file = directory / "env"
     lines = [f"export {key}={value}" for key, value in server.env().items()]
     lines.append(f"export MLOPS_STORE=s3://{bucket}/store")
     descriptor = os.open(env_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -164,12 +172,16 @@ def up(port: int = DEFAULT_PORT, bucket: str = DEFAULT_BUCKET) -> None:
 
 
 def down() -> None:
-    pid_file = STATE_DIR / "minio.pid"
+    pid_file = state_dir() / "minio.pid"
     if not pid_file.exists():
         print("MinIO is not running")
         return
+    pid = int(pid_file.read_text())
     try:
-        os.kill(int(pid_file.read_text()), signal.SIGTERM)
+        os.kill(pid, signal.SIGTERM)
+        for _ in range(100):  # up to 20 s for a clean shutdown
+            time.sleep(0.2)
+            os.kill(pid, 0)
     except ProcessLookupError:
         pass
     pid_file.unlink()
