@@ -6,6 +6,7 @@ from pipelines.commands.compile import compile_command
 from pipelines.commands.data import data
 from pipelines.commands.models import models
 from pipelines.commands.run import run
+from pipelines.commands.schema import schema
 from pipelines.commands.schedules import schedules
 from pipelines.commands.submit import submit
 
@@ -17,6 +18,7 @@ def main():
 
 main.add_command(run)
 main.add_command(data)
+main.add_command(schema)
 main.add_command(models)
 main.add_command(compile_command)
 main.add_command(submit)

@@ -43,6 +43,9 @@ def read_pointer(path: str | Path) -> dict:
         raise PointerError(f"cannot read pointer file {path}: {' '.join(str(error).split())}") from None
     if not isinstance(body, dict) or not {"name", "version"} <= set(body):
         raise PointerError(f"pointer file {path} needs 'name' and 'version'")
+    if not isinstance(body["version"], str):
+        # YAML reads an all-digit (or "12e3...") hash as a number: insist on a string.
+        raise PointerError(f"pointer file {path}: 'version' must be a quoted string, got {body['version']!r}")
     ref = f"{body['name']}@{body['version']}"
     if not REF_PATTERN.match(ref):
         raise PointerError(f"pointer file {path} names an invalid version {ref!r}")

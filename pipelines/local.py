@@ -94,6 +94,8 @@ def run_pipeline(arguments: dict, runs_dir: Path | None = None, emit=None, verbo
         with open(log_path, "w", encoding="utf-8") as log, warnings.catch_warnings():
             # kfp.local warns for every task whose image name lacks "python"; ours are ours.
             warnings.filterwarnings("ignore", message=".*non-Python base image.*")
+            # Cluster settings (resources, Secrets) are for KFP; kfp.local says it ignores them.
+            warnings.filterwarnings("ignore", message=".*have no effect in the current local runner.*")
             redirect = contextlib.nullcontext() if verbose else _redirected(log)
             with redirect:
                 local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(run_dir / "outputs"),

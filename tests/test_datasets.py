@@ -68,5 +68,8 @@ def test_pointer_files_round_trip(tmp_path, file_store, wine_frame):
     (tmp_path / "bad.data.yaml").write_text("name: wine\n")
     with pytest.raises(PointerError, match="needs 'name' and 'version'"):
         read_pointer(tmp_path / "bad.data.yaml")
+    (tmp_path / "number.data.yaml").write_text("name: wine\nversion: 12345678\n")
+    with pytest.raises(PointerError, match="'version' must be a quoted string"):
+        read_pointer(tmp_path / "number.data.yaml")
     with pytest.raises(PointerError, match="end in .data.yaml"):
         write_pointer(tmp_path / "wine.yaml", version, file_store.uri)

@@ -45,6 +45,7 @@ def test_multiclass_run_registers_a_champion_and_writes_the_report(workdir, demo
     assert stages[:3] == ["ingest", "validate", "prepare"], result.stdout
     assert stages[-3:] == ["evaluate", "register", "report"], result.stdout
     assert "blessed: yes, now the champion" in result.stdout
+    assert "no anomalies against the curated schema" in result.stdout
 
     listing = json.loads(mlops("models", "list", "--json", cwd=workdir).stdout)
     assert [(row["name"], row["version"], row["aliases"]) for row in listing] == [("wine", 1, ["champion"])]
@@ -77,7 +78,7 @@ def test_a_model_that_misses_the_threshold_is_registered_but_not_promoted(workdi
                                                                              (2, [], "false")]
 
 
-def test_data_drifting_from_the_baseline_schema_stops_the_run(workdir, demo_data, tmp_path):
+def test_data_that_breaks_the_curated_schema_stops_the_run(workdir, demo_data, tmp_path):
     frame = pd.read_csv(demo_data["wine"])
     frame["alcohol"] = frame["alcohol"].map(lambda value: f"{value} %")  # numbers turned into strings
     changed = tmp_path / "wine.csv"
@@ -85,7 +86,7 @@ def test_data_drifting_from_the_baseline_schema_stops_the_run(workdir, demo_data
     result = mlops("run", "--data", str(changed), "--target", "target", cwd=workdir)
     assert result.returncode == 1
     assert result.stderr.count("\n") == 1, result.stderr
-    assert "validate: data validation against the baseline schema found" in result.stderr
+    assert "validate: data validation against the curated schema found" in result.stderr  # schemas/wine.pbtxt
     assert "alcohol: UNEXPECTED_DATA_TYPE" in result.stderr
     assert len(registered(workdir / ".mlops", "wine")) == 2  # nothing new
 

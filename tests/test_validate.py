@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from components import validate
+from components.ingest import normalize_frame
 from components.runtime import StageError
 
 pytestmark = pytest.mark.tfdv
@@ -99,3 +100,16 @@ def test_missing_tfdv_interpreter_is_a_clear_error(tmp_path, monkeypatch, file_s
     monkeypatch.setenv("MLOPS_TFDV_PYTHON", str(tmp_path / "no-python"))
     with pytest.raises(StageError, match="TFDV interpreter not found at .*no-python: run `make setup`"):
         validate.validate_splits({"train": "x"}, "shop", file_store, str(tmp_path))
+
+
+def test_the_curated_wine_schema_in_git_bounds_alcohol(tmp_path, file_store, wine_frame):
+    """schemas/wine.pbtxt is curated: alcohol is a percentage."""
+    assert validate.curated_schema_path("wine") is not None
+    wine_frame, _ = normalize_frame(wine_frame)  # as ingest hands it on
+    clean = validate.validate_splits(make_splits(tmp_path / "clean", wine_frame), "wine", file_store,
+                                     str(tmp_path / "a"))
+    assert clean["schema_source"] == "curated"
+    assert not file_store.exists(validate.baseline_schema_key("wine"))  # a curated schema needs no baseline
+    impossible = wine_frame.assign(alcohol=wine_frame["alcohol"] * 10)
+    with pytest.raises(StageError, match="against the curated schema found .*alcohol: FLOAT_TYPE_BIG_FLOAT"):
+        validate.validate_splits(make_splits(tmp_path / "bad", impossible), "wine", file_store, str(tmp_path / "b"))

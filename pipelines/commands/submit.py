@@ -9,6 +9,8 @@ from pathlib import Path
 import click
 import yaml
 
+from pipelines.data_pointer import POINTER_SUFFIX, PointerError, resolve_data_argument
+
 log = logging.getLogger("mlops.submit")
 
 
@@ -70,6 +72,13 @@ def submit(host, package_path, params_file, param_items, commit, key, experiment
         raise click.UsageError(f"no compiled pipeline at {package_path}; pass --package "
                                "or compile the pipeline first.")
     raw = {**read_params_file(params_file), **parse_param_options(param_items)}
+    if str(raw.get("data_uri", "")).endswith(POINTER_SUFFIX):
+        # A pointer file in git pins the data: the run gets NAME@VERSION, and the
+        # idempotency key changes exactly when the pointer does.
+        try:
+            raw["data_uri"] = resolve_data_argument(str(raw["data_uri"]))
+        except PointerError as err:
+            raise click.UsageError(str(err)) from None
     try:
         params = cluster.coerce_params(package_path, raw)
     except ValueError as err:

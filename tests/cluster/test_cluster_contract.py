@@ -257,3 +257,22 @@ def test_schedules_invalid_file_is_usage_error(kfp, cli, spec, tmp_path, body, m
     assert res.exit_code == 2, res.output
     assert message in res.output
     assert kfp.recurring == {}
+
+
+def test_submit_resolves_a_data_pointer_and_keys_the_run_on_it(kfp, cli, spec, tmp_path):
+    """data_uri may be a pointer file from git: the run gets NAME@VERSION, keyed on it."""
+    pointer = tmp_path / "wine.data.yaml"
+    version = "6acdb773457c181f4418ee965a432bfb20e0705429fa4069a13531ea5cf80246"
+    pointer.write_text(f"name: wine\nversion: {version}\n")
+    args = ["submit", "--host", kfp.url, "--package", spec, "--param", f"data_uri={pointer}",
+            "--param", "target=target", "--param", "model_name=wine"]
+    first = cli(*args)
+    assert first.exit_code == 0, first.output
+    assert cli(*args).exit_code == 0  # same pointer: no second run
+    assert [r["runtime_config"]["parameters"]["data_uri"] for r in kfp.runs.values()] == [f"wine@{version}"]
+    pointer.write_text(f"name: wine\nversion: '{'0' * 64}'\n")
+    assert cli(*args).exit_code == 0  # the pointer moved: a new run
+    assert kfp.count("POST", r".*/runs") == 2
+    pointer.write_text("name: wine\n")
+    broken = cli(*args)
+    assert broken.exit_code == 2 and "needs 'name' and 'version'" in broken.output
