@@ -10,7 +10,7 @@ TFDV_VENV := .venv-tfdv
 DEMO_DATA := data
 MINIO_VERSION := v0.0.0-20260212201848-7aac2a2c5b7c
 
-.PHONY: help setup run test test-fast compile lock clean minio-bin minio-up minio-down
+.PHONY: help setup run test test-fast compile lock clean minio-bin minio-up minio-down bench
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sort \
@@ -63,6 +63,9 @@ minio-up: setup minio-bin ## Start MinIO on 127.0.0.1:9000 (random credentials);
 
 minio-down: ## Stop the MinIO started by minio-up (its data stays in .minio/data)
 	$(VENV)/bin/python -m pipelines.minio_local down
+
+bench: setup minio-bin ## Run the benchmarks and rewrite bench/results.md (medians; several minutes)
+	$(VENV)/bin/python bench/run.py
 
 clean: ## Remove local run outputs and the embedded store (keeps the environments)
 	rm -rf runs .mlops $(DEMO_DATA)

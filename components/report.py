@@ -116,8 +116,6 @@ def report(
     run_report: Output[HTML],
 ) -> str:
     """KFP component: write the run report; returns its path."""
-    import json
-
     from components import report as stage
     from components import runtime
 

@@ -6,10 +6,9 @@ n_jobs=1, so a candidate trained twice on the same data is bit-identical.
 """
 
 import itertools
-
-import pandas as pd
 from typing import List
 
+import pandas as pd
 from kfp.dsl import Dataset, Input, Model, Output
 from sklearn.ensemble import (
     HistGradientBoostingClassifier,
@@ -21,7 +20,7 @@ from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
 from sklearn.pipeline import Pipeline
 
-from components.metrics import higher_is_better, resolve_metric, score_model
+from components.metrics import higher_is_better, score_model
 from components.runtime import StageError
 
 # family -> {task: estimator class}
@@ -115,8 +114,6 @@ def pick_best(results: list[dict], metric: str) -> dict:
 
 def expand_candidates(search_space: str, prepare_info: str) -> list:
     """KFP component: the candidate list for the task that prepare detected."""
-    import json
-
     from components import runtime
     from components import train as stage
 

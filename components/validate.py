@@ -14,7 +14,6 @@ distances are noisy, and the split is by content hash, not by time.
 
 import json
 import os
-import shutil
 import subprocess
 import tempfile
 from pathlib import Path

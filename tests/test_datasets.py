@@ -1,6 +1,5 @@
 """Data versions and pointer files, on every store backend."""
 
-import pandas as pd
 import pytest
 
 from components.ingest import normalize_frame
@@ -73,3 +72,14 @@ def test_pointer_files_round_trip(tmp_path, file_store, wine_frame):
         read_pointer(tmp_path / "number.data.yaml")
     with pytest.raises(PointerError, match="end in .data.yaml"):
         write_pointer(tmp_path / "wine.yaml", version, file_store.uri)
+
+
+def test_the_gitops_pointer_pins_the_demo_wine_data(demo_data, file_store):
+    """manifests/gitops/wine.data.yaml must name the version `mlops data push` gives the demo data."""
+    from components.ingest import load_table
+    from components.runtime import PROJECT_ROOT
+
+    pointer = read_pointer(PROJECT_ROOT / "manifests" / "gitops" / "wine.data.yaml")
+    frame, _ = normalize_frame(load_table(str(demo_data["wine"])))
+    version, _ = DataVersions(file_store).publish("wine", frame, source="demo")
+    assert pointer["ref"] == f"wine@{version.id}" and pointer["rows"] == version.rows

@@ -13,7 +13,6 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from components.ingest import SplitConfig
 from components.storage.fs import FileStore
 from components.storage.registry import ModelRegistry
 from pipelines.local import RunFailed, run_pipeline

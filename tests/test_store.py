@@ -4,7 +4,6 @@ The `store` fixture is parametrized over the backends; the MinIO one starts a
 real server (see conftest). Behaviour must be identical.
 """
 
-import json
 import threading
 
 import pytest

@@ -5,11 +5,9 @@ import json
 import click
 
 from components.ingest import load_table, normalize_frame
-from components.runtime import StageError
-from components.storage import StoreError
 from components.storage.datasets import DataVersions
 from components.storage.registry import validate_name
-from pipelines.commands.options import resolve_store, store_option
+from pipelines.commands.options import one_line_errors, print_listing, resolve_store, store_option
 from pipelines.data_pointer import PointerError, write_pointer
 
 
@@ -27,14 +25,12 @@ def data():
 def push(source, name, pointer, store_uri):
     """Store a CSV/Parquet table as an immutable, content-addressed version."""
     store = resolve_store(store_uri)
-    try:
+    with one_line_errors(PointerError):
         validate_name("data set", name)
         frame, _ = normalize_frame(load_table(source))
         version, new = DataVersions(store).publish(name, frame, source=source)
         if pointer:
             write_pointer(pointer, version, store.uri)
-    except (StageError, StoreError, PointerError) as error:
-        raise click.ClickException(str(error)) from None
     state = "new version" if new else "unchanged: same content as the existing version"
     click.echo(f"{version.name}@{version.id} ({version.rows} rows, {len(version.columns)} columns; {state})")
     if pointer:
@@ -48,21 +44,14 @@ def push(source, name, pointer, store_uri):
 def list_versions(name, store_uri, as_json):
     """Every version of every data set (or of NAME), oldest first."""
     versions_store = DataVersions(resolve_store(store_uri))
-    try:
+    with one_line_errors():
         names = [name] if name else versions_store.names()
         versions = [version for each in names for version in versions_store.versions(each)]
-    except StoreError as error:
-        raise click.ClickException(str(error)) from None
-    if as_json:
-        click.echo(json.dumps([version.to_json() for version in versions], indent=2))
-        return
-    if not versions:
-        click.echo(f"no data versions in {versions_store.store.uri}")
-        return
-    click.echo(f"{'DATA VERSION':<34} {'ROWS':>8} {'COLUMNS':>7}  {'CREATED':<32} SOURCE")
-    for version in versions:
-        click.echo(f"{version.ref:<34} {version.rows:>8} {len(version.columns):>7}  {version.created_at:<32} "
-                   f"{version.source}")
+    print_listing(
+        [version.to_json() for version in versions], as_json,
+        empty=f"no data versions in {versions_store.store.uri}",
+        header=f"{'DATA VERSION':<34} {'ROWS':>8} {'COLUMNS':>7}  {'CREATED':<32} SOURCE",
+        row=lambda v: f"{v['ref']:<34} {v['rows']:>8} {len(v['columns']):>7}  {v['created_at']:<32} {v['source']}")
 
 
 @data.command()
@@ -71,10 +60,8 @@ def list_versions(name, store_uri, as_json):
 def show(ref, store_uri):
     """One data version's manifest and a preview of its rows."""
     versions = DataVersions(resolve_store(store_uri))
-    try:
+    with one_line_errors():
         version = versions.resolve(ref)
         frame = versions.read_frame(version)
-    except StoreError as error:
-        raise click.ClickException(str(error)) from None
     click.echo(json.dumps(version.to_json(), indent=2))
     click.echo(frame.head(5).to_string())

@@ -4,9 +4,8 @@ import json
 
 import click
 
-from components.storage import StoreError
 from components.storage.registry import ModelRegistry
-from pipelines.commands.options import resolve_store, store_option
+from pipelines.commands.options import one_line_errors, print_listing, resolve_store, store_option
 
 
 @click.group()
@@ -20,28 +19,20 @@ def models():
 def list_models(store_uri, as_json):
     """Every version of every model, with aliases and test metrics."""
     registry = ModelRegistry(resolve_store(store_uri))
-    try:
+    with one_line_errors():
         versions = [version for name in registry.names() for version in registry.versions(name)]
-    except StoreError as error:
-        raise click.ClickException(str(error)) from None
-    if as_json:
-        rows = []
-        for version in versions:
-            row = version.to_json()
-            row.pop("lineage")
-            rows.append(row)
-        click.echo(json.dumps(rows, indent=2, sort_keys=True))
-        return
-    if not versions:
-        click.echo(f"no models in {registry.store.uri}")
-        return
-    click.echo(f"{'MODEL':<24} {'VERSION':>7}  {'ALIASES':<20} {'CREATED':<25} METRICS")
-    for version in versions:
+
+    def row(version):
         metric = version.lineage.get("params", {}).get("metric")
         shown = {k: v for k, v in version.metrics.items() if k == f"test_{metric}"} or version.metrics
         text = ", ".join(f"{k}={v:.4f}" for k, v in sorted(shown.items()))
-        click.echo(f"{version.name:<24} {version.version:>7}  {','.join(version.aliases) or '-':<20} "
-                   f"{version.created_at:<25} {text}")
+        return (f"{version.name:<24} {version.version:>7}  {','.join(version.aliases) or '-':<20} "
+                f"{version.created_at:<25} {text}")
+
+    if as_json:  # the listing leaves out the (long) lineage record; `models show` has it
+        versions = [{k: v for k, v in version.to_json().items() if k != "lineage"} for version in versions]
+    print_listing(versions, as_json, empty=f"no models in {registry.store.uri}",
+                  header=f"{'MODEL':<24} {'VERSION':>7}  {'ALIASES':<20} {'CREATED':<25} METRICS", row=row)
 
 
 @models.command()
@@ -50,10 +41,8 @@ def list_models(store_uri, as_json):
 def show(ref, store_uri):
     """One model version: metrics, aliases, tags and the full lineage record (JSON)."""
     registry = ModelRegistry(resolve_store(store_uri))
-    try:
+    with one_line_errors():
         version = registry.resolve(ref)
-    except StoreError as error:
-        raise click.ClickException(str(error)) from None
     click.echo(json.dumps(version.to_json(), indent=2, sort_keys=True))
 
 
@@ -64,11 +53,9 @@ def show(ref, store_uri):
 def promote(ref, alias, store_uri):
     """Point an alias (default: champion) at a version, atomically."""
     registry = ModelRegistry(resolve_store(store_uri))
-    try:
+    with one_line_errors():
         version = registry.resolve(ref)
         previous = registry.set_alias(version.name, alias, version.version)
-    except StoreError as error:
-        raise click.ClickException(str(error)) from None
     before = f"v{previous}" if previous else "nothing"
     click.echo(f"{version.name}@{alias}: {before} -> v{version.version}")
 
@@ -86,11 +73,9 @@ def tag(ref, changes, store_uri):
             raise click.UsageError(f"tags are KEY=VALUE (or KEY= to remove), got {change!r}")
         updates[key] = value or None
     registry = ModelRegistry(resolve_store(store_uri))
-    try:
+    with one_line_errors():
         version = registry.resolve(ref)
         tags = registry.set_tags(version.name, version.version, updates)
-    except StoreError as error:
-        raise click.ClickException(str(error)) from None
     click.echo(json.dumps(tags, sort_keys=True))
 
 
@@ -105,10 +90,8 @@ def reproduce(ref, store_uri):
     from pipelines.reproduce import reproduce as reproduce_version
 
     store = resolve_store(store_uri)
-    try:
+    with one_line_errors(NotReproducible, RunFailed):
         result = reproduce_version(store, ref, code_version())
-    except (StoreError, NotReproducible, RunFailed) as error:
-        raise click.ClickException(str(error)) from None
     original = result.original
     click.echo(f"original: {original.ref} model sha256 {original.lineage['model']['sha256']}")
     click.echo(f"re-run:   model sha256 {result.model_sha256}")

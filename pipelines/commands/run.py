@@ -9,10 +9,9 @@ import click
 
 from components import prepare
 from components.ingest import SplitConfig, dataset_name, read_and_split
-from components.runtime import PROJECT_ROOT, StageError
-from components.storage import StoreError
+from components.runtime import PROJECT_ROOT
 from components.storage.registry import validate_name
-from pipelines.commands.options import resolve_store, store_option
+from pipelines.commands.options import one_line_errors, resolve_store, store_option
 from pipelines.data_pointer import PointerError, resolve_data_argument
 from pipelines.search_space import ParamsError, load_search_space, to_parameter
 
@@ -65,24 +64,20 @@ def run(data_uri, target, model_name, task, params_file, store_uri, seed, valida
     from pipelines.local import RunFailed, run_pipeline
 
     store = resolve_store(store_uri)
-    try:
+    with one_line_errors(ParamsError, PointerError):
         data_uri = resolve_data_argument(data_uri)
         model_name = model_name or dataset_name(data_uri)
         validate_name("model", model_name)
         search_space = load_search_space(params_file)
         config = SplitConfig(validation_fraction=validation_fraction, test_fraction=test_fraction)
         detected = preflight(data_uri, target, task, config, store)
-    except (StageError, StoreError, ParamsError, PointerError) as error:
-        raise click.ClickException(str(error)) from None
 
     click.echo(f"run: {model_name} ({detected}) from {data_uri} -> {store.uri}")
     arguments = dict(data_uri=data_uri, target=target, model_name=model_name, store_uri=store.uri, task=task,
                      search_space=to_parameter(search_space), seed=seed, validation_fraction=validation_fraction,
                      test_fraction=test_fraction, min_score=min_score, code_version=code_version())
-    try:
+    with one_line_errors(RunFailed):
         result = run_pipeline(arguments, runs_dir=runs_dir, verbose=verbose)
-    except RunFailed as error:
-        raise click.ClickException(str(error)) from None
 
     report = result.run_dir / "report.html"
     shutil.copyfile(result.report_path, report)

@@ -133,7 +133,8 @@ def plain_manifest_docs() -> list[tuple[str, dict]]:
     out = []
     for path in sorted(MANIFESTS.rglob("*.yaml")):
         rel = str(path.relative_to(REPO))
-        if path.name in ("kustomization.yaml", "run-params.yaml") or "/base/kfp/" in rel \
+        if path.name in ("kustomization.yaml", "run-params.yaml") or path.name.endswith(".data.yaml") \
+                or "/base/kfp/" in rel \
                 or "argocd" in rel or rel.endswith("nodeports.yaml"):
             continue  # kustomizations, data, patches; the CR is checked separately
         for doc in load_all(path.read_text()):
