@@ -49,6 +49,7 @@ def render_report(*, model_name: str, ingest: dict, validation: dict, statistics
     parts.append("<h2>Data</h2>")
     parts.append(_table(["", "value"], [
         ["source", registration["lineage"]["data"]["uri"]],
+        ["data version", registration["lineage"]["data"].get("ref") or "-"],
         ["content hash", ingest["content_hash"]],
         ["rows (train / validation / test)", f"{rows['train']} / {rows['validation']} / {rows['test']}"],
         ["dropped (missing target)", ingest["dropped_missing_target"]],
@@ -65,6 +66,19 @@ def render_report(*, model_name: str, ingest: dict, validation: dict, statistics
         parts.append(_table(["feature", "measure", "value", "threshold", "over"],
                             [[s["feature"], s["measure"], _fmt(s["value"]), s["threshold"],
                               "yes" if s["exceeded"] else ""] for s in skew], left=2))
+    train_features = validation.get("features", {}).get("train", [])
+    numeric = [f for f in train_features if f["type"] == "numeric"]
+    categorical = [f for f in train_features if f["type"] == "categorical"]
+    if numeric:
+        parts.append("<p>Training split, numeric features:</p>")
+        parts.append(_table(["feature", "missing", "mean", "std dev", "min", "max", "zeros"],
+                            [[f["feature"], f["missing"], _fmt(f["mean"]), _fmt(f["std_dev"]), _fmt(f["min"]),
+                              _fmt(f["max"]), f["zeros"]] for f in numeric]))
+    if categorical:
+        parts.append("<p>Training split, categorical features:</p>")
+        parts.append(_table(["feature", "missing", "unique", "most frequent"],
+                            [[f["feature"], f["missing"], f["unique"], f["top"]] for f in categorical]))
+    parts.append("<p class='muted'>TFDV's own facets view (its web components load from the internet):</p>")
     parts.append(f"<iframe title='TFDV statistics' srcdoc=\"{escape(statistics_html)}\"></iframe>")
 
     parts.append("<h2>Candidates</h2>")

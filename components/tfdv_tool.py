@@ -92,6 +92,26 @@ def _skew_rows(tfdv, schema, lhs_stats, rhs_stats, js_threshold, linf_threshold)
     return sorted(rows, key=lambda row: row["feature"])
 
 
+def _feature_summary(statistics):
+    """Per-feature numbers from TFDV's statistics, for a report that works offline."""
+    rows = []
+    for feature in statistics.datasets[0].features:
+        name = ".".join(feature.path.step) or feature.name
+        if feature.HasField("num_stats"):
+            stats = feature.num_stats
+            common = stats.common_stats
+            rows.append({"feature": name, "type": "numeric", "missing": int(common.num_missing),
+                         "mean": stats.mean, "std_dev": stats.std_dev, "min": stats.min, "max": stats.max,
+                         "zeros": int(stats.num_zeros)})
+        elif feature.HasField("string_stats"):
+            stats = feature.string_stats
+            common = stats.common_stats
+            top = stats.top_values[0].value if stats.top_values else ""
+            rows.append({"feature": name, "type": "categorical", "missing": int(common.num_missing),
+                         "unique": int(stats.unique), "top": top})
+    return rows
+
+
 def validate(splits, schema_path, out_dir, js_threshold, linf_threshold):
     import pandas as pd
     import tensorflow_data_validation as tfdv
@@ -140,6 +160,7 @@ def validate(splits, schema_path, out_dir, js_threshold, linf_threshold):
         "skew": skew,
         "thresholds": {"jensen_shannon_divergence": js_threshold, "infinity_norm": linf_threshold},
         "splits": {name: {"num_examples": int(s.datasets[0].num_examples)} for name, s in stats.items()},
+        "features": {name: _feature_summary(s) for name, s in stats.items()},
     }
     with open(os.path.join(out_dir, "result.json"), "w", encoding="utf-8") as handle:
         json.dump(result, handle, indent=2, sort_keys=True)

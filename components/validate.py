@@ -117,9 +117,15 @@ def validate(
     model_name: str,
     store_uri: str,
     statistics: Output[Artifact],
+    schema: Output[Artifact],
+    anomalies: Output[Artifact],
     statistics_view: Output[HTML],
 ) -> str:
-    """KFP component: TFDV validation of every split; fails the run on anomalies."""
+    """KFP component: TFDV validation of every split; fails the run on anomalies.
+
+    Outputs: per-split statistics (and result.json), the schema validated against,
+    the anomaly list (JSON, empty when the run goes on) and TFDV's HTML view.
+    """
     import json
     import os
     import shutil
@@ -133,9 +139,14 @@ def validate(
     result = runtime.run_stage("validate", stage.validate_splits, splits=splits, model_name=model_name,
                                store=open_store(store_uri), out_dir=statistics.path)
     shutil.copyfile(os.path.join(statistics.path, "statistics.html"), statistics_view.path)
+    shutil.copyfile(os.path.join(statistics.path, "schema.pbtxt"), schema.path)
+    with open(anomalies.path, "w", encoding="utf-8") as handle:
+        json.dump(result["anomalies"], handle)
+    schema.metadata["source"] = result["schema_source"]
     statistics.metadata.update({"schema_source": result["schema_source"], "anomalies": 0,
                                 "tfdv_version": result["tfdv_version"]})
     skewed = [row["feature"] for row in result["skew"] if row["exceeded"]]
     runtime.report_progress("validate", f"no anomalies against the {result['schema_source']} schema; "
                             f"train/validation skew over threshold in {len(skewed)} of {len(result['skew'])} features")
-    return json.dumps({key: result[key] for key in ("schema_source", "skew", "splits", "thresholds", "tfdv_version")})
+    keep = ("schema_source", "skew", "splits", "thresholds", "tfdv_version", "features")
+    return json.dumps({key: result[key] for key in keep})

@@ -44,12 +44,27 @@ class Reproduction:
         return self.identical_model and self.equal_metrics
 
 
+# What a re-run needs from the lineage record (dotted paths).
+REQUIRED_LINEAGE = ("data.ref", "data.target", "task", "split.validation_fraction", "split.test_fraction",
+                    "split.salt", "params.search_space", "seed", "blessing.min_score", "code.version",
+                    "model.sha256", "metrics.validation", "metrics.test")
+
+
+def _lookup(record: dict, dotted: str):
+    for part in dotted.split("."):
+        if not isinstance(record, dict) or part not in record:
+            return None
+        record = record[part]
+    return record
+
+
 def arguments_from_lineage(version: ModelVersion, scratch_store_uri: str) -> dict:
     """The pipeline arguments that produced ``version``, from its lineage record."""
     lineage = version.lineage
-    data_ref = lineage.get("data", {}).get("ref")
-    if not data_ref:
-        raise NotReproducible(f"{version.ref} has no data version in its lineage (registered before data versioning)")
+    missing = [path for path in REQUIRED_LINEAGE if _lookup(lineage, path) is None]
+    if missing:
+        raise NotReproducible(f"the lineage of {version.ref} lacks {', '.join(missing)}: it cannot be re-run")
+    data_ref = lineage["data"]["ref"]
     split, blessing = lineage["split"], lineage["blessing"]
     return {
         "data_uri": data_ref, "target": lineage["data"]["target"], "model_name": version.name,

@@ -134,3 +134,19 @@ def test_open_store_uris(tmp_path, monkeypatch):
         open_store("gs://x")
     with pytest.raises(StoreError, match="file:///absolute/path"):
         open_store("file://host/x")
+
+
+def test_concurrent_tag_updates_lose_nothing(store):
+    """Compare-and-swap: eight writers merging different tags all land."""
+    registry = ModelRegistry(store)
+    registry.register("wine", {"model.joblib": b"m"}, metrics={}, lineage={})
+    barrier = threading.Barrier(8)
+
+    def tag(index):
+        barrier.wait()
+        registry.set_tags("wine", 1, {f"writer{index}": str(index)})
+
+    threads = [threading.Thread(target=tag, args=(i,)) for i in range(8)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    assert registry.get("wine", 1).tags == {f"writer{i}": str(i) for i in range(8)}
