@@ -34,7 +34,7 @@ $(TFDV_VENV)/.installed: requirements/tfdv.lock
 	touch $@
 
 lock: ## Re-resolve requirements/*.lock from the .in files (needs uv on PATH)
-	cd requirements && for env in main tfdv; do \
+	cd requirements && for env in main tfdv tools; do \
 	  uv pip compile $$env.in --generate-hashes --python-version 3.11 \
 	    --python-platform x86_64-manylinux_2_28 -o $$env.lock; done
 
