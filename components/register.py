@@ -99,6 +99,8 @@ def register(
     from components import runtime
     from components.storage import open_store
 
+    if code_version == "unknown":  # not passed: the commit the image was built from
+        code_version = os.environ.get("MLOPS_CODE_VERSION", code_version)
     with open(os.path.join(best.path, "model.joblib"), "rb") as handle:
         model_bytes = handle.read()
     evaluation_result = runtime.parse_json(evaluation)

@@ -79,6 +79,8 @@ def submit(host, package_path, params_file, param_items, commit, key, experiment
             raw["data_uri"] = resolve_data_argument(str(raw["data_uri"]))
         except PointerError as err:
             raise click.UsageError(str(err)) from None
+    if commit and "code_version" not in raw and "code_version" in cluster.pipeline_parameters(package_path):
+        raw["code_version"] = commit  # the lineage records the commit the run was keyed on
     try:
         params = cluster.coerce_params(package_path, raw)
     except ValueError as err:

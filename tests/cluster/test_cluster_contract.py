@@ -276,3 +276,14 @@ def test_submit_resolves_a_data_pointer_and_keys_the_run_on_it(kfp, cli, spec, t
     pointer.write_text("name: wine\n")
     broken = cli(*args)
     assert broken.exit_code == 2 and "needs 'name' and 'version'" in broken.output
+
+
+def test_submit_records_the_commit_as_code_version(kfp, cli, tmp_path):
+    """With --commit, a pipeline that has code_version gets it, so the lineage names the commit."""
+    from pipelines.compile import COMPILED_DIR
+
+    spec_path = COMPILED_DIR / "training_pipeline.yaml"
+    result = cli("submit", "--host", kfp.url, "--package", spec_path, "--commit", "0123abcd",
+                 "--param", "data_uri=wine@latest", "--param", "target=target", "--param", "model_name=wine")
+    assert result.exit_code == 0, result.output
+    assert next(iter(kfp.runs.values()))["runtime_config"]["parameters"]["code_version"] == "0123abcd"
