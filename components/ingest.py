@@ -234,6 +234,12 @@ def ingest_frame(frame: pd.DataFrame, target: str, config: SplitConfig,
     if frame.empty:
         raise StageError(f"target column '{target}' is empty in every row")
     digests = [digest for digest, keep in zip(digests, has_target) if keep]
+    # Rows in content order, not file order: training (e.g. a random forest's
+    # bootstrap) then sees the same sequence whether the data came from a CSV,
+    # a Parquet file or a stored data version, so models reproduce bit for bit.
+    order = sorted(range(len(digests)), key=digests.__getitem__)
+    frame = frame.iloc[order].reset_index(drop=True)
+    digests = [digests[index] for index in order]
     split_of_row = assign_splits(digests, config)
     splits = {name: frame.loc[split_of_row == name].reset_index(drop=True) for name in SPLITS}
     counts = {name: len(part) for name, part in splits.items()}

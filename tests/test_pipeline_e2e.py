@@ -68,6 +68,14 @@ def test_multiclass_run_registers_a_champion_and_writes_the_report(workdir, demo
         assert section in html, section
 
 
+def test_a_model_trained_from_a_csv_file_reproduces_bit_for_bit(workdir):
+    """Reproduce re-runs from the stored data version; the file's row order must not matter."""
+    result = mlops("models", "reproduce", "wine@1", cwd=workdir)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "model:    bit-identical" in result.stdout and "metrics:  equal" in result.stdout
+    assert len(registered(workdir / ".mlops", "wine")) == 1  # the re-run went to a scratch store
+
+
 def test_a_model_that_misses_the_threshold_is_registered_but_not_promoted(workdir, demo_data):
     result = mlops("run", "--data", str(demo_data["wine"]), "--target", "target", "--min-score", "1.01", cwd=workdir)
     assert result.returncode == 0, result.stderr
