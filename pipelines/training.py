@@ -66,7 +66,8 @@ def training_pipeline(
 
     # 4. Train every candidate of the search space in parallel, then pick the best on validation.
     candidates = for_cluster(expand_candidates_op(search_space=search_space, prepare_info=features.outputs["Output"]))
-    with dsl.ParallelFor(candidates.output, name="candidates") as candidate:
+    # At most 4 candidates train at once: enough to use a node, not to starve the cluster.
+    with dsl.ParallelFor(candidates.output, name="candidates", parallelism=4) as candidate:
         fitted = train_op(candidate=candidate, train_split=data.outputs["train"],
                           validation_split=data.outputs["validation"], preprocessor=features.outputs["preprocessor"],
                           seed=seed)
