@@ -19,10 +19,11 @@ help: ## Show this help
 setup: $(VENV)/.installed $(TFDV_VENV)/.installed ## Build .venv and .venv-tfdv from the hashed locks (quick when nothing changed)
 
 # A lock change rebuilds the environment from scratch, so it holds exactly the lock.
-$(VENV)/.installed: requirements/main.lock pyproject.toml
+$(VENV)/.installed: requirements/main.lock requirements/dev.lock pyproject.toml
 	rm -rf $(VENV)
 	$(PYTHON_BOOTSTRAP) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r requirements/main.lock
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r requirements/dev.lock
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $@
 
@@ -34,7 +35,7 @@ $(TFDV_VENV)/.installed: requirements/tfdv.lock
 	touch $@
 
 lock: ## Re-resolve requirements/*.lock from the .in files (needs uv on PATH)
-	cd requirements && for env in main tfdv tools; do \
+	cd requirements && for env in main dev tfdv tools; do \
 	  uv pip compile $$env.in --generate-hashes --python-version 3.11 \
 	    --python-platform x86_64-manylinux_2_28 -o $$env.lock; done
 
