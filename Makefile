@@ -71,4 +71,5 @@ bench: setup minio-bin ## Run the benchmarks and rewrite bench/results.md (media
 clean: ## Remove local run outputs and the embedded store (keeps the environments)
 	rm -rf runs .mlops $(DEMO_DATA)
 
+include mk/kind.mk
 include mk/cluster.mk

@@ -35,8 +35,9 @@ IMAGE_BUILD_ARGS = --build-arg IMAGE_VERSION=$(IMAGE_VERSION) \
 # kind: `kind load docker-image` instead (clusters made without the registry).
 KIND_LOAD ?= push
 
-.PHONY: tools secrets images kind-load cluster-up deploy cluster-down ui submit \
-  k8s-manifests manifests-check checkov cluster-test gitops-app
+# cluster-up, cluster-down and the cluster tests are in mk/kind.mk.
+.PHONY: tools secrets images kind-load deploy ui submit \
+  k8s-manifests manifests-check checkov gitops-app
 
 tools: $(KUSTOMIZE) $(CHECKOV) ## Build kustomize (Go, pinned) and install checkov (locked venv) into .tools/
 
@@ -71,18 +72,12 @@ else
 	$(DOCKER) push $(MINIO_IMAGE)
 endif
 
-cluster-up: ## Create the kind cluster (kind-config.yaml) and the local registry on localhost:5001
-	scripts/kind-up.sh $(KIND_CLUSTER)
-
 deploy: $(KUSTOMIZE) secrets ## Deploy MinIO + pinned KFP standalone (our MinIO as artifact store) and wait until ready
 	$(KUSTOMIZE) build manifests/base/kfp-cluster-scoped | $(KUBECTL) --context $(KUBE_CONTEXT) apply --server-side --force-conflicts -f -
 	$(KUBECTL) --context $(KUBE_CONTEXT) wait --for condition=established --timeout=120s crd/applications.app.k8s.io crd/workflows.argoproj.io crd/scheduledworkflows.kubeflow.org
 	$(KUSTOMIZE) build manifests/overlays/kind | $(KUBECTL) --context $(KUBE_CONTEXT) apply --server-side --force-conflicts -f -
 	$(KUSTOMIZE) build manifests/runs/submitter | $(KUBECTL) --context $(KUBE_CONTEXT) apply -f -
 	$(PYTHON) scripts/wait_ready.py --context $(KUBE_CONTEXT) -n mlops-minio -n kubeflow --timeout 1800
-
-cluster-down: ## Delete the kind cluster (the registry container stays)
-	scripts/kind-down.sh $(KIND_CLUSTER)
 
 ui: ## Print the URLs of the KFP UI, KFP API and MinIO on the kind cluster
 	@echo "KFP UI:        http://127.0.0.1:8080"
@@ -103,9 +98,6 @@ checkov: $(CHECKOV) ## Scan manifests and Dockerfiles with checkov (skips are ju
 manifests-check: $(KUSTOMIZE) ## kustomize build + strict schema validation of every manifest, then checkov
 	$(PYTHON) -m pytest -q tests/cluster/test_cluster_manifests.py
 	$(MAKE) checkov
-
-cluster-test: tools ## All offline tests of the cluster path (tests/cluster)
-	$(PYTHON) -m pytest -q tests/cluster
 
 gitops-app: ## Print the Argo CD Application with repoURL set (REPO_URL=https://github.com/you/fork.git)
 	@sed 's#https://github.com/your-org/kfp-mlops.git#$(or $(REPO_URL),$(IMAGE_SOURCE))#' manifests/argocd/application.yaml

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# `make test-cluster`: the live tests (tests/cluster_live) on a real kind cluster.
+# Brings the cluster up when it is not (scripts/kind-up.sh) and then removes it
+# again at the end (KEEP_CLUSTER=1 keeps it), loads the images the tests use
+# (TEST_CLUSTER_IMAGES; built with `make images` when missing), and runs pytest
+# with MLOPS_TEST_CLUSTER=1, so a missing tool fails instead of skipping.
+# Prints the time of each step.
+set -euo pipefail
+here="$(cd "$(dirname "$0")/../.." && pwd)"
+cd "$here"
+cluster="${KIND_CLUSTER:-mlops}"
+context="${KUBE_CONTEXT:-kind-$cluster}"
+python="${PYTHON:-.venv/bin/python}"
+kind="$here/scripts/kind/kind"
+images="${TEST_CLUSTER_IMAGES:?TEST_CLUSTER_IMAGES names the images to load}"
+log() { echo "[test-cluster $(date +%T)] $*" >&2; }
+t0=$SECONDS
+
+created=no
+if ! "$kind" get clusters 2>/dev/null | grep -qx "$cluster"; then
+  scripts/kind-up.sh "$cluster"
+  created=yes
+fi
+teardown() {
+  local rc=$?
+  if [ "$created" = yes ] && [ -z "${KEEP_CLUSTER:-}" ]; then
+    t=$SECONDS; scripts/kind-down.sh "$cluster" || rc=1
+    log "cluster-down took $((SECONDS - t)) s"
+  fi
+  log "total $((SECONDS - t0)) s"
+  exit "$rc"
+}
+trap teardown EXIT
+log "cluster ready after $((SECONDS - t0)) s (created by this run: $created)"
+
+# The images: built if missing, then into the cluster the way it was made.
+t=$SECONDS
+missing=""
+for image in $images; do
+  docker image inspect "$image" >/dev/null 2>&1 || missing+=" $image"
+done
+if [ -n "$missing" ]; then
+  log "not built yet:$missing; running make images"
+  make images
+fi
+source="$(sed -n 's/^SOURCE=//p' "${KIND_STATE_DIR:-${XDG_STATE_HOME:-$HOME/.local/state}/kfp-mlops}/$cluster.env" 2>/dev/null || true)"
+if [ "$source" = registry ]; then
+  for image in $images; do docker push -q "$image"; done
+else
+  # shellcheck disable=SC2086
+  "$kind" load docker-image --name "$cluster" $images
+fi
+log "images in the cluster after $((SECONDS - t)) s"
+
+t=$SECONDS
+MLOPS_TEST_CLUSTER=1 KUBE_CONTEXT="$context" KIND_CLUSTER="$cluster" \
+  "$python" -m pytest -m cluster -v tests/cluster_live
+log "tests took $((SECONDS - t)) s"
