@@ -321,8 +321,6 @@ crds() {
   echo "$d/manifests/crds/application-crd.yaml"
   d="$(module_dir "github.com/argoproj/argo-workflows/v3@$ARGO_WORKFLOWS_VERSION")"
   ls "$d"/manifests/base/crds/full/argoproj.io_*.yaml
-  d="$(module_dir "sigs.k8s.io/application@$APPLICATION_CRD_VERSION")"
-  echo "$d/config/crd/bases/app.k8s.io_applications.yaml"
 }
 
 case "${1:-}" in

@@ -19,8 +19,9 @@ DEBIAN_SUITE=bookworm
 DEBIAN_MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 # CRDs that the live tests install for server-side dry runs of our manifests,
 # read from these modules' files (build.sh crds). KFP's own CRDs (ScheduledWorkflow,
-# Pipeline, PipelineVersion) are not among them: github.com/kubeflow/pipelines is
-# not served by the Go module proxy.
+# Pipeline, PipelineVersion, and its v1 copy of app.k8s.io's Application) are not
+# among them: github.com/kubeflow/pipelines is not served by the Go module proxy
+# (and sigs.k8s.io/application v0.8.2 ships only an apiextensions v1beta1 CRD,
+# which Kubernetes has not accepted since 1.22).
 ARGOCD_VERSION=v3.5.7                 # newest github.com/argoproj/argo-cd/v3 that Go 1.26 accepts
 ARGO_WORKFLOWS_VERSION=v3.7.3         # the only github.com/argoproj/argo-workflows/v3 served
-APPLICATION_CRD_VERSION=v0.8.2        # sigs.k8s.io/application (app.k8s.io, installed by KFP)
