@@ -39,11 +39,11 @@ lock: ## Re-resolve requirements/*.lock from the .in files (needs uv on PATH)
 	  uv pip compile $$env.in --generate-hashes --python-version 3.11 \
 	    --python-platform x86_64-manylinux_2_28 -o $$env.lock; done
 
-$(DEMO_DATA)/wine.csv: | $(VENV)/.installed
+$(DEMO_DATA)/demo-wine.csv: | $(VENV)/.installed
 	$(VENV)/bin/python -m pipelines.demo_data $(DEMO_DATA)
 
-run: setup $(DEMO_DATA)/wine.csv ## Demo: the whole pipeline on the wine data set, registered in ./.mlops
-	$(VENV)/bin/mlops run --data $(DEMO_DATA)/wine.csv --target target
+run: setup $(DEMO_DATA)/demo-wine.csv ## Demo: the whole pipeline on the wine data set (model demo-wine), registered in ./.mlops
+	$(VENV)/bin/mlops run --data $(DEMO_DATA)/demo-wine.csv --target target
 
 test: setup minio-bin tools ## Run every test (unit, TFDV, kfp.local end to end, MinIO, manifests)
 	$(VENV)/bin/pytest

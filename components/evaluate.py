@@ -1,23 +1,57 @@
 """Evaluate: score the chosen model on the untouched test split and decide its blessing.
 
-A model is blessed when its test score meets the absolute threshold AND is at
-least as good as the current champion scored on the same test rows. A
-champion that cannot be scored on this data (its features differ) blocks the
-blessing: a new model never replaces a champion without a like-for-like
-comparison; promote it by hand if the change is intended.
+A model is blessed when, on the same test rows,
+
+1. it has skill over a trivial predictor (the training split's most frequent
+   class, or its mean): it closes at least ``min_skill`` of the gap between that
+   predictor and a perfect score (components.metrics.skill), so a model that
+   learnt nothing is never crowned, not even the first one;
+2. it meets the absolute floor ``min_score``, when one is set;
+3. it is at least as good as the current champion, scored on the same rows.
+
+A champion that cannot be scored on this data (its features differ, or it is
+stored in a format that is not loaded for safety) blocks the blessing: a new
+model never replaces a champion without a like-for-like comparison; promote it
+by hand if the change is intended. The champion's version is part of the
+decision, so register can promote only over that same champion.
 """
 
-import io
+from __future__ import annotations
 
-import joblib
+from dataclasses import asdict, dataclass, field
+
 import numpy as np
 import pandas as pd
-from kfp.dsl import ClassificationMetrics, Dataset, Input, Metrics, Model, Output
 from sklearn import metrics as skm
 
-from components.metrics import is_at_least_as_good, score_model
+from components import model_io
+from components.metrics import is_at_least_as_good, require_metric, score_model, skill, trivial_model
 from components.storage import ObjectStore
 from components.storage.registry import ModelRegistry
+
+
+@dataclass
+class Blessing:
+    """The decision and everything it was based on (stored as the Blessing artifact)."""
+
+    blessed: bool
+    reason: str
+    metric: str
+    score: float
+    baseline_score: float
+    skill: float
+    min_skill: float
+    min_score: float | None
+    champion_version: int | None
+    champion_score: float | None = None
+    champion_error: str | None = None
+    test_rows: int = 0
+    test_metrics: dict = field(default_factory=dict)
+    baseline_metrics: dict = field(default_factory=dict)
+    champion_metrics: dict = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return asdict(self)
 
 
 def confusion(model, features: pd.DataFrame, target: pd.Series) -> tuple[list[str], list[list[int]]]:
@@ -44,89 +78,80 @@ def roc_points(model, features: pd.DataFrame, target: pd.Series, max_points: int
 
 def champion_scores(store: ObjectStore, model_name: str, features: pd.DataFrame, target: pd.Series,
                     task: str) -> dict | None:
-    """The champion's metrics on this test split, or its failure to be scored; None without a champion."""
+    """The champion's version and metrics on this test split (or why it could not be scored);
+    None when the model has no champion."""
     registry = ModelRegistry(store)
     champion = registry.champion(model_name)
     if champion is None:
         return None
+    if model_io.FILE_NAME not in champion.files:
+        return {"version": champion.version,
+                "error": f"it is stored as {', '.join(sorted(champion.files))}, a format that is not loaded "
+                         "for safety (pickle)"}
     try:
-        model = joblib.load(io.BytesIO(registry.read_file(champion, "model.joblib")))
+        model = model_io.loads(registry.read_file(champion, model_io.FILE_NAME), source=f"champion {champion.ref}")
         return {"version": champion.version, "test_metrics": score_model(model, features, target, task)}
-    except Exception as error:  # a champion trained on other columns fails in many ways
+    except Exception as error:  # noqa: BLE001 - a champion trained on other columns fails in many ways
         return {"version": champion.version, "error": f"{type(error).__name__}: {' '.join(str(error).split())[:300]}"}
 
 
-def decide_blessing(test_metrics: dict, metric: str, min_score: float, champion: dict | None) -> tuple[bool, str]:
-    """(blessed, reason) from the test score, the absolute threshold and the champion."""
-    score = test_metrics[metric]
-    if not is_at_least_as_good(score, min_score, metric):
-        return False, f"test {metric} {score:.4f} does not meet the threshold {min_score:.4f}"
+def decide_blessing(test_metrics: dict, baseline_metrics: dict, metric: str, min_skill: float,
+                    min_score: float | None, champion: dict | None, test_rows: int = 0) -> Blessing:
+    """The blessing from the test scores, the trivial baseline, the floor and the champion."""
+    score = require_metric(test_metrics, metric, "test")
+    baseline = require_metric(baseline_metrics, metric, "test")
+    gained = skill(score, baseline, metric)
+    decision = Blessing(blessed=False, reason="", metric=metric, score=score, baseline_score=baseline, skill=gained,
+                        min_skill=min_skill, min_score=min_score,
+                        champion_version=champion["version"] if champion else None, test_rows=test_rows,
+                        test_metrics=test_metrics, baseline_metrics=baseline_metrics)
+    versus = (f"test {metric} {score:.4f} has skill {gained:.2f} over a trivial predictor ({baseline:.4f}; "
+              f"minimum {min_skill:.2f})")
+    if gained < min_skill:
+        decision.reason = f"{versus}: it learnt too little"
+        return decision
+    if min_score is not None and not is_at_least_as_good(score, min_score, metric):
+        decision.reason = f"test {metric} {score:.4f} does not meet the floor {min_score:.4f}"
+        return decision
     if champion is None:
-        return True, f"test {metric} {score:.4f} meets the threshold {min_score:.4f}; no champion yet"
+        decision.blessed = True
+        decision.reason = f"{versus}; no champion yet"
+        return decision
     if "error" in champion:
-        return False, f"champion v{champion['version']} could not be scored on this test data ({champion['error']})"
-    reference = champion["test_metrics"][metric]
+        decision.champion_error = champion["error"]
+        decision.reason = f"champion v{champion['version']} could not be scored on this test data ({champion['error']})"
+        return decision
+    decision.champion_metrics = champion["test_metrics"]
+    reference = require_metric(champion["test_metrics"], metric, "test")
+    decision.champion_score = reference
     if not is_at_least_as_good(score, reference, metric):
-        return False, f"test {metric} {score:.4f} is worse than champion v{champion['version']} ({reference:.4f})"
-    return True, (f"test {metric} {score:.4f} meets the threshold {min_score:.4f} and is not worse than "
-                  f"champion v{champion['version']} ({reference:.4f})")
+        decision.reason = f"test {metric} {score:.4f} is worse than champion v{champion['version']} ({reference:.4f})"
+        return decision
+    decision.blessed = True
+    decision.reason = f"{versus}; not worse than champion v{champion['version']} ({reference:.4f})"
+    return decision
 
 
-def evaluate_model(model, test: pd.DataFrame, target: str, task: str, metric: str, min_score: float,
-                   store: ObjectStore, model_name: str) -> dict:
-    """Everything the evaluate stage decides, as one JSON-ready dict."""
+@dataclass
+class Evaluation:
+    """The blessing plus what the report and the KFP UI show of the test split."""
+
+    blessing: Blessing
+    confusion_matrix: dict | None = None
+    roc: dict | None = None
+
+
+def evaluate_model(model, train: pd.DataFrame, test: pd.DataFrame, target: str, task: str, metric: str,
+                   min_skill: float, min_score: float | None, store: ObjectStore, model_name: str) -> Evaluation:
+    """Everything the evaluate stage decides."""
     features, labels = test.drop(columns=[target]), test[target]
     test_metrics = score_model(model, features, labels, task)
+    baseline_metrics = score_model(trivial_model(train[target], task), features, labels, task)
     champion = champion_scores(store, model_name, features, labels, task)
-    blessed, reason = decide_blessing(test_metrics, metric, min_score, champion)
-    result = {"metric": metric, "test_metrics": test_metrics, "test_rows": int(len(test)), "champion": champion,
-              "min_score": min_score, "blessed": blessed, "reason": reason}
+    blessing = decide_blessing(test_metrics, baseline_metrics, metric, min_skill, min_score, champion, len(test))
+    result = Evaluation(blessing=blessing)
     if task == "classification":
         categories, matrix = confusion(model, features, labels)
-        result["confusion_matrix"] = {"labels": categories, "matrix": matrix}
-        result["roc"] = roc_points(model, features, labels)
+        result.confusion_matrix = {"labels": categories, "matrix": matrix}
+        result.roc = roc_points(model, features, labels)
     return result
-
-
-def evaluate(
-    best: Input[Model],
-    test_split: Input[Dataset],
-    prepare_info: str,
-    selection: str,
-    model_name: str,
-    store_uri: str,
-    min_score: float,
-    metrics: Output[Metrics],
-    classification_metrics: Output[ClassificationMetrics],
-) -> str:
-    """KFP component: test-set metrics, confusion matrix / ROC, and the blessing decision."""
-    import json
-    import os
-
-    import joblib
-    import pandas as pd
-
-    from components import evaluate as stage
-    from components import runtime
-    from components.storage import open_store
-
-    info = runtime.parse_json(prepare_info)
-    result = runtime.run_stage(
-        "evaluate", stage.evaluate_model, model=joblib.load(os.path.join(best.path, "model.joblib")),
-        test=pd.read_parquet(test_split.path), target=info["target"], task=info["task"],
-        metric=runtime.parse_json(selection)["metric"], min_score=min_score, store=open_store(store_uri),
-        model_name=model_name)
-    for name, value in sorted(result["test_metrics"].items()):
-        metrics.log_metric(f"test_{name}", value)
-    metrics.log_metric("blessed", 1.0 if result["blessed"] else 0.0)
-    if "confusion_matrix" in result:
-        matrix = result["confusion_matrix"]
-        classification_metrics.log_confusion_matrix(matrix["labels"], matrix["matrix"])
-    if result.get("roc"):
-        roc = result["roc"]
-        classification_metrics.log_roc_curve(roc["fpr"], roc["tpr"], roc["thresholds"])
-    metric = result["metric"]
-    runtime.report_progress("evaluate", f"test {metric}={result['test_metrics'][metric]:.4f} on "
-                            f"{result['test_rows']} rows; {'BLESSED' if result['blessed'] else 'not blessed'}: "
-                            f"{result['reason']}")
-    return json.dumps(result)

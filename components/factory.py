@@ -1,19 +1,30 @@
-"""The one place that turns a stage function into a KFP component.
+"""The one place that turns a stage's task function (components/tasks.py) into a KFP component.
 
-Every stage uses the same image policy: our prebuilt image (dependencies
+Every component gets the same image policy: our prebuilt image (dependencies
 already installed, so no pip at run time and nothing fetched in the cluster)
-and the stage's code imported from the installed `components` package.
+with the stage's code imported from the installed `components` package.
+Components are built on first use, so importing this module costs nothing.
 """
 
-from kfp import dsl
+from functools import cache
 
-from components.images import BASE_IMAGE
+from components import config
+
+# Every component, in the order a training run goes.
+STAGES = ("ingest", "split", "validate", "prepare", "expand_candidates", "train", "select_best", "evaluate",
+          "register", "report")
+# The validate stage needs the TFDV interpreter; every other stage runs on the base image.
+IMAGES = {"validate": config.TFDV_IMAGE}
 
 
-def build(stage_function, image: str = BASE_IMAGE):
-    """A KFP component from ``stage_function`` running on ``image``.
+@cache
+def component(name: str):
+    """The KFP component for ``components.tasks.<name>``, on its image."""
+    from kfp import dsl
 
-    ``install_kfp_package=False`` because the image ships the locked kfp; the
-    compiled spec then has no install step that would need network access.
-    """
-    return dsl.component(stage_function, base_image=image, install_kfp_package=False)
+    from components import tasks
+
+    function = getattr(tasks, name)
+    # install_kfp_package=False: the image ships the locked kfp, so the compiled
+    # spec has no install step that would need network access.
+    return dsl.component(function, base_image=IMAGES.get(name, config.BASE_IMAGE), install_kfp_package=False)

@@ -1,48 +1,56 @@
-"""Ingest: read a table from anywhere, clean its column names, split it deterministically.
+"""Ingest: read a table from anywhere, clean it, publish it as a data version, split it.
 
-The split is by a hash of each row's content, not by position or a random
-draw, so the same row lands in the same split on every run and machine, and
-appending rows never moves old ones between splits (no leakage into test).
+Two steps, so that everything after the first is keyed by content, not by URI:
+
+1. :func:`ingest_source` reads the source (a path, file://, http(s)://, s3:// or
+   a data version ``NAME@VERSION``), cleans the column names, rejects data that
+   would silently train badly, and publishes the table as a content-addressed data
+   version. Its output is the data version's reference.
+2. :func:`split_version` reads that data version and splits it by a hash of each
+   row's content, not by position or a random draw: the same row lands in the same
+   split on every run and machine, and appending rows never moves old ones between
+   splits (no leakage into test).
 """
+
+from __future__ import annotations
 
 import hashlib
 import io
 import re
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 import numpy as np
 import pandas as pd
-from kfp.dsl import Dataset, Output
 
-from components.content import content_hash, row_digests
-from components.runtime import StageError
+from components import config
+from components.content import row_digests
+from components.errors import StageError
+from components.uris import redact
 
 SPLITS = ("train", "validation", "test")
 SPLIT_SCHEME = "sha256-row-content-v1"
-HTTP_TIMEOUT_SECONDS = 60
 MAX_DOWNLOAD_BYTES = 2 * 1024**3
-MIN_ROWS_PER_SPLIT = 5
 # Share of an object column's values that must parse as numbers before the
 # rest are called out as stray strings rather than a genuine text column.
 NUMERIC_MAJORITY = 0.9
+# Looks like a data version reference but may be malformed (no path separators).
+_REF_LIKE = re.compile(r"^[^/\\:]+@[^/\\]*$")
 
 
 @dataclass(frozen=True)
 class SplitConfig:
     """Fractions for validation and test (train gets the rest) and the hash salt."""
 
-    validation_fraction: float = 0.15
-    test_fraction: float = 0.15
+    validation_fraction: float = config.DEFAULT_VALIDATION_FRACTION
+    test_fraction: float = config.DEFAULT_TEST_FRACTION
     salt: str = ""
 
     def __post_init__(self):
         for name in ("validation_fraction", "test_fraction"):
             value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and 0.0 < value < 1.0):
+            if isinstance(value, bool) or not (isinstance(value, (int, float)) and 0.0 < value < 1.0):
                 raise StageError(f"{name} must be a number between 0 and 1 (exclusive), got {value!r}")
         if self.validation_fraction + self.test_fraction >= 0.9:
             raise StageError(
@@ -51,12 +59,8 @@ class SplitConfig:
             )
 
     def to_json(self) -> dict:
-        return {
-            "scheme": SPLIT_SCHEME,
-            "validation_fraction": self.validation_fraction,
-            "test_fraction": self.test_fraction,
-            "salt": self.salt,
-        }
+        return {"scheme": SPLIT_SCHEME, "validation_fraction": self.validation_fraction,
+                "test_fraction": self.test_fraction, "salt": self.salt}
 
 
 # Reading ----------------------------------------------------------------
@@ -67,39 +71,52 @@ def fetch_bytes(uri: str) -> tuple[bytes, str]:
     Accepts a local path, file://, http(s):// and s3:// (credentials from the
     usual AWS_* variables; see components.storage.s3).
     """
-    parsed = urlparse(uri)
-    scheme = parsed.scheme.lower()
+    try:
+        parsed = urlparse(uri)
+        scheme = parsed.scheme.lower()
+        parsed.port  # raises ValueError for a port that is not a number
+    except ValueError as error:
+        raise StageError(f"invalid data URI {redact(uri)}: {error}") from None
     if scheme in ("", "file") or (len(scheme) == 1 and uri[1:3] == ":\\"):
         path = Path(unquote(parsed.path) if scheme == "file" else uri)
         if not path.is_file():
             raise StageError(f"data file not found: {path}")
-        return path.read_bytes(), path.name
-    if scheme in ("http", "https"):
         try:
-            with urllib.request.urlopen(uri, timeout=HTTP_TIMEOUT_SECONDS) as response:
-                data = response.read(MAX_DOWNLOAD_BYTES + 1)
-        except urllib.error.HTTPError as error:
-            raise StageError(f"could not download {uri}: HTTP {error.code} {error.reason}") from None
-        except (urllib.error.URLError, OSError) as error:
-            raise StageError(f"could not download {uri}: {getattr(error, 'reason', error)}") from None
-        if len(data) > MAX_DOWNLOAD_BYTES:
-            raise StageError(f"{uri} is larger than {MAX_DOWNLOAD_BYTES} bytes")
-        return data, Path(parsed.path).name
+            return path.read_bytes(), path.name
+        except OSError as error:
+            raise StageError(f"cannot read data file {path}: {error.strerror}") from None
+    if scheme in ("http", "https"):
+        from components.http_source import download
+
+        return download(uri, max_bytes=MAX_DOWNLOAD_BYTES), Path(parsed.path).name
     if scheme == "s3":
         from components.storage.s3 import read_s3_uri
 
         return read_s3_uri(uri), Path(parsed.path).name
-    raise StageError(f"unsupported data URI {uri!r}: use a path, file://, http(s):// or s3://")
+    raise StageError(f"unsupported data URI {redact(uri)}: use a path, file://, http(s):// or s3://")
+
+
+def _nested_columns(table) -> list[str]:
+    import pyarrow as pa
+
+    return [field.name for field in table.schema if pa.types.is_nested(field.type)]
 
 
 def parse_table(data: bytes, filename: str) -> pd.DataFrame:
     """Parse CSV or Parquet bytes into a DataFrame with a clear error for each bad case."""
     label = filename or "data"
-    if filename.lower().endswith((".parquet", ".pq")):
+    if filename.lower().endswith((".parquet", ".pq")) or data[:4] == b"PAR1":
+        import pyarrow.parquet as pq
+
         try:
-            frame = pd.read_parquet(io.BytesIO(data))
-        except Exception as error:  # pyarrow raises several unrelated types
+            table = pq.read_table(io.BytesIO(data))
+        except Exception as error:  # noqa: BLE001 - pyarrow raises several unrelated types
             raise StageError(f"{label} is not a readable Parquet file: {error}") from None
+        nested = _nested_columns(table)
+        if nested:
+            raise StageError(f"{label}: column '{nested[0]}' is nested (lists or structs); "
+                             "flatten it into plain columns first")
+        frame = table.to_pandas()
     else:
         if not data.strip():
             raise StageError(f"{label} is empty")
@@ -115,7 +132,7 @@ def parse_table(data: bytes, filename: str) -> pd.DataFrame:
         except pd.errors.EmptyDataError:
             raise StageError(f"{label} is empty") from None
         except pd.errors.ParserError as error:
-            raise StageError(f"{label} is not a readable CSV file: {' '.join(str(error).split())}") from None
+            raise StageError(f"{label} is not a readable CSV file: {error}") from None
     if frame.shape[1] == 0:
         raise StageError(f"{label} has no columns")
     if frame.shape[0] == 0:
@@ -125,25 +142,32 @@ def parse_table(data: bytes, filename: str) -> pd.DataFrame:
 
 # Cleaning ---------------------------------------------------------------
 
-def normalize_column_names(columns) -> dict[str, str]:
-    """Map each original column name to a safe, unique snake_case name.
+def clean_column_name(original, position: int) -> str:
+    """A safe snake_case name: TFDV features, Parquet columns and KFP metadata all want one."""
+    name = re.sub(r"[^0-9a-zA-Z]+", "_", str(original)).strip("_").lower()
+    if not name:
+        name = f"column_{position}"
+    if name[0].isdigit():
+        name = f"c_{name}"
+    return name
 
-    Real data has names like ``od280/od315_of_diluted_wines`` or ``Age (years)``;
-    TFDV feature names, Parquet columns and KFP metadata all want plain ones.
+
+def normalize_column_names(columns) -> dict[str, str]:
+    """Map each original column name to its cleaned name; refuse two that clean alike.
+
+    Real data has names like ``od280/od315_of_diluted_wines`` or ``Age (years)``.
+    Two columns that become the same name (``Quality Class`` and ``quality_class``)
+    are an error naming both: picking one silently would train on the wrong column.
     """
     mapping: dict[str, str] = {}
-    used: set[str] = set()
+    owner: dict[str, str] = {}
     for position, original in enumerate(columns):
-        name = re.sub(r"[^0-9a-zA-Z]+", "_", str(original)).strip("_").lower()
-        if not name:
-            name = f"column_{position}"
-        if name[0].isdigit():
-            name = f"c_{name}"
-        unique, counter = name, 2
-        while unique in used:
-            unique, counter = f"{name}_{counter}", counter + 1
-        used.add(unique)
-        mapping[str(original)] = unique
+        name = clean_column_name(original, position)
+        if name in owner:
+            raise StageError(f"columns '{owner[name]}' and '{original}' both clean to '{name}'; "
+                             "rename one of them")
+        owner[name] = str(original)
+        mapping[str(original)] = name
     return mapping
 
 
@@ -170,77 +194,96 @@ def find_stray_strings(frame: pd.DataFrame) -> None:
             )
 
 
+def find_non_finite(frame: pd.DataFrame) -> None:
+    """Stop on ±inf in a numeric column: scalers and most estimators fail on it, deep inside."""
+    for column in frame.columns:
+        series = frame[column]
+        if not pd.api.types.is_float_dtype(series):
+            continue
+        infinite = np.isinf(series.to_numpy(dtype="float64", na_value=np.nan))
+        if infinite.any():
+            row = int(np.flatnonzero(infinite)[0])
+            raise StageError(f"column '{column}' holds a non-finite value ({series.iloc[row]}) at row {row + 1}; "
+                             "replace it or drop the row")
+
+
+def find_nested_values(frame: pd.DataFrame) -> None:
+    """Stop on cells that hold lists or mappings (from a Parquet source or a DataFrame)."""
+    for column in frame.columns:
+        series = frame[column]
+        if pd.api.types.is_object_dtype(series):
+            nested = series.map(lambda value: isinstance(value, (list, tuple, dict, np.ndarray)))
+            if nested.any():
+                raise StageError(f"column '{column}' is nested (lists or structs) at row {int(nested.argmax()) + 1}; "
+                                 "flatten it into plain columns first")
+
+
+def clean_frame(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, str]]:
+    """Rename columns to safe names and reject data that would train badly."""
+    mapping = normalize_column_names(frame.columns)
+    frame = frame.rename(columns=lambda column: mapping[str(column)])
+    find_nested_values(frame)
+    find_stray_strings(frame)
+    find_non_finite(frame)
+    return frame, mapping
+
+
+def resolve_target(columns, target: str) -> str:
+    """The cleaned name of ``target``, given as in the file (``Quality Class``) or already clean."""
+    cleaned = list(columns)
+    if target in cleaned:
+        return target
+    candidate = clean_column_name(target, 0)
+    if candidate in cleaned:
+        return candidate
+    raise StageError(f"target column '{target}' not found; columns are: {', '.join(map(str, cleaned))}")
+
+
 # Splitting ------------------------------------------------------------
 
-def assign_splits(digests: list[bytes], config: SplitConfig) -> np.ndarray:
+def assign_splits(digests: list[bytes], split: SplitConfig) -> np.ndarray:
     """Map each row digest (salted) to a split name by where it falls in [0, 1)."""
-    salt = config.salt.encode("utf-8")
+    salt = split.salt.encode("utf-8")
     positions = np.array(
         [int.from_bytes(hashlib.sha256(salt + digest).digest()[:8], "big") / 2**64 for digest in digests]
     )
     splits = np.full(len(digests), "train", dtype=object)
-    splits[positions < config.validation_fraction + config.test_fraction] = "validation"
-    splits[positions < config.test_fraction] = "test"
+    splits[positions < split.validation_fraction + split.test_fraction] = "validation"
+    splits[positions < split.test_fraction] = "test"
     return splits
 
 
-# The stage --------------------------------------------------------------
-
 @dataclass
-class IngestResult:
+class SplitResult:
+    """What :func:`split_frame` made: the splits and the facts later stages need."""
+
     splits: dict[str, pd.DataFrame]
     target: str
-    columns: dict[str, str]
-    content_hash: str
     dropped_missing_target: int
-    split_config: SplitConfig
+    split: SplitConfig
 
-    def summary(self) -> dict:
-        return {
-            "rows": {name: int(len(frame)) for name, frame in self.splits.items()},
-            "total_rows": int(sum(len(frame) for frame in self.splits.values())),
-            "target": self.target,
-            "columns": self.columns,
-            "content_hash": self.content_hash,
-            "dropped_missing_target": self.dropped_missing_target,
-            "split": self.split_config.to_json(),
-        }
+    @property
+    def rows(self) -> dict[str, int]:
+        return {name: int(len(frame)) for name, frame in self.splits.items()}
 
 
-def normalize_frame(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, str]]:
-    """Rename columns to safe names and reject numeric columns with stray strings."""
-    mapping = normalize_column_names(frame.columns)
-    frame = frame.rename(columns=lambda column: mapping[str(column)])
-    find_stray_strings(frame)
-    return frame, mapping
-
-
-def ingest_frame(frame: pd.DataFrame, target: str, config: SplitConfig,
-                 min_rows_per_split: int = MIN_ROWS_PER_SPLIT) -> IngestResult:
-    """Clean ``frame`` and split it; the pure core of the ingest stage."""
-    mapping = normalize_column_names(frame.columns)
-    target_name = mapping.get(target) or normalize_column_names([target])[target]
-    if target_name not in mapping.values():
-        raise StageError(
-            f"target column '{target}' not found; columns are: {', '.join(map(str, mapping))}"
-        )
+def split_frame(frame: pd.DataFrame, target: str, split: SplitConfig,
+                min_rows_per_split: int = config.MIN_ROWS_PER_SPLIT) -> SplitResult:
+    """Split a cleaned ``frame`` by row content; rows without a target are dropped first."""
+    target = resolve_target(frame.columns, target)
     if frame.shape[1] < 2:
         raise StageError("the data has only the target column; at least one feature is needed")
-    frame, mapping = normalize_frame(frame)
-    digests = row_digests(frame)
-    identity = content_hash(frame, digests)  # of the data as given, before any row is dropped
-    has_target = frame[target_name].notna().to_numpy()
+    has_target = frame[target].notna().to_numpy()
     frame = frame.loc[has_target].reset_index(drop=True)
     if frame.empty:
         raise StageError(f"target column '{target}' is empty in every row")
-    digests = [digest for digest, keep in zip(digests, has_target) if keep]
+    digests = row_digests(frame)
     # Rows in content order, not file order: training (e.g. a random forest's
     # bootstrap) then sees the same sequence whether the data came from a CSV,
     # a Parquet file or a stored data version, so models reproduce bit for bit.
     order = sorted(range(len(digests)), key=digests.__getitem__)
     frame = frame.iloc[order].reset_index(drop=True)
-    digests = [digests[index] for index in order]
-    split_of_row = assign_splits(digests, config)
+    split_of_row = assign_splits([digests[index] for index in order], split)
     splits = {name: frame.loc[split_of_row == name].reset_index(drop=True) for name in SPLITS}
     counts = {name: len(part) for name, part in splits.items()}
     if min(counts.values()) < min_rows_per_split:
@@ -249,15 +292,10 @@ def ingest_frame(frame: pd.DataFrame, target: str, config: SplitConfig,
             + ", ".join(f"{name}={count}" for name, count in counts.items())
             + f"; each split needs at least {min_rows_per_split} (add rows or change the split fractions)"
         )
-    return IngestResult(
-        splits=splits,
-        target=target_name,
-        columns=mapping,
-        content_hash=identity,
-        dropped_missing_target=int((~has_target).sum()),
-        split_config=config,
-    )
+    return SplitResult(splits=splits, target=target, dropped_missing_target=int((~has_target).sum()), split=split)
 
+
+# The two steps --------------------------------------------------------
 
 def dataset_name(data_uri: str) -> str:
     """The data set's name: a reference's name, else the file's stem (``wine.csv`` → ``wine``)."""
@@ -270,75 +308,66 @@ def dataset_name(data_uri: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", stem).strip("-._") or "data"
 
 
-def load_table(data_uri: str, store=None) -> pd.DataFrame:
-    """The table behind ``data_uri``: a file/URL, or a data version ``NAME@VERSION`` in ``store``."""
-    from components.storage import StoreError
-    from components.storage.datasets import DataVersions, is_data_ref
+def is_version_reference(data_uri: str) -> bool:
+    """``NAME@VERSION`` (well-formed or not), as opposed to a path or URL."""
+    return bool(_REF_LIKE.match(data_uri)) and not Path(data_uri).exists()
 
-    if is_data_ref(data_uri) and not Path(data_uri).exists():
-        if store is None:
-            raise StageError(f"{data_uri} is a data version reference, but no store was given")
-        try:
-            versions = DataVersions(store)
-            return versions.read_frame(versions.resolve(data_uri))
-        except StoreError as error:
-            raise StageError(str(error)) from None
+
+def load_source(data_uri: str) -> pd.DataFrame:
+    """The table behind a path or URL, parsed (not yet cleaned)."""
     data, filename = fetch_bytes(data_uri)
     return parse_table(data, filename)
 
 
-def read_and_split(data_uri: str, target: str, config: SplitConfig, store=None) -> IngestResult:
-    """Read ``data_uri`` and split it (what the component and the CLI pre-flight call)."""
-    return ingest_frame(load_table(data_uri, store), target, config)
+@dataclass
+class IngestResult:
+    """The data version a run uses, and how its column names were cleaned."""
+
+    version: object  # components.storage.datasets.DataVersion
+    new: bool
+    columns: dict[str, str]
+    source: str  # the URI read, without credentials
 
 
-def ingest_to_files(data_uri: str, target: str, config: SplitConfig, paths: dict[str, str], store=None) -> dict:
-    """Run ingest, write each split to Parquet at ``paths[split]`` and, given a store,
-    publish the data as a content-addressed version; return the summary."""
+def ingest_source(data_uri: str, store, name: str = "") -> IngestResult:
+    """Read, clean and check ``data_uri`` and publish it as a data version of ``name``.
+
+    A data version reference is resolved, not re-read: its content hash is its id.
+    """
     from components.storage.datasets import DataVersions
 
-    frame = load_table(data_uri, store)
-    result = ingest_frame(frame, target, config)
+    versions = DataVersions(store)
+    if is_version_reference(data_uri):
+        version = versions.resolve(data_uri)
+        return IngestResult(version=version, new=False, columns={c: c for c in version.columns}, source=data_uri)
+    frame, mapping = clean_frame(load_source(data_uri))
+    version, new = versions.publish(name or dataset_name(data_uri), frame, source=redact(data_uri))
+    return IngestResult(version=version, new=new, columns=mapping, source=redact(data_uri))
+
+
+def split_version(store, data_version: str, target: str, split: SplitConfig, paths: dict[str, str]) -> SplitResult:
+    """Split the data version ``NAME@ID`` and write each split as Parquet to ``paths[split]``."""
+    from components.storage.datasets import DataVersions
+
+    versions = DataVersions(store)
+    result = split_frame(versions.read_frame(versions.resolve(data_version)), target, split)
     for name, part in result.splits.items():
         part.to_parquet(paths[name], index=False)
-    summary = result.summary()
-    if store is not None:
-        normalized, _ = normalize_frame(frame)
-        version, new = DataVersions(store).publish(dataset_name(data_uri), normalized, source=data_uri)
-        summary["data_version"] = {"name": version.name, "id": version.id, "ref": version.ref, "new": new}
-    return summary
+    return result
 
 
-def ingest(
-    data_uri: str,
-    target: str,
-    validation_fraction: float,
-    test_fraction: float,
-    split_salt: str,
-    store_uri: str,
-    train: Output[Dataset],
-    validation: Output[Dataset],
-    test: Output[Dataset],
-) -> str:
-    """KFP component: ingest and split; returns the ingest summary as JSON."""
-    import json
+def check_run_parameters(model_name: str, search_space: dict, validation_fraction: float, test_fraction: float,
+                         min_score: str) -> None:
+    """Everything about a run that can be wrong before any data is read, each one line.
 
-    from components import runtime
-    from components import ingest as stage
-    from components.storage import open_store
+    The first task runs this, so a cluster run (which has no CLI pre-flight)
+    fails in seconds with the same message `mlops run` gives.
+    """
+    from components.kfp_adapter import optional_float
+    from components.storage.registry import validate_name
+    from components.train import check_search_space
 
-    config = runtime.run_stage("ingest", stage.SplitConfig, validation_fraction=validation_fraction,
-                               test_fraction=test_fraction, salt=split_salt)
-    paths = {"train": train.path, "validation": validation.path, "test": test.path}
-    store = runtime.run_stage("ingest", open_store, uri=store_uri)
-    summary = runtime.run_stage("ingest", stage.ingest_to_files, data_uri=data_uri, target=target,
-                                config=config, paths=paths, store=store)
-    for split, artifact in (("train", train), ("validation", validation), ("test", test)):
-        artifact.metadata.update({"rows": summary["rows"][split], "content_hash": summary["content_hash"],
-                                  "format": "parquet"})
-    rows = summary["rows"]
-    runtime.report_progress("ingest", f"{summary['total_rows']} rows -> train {rows['train']}, "
-                            f"validation {rows['validation']}, test {rows['test']}; "
-                            f"data version {summary['data_version']['ref']}"
-                            f"{' (new)' if summary['data_version']['new'] else ''}")
-    return json.dumps(summary)
+    validate_name("model", model_name)
+    check_search_space(search_space)
+    SplitConfig(validation_fraction=validation_fraction, test_fraction=test_fraction)
+    optional_float("min_score", min_score)

@@ -5,19 +5,14 @@ model pipeline, so serving applies exactly the transform training saw, and
 no statistic from validation or test leaks into it.
 """
 
-import json
-import os
-
-import joblib
 import numpy as np
 import pandas as pd
-from kfp.dsl import Dataset, Input, Model, Output
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, OrdinalEncoder, StandardScaler
 
-from components.runtime import StageError
+from components.errors import StageError
 
 TASKS = ("auto", "classification", "regression")
 # Up to this many distinct values a numeric target is read as class labels.
@@ -31,7 +26,7 @@ MISSING_CATEGORY = "(missing)"
 def detect_task(target: pd.Series, requested: str = "auto") -> str:
     """Classification or regression, from the request or the target's values."""
     if requested not in TASKS:
-        raise StageError(f"task must be one of {', '.join(TASKS)}; got {requested!r}")
+        raise StageError(f"task must be one of {', '.join(TASKS)}, got {requested!r}")
     if requested != "auto":
         if requested == "regression" and not pd.api.types.is_numeric_dtype(target):
             raise StageError(f"task is regression but target '{target.name}' is not numeric")
@@ -122,41 +117,3 @@ def fit_preprocessor(train: pd.DataFrame, target: str, requested_task: str = "au
     if task == "classification":
         info["classes"] = sorted(map(str, train[target].dropna().unique()))
     return preprocessor, info
-
-
-def save_preprocessor(fitted: ColumnTransformer, info: dict, directory: str) -> None:
-    """The preprocessor artifact is a directory: the fitted transform and its feature info.
-
-    Training reads the task and target from here rather than from a task
-    parameter (kfp.local 2.17 replaces upstream task parameters of tasks inside
-    a ParallelFor with the loop item; artifacts pass through intact).
-    """
-    os.makedirs(directory, exist_ok=True)
-    joblib.dump(fitted, os.path.join(directory, "preprocessor.joblib"))
-    with open(os.path.join(directory, "info.json"), "w", encoding="utf-8") as handle:
-        json.dump(info, handle, sort_keys=True)
-
-
-def load_preprocessor(directory: str) -> tuple[ColumnTransformer, dict]:
-    with open(os.path.join(directory, "info.json"), encoding="utf-8") as handle:
-        info = json.load(handle)
-    return joblib.load(os.path.join(directory, "preprocessor.joblib")), info
-
-
-def prepare(train_split: Input[Dataset], target: str, task: str, preprocessor: Output[Model]) -> str:
-    """KFP component: fit the feature transform on train; returns the feature info as JSON."""
-    import json
-
-    import pandas as pd
-
-    from components import prepare as stage
-    from components import runtime
-
-    fitted, info = runtime.run_stage("prepare", stage.fit_preprocessor, train=pd.read_parquet(train_split.path),
-                                     target=target, requested_task=task)
-    stage.save_preprocessor(fitted, info, preprocessor.path)
-    preprocessor.metadata.update({"task": info["task"], "framework": "scikit-learn"})
-    runtime.report_progress("prepare", f"{info['task']}: {len(info['numeric_features'])} numeric and "
-                            f"{len(info['categorical_features'])} categorical features -> "
-                            f"{info['output_features']} model inputs (fitted on train only)")
-    return json.dumps(info)

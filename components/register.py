@@ -1,117 +1,133 @@
-"""Register: store the model with its lineage; move `champion` only when blessed.
+"""Register: store the model with its lineage and baseline; move `champion` only when
+blessed, and only over the champion the blessing was decided against.
 
-The lineage record is what `mlops models reproduce` needs to re-run the
-pipeline: the data (URI and content hash), split, search space and chosen
-candidate, seed, code commit, environment lock hashes and the KFP run.
+The lineage record is what `mlops models reproduce` needs to re-run the pipeline
+(the data version, split, search space and chosen candidate, seed, code commit,
+environment lock hashes, the KFP run) and what a person reads to trust a model.
+The baseline (the training split's TFDV statistics, the schema the run was
+validated against) travels with the version, for the drift monitor.
 """
+
+from __future__ import annotations
 
 import hashlib
 import json
 import platform
+from dataclasses import asdict, dataclass
 
-from kfp.dsl import Input, Model
-
-from components.runtime import lock_hashes
+from components import config, model_io
 from components.storage import ObjectStore
-from components.storage.registry import ModelRegistry, validate_name
+from components.storage.registry import AliasMoved, ModelRegistry, validate_name
 
-LINEAGE_FORMAT = 1
+LINEAGE_FORMAT = 2
+# The environments a pipeline run executes in (tools.lock and dev.lock are for checks only).
+RUNTIME_LOCKS = ("main.lock", "tfdv.lock")
+
+
+def sha256_file(path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def lock_hashes() -> dict[str, str]:
+    """sha256 of each runtime environment's lock file, for the lineage record."""
+    lock_dir = config.LOCK_DIR.get()
+    return {name: sha256_file(lock_dir / name) for name in RUNTIME_LOCKS if (lock_dir / name).is_file()}
 
 
 def package_versions() -> dict[str, str]:
-    import kfp
     import numpy
     import pandas
     import sklearn
+    import skops
 
-    return {"python": platform.python_version(), "scikit-learn": sklearn.__version__,
-            "pandas": pandas.__version__, "numpy": numpy.__version__, "kfp": kfp.__version__}
+    return {"python": platform.python_version(), "scikit-learn": sklearn.__version__, "pandas": pandas.__version__,
+            "numpy": numpy.__version__, "skops": skops.__version__}
 
 
-def build_lineage(*, data_uri: str, ingest_summary: dict, validation: dict, prepare_info: dict,
-                  selection: dict, evaluation: dict, search_space: dict, seed: int, code_version: str,
-                  run_id: str, run_name: str, model_sha256: str) -> dict:
-    best = next(c for c in selection["candidates"] if c["candidate"]["id"] == selection["best"])
-    data_version = ingest_summary.get("data_version")
+def search_space_sha256(search_space: dict) -> str:
+    return hashlib.sha256(json.dumps(search_space, sort_keys=True).encode("utf-8")).hexdigest()
+
+
+@dataclass
+class Registration:
+    """What register did: the version, whether it is now the champion, and why (not)."""
+
+    name: str
+    version: int
+    ref: str
+    promoted: bool
+    previous_champion: int | None
+    reason: str
+    store: str
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def register_model(store: ObjectStore, model_name: str, model_bytes: bytes, lineage: dict, blessed: bool,
+                   compared_champion: int | None, baseline_files: dict[str, bytes] | None = None) -> Registration:
+    """Publish a new version; when blessed, move `champion` to it by compare-and-swap.
+
+    ``compared_champion`` is the champion the blessing was decided against (None:
+    there was none). If another run or a person moved the alias since, the new
+    version is registered but not promoted, and the reason says so.
+    """
+    validate_name("model", model_name)
+    registry = ModelRegistry(store)
+    metrics = {f"test_{k}": v for k, v in lineage["metrics"]["test"].items()}
+    files = {model_io.FILE_NAME: model_bytes,
+             "lineage.json": json.dumps(lineage, indent=2, sort_keys=True).encode("utf-8"),
+             **{f"baseline/{name}": data for name, data in (baseline_files or {}).items()}}
+    version = registry.register(model_name, files, metrics=metrics, lineage=lineage,
+                                tags={"blessed": str(blessed).lower(),
+                                      "candidate": lineage["params"]["candidate"]["id"]})
+    if not blessed:
+        return Registration(model_name, version.version, version.ref, False, compared_champion,
+                            "not blessed: the champion alias was not moved", store.uri)
+    try:
+        previous = registry.set_alias(model_name, config.CHAMPION_ALIAS, version.version, expected=compared_champion,
+                                      reason=lineage["blessing"]["reason"])
+    except AliasMoved as moved:
+        shown = f"v{compared_champion}" if compared_champion is not None else "no champion"
+        now = f"v{moved.current}" if moved.current is not None else "no champion"
+        return Registration(model_name, version.version, version.ref, False, moved.current,
+                            f"blessed against {shown}, but the champion is now {now} (it moved while this run "
+                            f"was evaluating): registered without promoting; compare them and promote by hand "
+                            f"with `mlops models promote {version.ref}`", store.uri)
+    return Registration(model_name, version.version, version.ref, True, previous,
+                        "blessed: the champion alias now points to this version", store.uri)
+
+
+def build_lineage(*, data: dict, split: dict, validation: dict, task: str, search_space: dict, candidate: dict,
+                  metric: str, validation_metrics: dict, blessing: dict, seed: int, code_version: str, run_id: str,
+                  run_name: str, model_sha256: str) -> dict:
+    """The lineage record of one model version (format LINEAGE_FORMAT).
+
+    ``data``: ref, source, content_hash, rows (per split), columns (original ->
+    cleaned), target, dropped_missing_target. ``validation``: schema_source,
+    schema_origin, schema_sha256, tfdv_version. ``blessing``: the evaluate
+    stage's decision (components.evaluate.Blessing as JSON).
+    """
     return {
         "format": LINEAGE_FORMAT,
-        "data": {"uri": data_uri, "content_hash": ingest_summary["content_hash"],
-                 "ref": f"{data_version['name']}@{data_version['id']}" if data_version else None,
-                 "rows": ingest_summary["rows"], "columns": ingest_summary["columns"],
-                 "target": ingest_summary["target"]},
-        "split": ingest_summary["split"],
-        "validation": {"schema_source": validation["schema_source"], "tfdv_version": validation["tfdv_version"]},
-        "task": prepare_info["task"],
-        "params": {"search_space": search_space,
-                   "search_space_sha256": hashlib.sha256(
-                       json.dumps(search_space, sort_keys=True).encode("utf-8")).hexdigest(),
-                   "candidate": best["candidate"], "metric": selection["metric"]},
-        "metrics": {"validation": best["validation_metrics"], "test": evaluation["test_metrics"]},
-        "blessing": {"blessed": evaluation["blessed"], "reason": evaluation["reason"],
-                     "min_score": evaluation["min_score"], "champion": evaluation["champion"]},
+        "data": data,
+        "split": split,
+        "validation": validation,
+        "task": task,
+        "params": {"search_space": search_space, "search_space_sha256": search_space_sha256(search_space),
+                   "candidate": candidate, "metric": metric},
+        "metrics": {"validation": validation_metrics, "test": blessing["test_metrics"],
+                    "trivial_baseline": blessing["baseline_metrics"]},
+        "blessing": {key: blessing[key] for key in ("blessed", "reason", "metric", "score", "baseline_score", "skill",
+                                                    "min_skill", "min_score", "champion_version", "champion_score",
+                                                    "champion_error")},
         "seed": seed,
         "code": {"version": code_version},
         "environment": {"locks": lock_hashes(), "packages": package_versions()},
         "kfp": {"run_id": run_id, "run_name": run_name},
-        "model": {"file": "model.joblib", "sha256": model_sha256},
+        "model": {"file": model_io.FILE_NAME, "format": model_io.FORMAT, "sha256": model_sha256},
     }
-
-
-def register_model(store: ObjectStore, model_name: str, model_bytes: bytes, lineage: dict,
-                   blessed: bool) -> dict:
-    """Publish a new version; alias it `champion` when blessed. Returns what happened."""
-    validate_name("model", model_name)
-    registry = ModelRegistry(store)
-    metrics = {f"test_{k}": v for k, v in lineage["metrics"]["test"].items()}
-    version = registry.register(
-        model_name,
-        {"model.joblib": model_bytes, "lineage.json": json.dumps(lineage, indent=2, sort_keys=True).encode()},
-        metrics=metrics, lineage=lineage,
-        tags={"blessed": str(blessed).lower(), "candidate": lineage["params"]["candidate"]["id"]},
-    )
-    previous = registry.set_alias(model_name, "champion", version.version) if blessed else None
-    return {"name": model_name, "version": version.version, "ref": version.ref, "champion": blessed,
-            "previous_champion": previous, "store": store.uri}
-
-
-def register(
-    best: Input[Model],
-    model_name: str,
-    store_uri: str,
-    data_uri: str,
-    ingest_summary: str,
-    validation_summary: str,
-    prepare_info: str,
-    selection: str,
-    evaluation: str,
-    search_space: str,
-    seed: int,
-    code_version: str,
-    run_id: str,
-    run_name: str,
-) -> str:
-    """KFP component: register the model version and its lineage; returns the registration as JSON."""
-    import hashlib
-    import json
-    import os
-
-    from components import register as stage
-    from components import runtime
-    from components.storage import open_store
-
-    if code_version == "unknown":  # not passed: the commit the image was built from
-        code_version = os.environ.get("MLOPS_CODE_VERSION", code_version)
-    with open(os.path.join(best.path, "model.joblib"), "rb") as handle:
-        model_bytes = handle.read()
-    evaluation_result = runtime.parse_json(evaluation)
-    lineage = stage.build_lineage(
-        data_uri=data_uri, ingest_summary=runtime.parse_json(ingest_summary), validation=runtime.parse_json(validation_summary),
-        prepare_info=runtime.parse_json(prepare_info), selection=runtime.parse_json(selection), evaluation=evaluation_result,
-        search_space=runtime.parse_json(search_space), seed=seed, code_version=code_version, run_id=run_id,
-        run_name=run_name, model_sha256=hashlib.sha256(model_bytes).hexdigest())
-    result = runtime.run_stage("register", stage.register_model, store=open_store(store_uri),
-                               model_name=model_name, model_bytes=model_bytes, lineage=lineage,
-                               blessed=evaluation_result["blessed"])
-    moved = "champion -> this version" if result["champion"] else "champion unchanged"
-    runtime.report_progress("register", f"{result['ref']} in {result['store']} ({moved})")
-    return json.dumps({**result, "lineage": lineage})

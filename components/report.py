@@ -1,13 +1,14 @@
-"""Report: one self-contained HTML page per run, for a person to open in a browser.
+"""Report: one self-contained HTML page per run, for a person to open in a browser,
+and a short Markdown summary for the KFP UI.
 
-Sections follow the pipeline: data, validation (with TFDV's own view),
-candidates, test metrics, the blessing decision and the lineage record.
+Sections follow the pipeline: data, validation, candidates, test metrics, the
+blessing decision and the lineage. Pure functions of the run's records: no I/O.
 """
+
+from __future__ import annotations
 
 import json
 from html import escape
-
-from kfp.dsl import HTML, Input, Output
 
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:70rem;color:#222}
@@ -36,36 +37,47 @@ def _fmt(value) -> str:
     return f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
-def render_report(*, model_name: str, ingest: dict, validation: dict, statistics_html: str, selection: dict,
-                  evaluation: dict, registration: dict) -> str:
-    """The run report as an HTML string (pure: no I/O)."""
-    metric = selection["metric"]
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>Run report: {escape(model_name)}</title>"
-             f"<style>{STYLE}</style></head><body>",
-             f"<h1>Run report: {escape(model_name)} v{registration['version']}</h1>",
-             f"<p class='muted'>store {escape(registration['store'])} · run {escape(str(registration['lineage']['kfp']['run_name']))}</p>"]
+def render_report(*, version: dict, validation: dict, schema_description: dict, statistics_html: str,
+                  leaderboard: list[dict], evaluation: dict) -> str:
+    """The run report as an HTML string.
 
-    rows = ingest["rows"]
+    ``version``: the registered model version (ModelVersion.to_json(), lineage
+    included); ``validation``: tfdv_tool's result; ``schema_description``: the
+    Schema artifact's metadata; ``leaderboard``: every candidate with its
+    validation metrics; ``evaluation``: the Blessing artifact's content.
+    """
+    lineage = version["lineage"]
+    data, blessing = lineage["data"], lineage["blessing"]
+    metric = lineage["params"]["metric"]
+    name = version["name"]
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>Run report: {escape(name)}</title>"
+             f"<style>{STYLE}</style></head><body>",
+             f"<h1>Run report: {escape(name)} v{version['version']}</h1>",
+             f"<p class='muted'>run {escape(str(lineage['kfp']['run_name']))} · code "
+             f"{escape(str(lineage['code']['version']))}</p>"]
+
+    rows = data["rows"]
     parts.append("<h2>Data</h2>")
+    renamed = {original: clean for original, clean in data["columns"].items() if original != clean}
     parts.append(_table(["", "value"], [
-        ["source", registration["lineage"]["data"]["uri"]],
-        ["data version", registration["lineage"]["data"].get("ref") or "-"],
-        ["content hash", ingest["content_hash"]],
+        ["source", data["source"]],
+        ["data version", data["ref"]],
         ["rows (train / validation / test)", f"{rows['train']} / {rows['validation']} / {rows['test']}"],
-        ["dropped (missing target)", ingest["dropped_missing_target"]],
-        ["target", ingest["target"]],
-        ["split", json.dumps(ingest["split"], sort_keys=True)],
+        ["dropped (missing target)", data["dropped_missing_target"]],
+        ["target", data["target"]],
+        ["renamed columns", ", ".join(f"{a} → {b}" for a, b in renamed.items()) or "none"],
+        ["split", json.dumps(lineage["split"], sort_keys=True)],
     ], left=2))
 
     parts.append("<h2>Validation (TFDV)</h2>")
-    parts.append(f"<p class='ok'>No anomalies against the {escape(validation['schema_source'])} schema "
-                 f"(TFDV {escape(validation['tfdv_version'])}).</p>")
+    origin = schema_description.get("origin") or ""
+    parts.append(f"<p class='ok'>No anomalies against the {escape(schema_description.get('source', '?'))} schema "
+                 f"{escape(origin)} (TFDV {escape(validation['tfdv_version'])}).</p>")
     skew = validation.get("skew", [])
     if skew:
         parts.append("<p>Train vs validation distance per feature (reported, not enforced):</p>")
-        parts.append(_table(["feature", "measure", "value", "threshold", "over"],
-                            [[s["feature"], s["measure"], _fmt(s["value"]), s["threshold"],
-                              "yes" if s["exceeded"] else ""] for s in skew], left=2))
+        parts.append(_table(["feature", "measure", "value", "threshold"],
+                            [[s["feature"], s["measure"], _fmt(s["value"]), s["threshold"]] for s in skew], left=2))
     train_features = validation.get("features", {}).get("train", [])
     numeric = [f for f in train_features if f["type"] == "numeric"]
     categorical = [f for f in train_features if f["type"] == "categorical"]
@@ -79,67 +91,60 @@ def render_report(*, model_name: str, ingest: dict, validation: dict, statistics
         parts.append(_table(["feature", "missing", "unique", "most frequent"],
                             [[f["feature"], f["missing"], f["unique"], f["top"]] for f in categorical]))
     parts.append("<p class='muted'>TFDV's own facets view (its web components load from the internet):</p>")
-    parts.append(f"<iframe title='TFDV statistics' srcdoc=\"{escape(statistics_html)}\"></iframe>")
+    parts.append(f"<iframe title='TFDV statistics' sandbox='allow-scripts' "
+                 f"srcdoc=\"{escape(statistics_html)}\"></iframe>")
 
     parts.append("<h2>Candidates</h2>")
-    names = sorted({k for c in selection["candidates"] for k in c["validation_metrics"]})
+    chosen = lineage["params"]["candidate"]["id"]
+    names = sorted({k for c in leaderboard for k in c["validation_metrics"]})
     table_rows, best_row = [], None
-    for index, result in enumerate(selection["candidates"]):
+    for index, result in enumerate(leaderboard):
         candidate = result["candidate"]
-        if candidate["id"] == selection["best"]:
+        if candidate["id"] == chosen:
             best_row = index
         table_rows.append([candidate["id"], json.dumps(candidate["params"], sort_keys=True)]
                           + [_fmt(result["validation_metrics"].get(n, "")) for n in names])
-    parts.append(f"<p>Ranked by validation <b>{escape(metric)}</b>; best: <b>{escape(selection['best'])}</b>.</p>")
+    parts.append(f"<p>Ranked by validation <b>{escape(metric)}</b>; best: <b>{escape(chosen)}</b>.</p>")
     parts.append(_table(["candidate", "params"] + names, table_rows, left=2, highlight=best_row))
 
     parts.append("<h2>Test metrics</h2>")
-    test = evaluation["test_metrics"]
-    champion = evaluation.get("champion") or {}
-    header = ["metric", "this model"] + ([f"champion v{champion['version']}"] if "test_metrics" in champion else [])
-    parts.append(_table(header, [[n, _fmt(v)] + ([_fmt(champion["test_metrics"].get(n, ""))]
-                                                 if "test_metrics" in champion else [])
+    test, trivial = evaluation["test_metrics"], evaluation["baseline_metrics"]
+    champion = evaluation.get("champion_metrics") or {}
+    header = ["metric", "this model", "trivial predictor"] + (
+        [f"champion v{evaluation['champion_version']}"] if champion else [])
+    parts.append(_table(header, [[n, _fmt(v), _fmt(trivial.get(n, ""))] + ([_fmt(champion.get(n, ""))]
+                                                                          if champion else [])
                                  for n, v in sorted(test.items())]))
-    if "confusion_matrix" in evaluation:
+    if evaluation.get("confusion_matrix"):
         matrix = evaluation["confusion_matrix"]
         parts.append("<p>Confusion matrix (rows: true, columns: predicted):</p>")
         parts.append(_table(["true \\ predicted"] + matrix["labels"],
                             [[label] + counts for label, counts in zip(matrix["labels"], matrix["matrix"])]))
 
-    verdict = "BLESSED" if evaluation["blessed"] else "NOT BLESSED"
     parts.append("<h2>Decision</h2>")
-    parts.append(f"<p class='{'ok' if evaluation['blessed'] else 'no'}'>{verdict}: {escape(evaluation['reason'])}</p>")
-    parts.append(f"<p>Registered as <b>{escape(registration['ref'])}</b>; "
-                 + ("the <code>champion</code> alias now points to it." if registration["champion"]
-                    else "the <code>champion</code> alias was not moved.") + "</p>")
+    verdict = "BLESSED" if blessing["blessed"] else "NOT BLESSED"
+    parts.append(f"<p class='{'ok' if blessing['blessed'] else 'no'}'>{verdict}: {escape(blessing['reason'])}</p>")
+    promoted = "champion" in version.get("aliases", [])
+    parts.append(f"<p>Registered as <b>{escape(name)}@{version['version']}</b>; "
+                 + ("the <code>champion</code> alias points to it." if promoted
+                    else "the <code>champion</code> alias was not moved to it.") + "</p>")
 
     parts.append("<h2>Lineage</h2>")
-    parts.append(f"<pre>{escape(json.dumps(registration['lineage'], indent=2, sort_keys=True))}</pre>")
+    parts.append(f"<pre>{escape(json.dumps(lineage, indent=2, sort_keys=True))}</pre>")
     parts.append("</body></html>")
     return "\n".join(parts)
 
 
-def report(
-    model_name: str,
-    ingest_summary: str,
-    validation_summary: str,
-    statistics_view: Input[HTML],
-    selection: str,
-    evaluation: str,
-    registration: str,
-    run_report: Output[HTML],
-) -> str:
-    """KFP component: write the run report; returns its path."""
-    from components import report as stage
-    from components import runtime
-
-    with open(statistics_view.path, encoding="utf-8") as handle:
-        statistics_html = handle.read()
-    page = stage.render_report(
-        model_name=model_name, ingest=runtime.parse_json(ingest_summary), validation=runtime.parse_json(validation_summary),
-        statistics_html=statistics_html, selection=runtime.parse_json(selection), evaluation=runtime.parse_json(evaluation),
-        registration=runtime.parse_json(registration))
-    with open(run_report.path, "w", encoding="utf-8") as handle:
-        handle.write(page)
-    runtime.report_progress("report", run_report.path)
-    return run_report.path
+def render_summary(*, version: dict, evaluation: dict) -> str:
+    """A few lines of Markdown for the KFP UI's Markdown viewer."""
+    lineage = version["lineage"]
+    metric = lineage["params"]["metric"]
+    blessing = lineage["blessing"]
+    lines = [f"## {version['name']} v{version['version']}", "",
+             f"- data: `{lineage['data']['ref']}` ({sum(lineage['data']['rows'].values())} rows)",
+             f"- best candidate: `{lineage['params']['candidate']['id']}`",
+             f"- test {metric}: **{evaluation['score']:.4f}** (trivial predictor {evaluation['baseline_score']:.4f}, "
+             f"skill {evaluation['skill']:.2f})",
+             f"- {'blessed' if blessing['blessed'] else 'not blessed'}: {blessing['reason']}",
+             f"- champion: {'this version' if 'champion' in version.get('aliases', []) else 'unchanged'}"]
+    return "\n".join(lines) + "\n"

@@ -3,38 +3,37 @@
 TFDV runs in its own interpreter (see tfdv_tool.py); this module decides which
 schema applies and what the result means for the run:
 
-1. a curated schema in git, ``schemas/<model_name>.pbtxt``, wins;
-2. else the baseline schema stored for this model by its first run;
-3. else TFDV infers one, and it becomes that baseline once the data passes.
+1. a schema file the run names (``--schema FILE`` / the ``schema_uri`` parameter);
+2. else the curated schema in git, ``schemas/<model_name>.pbtxt``;
+3. else the baseline schema stored for this model by its first clean run;
+4. else TFDV infers one now, and it becomes that baseline once the data passes.
 
 Any anomaly in any split stops the run before training. Train-vs-validation
-skew is measured and reported, not enforced: with small splits the
-distances are noisy, and the split is by content hash, not by time.
+skew is measured and reported, not enforced: the split is by content hash, so
+the distances only measure sampling noise (components.drift says when a
+sample is large enough to tell anything).
 """
+
+from __future__ import annotations
 
 import json
 import os
 import subprocess
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import unquote, urlparse
 
-from kfp.dsl import HTML, Artifact, Dataset, Input, Output
-
-from components.runtime import StageError, project_path
-from components.storage import NotFound, ObjectStore
+from components import config
+from components.errors import StageError
+from components.storage import AlreadyExists, NotFound, ObjectStore, StoreError
 
 TOOL = Path(__file__).with_name("tfdv_tool.py")
 TOOL_VERSION = "1"
-TOOL_TIMEOUT_SECONDS = 1800
-
-
-def tfdv_python() -> Path:
-    """The TFDV interpreter: MLOPS_TFDV_PYTHON, else the checkout's .venv-tfdv."""
-    return project_path("MLOPS_TFDV_PYTHON", ".venv-tfdv/bin/python")
 
 
 def curated_schema_path(model_name: str) -> Path | None:
-    path = project_path("MLOPS_SCHEMA_DIR", "schemas") / f"{model_name}.pbtxt"
+    path = config.SCHEMA_DIR.get() / f"{model_name}.pbtxt"
     return path if path.is_file() else None
 
 
@@ -42,11 +41,57 @@ def baseline_schema_key(model_name: str) -> str:
     return f"schemas/{model_name}/baseline.pbtxt"
 
 
+@dataclass
+class SchemaChoice:
+    """Which schema a run validates against, and where it came from."""
+
+    source: str  # file | curated | baseline | inferred
+    origin: str  # the path, URI or store key; "" when inferred
+    text: str | None  # the schema (text proto); None when TFDV infers it
+
+    def describe(self) -> str:
+        where = f" {self.origin}" if self.origin else ""
+        return {"file": f"the schema file{where}", "curated": f"the curated schema{where}",
+                "baseline": f"the stored baseline schema{where}",
+                "inferred": "a schema TFDV inferred from this data (now the model's baseline)"}[self.source]
+
+
+def read_schema_uri(schema_uri: str, store: ObjectStore) -> str:
+    """The text of a schema named by a path, file:// or s3:// URI."""
+    parsed = urlparse(schema_uri)
+    if parsed.scheme in ("", "file"):
+        path = Path(unquote(parsed.path) if parsed.scheme == "file" else schema_uri)
+        if not path.is_file():
+            raise StageError(f"schema file not found: {path}")
+        return path.read_text(encoding="utf-8")
+    if parsed.scheme == "s3":
+        from components.storage.s3 import read_s3_uri
+
+        return read_s3_uri(schema_uri).decode("utf-8")
+    raise StageError(f"unsupported schema URI {schema_uri!r}: use a path, file:// or s3://")
+
+
+def choose_schema(model_name: str, store: ObjectStore, schema_uri: str = "") -> SchemaChoice:
+    """The schema this run is held to (see the module docstring for the order)."""
+    if schema_uri:
+        return SchemaChoice("file", schema_uri, read_schema_uri(schema_uri, store))
+    curated = curated_schema_path(model_name)
+    if curated:
+        shown = os.path.relpath(curated, config.PROJECT_ROOT) if curated.is_relative_to(config.PROJECT_ROOT) else curated
+        return SchemaChoice("curated", str(shown), curated.read_text(encoding="utf-8"))
+    try:
+        return SchemaChoice("baseline", f"{store.uri}/{baseline_schema_key(model_name)}",
+                            store.read(baseline_schema_key(model_name)).decode("utf-8"))
+    except NotFound:
+        return SchemaChoice("inferred", "", None)
+
+
 def run_tfdv_tool(splits: dict[str, str], out_dir: str, schema_path: str | None = None) -> dict:
     """Run tfdv_tool.py validate and return its result.json as a dict."""
-    python = tfdv_python()
+    python = config.TFDV_PYTHON.get()
     if not python.exists():
         raise StageError(f"TFDV interpreter not found at {python}: run `make setup` or set MLOPS_TFDV_PYTHON")
+    timeout = config.TFDV_TIMEOUT_SECONDS.get()
     command = [str(python), str(TOOL), "validate", "--out", out_dir]
     for name, path in splits.items():
         command += ["--split", f"{name}={path}"]
@@ -54,7 +99,11 @@ def run_tfdv_tool(splits: dict[str, str], out_dir: str, schema_path: str | None 
         command += ["--schema", str(schema_path)]
     # TensorFlow's C++ logging is noise here; the tool reports through result.json.
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONWARNINGS": "ignore"}
-    completed = subprocess.run(command, capture_output=True, text=True, env=env, timeout=TOOL_TIMEOUT_SECONDS)
+    try:
+        completed = subprocess.run(command, capture_output=True, text=True, env=env, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise StageError(f"TFDV did not finish within {timeout:g} s; raise MLOPS_TFDV_TIMEOUT_SECONDS "
+                         "or validate less data") from None
     if completed.returncode != 0:
         lines = [line for line in completed.stderr.splitlines() if line.strip()]
         raise StageError(f"TFDV failed: {lines[-1] if lines else f'exit status {completed.returncode}'}")
@@ -71,82 +120,48 @@ def describe_anomalies(anomalies: list[dict], limit: int = 5) -> str:
     return "; ".join(parts) + more
 
 
-def validate_splits(splits: dict[str, str], model_name: str, store: ObjectStore, out_dir: str) -> dict:
-    """Validate the splits against the schema that applies; raise StageError on anomalies.
+@dataclass
+class Validation:
+    """The tool's result and the schema it was held to; raise_for_anomalies() stops the run."""
 
-    Returns the tool's result with ``schema_source`` set to curated, baseline
-    or inferred. Writes statistics, schema.pbtxt and statistics.html to out_dir.
+    result: dict
+    schema: SchemaChoice
+
+    @property
+    def anomalies(self) -> list[dict]:
+        return self.result["anomalies"]
+
+    def raise_for_anomalies(self) -> None:
+        if self.anomalies:
+            raise StageError(
+                f"data validation against {self.schema.describe()} found {len(self.anomalies)} anomalies: "
+                + describe_anomalies(self.anomalies)
+                + " (fix the data, or validate against another schema with --schema FILE)")
+
+
+def validate_splits(splits: dict[str, str], model_name: str, store: ObjectStore, out_dir: str,
+                    schema_uri: str = "") -> Validation:
+    """Validate the splits against the schema that applies.
+
+    Writes statistics/<split>.pb, schema.pbtxt, statistics.html and result.json
+    to ``out_dir``. When the schema was inferred and the data passed, it becomes
+    the model's stored baseline.
     """
-    curated = curated_schema_path(model_name)
+    choice = choose_schema(model_name, store, schema_uri)
     with tempfile.TemporaryDirectory() as scratch:
-        schema_path, source = None, "inferred"
-        if curated:
-            schema_path, source = curated, "curated"
-        else:
-            try:
-                baseline = store.read(baseline_schema_key(model_name))
-            except NotFound:
-                pass
-            else:
-                schema_path = Path(scratch, "baseline.pbtxt")
-                schema_path.write_bytes(baseline)
-                source = "baseline"
+        schema_path = None
+        if choice.text is not None:
+            schema_path = Path(scratch, "schema.pbtxt")
+            schema_path.write_text(choice.text, encoding="utf-8")
         result = run_tfdv_tool(splits, out_dir, str(schema_path) if schema_path else None)
-    result["schema_source"] = source
-    Path(out_dir, "result.json").write_text(json.dumps(result, indent=2, sort_keys=True), encoding="utf-8")
-    if result["anomalies"]:
-        raise StageError(
-            f"data validation against the {source} schema found {len(result['anomalies'])} anomalies: "
-            + describe_anomalies(result["anomalies"])
-        )
-    if source == "inferred":
+    validation = Validation(result=result, schema=choice)
+    validation.raise_for_anomalies()
+    if choice.source == "inferred":
         # First clean run for this model: its schema guards every later run.
-        from components.storage import AlreadyExists
-
         try:
             store.create(baseline_schema_key(model_name), Path(out_dir, "schema.pbtxt").read_bytes())
         except AlreadyExists:
             pass
-    return result
-
-
-def validate(
-    train: Input[Dataset],
-    validation: Input[Dataset],
-    test: Input[Dataset],
-    model_name: str,
-    store_uri: str,
-    statistics: Output[Artifact],
-    schema: Output[Artifact],
-    anomalies: Output[Artifact],
-    statistics_view: Output[HTML],
-) -> str:
-    """KFP component: TFDV validation of every split; fails the run on anomalies.
-
-    Outputs: per-split statistics (and result.json), the schema validated against,
-    the anomaly list (JSON, empty when the run goes on) and TFDV's HTML view.
-    """
-    import json
-    import os
-    import shutil
-
-    from components import runtime
-    from components import validate as stage
-    from components.storage import open_store
-
-    os.makedirs(statistics.path, exist_ok=True)
-    splits = {"train": train.path, "validation": validation.path, "test": test.path}
-    result = runtime.run_stage("validate", stage.validate_splits, splits=splits, model_name=model_name,
-                               store=open_store(store_uri), out_dir=statistics.path)
-    shutil.copyfile(os.path.join(statistics.path, "statistics.html"), statistics_view.path)
-    shutil.copyfile(os.path.join(statistics.path, "schema.pbtxt"), schema.path)
-    with open(anomalies.path, "w", encoding="utf-8") as handle:
-        json.dump(result["anomalies"], handle)
-    schema.metadata["source"] = result["schema_source"]
-    statistics.metadata.update({"schema_source": result["schema_source"], "anomalies": 0,
-                                "tfdv_version": result["tfdv_version"]})
-    skewed = [row["feature"] for row in result["skew"] if row["exceeded"]]
-    runtime.report_progress("validate", f"no anomalies against the {result['schema_source']} schema; "
-                            f"train/validation skew over threshold in {len(skewed)} of {len(result['skew'])} features")
-    keep = ("schema_source", "skew", "splits", "thresholds", "tfdv_version", "features")
-    return json.dumps({key: result[key] for key in keep})
+        except StoreError as error:
+            raise StageError(f"could not store the baseline schema: {error}") from None
+    return validation

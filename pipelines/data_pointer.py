@@ -14,12 +14,13 @@ from pathlib import Path
 
 import yaml
 
+from components.errors import MlopsError
 from components.storage.datasets import REF_PATTERN, DataVersion
 
 POINTER_SUFFIX = ".data.yaml"
 
 
-class PointerError(ValueError):
+class PointerError(MlopsError):
     """A pointer file is missing fields or malformed."""
 
 

@@ -1,9 +1,13 @@
 """Write the demo data sets: real tables that ship inside scikit-learn, so nothing is downloaded.
 
-- wine.csv: 178 wines, 13 chemistry features, 3 cultivars (multiclass, string labels;
-  its column names include ``od280/od315_of_diluted_wines``).
-- breast_cancer.csv: 569 tumours, 30 features, malignant/benign (binary, string labels).
-- diabetes.csv: 442 patients, 10 features, disease progression (regression).
+- demo-wine.csv: 178 wines, 13 chemistry features, 3 cultivars (multiclass, string
+  labels; its column names include ``od280/od315_of_diluted_wines``).
+- demo-breast-cancer.csv: 569 tumours, 30 features, malignant/benign (binary, string labels).
+- demo-diabetes.csv: 442 patients, 10 features, disease progression (regression).
+
+The ``demo-`` prefix gives them names of their own: the model name defaults to
+the file's stem, and the curated schema schemas/demo-wine.pbtxt applies to the
+model ``demo-wine`` only, never to a user's own ``wine.csv``.
 
     python -m pipelines.demo_data OUTPUT_DIR
 """
@@ -14,9 +18,9 @@ from pathlib import Path
 from sklearn import datasets
 
 LOADERS = {
-    "wine": datasets.load_wine,
-    "breast_cancer": datasets.load_breast_cancer,
-    "diabetes": datasets.load_diabetes,
+    "demo-wine": datasets.load_wine,
+    "demo-breast-cancer": datasets.load_breast_cancer,
+    "demo-diabetes": datasets.load_diabetes,
 }
 
 

@@ -15,12 +15,11 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from kfp import local
+from components import config, kfp_adapter
+from components.errors import MlopsError
 
-from pipelines.training import training_pipeline
 
-
-class RunFailed(Exception):
+class RunFailed(MlopsError):
     """The pipeline stopped; the message is the failing stage's one-line reason."""
 
 
@@ -28,12 +27,10 @@ class RunFailed(Exception):
 class LocalRun:
     run_dir: Path
     log_path: Path
-    registration: dict
+    model_version: int
+    promoted: bool
+    promotion: str
     report_path: str
-
-
-def default_runs_dir() -> Path:
-    return Path(os.environ.get("MLOPS_RUNS_DIR") or Path.cwd() / "runs").resolve()
 
 
 class _ProgressFollower(threading.Thread):
@@ -81,7 +78,11 @@ def run_pipeline(arguments: dict, runs_dir: Path | None = None, emit=None, verbo
         terminal = sys.stdout
         emit = lambda line: print(line, file=terminal, flush=True)  # noqa: E731
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    run_dir = (runs_dir or default_runs_dir()) / f"{stamp}-{arguments['model_name']}-{os.getpid()}"
+    from kfp import local
+
+    from pipelines.training import training_pipeline
+
+    run_dir = (runs_dir or config.runs_dir()) / f"{stamp}-{arguments['model_name']}-{os.getpid()}"
     run_dir.mkdir(parents=True, exist_ok=True)
     progress_file, error_file, log_path = run_dir / "progress.jsonl", run_dir / "error.json", run_dir / "run.log"
     previous_env = {key: os.environ.get(key) for key in ("MLOPS_PROGRESS_FILE", "MLOPS_ERROR_FILE")}
@@ -91,10 +92,8 @@ def run_pipeline(arguments: dict, runs_dir: Path | None = None, emit=None, verbo
     follower.start()
     try:
         with open(log_path, "w", encoding="utf-8") as log, warnings.catch_warnings():
-            # kfp.local warns for every task whose image name lacks "python"; ours are ours.
-            warnings.filterwarnings("ignore", message=".*non-Python base image.*")
-            # Cluster settings (resources, Secrets) are for KFP; kfp.local says it ignores them.
-            warnings.filterwarnings("ignore", message=".*have no effect in the current local runner.*")
+            for message, category in kfp_adapter.LOCAL_RUNNER_WARNINGS:
+                warnings.filterwarnings("ignore", message=message, category=category)
             redirect = contextlib.nullcontext() if verbose else _redirected(log)
             with redirect:
                 local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(run_dir / "outputs"),
@@ -110,8 +109,9 @@ def run_pipeline(arguments: dict, runs_dir: Path | None = None, emit=None, verbo
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-    return LocalRun(run_dir=run_dir, log_path=log_path, registration=json.loads(outputs["registration"]),
-                    report_path=outputs["report_path"])
+    return LocalRun(run_dir=run_dir, log_path=log_path, model_version=int(outputs["model_version"]),
+                    promoted=bool(outputs["promoted"]), promotion=outputs["promotion"],
+                    report_path=outputs["report"].path)
 
 
 @contextlib.contextmanager
@@ -121,7 +121,4 @@ def _redirected(log):
 
 
 def _failure_reason(error_file: Path, error: Exception, log_path: Path) -> str:
-    if error_file.exists():
-        record = json.loads(error_file.read_text(encoding="utf-8"))
-        return f"{record['stage']}: {record['error']}"
-    return f"{' '.join(str(error).split())} (details in {log_path})"
+    return kfp_adapter.failure_reason(error_file) or f"{' '.join(str(error).split())} (details in {log_path})"

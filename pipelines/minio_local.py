@@ -21,23 +21,23 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from components.runtime import PROJECT_ROOT
+from components import config
 
-DEFAULT_BINARY = PROJECT_ROOT / "bin" / "minio"
-DEFAULT_BUCKET = "mlops"
+DEFAULT_BINARY = config.MINIO_BIN.default
+DEFAULT_BUCKET = config.STORE_BUCKET
 
 
 def state_dir() -> Path:
     """Credentials, data, pid and env file of `make minio-up` (git-ignored)."""
-    return Path(os.environ.get("MLOPS_MINIO_STATE_DIR") or PROJECT_ROOT / ".minio")
+    return config.MINIO_STATE_DIR.get()
 
 
 def default_port() -> int:
-    return int(os.environ.get("MLOPS_MINIO_PORT", "9000"))
+    return config.MINIO_PORT.get()
 
 
 def minio_binary() -> Path:
-    return Path(os.environ.get("MLOPS_MINIO_BIN") or DEFAULT_BINARY)
+    return config.MINIO_BIN.get()
 
 
 def free_port() -> int:

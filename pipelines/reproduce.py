@@ -10,16 +10,16 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from components.storage import NotFound, ObjectStore
+from components.errors import MlopsError
+from components.storage import ObjectStore
 from components.storage.datasets import DataVersions
 from components.storage.fs import FileStore
 from components.storage.registry import ModelRegistry, ModelVersion
-from components.validate import baseline_schema_key
 from pipelines.local import run_pipeline
 from pipelines.search_space import to_parameter
 
 
-class NotReproducible(Exception):
+class NotReproducible(MlopsError):
     """The lineage record lacks what a re-run needs."""
 
 
@@ -46,7 +46,7 @@ class Reproduction:
 
 # What a re-run needs from the lineage record (dotted paths).
 REQUIRED_LINEAGE = ("data.ref", "data.target", "task", "split.validation_fraction", "split.test_fraction",
-                    "split.salt", "params.search_space", "seed", "blessing.min_score", "code.version",
+                    "split.salt", "params.search_space", "seed", "blessing.min_skill", "code.version",
                     "model.sha256", "metrics.validation", "metrics.test")
 
 
@@ -71,20 +71,28 @@ def arguments_from_lineage(version: ModelVersion, scratch_store_uri: str) -> dic
         "store_uri": scratch_store_uri, "task": lineage["task"],
         "search_space": to_parameter(lineage["params"]["search_space"]), "seed": lineage["seed"],
         "validation_fraction": split["validation_fraction"], "test_fraction": split["test_fraction"],
-        "split_salt": split["salt"], "min_score": blessing["min_score"],
+        "split_salt": split["salt"], "min_skill": blessing["min_skill"],
+        "min_score": "" if blessing.get("min_score") is None else repr(blessing["min_score"]),
         "code_version": lineage["code"]["version"],
     }
 
 
-def seed_scratch_store(source: ObjectStore, scratch: ObjectStore, version: ModelVersion) -> None:
-    """Copy the data version and the baseline schema the original run saw."""
+def seed_scratch_store(source: ObjectStore, scratch: ObjectStore, version: ModelVersion, scratch_dir: Path) -> str:
+    """Copy the data version into the scratch store; return the schema file the re-run must use.
+
+    The re-run is held to exactly the schema the original validated against (the
+    version keeps it as baseline/schema.pbtxt), whatever the curated file or the
+    stored baseline say today; "" when the version predates that.
+    """
     source_data, scratch_data = DataVersions(source), DataVersions(scratch)
     data_version = source_data.resolve(version.lineage["data"]["ref"])
-    scratch_data.publish(data_version.name, source_data.read_frame(data_version), source=data_version.source)
-    try:
-        scratch.put(baseline_schema_key(version.name), source.read(baseline_schema_key(version.name)))
-    except NotFound:
-        pass  # the original inferred its schema too
+    scratch_data.publish(data_version.name, source_data.read_frame(data_version), source=data_version.source,
+                         version_id=data_version.id)
+    if "baseline/schema.pbtxt" not in version.files:
+        return ""
+    schema = scratch_dir / "schema.pbtxt"
+    schema.write_bytes(ModelRegistry(source).read_file(version, "baseline/schema.pbtxt"))
+    return str(schema)
 
 
 def compare_metrics(original: dict, new: dict) -> list[str]:
@@ -102,11 +110,11 @@ def reproduce(store: ObjectStore, ref: str, current_code_version: str, runs_dir:
     """Re-run ``ref`` (``NAME@VERSION``) from its lineage and compare model bytes and metrics."""
     original = ModelRegistry(store).resolve(ref)
     with tempfile.TemporaryDirectory(prefix="mlops-reproduce-") as scratch_dir:
-        scratch = FileStore(scratch_dir)
+        scratch = FileStore(Path(scratch_dir) / "store")
         arguments = arguments_from_lineage(original, scratch.uri)
-        seed_scratch_store(store, scratch, original)
+        arguments["schema_uri"] = seed_scratch_store(store, scratch, original, Path(scratch_dir))
         run = run_pipeline(arguments, runs_dir=runs_dir, emit=emit)
-    lineage = run.registration["lineage"]
+        lineage = ModelRegistry(scratch).get(original.name, run.model_version).lineage
     return Reproduction(
         original=original,
         model_sha256=lineage["model"]["sha256"],

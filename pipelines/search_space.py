@@ -1,31 +1,52 @@
-"""Loading the search space (params file) that the training stage expands."""
+"""Reading the search space (the params file) that the training stage expands.
+
+The file is checked as a whole here (components.train.check_search_space), in
+the CLI's pre-flight, and again by the pipeline's first task, so a cluster run
+gets the same one-line message as `mlops run`.
+"""
 
 import json
 from pathlib import Path
 
 import yaml
 
+from components.errors import MlopsError
+
 DEFAULT_PARAMS_FILE = Path(__file__).with_name("params") / "default.yaml"
 
 
-class ParamsError(ValueError):
-    """The params file is missing or malformed."""
+class ParamsError(MlopsError):
+    """The params file is missing, malformed or names something unknown."""
 
 
 def load_search_space(path: str | Path | None = None) -> dict:
-    """Read a params YAML/JSON file (the default one when ``path`` is None)."""
+    """Read and check a params YAML/JSON file (the default one when ``path`` is None)."""
+    from components.train import check_search_space
+
     path = Path(path) if path else DEFAULT_PARAMS_FILE
     try:
         loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ParamsError(f"params file not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ParamsError(f"cannot read params file {path}: {error}") from None
     except yaml.YAMLError as error:
-        raise ParamsError(f"params file {path} is not valid YAML: {' '.join(str(error).split())}") from None
-    if not isinstance(loaded, dict) or not isinstance(loaded.get("candidates"), dict):
-        raise ParamsError(f"params file {path} needs a 'candidates' mapping (see {DEFAULT_PARAMS_FILE.name})")
+        raise ParamsError(f"params file {path} is not valid YAML: {error}") from None
+    try:
+        check_search_space(loaded)
+    except MlopsError as error:
+        raise ParamsError(f"params file {path}: {error}") from None
     return loaded
 
 
 def to_parameter(search_space: dict) -> str:
     """The canonical JSON string passed as the pipeline's search_space parameter."""
     return json.dumps(search_space, sort_keys=True, separators=(",", ":"))
+
+
+def _default_parameter() -> str:
+    """The default params file as the pipeline parameter's default (read once, at compile time)."""
+    return to_parameter(yaml.safe_load(DEFAULT_PARAMS_FILE.read_text(encoding="utf-8")))
+
+
+DEFAULT_SEARCH_SPACE_PARAMETER = _default_parameter()

@@ -1,102 +1,107 @@
 """The training pipeline, top to bottom in the order a run goes.
 
-ingest → validate (TFDV; anomalies stop here) → prepare features → train
-candidates in parallel → pick the best → evaluate on test vs the champion →
-register (champion moves only when blessed) → report.
+ingest (publish a data version) → split → validate (TFDV; anomalies stop here)
+→ prepare features → train candidates in parallel → pick the best → evaluate on
+test against a trivial predictor and the champion → register (the champion
+moves only when blessed, and only over the champion evaluated against) → report.
 
-Every task gets its cluster settings (store credentials from the Secret,
-resources, non-root) through ``for_cluster``; kfp.local ignores them.
+Every value a later stage needs travels as a typed output of an earlier one
+(components/tasks.py): the cleaned target name, the task, the ranking metric,
+the champion compared against, the blessing. Every task gets its cluster
+settings through ``for_cluster``; kfp.local ignores them.
 
-Tasks whose result depends on something outside their inputs (the data
-behind a URI, the registry's baseline schema or champion) never use KFP's
-cache; pure steps (prepare, train) may.
+Tasks whose result depends on something outside their inputs (the data behind
+a URI, the registry's champion, the registry itself) never use KFP's cache;
+the rest are keyed by content: everything after ingest sees the data version
+id, not the URI.
 """
 
 from typing import NamedTuple
 
 from kfp import dsl
 
-from components import evaluate, factory, ingest, prepare, register, report, train, validate
-from components.images import TFDV_IMAGE
-from pipelines.cluster import apply_task_settings as for_cluster
-from pipelines.search_space import load_search_space, to_parameter
+from components import config
+from components.factory import component
+from pipelines.search_space import DEFAULT_SEARCH_SPACE_PARAMETER
+from pipelines.task_settings import apply_task_settings as for_cluster
 
-PIPELINE_NAME = "training-pipeline"
-DEFAULT_SEARCH_SPACE = to_parameter(load_search_space())
-
-ingest_op = factory.build(ingest.ingest)
-validate_op = factory.build(validate.validate, image=TFDV_IMAGE)
-prepare_op = factory.build(prepare.prepare)
-expand_candidates_op = factory.build(train.expand_candidates)
-train_op = factory.build(train.train)
-select_best_op = factory.build(train.select_best)
-evaluate_op = factory.build(evaluate.evaluate)
-register_op = factory.build(register.register)
-report_op = factory.build(report.report)
+ingest, split, validate = component("ingest"), component("split"), component("validate")
+prepare, expand_candidates, train = component("prepare"), component("expand_candidates"), component("train")
+select_best, evaluate = component("select_best"), component("evaluate")
+register, report = component("register"), component("report")
 
 
-@dsl.pipeline(name=PIPELINE_NAME, description="Ingest, validate (TFDV), prepare, train candidates in parallel, "
-                                               "evaluate against the champion, register.")
+@dsl.pipeline(name=config.PIPELINE_NAME,
+              description="Ingest, validate (TFDV), prepare, train candidates in parallel, evaluate against a "
+                          "trivial predictor and the champion, register.")
 def training_pipeline(
     data_uri: str,
     target: str,
     model_name: str,
+    data_name: str = "",
     store_uri: str = "",
-    task: str = "auto",
-    search_space: str = DEFAULT_SEARCH_SPACE,
-    seed: int = 42,
-    validation_fraction: float = 0.15,
-    test_fraction: float = 0.15,
+    task: str = config.DEFAULT_TASK,
+    search_space: str = DEFAULT_SEARCH_SPACE_PARAMETER,
+    schema_uri: str = "",
+    seed: int = config.DEFAULT_SEED,
+    validation_fraction: float = config.DEFAULT_VALIDATION_FRACTION,
+    test_fraction: float = config.DEFAULT_TEST_FRACTION,
     split_salt: str = "",
-    min_score: float = 0.0,
+    min_skill: float = config.DEFAULT_MIN_SKILL,
+    min_score: str = "",
     code_version: str = "unknown",
-) -> NamedTuple("RunOutputs", registration=str, report_path=str):
-    # 1. Ingest: read the data, clean column names, split by row-content hash.
-    data = ingest_op(data_uri=data_uri, target=target, validation_fraction=validation_fraction,
-                     test_fraction=test_fraction, split_salt=split_salt, store_uri=store_uri)
-    for_cluster(data.set_caching_options(False))
+) -> NamedTuple("RunOutputs", model_version=int, promoted=bool, promotion=str, report=dsl.HTML):
+    # 1. Ingest: check the run's parameters, read the data, publish it as a content-addressed data version.
+    data = for_cluster(ingest(data_uri=data_uri, data_name=data_name, model_name=model_name, search_space=search_space,
+                              validation_fraction=validation_fraction, test_fraction=test_fraction,
+                              min_score=min_score, store_uri=store_uri).set_caching_options(False))
 
-    # 2. Validate with TFDV against the curated/baseline schema: anomalies stop the run.
-    checked = validate_op(train=data.outputs["train"], validation=data.outputs["validation"],
-                          test=data.outputs["test"], model_name=model_name, store_uri=store_uri)
-    for_cluster(checked.set_caching_options(False), memory_request="1Gi", memory_limit="4Gi")
+    # 2. Split the data version by row-content hash (cacheable: its input is the content id).
+    splits = for_cluster(split(data_version=data.outputs["data_version"], target=target,
+                               validation_fraction=validation_fraction, test_fraction=test_fraction,
+                               split_salt=split_salt, store_uri=store_uri))
+    train_split, validation_split, test_split = (splits.outputs[name] for name in ("train", "validation", "test"))
 
-    # 3. Prepare features: fit the transform on train only.
-    features = for_cluster(prepare_op(train_split=data.outputs["train"], target=target, task=task).after(checked))
+    # 3. Validate with TFDV against the schema that applies: anomalies stop the run.
+    checked = for_cluster(validate(train=train_split, validation=validation_split, test=test_split,
+                                   model_name=model_name, schema_uri=schema_uri, store_uri=store_uri)
+                          .set_caching_options(False), memory_request="1Gi", memory_limit="4Gi")
 
-    # 4. Train every candidate of the search space in parallel, then pick the best on validation.
-    candidates = for_cluster(expand_candidates_op(search_space=search_space, prepare_info=features.outputs["Output"]))
-    # At most 4 candidates train at once: enough to use a node, not to starve the cluster.
-    with dsl.ParallelFor(candidates.output, name="candidates", parallelism=4) as candidate:
-        fitted = train_op(candidate=candidate, train_split=data.outputs["train"],
-                          validation_split=data.outputs["validation"], preprocessor=features.outputs["preprocessor"],
-                          seed=seed)
-        for_cluster(fitted)
-    selection = select_best_op(candidates=dsl.Collected(fitted.outputs["model"]), search_space=search_space,
-                               prepare_info=features.outputs["Output"])
-    for_cluster(selection)
+    # 4. Prepare features: the task and ranking metric, the transform fitted on train only.
+    features = for_cluster(prepare(train_split=train_split, target=splits.outputs["target"], task=task,
+                                   search_space=search_space).after(checked))
 
-    # 5. Evaluate on the untouched test split, against the threshold and the champion.
-    evaluation = evaluate_op(best=selection.outputs["best"], test_split=data.outputs["test"],
-                             prepare_info=features.outputs["Output"], selection=selection.outputs["Output"],
-                             model_name=model_name, store_uri=store_uri, min_score=min_score)
-    for_cluster(evaluation.set_caching_options(False))
+    # 5. Train every candidate of the search space in parallel, then pick the best on validation.
+    candidates = for_cluster(expand_candidates(search_space=search_space, task=features.outputs["task"], seed=seed))
+    with dsl.ParallelFor(candidates.output, name="candidates", parallelism=config.MAX_PARALLEL_CANDIDATES) as item:
+        fitted = for_cluster(train(candidate=item, train_split=train_split, validation_split=validation_split,
+                                   preprocessor=features.outputs["preprocessor"], seed=seed))
+    best = for_cluster(select_best(candidates=dsl.Collected(fitted.outputs["model"]),
+                                   metric=features.outputs["metric"]))
 
-    # 6. Register with lineage; the champion alias moves only when blessed.
-    registration = register_op(
-        best=selection.outputs["best"], model_name=model_name, store_uri=store_uri, data_uri=data_uri,
-        ingest_summary=data.outputs["Output"], validation_summary=checked.outputs["Output"],
-        prepare_info=features.outputs["Output"], selection=selection.outputs["Output"],
-        evaluation=evaluation.outputs["Output"], search_space=search_space, seed=seed, code_version=code_version,
-        run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER, run_name=dsl.PIPELINE_JOB_NAME_PLACEHOLDER)
-    for_cluster(registration.set_caching_options(False))
+    # 6. Evaluate on the untouched test split against a trivial predictor, the floor and the champion.
+    evaluation = for_cluster(evaluate(best=best.outputs["best"], train_split=train_split, test_split=test_split,
+                                      target=splits.outputs["target"], task=features.outputs["task"],
+                                      metric=features.outputs["metric"], model_name=model_name, min_skill=min_skill,
+                                      min_score=min_score, store_uri=store_uri).set_caching_options(False))
 
-    # 7. The run report: one HTML page.
-    page = report_op(model_name=model_name, ingest_summary=data.outputs["Output"],
-                     validation_summary=checked.outputs["Output"], statistics_view=checked.outputs["statistics_view"],
-                     selection=selection.outputs["Output"], evaluation=evaluation.outputs["Output"],
-                     registration=registration.output)
-    for_cluster(page.set_caching_options(False))
+    # 7. Register with lineage and baseline; promote only over the champion that was compared against.
+    registration = for_cluster(register(
+        best=best.outputs["best"], blessing=evaluation.outputs["blessing"], train_split=train_split,
+        statistics=checked.outputs["statistics"], schema=checked.outputs["schema"],
+        blessed=evaluation.outputs["blessed"], champion_version=evaluation.outputs["champion_version"],
+        model_name=model_name, task=features.outputs["task"], data_version=data.outputs["data_version"],
+        data_source=data.outputs["source"], columns=data.outputs["columns"], search_space=search_space, seed=seed,
+        code_version=code_version, run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
+        run_name=dsl.PIPELINE_JOB_NAME_PLACEHOLDER, store_uri=store_uri).set_caching_options(False))
 
-    RunOutputs = NamedTuple("RunOutputs", registration=str, report_path=str)
-    return RunOutputs(registration=registration.output, report_path=page.outputs["Output"])
+    # 8. The run report: one HTML page, and a Markdown summary for the KFP UI.
+    page = for_cluster(report(model_name=model_name, model_version=registration.outputs["model_version"],
+                              train_split=train_split, statistics=checked.outputs["statistics"],
+                              schema=checked.outputs["schema"], statistics_view=checked.outputs["statistics_view"],
+                              best=best.outputs["best"], blessing=evaluation.outputs["blessing"],
+                              store_uri=store_uri).set_caching_options(False))
+
+    RunOutputs = NamedTuple("RunOutputs", model_version=int, promoted=bool, promotion=str, report=dsl.HTML)
+    return RunOutputs(model_version=registration.outputs["model_version"], promoted=registration.outputs["promoted"],
+                      promotion=registration.outputs["promotion"], report=page.outputs["run_report"])

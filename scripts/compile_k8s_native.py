@@ -8,7 +8,7 @@ For KFP API servers running with --pipelines-store=kubernetes:
 
 import sys
 
-from pipelines.cluster import compile_kubernetes_native
+from pipelines.compile import compile_kubernetes_native
 from pipelines.training import training_pipeline
 
 

@@ -1,11 +1,10 @@
-"""Print the image references of components/images.py for Make and shell.
+"""Print the image references of components/config.py for Make and shell.
 
 `python3 scripts/images.py` prints NAME=ref lines (BASE_IMAGE=..., TFDV_IMAGE=...,
-MINIO_IMAGE=..., IMAGE_VERSION=...). It reads the module by path, so it needs no
-installed package and no third-party library.
+MINIO_IMAGE=..., IMAGE_VERSION=...). components/config.py imports only the
+standard library, so this needs no installed package and no virtualenv.
 """
 
-import runpy
 import sys
 from pathlib import Path
 
@@ -13,8 +12,10 @@ NAMES = ("IMAGE_VERSION", "REGISTRY", "BASE_IMAGE", "TFDV_IMAGE", "MINIO_IMAGE")
 
 
 def image_refs(repo: Path) -> dict:
-    module = runpy.run_path(str(repo / "components" / "images.py"))
-    return {name: module[name] for name in NAMES}
+    sys.path.insert(0, str(repo))
+    from components import config
+
+    return {name: getattr(config, name) for name in NAMES}
 
 
 def main() -> int:

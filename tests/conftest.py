@@ -13,12 +13,12 @@ from pipelines.minio_local import MinioServer, minio_binary
 from pipelines.demo_data import write_demo_data
 
 
-
 @pytest.fixture(scope="session")
 def demo_data(tmp_path_factory) -> dict[str, Path]:
-    """wine.csv (multiclass), breast_cancer.csv (binary), diabetes.csv (regression)."""
+    """demo-wine.csv (multiclass), demo-breast-cancer.csv (binary), demo-diabetes.csv (regression),
+    keyed wine, breast_cancer and diabetes."""
     directory = tmp_path_factory.mktemp("demo-data")
-    return {path.stem: path for path in write_demo_data(directory)}
+    return {path.stem.removeprefix("demo-").replace("-", "_"): path for path in write_demo_data(directory)}
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,7 @@
 
 import pytest
 
-from components.ingest import normalize_frame
+from components.ingest import clean_frame
 from components.storage import NotFound, StoreError
 from components.storage.datasets import DataVersions
 from pipelines.data_pointer import PointerError, read_pointer, resolve_data_argument, write_pointer
@@ -36,13 +36,13 @@ def test_references_that_do_not_resolve(store, wine_frame):
     versions.publish("wine", wine_frame, source="x")
     with pytest.raises(NotFound, match="has no version 'deadbeef'"):
         versions.resolve("wine@deadbeef")
-    with pytest.raises(StoreError, match="must be NAME@VERSION"):
+    with pytest.raises(StoreError, match="data version reference 'wine' is malformed: use NAME@VERSION"):
         versions.resolve("wine")
 
 
 def test_a_push_that_died_before_its_manifest_is_invisible_and_can_be_redone(store, wine_frame):
     versions = DataVersions(store)
-    frame, _ = normalize_frame(wine_frame)
+    frame, _ = clean_frame(wine_frame)
     version, _ = versions.publish("wine", frame, source="x")
     store.delete(f"data/wine/versions/{version.id}/manifest.json")  # as if the writer died here
     assert versions.versions("wine") == []
@@ -53,8 +53,8 @@ def test_a_push_that_died_before_its_manifest_is_invisible_and_can_be_redone(sto
 def test_stored_data_is_checked_against_its_hash(store, wine_frame):
     versions = DataVersions(store)
     version, _ = versions.publish("wine", wine_frame, source="x")
-    store.put(f"data/wine/versions/{version.id}/data.parquet", b"tampered")
-    with pytest.raises(StoreError, match="does not match its recorded sha256"):
+    store.put(f"data/wine/versions/{version.id}/{version.data_file}", b"tampered")
+    with pytest.raises(StoreError, match="do not match their recorded sha256 .*changed outside this tool"):
         versions.read_frame(version)
 
 
@@ -75,11 +75,10 @@ def test_pointer_files_round_trip(tmp_path, file_store, wine_frame):
 
 
 def test_the_gitops_pointer_pins_the_demo_wine_data(demo_data, file_store):
-    """manifests/gitops/wine.data.yaml must name the version `mlops data push` gives the demo data."""
-    from components.ingest import load_table
-    from components.runtime import PROJECT_ROOT
+    """manifests/gitops/demo-wine.data.yaml must name the version `mlops data push` gives the demo data."""
+    from components.config import PROJECT_ROOT
+    from components.ingest import ingest_source
 
-    pointer = read_pointer(PROJECT_ROOT / "manifests" / "gitops" / "wine.data.yaml")
-    frame, _ = normalize_frame(load_table(str(demo_data["wine"])))
-    version, _ = DataVersions(file_store).publish("wine", frame, source="demo")
-    assert pointer["ref"] == f"wine@{version.id}" and pointer["rows"] == version.rows
+    pointer = read_pointer(PROJECT_ROOT / "manifests" / "gitops" / "demo-wine.data.yaml")
+    version = ingest_source(str(demo_data["wine"]), file_store, "demo-wine").version
+    assert pointer["ref"] == f"demo-wine@{version.id}" and pointer["rows"] == version.rows

@@ -1,35 +1,54 @@
-"""Evaluate: test metrics, the blessing rules and the champion comparison."""
+"""Evaluate: test metrics, the blessing rules (trivial baseline, floor, champion) and the champion comparison."""
 
-import io
-
-import joblib
 import pandas as pd
 import pytest
 
+from components import model_io
+from components.errors import StageError
 from components.evaluate import decide_blessing, evaluate_model
-from components.ingest import SplitConfig, ingest_frame
-from components.metrics import resolve_metric
+from components.ingest import SplitConfig, clean_frame, split_frame
+from components.metrics import resolve_metric, skill
 from components.prepare import fit_preprocessor
-from components.runtime import StageError
 from components.storage.registry import ModelRegistry
 from components.train import train_candidate
 
 
-@pytest.mark.parametrize("score, threshold, champion, blessed, reason", [
-    (0.9, 0.5, None, True, "no champion yet"),
-    (0.4, 0.5, None, False, "does not meet the threshold"),
-    (0.9, 0.5, {"version": 3, "test_metrics": {"f1_macro": 0.95}}, False, "worse than champion v3"),
-    (0.95, 0.5, {"version": 3, "test_metrics": {"f1_macro": 0.95}}, True, "not worse than champion v3"),
-    (0.99, 0.5, {"version": 3, "error": "KeyError: 'x'"}, False, "could not be scored"),
+def bless(score, baseline=0.3, metric="f1_macro", min_skill=0.1, min_score=None, champion=None):
+    return decide_blessing({metric: score}, {metric: baseline}, metric, min_skill, min_score, champion)
+
+
+@pytest.mark.parametrize("kwargs, blessed, reason", [
+    # the trivial predictor scores 0.3: skill = (score - 0.3) / (1 - 0.3)
+    ({"score": 0.9}, True, "has skill 0.86 over a trivial predictor (0.3000; minimum 0.10); no champion yet"),
+    ({"score": 0.35}, False, "has skill 0.07 over a trivial predictor (0.3000; minimum 0.10): it learnt too little"),
+    ({"score": 0.9, "min_score": 0.95}, False, "does not meet the floor 0.9500"),
+    ({"score": 0.9, "champion": {"version": 3, "test_metrics": {"f1_macro": 0.95}}}, False,
+     "is worse than champion v3 (0.9500)"),
+    ({"score": 0.95, "champion": {"version": 3, "test_metrics": {"f1_macro": 0.95}}}, True,
+     "not worse than champion v3 (0.9500)"),
+    ({"score": 0.99, "champion": {"version": 3, "error": "KeyError: 'x'"}}, False, "could not be scored"),
 ])
-def test_blessing_rules(score, threshold, champion, blessed, reason):
-    decision, text = decide_blessing({"f1_macro": score}, "f1_macro", threshold, champion)
-    assert decision is blessed and reason in text
+def test_blessing_rules(kwargs, blessed, reason):
+    decision = bless(**kwargs)
+    assert decision.blessed is blessed and reason in decision.reason, decision.reason
 
 
-def test_error_metrics_bless_lower_values():
-    assert decide_blessing({"rmse": 1.0}, "rmse", 2.0, {"version": 1, "test_metrics": {"rmse": 1.5}})[0]
-    assert not decide_blessing({"rmse": 3.0}, "rmse", 2.0, None)[0]
+def test_a_first_model_that_learnt_nothing_is_not_crowned():
+    """A regression with test r2 = 0.03 used to become champion: the default gate now refuses it."""
+    decision = bless(0.03, baseline=-0.01, metric="r2")
+    assert not decision.blessed and decision.skill == pytest.approx(0.0396, abs=1e-3)
+
+
+def test_error_metrics_count_lower_values_as_better():
+    assert skill(2.0, 4.0, "rmse") == pytest.approx(0.5)
+    assert bless(2.0, baseline=4.0, metric="rmse", champion={"version": 1, "test_metrics": {"rmse": 2.5}}).blessed
+    assert not bless(3.9, baseline=4.0, metric="rmse").blessed
+    assert not bless(2.0, baseline=4.0, metric="rmse", min_score=1.5).blessed
+
+
+def test_a_metric_the_test_split_cannot_compute_is_one_line():
+    with pytest.raises(StageError, match="metric 'roc_auc' cannot be computed on the test split"):
+        decide_blessing({"f1_macro": 0.9}, {"f1_macro": 0.3}, "roc_auc", 0.1, None, None)
 
 
 def test_metric_resolution():
@@ -41,42 +60,43 @@ def test_metric_resolution():
 
 
 def _fit(frame, candidate):
-    result = ingest_frame(frame, "target", SplitConfig())
+    cleaned, _ = clean_frame(frame)
+    result = split_frame(cleaned, "target", SplitConfig())
     transform, info = fit_preprocessor(result.splits["train"], "target")
     model, _ = train_candidate(candidate, transform, result.splits["train"], result.splits["validation"],
                                "target", info["task"], seed=1)
-    return model, result.splits["test"]
+    return model, result.splits["train"], result.splits["test"]
+
+
+def _register_champion(store, name, model):
+    registry = ModelRegistry(store)
+    version = registry.register(name, {model_io.FILE_NAME: model_io.dumps(model)}, metrics={}, lineage={})
+    registry.set_alias(name, "champion", version.version)
+    return version
 
 
 def test_evaluation_against_a_registered_champion(demo_data, file_store):
     frame = pd.read_csv(demo_data["breast_cancer"])
-    strong, test = _fit(frame, {"id": "c01", "family": "logistic_regression", "params": {"C": 1.0}})
-    weak, _ = _fit(frame, {"id": "c02", "family": "knn", "params": {"n_neighbors": 150}})
+    strong, train, test = _fit(frame, {"id": "c01", "family": "logistic_regression", "params": {"C": 1.0}})
+    weak, _, _ = _fit(frame, {"id": "c02", "family": "knn", "params": {"n_neighbors": 150}})
 
-    first = evaluate_model(weak, test, "target", "classification", "f1_macro", 0.0, file_store, "cancer")
-    assert first["blessed"] and first["champion"] is None
-    assert first["roc"]["positive_class"] in ("benign", "malignant")
-    assert sum(map(sum, first["confusion_matrix"]["matrix"])) == len(test)
+    first = evaluate_model(weak, train, test, "target", "classification", "f1_macro", 0.1, None, file_store, "cancer")
+    assert first.blessing.blessed and first.blessing.champion_version is None
+    assert first.blessing.baseline_metrics["accuracy"] < first.blessing.test_metrics["accuracy"]
+    assert first.roc["positive_class"] in ("benign", "malignant")
+    assert sum(map(sum, first.confusion_matrix["matrix"])) == len(test)
 
-    buffer = io.BytesIO()
-    joblib.dump(strong, buffer)
-    registry = ModelRegistry(file_store)
-    champion = registry.register("cancer", {"model.joblib": buffer.getvalue()}, metrics={}, lineage={})
-    registry.set_alias("cancer", "champion", champion.version)
-
-    second = evaluate_model(weak, test, "target", "classification", "f1_macro", 0.0, file_store, "cancer")
-    assert second["champion"]["version"] == champion.version
-    assert not second["blessed"] and "worse than champion v1" in second["reason"]
+    champion = _register_champion(file_store, "cancer", strong)
+    second = evaluate_model(weak, train, test, "target", "classification", "f1_macro", 0.1, None, file_store, "cancer")
+    assert second.blessing.champion_version == champion.version
+    assert not second.blessing.blessed and "worse than champion v1" in second.blessing.reason
 
 
 def test_a_champion_that_cannot_score_this_data_blocks_blessing(demo_data, file_store):
-    wine, _ = _fit(pd.read_csv(demo_data["wine"]), {"id": "c01", "family": "logistic_regression", "params": {}})
-    cancer, test = _fit(pd.read_csv(demo_data["breast_cancer"]),
-                        {"id": "c01", "family": "logistic_regression", "params": {}})
-    buffer = io.BytesIO()
-    joblib.dump(wine, buffer)
-    registry = ModelRegistry(file_store)
-    registry.set_alias("m", "champion", registry.register("m", {"model.joblib": buffer.getvalue()},
-                                                           metrics={}, lineage={}).version)
-    result = evaluate_model(cancer, test, "target", "classification", "f1_macro", 0.0, file_store, "m")
-    assert not result["blessed"] and "could not be scored" in result["reason"]
+    wine, _, _ = _fit(pd.read_csv(demo_data["wine"]), {"id": "c01", "family": "logistic_regression", "params": {}})
+    cancer, train, test = _fit(pd.read_csv(demo_data["breast_cancer"]),
+                               {"id": "c01", "family": "logistic_regression", "params": {}})
+    _register_champion(file_store, "m", wine)
+    result = evaluate_model(cancer, train, test, "target", "classification", "f1_macro", 0.1, None, file_store, "m")
+    assert not result.blessing.blessed and "could not be scored" in result.blessing.reason
+    assert result.blessing.champion_version == 1

@@ -7,17 +7,29 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from components.content import content_hash, row_digests
+from components.errors import StageError
 from components.ingest import (
     SplitConfig,
     assign_splits,
-    content_hash,
-    ingest_frame,
+    clean_frame,
+    ingest_source,
+    load_source,
     normalize_column_names,
     parse_table,
-    read_and_split,
-    row_digests,
+    split_frame,
 )
-from components.runtime import StageError
+from components.storage.datasets import DataVersions
+
+
+def ingest_frame(frame, target, config, **kwargs):
+    """Clean and split, as the ingest and split stages do in a run."""
+    cleaned, _ = clean_frame(frame)
+    return split_frame(cleaned, target, config, **kwargs)
+
+
+def read_and_split(uri, target, config):
+    return ingest_frame(load_source(uri), target, config)
 
 
 @pytest.mark.parametrize("original, expected", [
@@ -31,15 +43,15 @@ def test_normalize_column_names(original, expected):
     assert normalize_column_names([original]) == {original: expected}
 
 
-def test_normalize_column_names_keeps_them_unique():
-    assert list(normalize_column_names(["a b", "a-b", "A_B"]).values()) == ["a_b", "a_b_2", "a_b_3"]
+def test_two_columns_that_clean_to_the_same_name_are_refused_naming_both():
+    with pytest.raises(StageError, match="columns 'Quality Class' and 'quality_class' both clean to 'quality_class'"):
+        normalize_column_names(["Quality Class", "alcohol", "quality_class"])
 
 
 def test_split_is_deterministic_and_independent_of_row_order_and_neighbours(wine_frame):
     config = SplitConfig()
     result = ingest_frame(wine_frame, "target", config)
     shuffled = ingest_frame(wine_frame.sample(frac=1.0, random_state=7), "target", config)
-    assert result.content_hash == shuffled.content_hash
     for split in ("train", "validation", "test"):
         # the same rows in the same order: training cannot tell the file order
         pd.testing.assert_frame_equal(result.splits[split], shuffled.splits[split])
@@ -57,10 +69,9 @@ def test_split_fractions_are_close_to_the_configuration():
     assert shares["validation"] == pytest.approx(0.2, abs=0.01)
 
 
-def test_salt_changes_the_split_but_not_the_content_hash(wine_frame):
+def test_salt_changes_the_split(wine_frame):
     plain = ingest_frame(wine_frame, "target", SplitConfig())
     salted = ingest_frame(wine_frame, "target", SplitConfig(salt="other"))
-    assert plain.content_hash == salted.content_hash
     assert set(row_digests(plain.splits["test"])) != set(row_digests(salted.splits["test"]))
 
 
@@ -72,12 +83,14 @@ def test_content_hash_ignores_column_order_and_number_spelling():
     assert content_hash(frame) != content_hash(frame.assign(a=[1, 3]))
 
 
-def test_csv_and_parquet_of_the_same_data_have_the_same_hash(tmp_path, wine_frame):
+def test_csv_and_parquet_of_the_same_data_are_the_same_data_version(tmp_path, wine_frame, file_store):
     wine_frame.to_parquet(tmp_path / "wine.parquet", index=False)
     wine_frame.to_csv(tmp_path / "wine.csv", index=False)
-    config = SplitConfig()
-    assert (read_and_split(str(tmp_path / "wine.parquet"), "target", config).content_hash
-            == read_and_split((tmp_path / "wine.csv").as_uri(), "target", config).content_hash)
+    from_parquet = ingest_source(str(tmp_path / "wine.parquet"), file_store)
+    from_csv = ingest_source((tmp_path / "wine.csv").as_uri(), file_store)
+    assert from_parquet.new and not from_csv.new and from_parquet.version.id == from_csv.version.id
+    assert from_csv.version.source == str(tmp_path / "wine.parquet")  # the first publisher's source
+    assert from_csv.source == (tmp_path / "wine.csv").as_uri()  # what this run read
 
 
 def test_reads_over_http(tmp_path, wine_frame):
@@ -103,9 +116,15 @@ def test_reads_over_http(tmp_path, wine_frame):
         server.shutdown()
 
 
-def test_target_may_be_given_by_its_original_name(wine_frame):
-    frame = wine_frame.rename(columns={"target": "Wine Class"})
-    assert ingest_frame(frame, "Wine Class", SplitConfig()).target == "wine_class"
+@pytest.mark.parametrize("original, cleaned", [
+    ("Wine Class", "wine_class"),          # a space and capitals
+    ("Survived", "survived"),              # a capital
+    ("Quality (1-10)!", "quality_1_10"),   # punctuation
+])
+def test_target_may_be_given_by_its_original_name(wine_frame, original, cleaned):
+    frame = wine_frame.rename(columns={"target": original})
+    assert ingest_frame(frame, original, SplitConfig()).target == cleaned
+    assert ingest_frame(frame, cleaned, SplitConfig()).target == cleaned
 
 
 def test_rows_without_a_target_are_dropped_and_counted(wine_frame):
@@ -139,6 +158,30 @@ def test_missing_file_and_unsupported_scheme(tmp_path):
         read_and_split(str(tmp_path / "nope.csv"), "target", SplitConfig())
     with pytest.raises(StageError, match="unsupported data URI"):
         read_and_split("ftp://example.invalid/x.csv", "target", SplitConfig())
+
+
+def test_a_url_with_a_port_that_is_not_a_number():
+    with pytest.raises(StageError, match="invalid data URI http://host:abc/x.csv: Port could not be cast"):
+        load_source("http://host:abc/x.csv")
+
+
+def test_non_finite_values_are_refused_with_column_and_row(wine_frame):
+    frame = wine_frame.copy()
+    frame.loc[41, "magnesium"] = float("inf")
+    with pytest.raises(StageError, match=r"column 'magnesium' holds a non-finite value \(inf\) at row 42"):
+        clean_frame(frame)
+
+
+def test_nested_parquet_columns_are_refused(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"x": [1, 2], "tags": [[1, 2], [3]]}), tmp_path / "nested.parquet")
+    with pytest.raises(StageError, match="column 'tags' is nested"):
+        load_source(str(tmp_path / "nested.parquet"))
+    frame = pd.DataFrame({"x": [1, 2], "tags": [{"a": 1}, {"b": 2}]})
+    with pytest.raises(StageError, match="column 'tags' is nested"):
+        clean_frame(frame)
 
 
 def test_missing_target_names_the_columns(wine_frame):

@@ -186,16 +186,15 @@ def test_minio_killed_mid_run_fails_cleanly_and_a_rerun_succeeds(own_minio, demo
     assert ModelRegistry(store).names() == []  # nothing half-registered
     rerun = subprocess.run(command, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
     assert rerun.returncode == 0, rerun.stderr
-    assert [v.version for v in ModelRegistry(store).versions("wine")] == [1]
+    assert [v.version for v in ModelRegistry(store).versions("demo-wine")] == [1]
 
 
 def test_ingest_reads_an_s3_uri(minio_env, demo_data):
-    from components.ingest import SplitConfig, read_and_split
-    from components.runtime import StageError
+    from components.errors import StageError
+    from components.ingest import load_source
 
     store = S3Store.from_uri("s3://test")
     store.put("raw/wine.csv", demo_data["wine"].read_bytes())
-    result = read_and_split("s3://test/raw/wine.csv", "target", SplitConfig())
-    assert sum(len(part) for part in result.splits.values()) == 178
+    assert len(load_source("s3://test/raw/wine.csv")) == 178
     with pytest.raises(StageError, match="no object at s3://test/raw/missing.csv"):
-        read_and_split("s3://test/raw/missing.csv", "target", SplitConfig())
+        load_source("s3://test/raw/missing.csv")

@@ -6,6 +6,7 @@ line on stderr and register nothing.
 """
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -41,20 +42,25 @@ def test_multiclass_run_registers_a_champion_and_writes_the_report(workdir, demo
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     stages = [line.split("]")[0].strip("[") for line in lines if line.startswith("[")]
-    assert stages[:3] == ["ingest", "validate", "prepare"], result.stdout
+    assert stages[:4] == ["ingest", "split", "validate", "prepare"], result.stdout
     assert stages[-3:] == ["evaluate", "register", "report"], result.stdout
     assert "blessed: yes, now the champion" in result.stdout
-    assert "no anomalies against the curated schema" in result.stdout
+    assert "no anomalies against the curated schema schemas/demo-wine.pbtxt" in result.stdout
+    assert "schema:  curated schemas/demo-wine.pbtxt" in result.stdout
 
     listing = json.loads(mlops("models", "list", "--json", cwd=workdir).stdout)
-    assert [(row["name"], row["version"], row["aliases"]) for row in listing] == [("wine", 1, ["champion"])]
+    assert [(row["name"], row["version"], row["aliases"]) for row in listing] == [("demo-wine", 1, ["champion"])]
     row = listing[0]
     assert {"name", "version", "aliases", "metrics", "data_hash", "created_at"} <= set(row)
     assert row["metrics"]["test_f1_macro"] > 0.8
 
-    version = registered(workdir / ".mlops", "wine")[0]
+    version = registered(workdir / ".mlops", "demo-wine")[0]
     lineage = version.lineage
     assert lineage["data"]["content_hash"] == row["data_hash"]
+    assert lineage["validation"]["schema_source"] == "curated"
+    assert lineage["blessing"]["champion_version"] is None and lineage["blessing"]["skill"] > 0.5
+    assert {"model.skops", "lineage.json", "baseline/schema.pbtxt", "baseline/train_statistics.pb"} <= set(
+        version.files)
     assert lineage["split"]["scheme"] == "sha256-row-content-v1"
     assert lineage["seed"] == 42 and lineage["task"] == "classification"
     assert set(lineage["environment"]["locks"]) == {"main.lock", "tfdv.lock"}
@@ -64,23 +70,24 @@ def test_multiclass_run_registers_a_champion_and_writes_the_report(workdir, demo
     report = Path(lines[-1].split("report:", 1)[1].strip())
     html = report.read_text(encoding="utf-8")
     for section in ("<h2>Data</h2>", "<h2>Validation (TFDV)</h2>", "<h2>Candidates</h2>", "<h2>Test metrics</h2>",
-                    "Confusion matrix", "<h2>Decision</h2>", "<h2>Lineage</h2>", "facets-overview"):
+                    "trivial predictor", "Confusion matrix", "<h2>Decision</h2>", "<h2>Lineage</h2>",
+                    "facets-overview"):
         assert section in html, section
 
 
 def test_a_model_trained_from_a_csv_file_reproduces_bit_for_bit(workdir):
     """Reproduce re-runs from the stored data version; the file's row order must not matter."""
-    result = mlops("models", "reproduce", "wine@1", cwd=workdir)
+    result = mlops("models", "reproduce", "demo-wine@1", cwd=workdir)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "model:    bit-identical" in result.stdout and "metrics:  equal" in result.stdout
-    assert len(registered(workdir / ".mlops", "wine")) == 1  # the re-run went to a scratch store
+    assert len(registered(workdir / ".mlops", "demo-wine")) == 1  # the re-run went to a scratch store
 
 
-def test_a_model_that_misses_the_threshold_is_registered_but_not_promoted(workdir, demo_data):
+def test_a_model_that_misses_the_floor_is_registered_but_not_promoted(workdir, demo_data):
     result = mlops("run", "--data", str(demo_data["wine"]), "--target", "target", "--min-score", "1.01", cwd=workdir)
     assert result.returncode == 0, result.stderr
-    assert "blessed: no (test f1_macro" in result.stdout and "does not meet the threshold 1.0100" in result.stdout
-    versions = registered(workdir / ".mlops", "wine")
+    assert "blessed: no: test f1_macro" in result.stdout and "does not meet the floor 1.0100" in result.stdout
+    versions = registered(workdir / ".mlops", "demo-wine")
     assert [(v.version, v.aliases, v.tags["blessed"]) for v in versions] == [(1, ["champion"], "true"),
                                                                              (2, [], "false")]
 
@@ -88,22 +95,27 @@ def test_a_model_that_misses_the_threshold_is_registered_but_not_promoted(workdi
 def test_data_that_breaks_the_curated_schema_stops_the_run(workdir, demo_data, tmp_path):
     frame = pd.read_csv(demo_data["wine"])
     frame["alcohol"] = frame["alcohol"].map(lambda value: f"{value} %")  # numbers turned into strings
-    changed = tmp_path / "wine.csv"
+    changed = tmp_path / "demo-wine.csv"
     frame.to_csv(changed, index=False)
     result = mlops("run", "--data", str(changed), "--target", "target", cwd=workdir)
     assert result.returncode == 1
     assert result.stderr.count("\n") == 1, result.stderr
-    assert "validate: data validation against the curated schema found" in result.stderr  # schemas/wine.pbtxt
-    assert "alcohol: UNEXPECTED_DATA_TYPE" in result.stderr
-    assert len(registered(workdir / ".mlops", "wine")) == 2  # nothing new
+    assert "validate: data validation against the curated schema schemas/demo-wine.pbtxt found" in result.stderr
+    assert "alcohol: UNEXPECTED_DATA_TYPE" in result.stderr and "--schema FILE" in result.stderr
+    assert len(registered(workdir / ".mlops", "demo-wine")) == 2  # nothing new
 
 
 def test_binary_run_with_string_labels(workdir, demo_data):
-    result = mlops("run", "--data", str(demo_data["breast_cancer"]), "--target", "target",
-                   "--model-name", "cancer", cwd=workdir)
+    frame = pd.read_csv(demo_data["breast_cancer"]).rename(columns={"target": "Diagnosis (M/B)"})
+    data = workdir / "cancer.csv"
+    frame.to_csv(data, index=False)
+    result = mlops("run", "--data", str(data), "--target", "Diagnosis (M/B)", cwd=workdir)
     assert result.returncode == 0, result.stderr
+    assert "(classification of 'diagnosis_m_b')" in result.stdout.splitlines()[0]
     version = registered(workdir / ".mlops", "cancer")[0]
     assert version.aliases == ["champion"]
+    assert version.lineage["data"]["target"] == "diagnosis_m_b"
+    assert version.lineage["data"]["columns"]["Diagnosis (M/B)"] == "diagnosis_m_b"
     assert version.metrics["test_roc_auc"] > 0.9
     # The evaluate task's ClassificationMetrics carry the ROC curve and confusion matrix for the KFP UI.
     outputs = Path(result.stdout.split("report:", 1)[1].strip()).parent / "outputs"
@@ -112,12 +124,17 @@ def test_binary_run_with_string_labels(workdir, demo_data):
     assert metadata["confidenceMetrics"] and metadata["confusionMatrix"]["annotationSpecs"]
 
 
-def test_regression_run(workdir, demo_data):
-    result = mlops("run", "--data", str(demo_data["diabetes"]), "--target", "target", cwd=workdir)
+def test_regression_run_with_a_target_name_that_cleaning_changes(workdir, demo_data):
+    frame = pd.read_csv(demo_data["diabetes"]).rename(columns={"target": "Disease Progression"})
+    data = workdir / "diabetes.csv"
+    frame.to_csv(data, index=False)
+    result = mlops("run", "--data", str(data), "--target", "Disease Progression", cwd=workdir)
     assert result.returncode == 0, result.stderr
-    assert "(regression)" in result.stdout.splitlines()[0]
-    assert "metrics: test r2=" in result.stdout
-    assert registered(workdir / ".mlops", "diabetes")[0].lineage["task"] == "regression"
+    assert "(regression of 'disease_progression')" in result.stdout.splitlines()[0]
+    assert "metrics: test r2=" in result.stdout and "trivial predictor" in result.stdout
+    version = registered(workdir / ".mlops", "diabetes")[0]
+    assert version.lineage["task"] == "regression" and version.lineage["data"]["target"] == "disease_progression"
+    assert "blessing" in version.lineage and version.metrics["test_r2"] > 0.3
 
 
 # Bad input: one line on stderr, exit 1, nothing registered. ---------------
@@ -149,6 +166,7 @@ def test_bad_input_fails_with_one_line_and_registers_nothing(case, demo_data, tm
     assert result.stderr.startswith("Error: ") and result.stderr.count("\n") == 1, result.stderr
     assert message in result.stderr
     assert not (tmp_path / "runs").exists() and registered(tmp_path / ".mlops", "wine") == []
+    assert "Traceback" not in result.stderr
 
 
 def test_missing_target_column_names_the_columns(demo_data, tmp_path):
@@ -165,3 +183,38 @@ def test_bad_input_inside_the_pipeline_fails_the_ingest_stage(demo_data, tmp_pat
         run_pipeline({"data_uri": str(data), "target": "target", "model_name": "empty",
                       "store_uri": (tmp_path / "store").as_uri()}, runs_dir=tmp_path / "runs", emit=lambda line: None)
     assert not (tmp_path / "store").exists()
+
+
+def _rare_class_kept_out_of_test(demo_data):
+    """Wine with a fourth, rare class whose rows the content-hash split puts in train and validation
+    only (a row's split depends on its own content alone, so the choice is stable)."""
+    from components.ingest import SplitConfig, clean_frame, split_frame
+
+    wine = pd.read_csv(demo_data["wine"])
+    rare = wine[wine["target"] == "class_0"].head(40).assign(target="class_rare", alcohol=lambda f: f["alcohol"] + 5)
+    splits = split_frame(clean_frame(rare)[0], "target", SplitConfig(), min_rows_per_split=0).splits
+    keep = pd.concat([splits["train"], splits["validation"]])
+    assert len(splits["validation"]) and len(splits["test"])  # the test rows of the rare class are left out
+    cleaned = clean_frame(wine)[0]
+    return pd.concat([cleaned, keep], ignore_index=True)
+
+
+def test_a_metric_the_test_split_cannot_compute_fails_the_run_in_one_line(demo_data, tmp_path):
+    data = tmp_path / "wine.csv"
+    _rare_class_kept_out_of_test(demo_data).to_csv(data, index=False)
+    params = tmp_path / "params.yaml"
+    params.write_text("metric: roc_auc\ncandidates:\n  classification:\n    logistic_regression: {C: [1.0]}\n")
+    result = mlops("run", "--data", str(data), "--target", "target", "--params", str(params), cwd=tmp_path)
+    assert result.returncode == 1 and result.stderr.count("\n") == 1, result.stderr
+    assert ("evaluate: metric 'roc_auc' cannot be computed on the test split (it needs every class present in "
+            "that split); choose another metric in the params file or add rows") in result.stderr
+    assert registered(tmp_path / ".mlops", "wine") == [] and "Traceback" not in result.stderr
+
+
+def test_a_tfdv_run_past_its_deadline_fails_the_run_in_one_line(demo_data, tmp_path):
+    env = {**os.environ, "MLOPS_TFDV_TIMEOUT_SECONDS": "1"}
+    result = subprocess.run([MLOPS, "run", "--data", str(demo_data["wine"]), "--target", "target"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=600, env=env)
+    assert result.returncode == 1 and result.stderr.count("\n") == 1, result.stderr
+    assert "validate: TFDV did not finish within 1 s; raise MLOPS_TFDV_TIMEOUT_SECONDS" in result.stderr
+    assert registered(tmp_path / ".mlops", "demo-wine") == []

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from components.prepare import check_target, detect_task, fit_preprocessor
-from components.runtime import StageError
+from components.errors import StageError
 
 
 @pytest.mark.parametrize("values, expected", [

@@ -1,17 +1,21 @@
 """Train: search-space expansion, determinism, picking the best."""
 
 import hashlib
-import io
 
-import joblib
 import pandas as pd
 import pytest
 
-from components.ingest import SplitConfig, ingest_frame
+from components import model_io
+from components.errors import StageError
+from components.ingest import SplitConfig, clean_frame, split_frame
+from components.kfp_adapter import restore_integers
 from components.prepare import fit_preprocessor
-from components.runtime import StageError
-from components.train import expand_search_space, pick_best, restore_integers, train_candidate
+from components.train import check_search_space, expand_search_space, pick_best, train_candidate
 from pipelines.search_space import ParamsError, load_search_space
+
+
+def ingest_frame(frame, target, config):
+    return split_frame(clean_frame(frame)[0], target, config)
 
 
 def test_default_search_space_expands_for_both_tasks():
@@ -34,11 +38,28 @@ def test_grid_expansion_and_stable_ids():
 @pytest.mark.parametrize("space, message", [
     ({"candidates": {"classification": {"ridge": {}}}}, "unknown model family 'ridge' for classification"),
     ({"candidates": {"regression": {"ridge": {}}}}, "no candidates for task 'classification'"),
-    ({"families": {}}, "must be a mapping with a 'candidates' mapping"),
+    ({"families": {}}, "unknown key 'families' in the search space"),
+    # a misspelled hyperparameter, with a suggestion
+    ({"candidates": {"classification": {"random_forest": {"n_estimator": [10]}}}},
+     "unknown hyperparameter 'n_estimator' for random_forest \\(classification\\) \\(did you mean 'n_estimators'\\?\\)"),
+    # a value scikit-learn rejects, found before anything trains
+    ({"candidates": {"classification": {"random_forest": {"n_estimators": [0]}}}},
+     "bad parameters for random_forest \\(classification\\): The 'n_estimators' parameter"),
+    ({"candidates": {"classification": {"knn": {"n_jobs": 4}}}}, "'n_jobs' is set by the pipeline"),
+    ({"metric": "f1", "candidates": {"classification": {"knn": {}}}}, "unknown metric 'f1'"),
+    ({"candidates": {"clasification": {"knn": {}}}}, "unknown task 'clasification' under candidates"),
+    ({"candidates": {"classification": {"knn": {"n_neighbors": []}}}}, "n_neighbors is an empty list"),
 ])
 def test_bad_search_spaces(space, message):
     with pytest.raises(StageError, match=message):
         expand_search_space(space, "classification")
+
+
+def test_every_task_of_the_search_space_is_checked_up_front():
+    """A typo under regression fails a classification run's pre-flight too: the file is wrong."""
+    space = {"candidates": {"classification": {"knn": {}}, "regression": {"ridge": {"alpah": [1.0]}}}}
+    with pytest.raises(StageError, match="unknown hyperparameter 'alpah' for ridge"):
+        check_search_space(space)
 
 
 def test_params_file_errors(tmp_path):
@@ -48,6 +69,10 @@ def test_params_file_errors(tmp_path):
     bad.write_text("candidates: [1, 2]\n")
     with pytest.raises(ParamsError, match="needs a 'candidates' mapping"):
         load_search_space(bad)
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("candidates: {classification: [\n")
+    with pytest.raises(ParamsError, match="is not valid YAML"):
+        load_search_space(broken)
 
 
 def test_restore_integers_undoes_struct_doubles():
@@ -66,11 +91,7 @@ def test_training_is_bit_identical_for_the_same_seed(demo_data, dataset, task):
         second, again = train_candidate(candidate, transform, result.splits["train"], result.splits["validation"],
                                         "target", task, seed=42)
         assert scores == again
-        blobs = []
-        for model in (first, second):
-            buffer = io.BytesIO()
-            joblib.dump(model, buffer)
-            blobs.append(hashlib.sha256(buffer.getvalue()).hexdigest())
+        blobs = [hashlib.sha256(model_io.dumps(model)).hexdigest() for model in (first, second)]
         assert blobs[0] == blobs[1], candidate["id"]
         digests.add(blobs[0])
     assert len(digests) > 1  # different candidates really are different models

@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from components import validate
-from components.ingest import normalize_frame
-from components.runtime import StageError
+from components import config, validate
+from components.ingest import clean_frame
+from components.errors import MlopsError, StageError
 
 pytestmark = pytest.mark.tfdv
 
@@ -37,7 +37,7 @@ def shop_frame(rows: int = 300, seed: int = 0) -> pd.DataFrame:
 
 
 def test_tool_version_and_argument_errors(tmp_path):
-    python = str(validate.tfdv_python())
+    python = str(config.TFDV_PYTHON.get())
     version = subprocess.run([python, str(validate.TOOL), "--version"], capture_output=True, text=True)
     assert version.returncode == 0 and version.stdout.strip() == f"tfdv_tool {validate.TOOL_VERSION}"
     missing = subprocess.run([python, str(validate.TOOL), "validate", "--split", f"train={tmp_path}/nope",
@@ -62,11 +62,11 @@ def test_tool_writes_statistics_schema_view_and_skew(tmp_path, wine_frame):
 def test_first_run_stores_the_baseline_that_later_runs_are_held_to(tmp_path, file_store):
     clean = make_splits(tmp_path / "clean", shop_frame())
     first = validate.validate_splits(clean, "shop", file_store, str(tmp_path / "run1"))
-    assert first["schema_source"] == "inferred"
+    assert first.schema.source == "inferred"
     assert b'name: "colour"' in file_store.read(validate.baseline_schema_key("shop"))
     second = validate.validate_splits(make_splits(tmp_path / "again", shop_frame(seed=1)), "shop", file_store,
                                       str(tmp_path / "run2"))
-    assert second["schema_source"] == "baseline" and second["anomalies"] == []
+    assert second.schema.source == "baseline" and second.anomalies == []
 
 
 @pytest.mark.parametrize("change, feature, kind", [
@@ -77,7 +77,7 @@ def test_first_run_stores_the_baseline_that_later_runs_are_held_to(tmp_path, fil
 def test_data_that_changes_under_the_baseline_stops_the_run(tmp_path, file_store, change, feature, kind):
     validate.validate_splits(make_splits(tmp_path / "clean", shop_frame()), "shop", file_store, str(tmp_path / "a"))
     changed = make_splits(tmp_path / "changed", change(shop_frame(seed=2)))
-    with pytest.raises(StageError, match=f"against the baseline schema found .*{feature}: {kind}"):
+    with pytest.raises(StageError, match=f"against the stored baseline schema .* found .*{feature}: {kind}"):
         validate.validate_splits(changed, "shop", file_store, str(tmp_path / "b"))
     rows = json.loads((tmp_path / "b" / "result.json").read_text())["anomalies"]
     assert {(row["feature"], row["kind"]) for row in rows} >= {(feature, kind)}
@@ -92,7 +92,7 @@ def test_a_curated_schema_in_git_wins_over_the_baseline(tmp_path, file_store, mo
     schema = (tmp_path / "a" / "schema.pbtxt").read_text().replace('  value: "blue"\n', "")
     (curated / "shop.pbtxt").write_text(schema)
     monkeypatch.setenv("MLOPS_SCHEMA_DIR", str(curated))
-    with pytest.raises(StageError, match="against the curated schema found .*colour: ENUM_TYPE_UNEXPECTED_STRING_VALUES"):
+    with pytest.raises(StageError, match="against the curated schema .*shop.pbtxt found .*colour: ENUM_TYPE_UNEXPECTED_STRING_VALUES"):
         validate.validate_splits(splits, "shop", file_store, str(tmp_path / "b"))
 
 
@@ -102,14 +102,48 @@ def test_missing_tfdv_interpreter_is_a_clear_error(tmp_path, monkeypatch, file_s
         validate.validate_splits({"train": "x"}, "shop", file_store, str(tmp_path))
 
 
-def test_the_curated_wine_schema_in_git_bounds_alcohol(tmp_path, file_store, wine_frame):
-    """schemas/wine.pbtxt is curated: alcohol is a percentage."""
-    assert validate.curated_schema_path("wine") is not None
-    wine_frame, _ = normalize_frame(wine_frame)  # as ingest hands it on
-    clean = validate.validate_splits(make_splits(tmp_path / "clean", wine_frame), "wine", file_store,
+def test_the_curated_demo_schema_in_git_bounds_alcohol(tmp_path, file_store, wine_frame):
+    """schemas/demo-wine.pbtxt is curated: alcohol is a percentage."""
+    assert validate.curated_schema_path("demo-wine") is not None
+    wine_frame, _ = clean_frame(wine_frame)  # as ingest hands it on
+    clean = validate.validate_splits(make_splits(tmp_path / "clean", wine_frame), "demo-wine", file_store,
                                      str(tmp_path / "a"))
-    assert clean["schema_source"] == "curated"
-    assert not file_store.exists(validate.baseline_schema_key("wine"))  # a curated schema needs no baseline
+    assert clean.schema.source == "curated" and clean.schema.origin == "schemas/demo-wine.pbtxt"
+    assert not file_store.exists(validate.baseline_schema_key("demo-wine"))  # a curated schema needs no baseline
     impossible = wine_frame.assign(alcohol=wine_frame["alcohol"] * 10)
-    with pytest.raises(StageError, match="against the curated schema found .*alcohol: FLOAT_TYPE_BIG_FLOAT"):
-        validate.validate_splits(make_splits(tmp_path / "bad", impossible), "wine", file_store, str(tmp_path / "b"))
+    with pytest.raises(StageError, match="against the curated schema schemas/demo-wine.pbtxt found .*alcohol: "
+                                         "FLOAT_TYPE_BIG_FLOAT"):
+        validate.validate_splits(make_splits(tmp_path / "bad", impossible), "demo-wine", file_store,
+                                 str(tmp_path / "b"))
+
+
+def test_a_user_data_set_named_like_a_demo_is_not_held_to_the_demo_schema(tmp_path, file_store):
+    """A user's own wine.csv (other columns) trains as model `wine`: no curated schema applies."""
+    theirs = shop_frame().rename(columns={"bought": "cultivar"})
+    checked = validate.validate_splits(make_splits(tmp_path / "theirs", theirs), "wine", file_store,
+                                       str(tmp_path / "out"))
+    assert checked.schema.source == "inferred" and checked.anomalies == []
+    assert "TFDV inferred" in checked.schema.describe()
+
+
+def test_a_schema_file_named_by_the_run_wins(tmp_path, file_store):
+    splits = make_splits(tmp_path / "clean", shop_frame())
+    validate.validate_splits(splits, "shop", file_store, str(tmp_path / "a"))
+    strict = tmp_path / "strict.pbtxt"
+    strict.write_text((tmp_path / "a" / "schema.pbtxt").read_text().replace('  value: "blue"\n', ""))
+    with pytest.raises(StageError, match=f"against the schema file {strict} found .*colour: ENUM_TYPE"):
+        validate.validate_splits(splits, "shop", file_store, str(tmp_path / "b"), schema_uri=str(strict))
+    with pytest.raises(StageError, match="schema file not found"):
+        validate.validate_splits(splits, "shop", file_store, str(tmp_path / "c"), schema_uri=str(tmp_path / "no"))
+
+
+def test_a_tfdv_run_past_its_deadline_is_one_line(tmp_path, file_store, monkeypatch):
+    monkeypatch.setenv("MLOPS_TFDV_TIMEOUT_SECONDS", "1")
+    with pytest.raises(StageError, match="TFDV did not finish within 1 s; raise MLOPS_TFDV_TIMEOUT_SECONDS"):
+        validate.validate_splits(make_splits(tmp_path / "clean", shop_frame()), "shop", file_store, str(tmp_path))
+
+
+def test_a_setting_that_is_not_a_number_is_one_line(tmp_path, file_store, monkeypatch):
+    monkeypatch.setenv("MLOPS_TFDV_TIMEOUT_SECONDS", "soon")
+    with pytest.raises(MlopsError, match="MLOPS_TFDV_TIMEOUT_SECONDS must be a number, got 'soon'"):
+        validate.validate_splits(make_splits(tmp_path / "clean", shop_frame()), "shop", file_store, str(tmp_path))

@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -28,7 +27,9 @@ __all__ = [
 
 def default_store_uri() -> str:
     """MLOPS_STORE, else ./.mlops under the current directory, as a URI."""
-    return os.environ.get("MLOPS_STORE") or (Path.cwd() / ".mlops").resolve().as_uri()
+    from components.config import default_store_uri as configured
+
+    return configured()
 
 
 def open_store(uri: str | None = None) -> ObjectStore:

@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import abc
 
+from components.errors import MlopsError
 
-class StoreError(Exception):
+
+class StoreError(MlopsError):
     """The store could not do what was asked (unreachable, denied, corrupt)."""
 
 

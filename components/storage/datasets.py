@@ -1,13 +1,22 @@
 """Data versions: immutable, content-addressed tables in the store.
 
-    data/<name>/versions/<content-hash>/data.parquet    canonical rows (sorted by row digest)
-    data/<name>/versions/<content-hash>/manifest.json   written last: makes the version visible
+    data/<name>/versions/<content-hash>/rows-<sha256>.parquet   the canonical rows
+    data/<name>/versions/<content-hash>/manifest.json           written last: makes the version visible
 
 The id is the table's content hash (components.content), so pushing the same
-data again, from any file format or row order, finds the existing version;
-a published version is never overwritten. A reference is ``NAME@ID`` (any
+data again, from any file format or row order, finds the existing version.
+
+Publishing is safe under concurrency. The rows file is named by the sha256 of
+its own bytes and created only if absent, so a file, once written, never
+changes; the manifest, which names the file and its sha256, is a conditional
+create. Two publishers of the same content whose Parquet bytes differ (another
+pyarrow version, another dtype) each write their own file, and whichever
+manifest wins points at bytes that match it; the loser verifies the winner's
+version instead of overwriting anything. A reference is ``NAME@ID`` (any
 unique prefix of at least 8 characters) or ``NAME@latest``.
 """
+
+from __future__ import annotations
 
 import datetime as dt
 import hashlib
@@ -39,10 +48,15 @@ class DataVersion:
     created_at: str
     source: str
     data_sha256: str
+    data_file: str = "data.parquet"
 
     @property
     def ref(self) -> str:
         return f"{self.name}@{self.id[:12]}"
+
+    @property
+    def full_ref(self) -> str:
+        return f"{self.name}@{self.id}"
 
     def to_json(self) -> dict:
         return {**asdict(self), "ref": self.ref}
@@ -66,32 +80,44 @@ class DataVersions:
     def _prefix(name: str, version_id: str) -> str:
         return f"data/{name}/versions/{version_id}/"
 
-    def publish(self, name: str, frame: pd.DataFrame, source: str) -> tuple[DataVersion, bool]:
+    def publish(self, name: str, frame: pd.DataFrame, source: str,
+                version_id: str | None = None) -> tuple[DataVersion, bool]:
         """Store ``frame`` as a version of ``name``; return it and whether it is new.
 
-        Data first, manifest last (a conditional create), so a crash leaves no
-        visible version and two concurrent pushes of the same data agree.
+        ``version_id`` is the frame's content hash when the caller has it already.
+        Rows first, manifest last (a conditional create), so a crash leaves no
+        visible version and concurrent publishers of the same data agree.
         """
         validate_name("data set", name)
-        version_id = content_hash(frame)
-        prefix = self._prefix(name, version_id)
+        version_id = version_id or content_hash(frame)
         try:
-            return self._load(name, version_id), False
+            return self._verified(name, version_id), False
         except NotFound:
             pass
         data = canonical_parquet(frame)
-        # Not visible yet, so a leftover from a crashed push may be overwritten.
-        self.store.put(prefix + "data.parquet", data)
+        data_sha256 = hashlib.sha256(data).hexdigest()
+        data_file = f"rows-{data_sha256}.parquet"
+        prefix = self._prefix(name, version_id)
+        try:
+            self.store.create(prefix + data_file, data)
+        except AlreadyExists:
+            pass  # the same bytes, by their name: a retry, or a twin publisher
         manifest = {
             "name": name, "id": version_id, "rows": int(len(frame)), "columns": [str(c) for c in frame.columns],
             "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="microseconds"),
-            "source": source, "data_sha256": hashlib.sha256(data).hexdigest(),
+            "source": source, "data_sha256": data_sha256, "data_file": data_file,
         }
         try:
             self.store.create(prefix + "manifest.json", dumps(manifest))
         except AlreadyExists:
-            return self._load(name, version_id), False
+            return self._verified(name, version_id), False
         return DataVersion(**manifest), True
+
+    def _verified(self, name: str, version_id: str) -> DataVersion:
+        """The published version, after checking its rows file matches its manifest."""
+        version = self._load(name, version_id)
+        self.read_bytes(version)
+        return version
 
     def _load(self, name: str, version_id: str) -> DataVersion:
         try:
@@ -113,7 +139,8 @@ class DataVersions:
     def resolve(self, ref: str) -> DataVersion:
         match = REF_PATTERN.match(ref)
         if not match:
-            raise StoreError(f"data reference must be NAME@VERSION or NAME@latest, got {ref!r}")
+            raise StoreError(f"data version reference {ref!r} is malformed: use NAME@VERSION (the version id, "
+                             f"at least {MIN_PREFIX} hex characters) or NAME@latest")
         name, selector = match["name"], match["version"]
         versions = self.versions(name)
         if not versions:
@@ -122,13 +149,17 @@ class DataVersions:
             return versions[-1]
         matches = [version for version in versions if version.id.startswith(selector)]
         if not matches:
-            raise NotFound(f"data set {name!r} has no version {selector!r}")
+            raise NotFound(f"data set {name!r} has no version {selector!r} in {self.store.uri}")
         if len(matches) > 1:
             raise StoreError(f"{ref!r} is ambiguous: use more characters of the version id")
         return matches[0]
 
-    def read_frame(self, version: DataVersion) -> pd.DataFrame:
-        data = self.store.read(self._prefix(version.name, version.id) + "data.parquet")
+    def read_bytes(self, version: DataVersion) -> bytes:
+        data = self.store.read(self._prefix(version.name, version.id) + version.data_file)
         if hashlib.sha256(data).hexdigest() != version.data_sha256:
-            raise StoreError(f"data of {version.ref} does not match its recorded sha256")
-        return pd.read_parquet(io.BytesIO(data))
+            raise StoreError(f"the rows of data version {version.ref} do not match their recorded sha256 "
+                             f"in {self.store.uri}: the store was changed outside this tool")
+        return data
+
+    def read_frame(self, version: DataVersion) -> pd.DataFrame:
+        return pd.read_parquet(io.BytesIO(self.read_bytes(version)))

@@ -9,6 +9,7 @@ exclusive ``fcntl`` lock on a side file while it checks the etag and renames.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
 import os
@@ -25,12 +26,45 @@ def _etag(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+# errno -> what the person should do about it
+_OS_ERROR_HINTS = {
+    errno.EACCES: "permission denied: give this user write access, or choose another --store",
+    errno.EPERM: "operation not permitted: give this user write access, or choose another --store",
+    errno.EROFS: "the file system is read-only: choose a writable --store",
+    errno.ENOSPC: "no space left on the device",
+    errno.ENOTDIR: "a part of the path is a file, not a directory: choose another --store",
+    errno.ENOENT: "a directory on the path does not exist (or was removed while writing)",
+    errno.EDQUOT: "disk quota exceeded",
+}
+# os.link fails with these where the file system has no hard links (FAT, some FUSE and network mounts).
+_NO_HARD_LINKS = {errno.EPERM, errno.EXDEV, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK}
+
+
 class FileStore(ObjectStore):
     """Objects as files under ``root``; keys map to relative paths."""
 
     def __init__(self, root: str | os.PathLike):
         self.root = Path(root).resolve()
         self.uri = self.root.as_uri()
+
+    @contextlib.contextmanager
+    def _os_errors(self, action: str, key: str):
+        """An OSError from the file system becomes one StoreError line naming the store and the fix."""
+        try:
+            yield
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as error:
+            if action == "reading":
+                raise NotFound(f"{key} not found in {self.uri}") from None
+            raise self._describe(error, action, key) from None
+        except OSError as error:
+            raise self._describe(error, action, key) from None
+
+    def _describe(self, error: OSError, action: str, key: str) -> StoreError:
+        hint = _OS_ERROR_HINTS.get(error.errno) or error.strerror or str(error)
+        code = errno.errorcode.get(error.errno, "?") if error.errno else "?"
+        return StoreError(f"cannot write the store at {self.uri} ({action} {key}): {hint} [{code}]"
+                          if action != "reading" else
+                          f"cannot read the store at {self.uri} ({key}): {hint} [{code}]")
 
     def _path(self, key: str) -> Path:
         parts = [part for part in key.split("/") if part]
@@ -58,27 +92,36 @@ class FileStore(ObjectStore):
 
     def put(self, key: str, data: bytes) -> str:
         path = self._path(key)
-        temp_name = self._write_temp(path, data)
-        with self._locked(path):
-            os.replace(temp_name, path)
+        with self._os_errors("writing", key):
+            temp_name = self._write_temp(path, data)
+            with self._locked(path):
+                os.replace(temp_name, path)
         return _etag(data)
 
     def create(self, key: str, data: bytes) -> str:
         path = self._path(key)
-        temp_name = self._write_temp(path, data)
-        try:
-            os.link(temp_name, path)
-        except FileExistsError:
-            raise AlreadyExists(f"{key} already exists in {self.uri}") from None
-        finally:
-            os.unlink(temp_name)
+        with self._os_errors("creating", key):
+            temp_name = self._write_temp(path, data)
+            try:
+                os.link(temp_name, path)
+            except FileExistsError:
+                raise AlreadyExists(f"{key} already exists in {self.uri}") from None
+            except OSError as error:
+                if error.errno in _NO_HARD_LINKS:
+                    raise StoreError(
+                        f"the store at {self.uri} is on a file system without hard links, which it needs to "
+                        "publish objects atomically; put it on a local disk or use s3:// (MinIO)") from None
+                raise
+            finally:
+                os.unlink(temp_name)
         return _etag(data)
 
     def replace(self, key: str, data: bytes, *, if_match: str) -> str:
         path = self._path(key)
-        temp_name = self._write_temp(path, data)
+        with self._os_errors("replacing", key):
+            temp_name = self._write_temp(path, data)
         try:
-            with self._locked(path):
+            with self._os_errors("replacing", key), self._locked(path):
                 try:
                     current = path.read_bytes()
                 except FileNotFoundError:
@@ -93,10 +136,8 @@ class FileStore(ObjectStore):
 
     def get(self, key: str) -> tuple[bytes, str]:
         path = self._path(key)
-        try:
+        with self._os_errors("reading", key):
             data = path.read_bytes()
-        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
-            raise NotFound(f"{key} not found in {self.uri}") from None
         return data, _etag(data)
 
     def list(self, prefix: str) -> list[str]:
@@ -118,5 +159,5 @@ class FileStore(ObjectStore):
         return sorted(keys)
 
     def delete(self, key: str) -> None:
-        with contextlib.suppress(FileNotFoundError):
+        with self._os_errors("deleting", key), contextlib.suppress(FileNotFoundError):
             self._path(key).unlink()

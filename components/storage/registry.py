@@ -26,11 +26,23 @@ from components.storage.base import AlreadyExists, NotFound, ObjectStore, Precon
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 MAX_CLAIM_ATTEMPTS = 1000
+MAX_ALIAS_HISTORY = 1000
+# "any current value": set_alias without a compare-and-swap expectation
+ANY = object()
+
+
+class AliasMoved(PreconditionFailed):
+    """A compare-and-swap of an alias found it pointing somewhere other than expected."""
+
+    def __init__(self, name: str, alias: str, expected, current):
+        self.expected, self.current = expected, current
+        shown = lambda v: f"v{v}" if v is not None else "nothing"  # noqa: E731
+        super().__init__(f"{name}@{alias} points to {shown(current)}, not {shown(expected)} as expected")
 
 
 def validate_name(kind: str, name: str) -> str:
     """Names become object-key segments, so keep them to a safe alphabet."""
-    if not isinstance(name, str) or not NAME_PATTERN.match(name):
+    if not isinstance(name, str) or not NAME_PATTERN.match(name) or ".." in name:
         raise StoreError(
             f"invalid {kind} name {name!r}: use 1-100 letters, digits, '.', '_' or '-', starting with a letter or digit"
         )
@@ -146,8 +158,15 @@ class ModelRegistry:
 
         return self._compare_and_swap(key, merge)
 
-    def set_alias(self, name: str, alias: str, version: int) -> int | None:
-        """Point ``alias`` at ``version``; return the version it pointed at before."""
+    def set_alias(self, name: str, alias: str, version: int, *, expected=ANY, reason: str = "") -> int | None:
+        """Point ``alias`` at ``version``; return the version it pointed at before.
+
+        With ``expected`` (a version number, or None for "no alias yet") the move
+        is a compare-and-swap: it happens only if the alias still points there,
+        else :class:`AliasMoved` says where it points now. That is how a run
+        promotes only over the champion it was evaluated against. Every move is
+        kept in the alias's history (version, when, why).
+        """
         validate_name("alias", alias)
         self.get(name, version)
         previous: dict = {}
@@ -155,12 +174,28 @@ class ModelRegistry:
         def move(current: dict) -> dict:
             previous.clear()
             previous.update(current)
-            return {"version": version, "updated_at": utc_now()}
+            if expected is not ANY and current.get("version") != expected:
+                raise AliasMoved(name, alias, expected, current.get("version"))
+            now = utc_now()
+            history = list(current.get("history", []))
+            history.append({"version": version, "at": now, "previous": current.get("version"), "reason": reason})
+            return {"version": version, "updated_at": now, "history": history[-MAX_ALIAS_HISTORY:]}
 
         self._compare_and_swap(f"models/{name}/aliases/{alias}.json", move)
         return previous.get("version")
 
+    def alias_history(self, name: str, alias: str) -> list[dict]:
+        """Every move of ``alias`` (oldest first): version, time, previous version, reason."""
+        validate_name("alias", alias)
+        try:
+            record = json.loads(self.store.read(f"models/{name}/aliases/{alias}.json"))
+        except NotFound:
+            return []
+        return record.get("history") or [{"version": record["version"], "at": record.get("updated_at"),
+                                          "previous": None, "reason": ""}]
+
     def _compare_and_swap(self, key: str, update, attempts: int = 100) -> dict:
+        """Apply ``update`` (current dict -> new dict) atomically; exceptions from it abort."""
         for _ in range(attempts):
             try:
                 data, etag = self.store.get(key)
@@ -217,6 +252,7 @@ class ModelRegistry:
         )
 
     def aliases(self, name: str) -> dict[str, int]:
+        validate_name("model", name)
         result = {}
         for key in self.store.list(f"models/{name}/aliases/"):
             alias = key.rsplit("/", 1)[1].removesuffix(".json")
@@ -233,6 +269,7 @@ class ModelRegistry:
             return versions[-1]
         if selector.isdigit():
             return self.get(name, int(selector))
+        validate_name("alias", selector)
         target = self.aliases(name).get(selector)
         if target is None:
             raise NotFound(f"model {name!r} has no alias {selector!r}")

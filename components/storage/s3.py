@@ -17,14 +17,16 @@ import urllib3
 from minio import Minio
 from minio.error import S3Error
 
+from components import config
+from components.errors import StageError
 from components.storage.base import AlreadyExists, NotFound, ObjectStore, PreconditionFailed, StoreError
 
-DEFAULT_RETRIES = 5  # with backoff 0.5 s doubling: about 15 s before giving up
 CREDENTIAL_ERRORS = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "InvalidToken"}
 
 
 def _retries() -> int:
-    return int(os.environ.get("MLOPS_STORE_RETRIES", DEFAULT_RETRIES))
+    """MLOPS_STORE_RETRIES (default 5: with backoff 0.5 s doubling, about 15 s before giving up)."""
+    return config.STORE_RETRIES.get()
 
 
 def client_from_env() -> tuple[Minio, str]:
@@ -173,8 +175,6 @@ class S3Store(ObjectStore):
 
 def read_s3_uri(uri: str) -> bytes:
     """The bytes of ``s3://bucket/key`` (an ingest source), with a StageError for each failure."""
-    from components.runtime import StageError
-
     parsed = urlparse(uri)
     key = parsed.path.lstrip("/")
     if not parsed.netloc or not key:

@@ -4,11 +4,7 @@ import json
 
 import click
 
-from components.ingest import load_table, normalize_frame
-from components.storage.datasets import DataVersions
-from components.storage.registry import validate_name
 from pipelines.commands.options import one_line_errors, print_listing, resolve_store, store_option
-from pipelines.data_pointer import PointerError, write_pointer
 
 
 @click.group()
@@ -24,11 +20,15 @@ def data():
 @store_option
 def push(source, name, pointer, store_uri):
     """Store a CSV/Parquet table as an immutable, content-addressed version."""
+    from components.ingest import ingest_source
+    from components.storage.registry import validate_name
+    from pipelines.data_pointer import write_pointer
+
     store = resolve_store(store_uri)
-    with one_line_errors(PointerError):
+    with one_line_errors():
         validate_name("data set", name)
-        frame, _ = normalize_frame(load_table(source))
-        version, new = DataVersions(store).publish(name, frame, source=source)
+        result = ingest_source(source, store, name)
+        version, new = result.version, result.new
         if pointer:
             write_pointer(pointer, version, store.uri)
     state = "new version" if new else "unchanged: same content as the existing version"
@@ -43,6 +43,8 @@ def push(source, name, pointer, store_uri):
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
 def list_versions(name, store_uri, as_json):
     """Every version of every data set (or of NAME), oldest first."""
+    from components.storage.datasets import DataVersions
+
     versions_store = DataVersions(resolve_store(store_uri))
     with one_line_errors():
         names = [name] if name else versions_store.names()
@@ -59,6 +61,8 @@ def list_versions(name, store_uri, as_json):
 @store_option
 def show(ref, store_uri):
     """One data version's manifest and a preview of its rows."""
+    from components.storage.datasets import DataVersions
+
     versions = DataVersions(resolve_store(store_uri))
     with one_line_errors():
         version = versions.resolve(ref)

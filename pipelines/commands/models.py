@@ -4,8 +4,13 @@ import json
 
 import click
 
-from components.storage.registry import ModelRegistry
 from pipelines.commands.options import one_line_errors, print_listing, resolve_store, store_option
+
+
+def _registry(store_uri):
+    from components.storage.registry import ModelRegistry
+
+    return ModelRegistry(resolve_store(store_uri))
 
 
 @click.group()
@@ -18,7 +23,7 @@ def models():
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list of versions.")
 def list_models(store_uri, as_json):
     """Every version of every model, with aliases and test metrics."""
-    registry = ModelRegistry(resolve_store(store_uri))
+    registry = _registry(store_uri)
     with one_line_errors():
         versions = [version for name in registry.names() for version in registry.versions(name)]
 
@@ -40,7 +45,7 @@ def list_models(store_uri, as_json):
 @store_option
 def show(ref, store_uri):
     """One model version: metrics, aliases, tags and the full lineage record (JSON)."""
-    registry = ModelRegistry(resolve_store(store_uri))
+    registry = _registry(store_uri)
     with one_line_errors():
         version = registry.resolve(ref)
     click.echo(json.dumps(version.to_json(), indent=2, sort_keys=True))
@@ -52,10 +57,10 @@ def show(ref, store_uri):
 @store_option
 def promote(ref, alias, store_uri):
     """Point an alias (default: champion) at a version, atomically."""
-    registry = ModelRegistry(resolve_store(store_uri))
+    registry = _registry(store_uri)
     with one_line_errors():
         version = registry.resolve(ref)
-        previous = registry.set_alias(version.name, alias, version.version)
+        previous = registry.set_alias(version.name, alias, version.version, reason="mlops models promote")
     before = f"v{previous}" if previous else "nothing"
     click.echo(f"{version.name}@{alias}: {before} -> v{version.version}")
 
@@ -72,7 +77,7 @@ def tag(ref, changes, store_uri):
         if not sep or not key:
             raise click.UsageError(f"tags are KEY=VALUE (or KEY= to remove), got {change!r}")
         updates[key] = value or None
-    registry = ModelRegistry(resolve_store(store_uri))
+    registry = _registry(store_uri)
     with one_line_errors():
         version = registry.resolve(ref)
         tags = registry.set_tags(version.name, version.version, updates)
@@ -85,12 +90,10 @@ def tag(ref, changes, store_uri):
 def reproduce(ref, store_uri):
     """Re-run the pipeline from the version's lineage; exit 0 only if the model and metrics match."""
     from pipelines.commands.run import code_version
-    from pipelines.local import RunFailed
-    from pipelines.reproduce import NotReproducible
     from pipelines.reproduce import reproduce as reproduce_version
 
     store = resolve_store(store_uri)
-    with one_line_errors(NotReproducible, RunFailed):
+    with one_line_errors():
         result = reproduce_version(store, ref, code_version())
     original = result.original
     click.echo(f"original: {original.ref} model sha256 {original.lineage['model']['sha256']}")

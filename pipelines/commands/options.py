@@ -1,12 +1,17 @@
-"""Options and helpers shared by several subcommands."""
+"""Options and helpers shared by several subcommands, and the one CLI error idiom.
+
+Misuse of a command is click's usage error (exit 2). Everything the user can
+act on (bad input, bad data, an unreachable store, a bad setting, a failed
+run) is an MlopsError and becomes ``Error: <one line>`` with exit status 1,
+no traceback (:func:`one_line_errors`).
+"""
 
 import contextlib
 import json
 
 import click
 
-from components.runtime import StageError
-from components.storage import StoreError, default_store_uri, open_store
+from components.errors import MlopsError
 
 store_option = click.option(
     "--store", "store_uri", envvar="MLOPS_STORE", default=None, metavar="URI",
@@ -15,15 +20,28 @@ store_option = click.option(
 
 @contextlib.contextmanager
 def one_line_errors(*extra_types):
-    """Domain failures (store, stage and ``extra_types``) become one CLI error line, no traceback."""
+    """Domain failures (every MlopsError, and ``extra_types``) become one CLI error line, no traceback."""
     try:
         yield
-    except (StoreError, StageError, *extra_types) as error:
-        raise click.ClickException(str(error)) from None
+    except (MlopsError, *extra_types) as error:
+        raise click.ClickException(" ".join(str(error).split())) from None
+
+
+@contextlib.contextmanager
+def usage_errors():
+    """MlopsErrors about how a command was called (its parameters, its input files) are usage
+    errors: click prints the usage line and exits with status 2."""
+    try:
+        yield
+    except MlopsError as error:
+        raise click.UsageError(" ".join(str(error).split())) from None
 
 
 def resolve_store(store_uri: str | None):
     """Open the store, turning its errors into a one-line CLI error."""
+    from components.config import default_store_uri
+    from components.storage import open_store
+
     with one_line_errors():
         return open_store(store_uri or default_store_uri())
 

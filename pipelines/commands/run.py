@@ -2,93 +2,118 @@
 
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import click
 
-from components import prepare
-from components.ingest import SplitConfig, dataset_name, read_and_split
-from components.runtime import PROJECT_ROOT
-from components.storage.registry import validate_name
+from components import config
 from pipelines.commands.options import one_line_errors, resolve_store, store_option
-from pipelines.data_pointer import PointerError, resolve_data_argument
-from pipelines.search_space import ParamsError, load_search_space, to_parameter
 
 
 def code_version() -> str:
     """The git commit of this code, with ``-dirty`` when the work tree has changes."""
+    root = str(config.PROJECT_ROOT)
     try:
-        commit = subprocess.run(["git", "-C", str(PROJECT_ROOT), "rev-parse", "HEAD"], capture_output=True,
-                                text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(PROJECT_ROOT), "status", "--porcelain", "--untracked-files=no"],
+        commit = subprocess.run(["git", "-C", root, "rev-parse", "HEAD"], capture_output=True, text=True,
+                                check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", root, "status", "--porcelain", "--untracked-files=no"],
                                capture_output=True, text=True, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return commit + ("-dirty" if dirty else "")
 
 
-def preflight(data_uri: str, target: str, task: str, config: SplitConfig, store) -> str:
-    """Check the input before starting the pipeline, so bad input fails in a second with one line.
+def preflight(data_uri: str, target: str, task: str, split, store) -> tuple[str, str]:
+    """Check the data before starting the pipeline, so bad input fails in a second with one line.
 
-    The ingest and prepare stages run the same checks again inside the
-    pipeline (a cluster run has no pre-flight); this only answers sooner.
+    Returns the cleaned target name and the task. The pipeline's own stages run
+    the same checks again (a cluster run has no pre-flight); this only answers sooner.
     """
-    result = read_and_split(data_uri, target, config, store)
-    train = result.splits["train"]
-    detected = prepare.detect_task(train[result.target], task)
-    prepare.check_target(train[result.target], detected)
-    return detected
+    from components import ingest, prepare
+    from components.storage.datasets import DataVersions
+
+    if ingest.is_version_reference(data_uri):
+        versions = DataVersions(store)
+        frame = versions.read_frame(versions.resolve(data_uri))
+    else:
+        frame, _ = ingest.clean_frame(ingest.load_source(data_uri))
+    result = ingest.split_frame(frame, target, split)
+    train = result.splits["train"][result.target]
+    detected = prepare.detect_task(train, task)
+    prepare.check_target(train, detected)
+    return result.target, detected
 
 
 @click.command()
 @click.option("--data", "data_uri", required=True, metavar="URI",
               help="CSV or Parquet (a path, file://, http(s):// or s3:// URI), a data version NAME@VERSION "
                    "or NAME@latest, or a pointer file NAME.data.yaml.")
-@click.option("--target", required=True, help="The column to predict.")
-@click.option("--model-name", help="Registry name (default: the data set's name or the file's stem).")
-@click.option("--task", type=click.Choice(prepare.TASKS), default="auto", show_default=True)
-@click.option("--params", "params_file", type=click.Path(dir_okay=False), help="Search space YAML (default: pipelines/params/default.yaml).")
+@click.option("--target", required=True, help="The column to predict, as named in the data.")
+@click.option("--model-name", help="Registry name (default: the data set's name, i.e. the file's stem).")
+@click.option("--task", type=click.Choice(("auto", "classification", "regression")), default=config.DEFAULT_TASK,
+              show_default=True)
+@click.option("--params", "params_file", type=click.Path(dir_okay=False),
+              help="Search space YAML (default: pipelines/params/default.yaml).")
+@click.option("--schema", "schema_file", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="Validate against this TFDV schema (.pbtxt) instead of the curated/baseline one.")
 @store_option
-@click.option("--seed", type=int, default=42, show_default=True)
-@click.option("--validation-fraction", type=float, default=0.15, show_default=True)
-@click.option("--test-fraction", type=float, default=0.15, show_default=True)
-@click.option("--min-score", type=float, default=0.0, show_default=True,
-              help="Absolute threshold on the test metric for the model to be blessed.")
+@click.option("--seed", type=int, default=config.DEFAULT_SEED, show_default=True)
+@click.option("--validation-fraction", type=float, default=config.DEFAULT_VALIDATION_FRACTION, show_default=True)
+@click.option("--test-fraction", type=float, default=config.DEFAULT_TEST_FRACTION, show_default=True)
+@click.option("--min-skill", type=float, default=config.DEFAULT_MIN_SKILL, show_default=True,
+              help="Share of the gap between a trivial predictor and a perfect test score the model must close.")
+@click.option("--min-score", type=float, default=None,
+              help="An absolute floor on the test metric (default: none).")
 @click.option("--runs-dir", type=click.Path(file_okay=False, path_type=Path), envvar="MLOPS_RUNS_DIR",
               help="Where run outputs and reports go (env MLOPS_RUNS_DIR; default ./runs).")
 @click.option("--verbose", is_flag=True, help="Show kfp.local's task logs instead of writing them to run.log.")
-def run(data_uri, target, model_name, task, params_file, store_uri, seed, validation_fraction, test_fraction,
-        min_score, runs_dir, verbose):
+def run(data_uri, target, model_name, task, params_file, schema_file, store_uri, seed, validation_fraction,
+        test_fraction, min_skill, min_score, runs_dir, verbose):
     """Run the training pipeline locally (kfp.local) and register the model."""
-    from pipelines.local import RunFailed, run_pipeline
+    from components.ingest import SplitConfig, dataset_name
+    from components.storage.registry import ModelRegistry, validate_name
+    from pipelines.data_pointer import resolve_data_argument
+    from pipelines.local import run_pipeline
+    from pipelines.search_space import load_search_space, to_parameter
 
+    with one_line_errors():
+        for setting in config.SETTINGS:  # a bad MLOPS_* value fails now, not in the middle of the run
+            setting.get()
     store = resolve_store(store_uri)
-    with one_line_errors(ParamsError, PointerError):
+    with one_line_errors():
         data_uri = resolve_data_argument(data_uri)
-        model_name = model_name or dataset_name(data_uri)
+        data_name = dataset_name(data_uri)
+        model_name = model_name or data_name
         validate_name("model", model_name)
         search_space = load_search_space(params_file)
-        config = SplitConfig(validation_fraction=validation_fraction, test_fraction=test_fraction)
-        detected = preflight(data_uri, target, task, config, store)
+        split = SplitConfig(validation_fraction=validation_fraction, test_fraction=test_fraction)
+        column, detected = preflight(data_uri, target, task, split, store)
 
-    click.echo(f"run: {model_name} ({detected}) from {data_uri} -> {store.uri}")
-    arguments = dict(data_uri=data_uri, target=target, model_name=model_name, store_uri=store.uri, task=task,
-                     search_space=to_parameter(search_space), seed=seed, validation_fraction=validation_fraction,
-                     test_fraction=test_fraction, min_score=min_score, code_version=code_version())
-    with one_line_errors(RunFailed):
+    click.echo(f"run: {model_name} ({detected} of '{column}') from {data_uri} -> {store.uri}")
+    arguments = dict(data_uri=data_uri, target=target, model_name=model_name, data_name=data_name,
+                     store_uri=store.uri, task=task, search_space=to_parameter(search_space),
+                     schema_uri=str(schema_file.resolve()) if schema_file else "", seed=seed,
+                     validation_fraction=validation_fraction, test_fraction=test_fraction, min_skill=min_skill,
+                     min_score="" if min_score is None else repr(min_score), code_version=code_version())
+    with one_line_errors():
         result = run_pipeline(arguments, runs_dir=runs_dir, verbose=verbose)
+        version = ModelRegistry(store).get(model_name, result.model_version)
 
     report = result.run_dir / "report.html"
     shutil.copyfile(result.report_path, report)
-    registration = result.registration
-    lineage = registration["lineage"]
-    metric = lineage["params"]["metric"]
-    blessing = lineage["blessing"]
+    lineage = version.lineage
+    metric, blessing = lineage["params"]["metric"], lineage["blessing"]
+    if not blessing["blessed"]:
+        verdict = f"no: {blessing['reason']}"
+    elif result.promoted:
+        verdict = f"yes, now the champion: {blessing['reason']}"
+    else:
+        verdict = f"yes, but not promoted: {result.promotion}"
     click.echo(f"data:    {lineage['data']['ref']}")
-    click.echo(f"model:   {registration['ref']} ({lineage['params']['candidate']['id']})")
-    click.echo(f"metrics: test {metric}={lineage['metrics']['test'][metric]:.4f}, "
+    click.echo(f"schema:  {lineage['validation']['schema_source']} {lineage['validation']['schema_origin']}".rstrip())
+    click.echo(f"model:   {version.ref} ({lineage['params']['candidate']['id']})")
+    click.echo(f"metrics: test {metric}={lineage['metrics']['test'][metric]:.4f} "
+               f"(trivial predictor {blessing['baseline_score']:.4f}), "
                f"validation {metric}={lineage['metrics']['validation'][metric]:.4f}")
-    click.echo(f"blessed: {'yes, now the champion' if blessing['blessed'] else 'no'} ({blessing['reason']})")
+    click.echo(f"blessed: {verdict}")
     click.echo(f"report:  {report}")
-    sys.stdout.flush()

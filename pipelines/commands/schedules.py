@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-import logging
-import sys
 from pathlib import Path
 
 import click
 
-log = logging.getLogger("mlops.schedules")
+from pipelines.commands.options import one_line_errors, usage_errors
 
 
 @click.group("schedules")
@@ -37,22 +35,20 @@ def sync(host, directory, package_path, experiment, pipeline_name, dry_run):
     old one is disabled and deleted. Schedules removed from git are disabled.
     Running it again with nothing changed changes nothing.
     """
-    from pipelines import cluster
+    from pipelines import kfp_client
+    from pipelines import schedules as schedule_sync
 
-    package_path = package_path or cluster.packaged_spec()
-    try:
-        wanted = [dataclasses.replace(s, params=cluster.coerce_params(package_path, s.params))
-                  for s in cluster.load_schedules(directory)]
-    except ValueError as err:
-        raise click.UsageError(str(err)) from None
-    try:
-        client = cluster.make_client(host)
-        report = cluster.sync_schedules(client, wanted, package_path,
-                                        pipeline_name=pipeline_name,
-                                        experiment=experiment, dry_run=dry_run)
-    except Exception as err:  # one line, no traceback
-        log.error("schedules sync failed: %s", cluster.describe_error(err))
-        sys.exit(1)
+    package_path = package_path or kfp_client.packaged_spec()
+    with usage_errors():
+        wanted = [dataclasses.replace(s, params=kfp_client.coerce_params(package_path, s.params))
+                  for s in schedule_sync.load_schedules(directory)]
+    with one_line_errors():
+        try:
+            client = kfp_client.make_client(host)
+            report = schedule_sync.sync_schedules(client, wanted, package_path, pipeline_name=pipeline_name,
+                                                  experiment=experiment, dry_run=dry_run)
+        except Exception as error:  # noqa: BLE001 - network, API or timeout errors: one line, no traceback
+            raise kfp_client.ClusterError(f"schedules sync failed: {kfp_client.describe_error(error)}") from None
     prefix = "would " if dry_run else ""
     for label in ("created", "replaced", "enabled", "disabled", "unchanged"):
         names = getattr(report, label)

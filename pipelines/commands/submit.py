@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 from pathlib import Path
 
 import click
-import yaml
 
-from pipelines.data_pointer import POINTER_SUFFIX, PointerError, resolve_data_argument
-
-log = logging.getLogger("mlops.submit")
+from pipelines.commands.options import one_line_errors, usage_errors
 
 
 def parse_param_options(items) -> dict:
@@ -26,9 +22,16 @@ def parse_param_options(items) -> dict:
 
 
 def read_params_file(path) -> dict:
+    """The parameters in a YAML mapping, or a usage error naming the file and the problem."""
+    import yaml
+
     if path is None:
         return {}
-    data = yaml.safe_load(Path(path).read_text()) or {}
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
+        raise click.BadParameter(f"{path} is not readable YAML: {' '.join(str(error).split())}",
+                                 param_hint="--params-file") from None
     if not isinstance(data, dict):
         raise click.BadParameter(f"{path} must hold a mapping of parameter names to values",
                                  param_hint="--params-file")
@@ -65,35 +68,30 @@ def submit(host, package_path, params_file, param_items, commit, key, experiment
     pointer) and --commit, or on --key: submitting the same key again prints the
     existing run and creates nothing.
     """
-    from pipelines import cluster
+    from pipelines import kfp_client
+    from pipelines.data_pointer import POINTER_SUFFIX, resolve_data_argument
 
-    package_path = package_path or cluster.packaged_spec()
+    package_path = package_path or kfp_client.packaged_spec()
     if not Path(package_path).is_file():
         raise click.UsageError(f"no compiled pipeline at {package_path}; pass --package "
                                "or compile the pipeline first.")
     raw = {**read_params_file(params_file), **parse_param_options(param_items)}
-    if str(raw.get("data_uri", "")).endswith(POINTER_SUFFIX):
-        # A pointer file in git pins the data: the run gets NAME@VERSION, and the
-        # idempotency key changes exactly when the pointer does.
-        try:
+    with usage_errors():
+        if str(raw.get("data_uri", "")).endswith(POINTER_SUFFIX):
+            # A pointer file in git pins the data: the run gets NAME@VERSION, and the
+            # idempotency key changes exactly when the pointer does.
             raw["data_uri"] = resolve_data_argument(str(raw["data_uri"]))
-        except PointerError as err:
-            raise click.UsageError(str(err)) from None
-    if commit and "code_version" not in raw and "code_version" in cluster.pipeline_parameters(package_path):
-        raw["code_version"] = commit  # the lineage records the commit the run was keyed on
-    try:
-        params = cluster.coerce_params(package_path, raw)
-    except ValueError as err:
-        raise click.UsageError(str(err)) from None
-    try:
-        client = cluster.make_client(host)
-        result = cluster.submit(
-            client, package_path, params, pipeline_name=pipeline_name,
-            experiment=experiment, key=key, commit=commit, ui_host=ui_host,
-            wait=wait, timeout=timeout)
-    except Exception as err:  # one line, no traceback: network, API or timeout errors
-        log.error("submit failed: %s", cluster.describe_error(err))
-        sys.exit(1)
+        if commit and "code_version" not in raw and "code_version" in kfp_client.pipeline_parameters(package_path):
+            raw["code_version"] = commit  # the lineage records the commit the run was keyed on
+        params = kfp_client.coerce_params(package_path, raw)
+    with one_line_errors():
+        try:
+            client = kfp_client.make_client(host)
+            result = kfp_client.submit(client, package_path, params, pipeline_name=pipeline_name,
+                                       experiment=experiment, key=key, commit=commit, ui_host=ui_host,
+                                       wait=wait, timeout=timeout)
+        except Exception as error:  # noqa: BLE001 - network, API or timeout errors: one line, no traceback
+            raise kfp_client.ClusterError(f"submit failed: {kfp_client.describe_error(error)}") from None
     verb = "created" if result.created else "exists (same key, not created again)"
     click.echo(f"run {result.display_name} {verb}: {result.url}")
     if wait:

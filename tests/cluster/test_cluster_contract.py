@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 from kfp import compiler, dsl
 
-from pipelines import cluster
+from pipelines import kfp_client, task_settings
 from pipelines.commands.schedules import schedules as schedules_group
 from pipelines.commands.submit import submit as submit_command
 from kfp_fake import ContractError, FakeKFP, check_model, contract_errors
@@ -24,7 +24,7 @@ def _echo(data_uri: str, seed: int) -> str:
 @dsl.pipeline(name="contract-demo")
 def _demo(data_uri: str, target: str, model_name: str, seed: int = 42,
           min_score: float = 0.0):
-    cluster.apply_task_settings(_echo(data_uri=data_uri, seed=seed))
+    task_settings.apply_task_settings(_echo(data_uri=data_uri, seed=seed))
 
 
 @pytest.fixture(scope="module")
@@ -137,12 +137,20 @@ def test_submit_wait_exit_code(kfp, cli, spec, state, code):
 @pytest.mark.parametrize("args,message", [
     (["--param", "nope=1"], "unknown pipeline parameter"),
     (["--param", "novalue"], "NAME=VALUE"),
-    (["--param", "seed=abc"], "must be number_integer"),
+    (["--param", "seed=abc"], "must be integer"),
 ])
 def test_submit_usage_errors(kfp, cli, spec, args, message):
     res = cli("submit", "--host", kfp.url, "--package", spec, *PARAMS, *args)
     assert res.exit_code == 2
     assert message in res.output
+    assert kfp.count("POST", r".*/runs") == 0
+
+
+def test_submit_malformed_params_file_is_one_usage_line(kfp, cli, spec, tmp_path):
+    broken = tmp_path / "params.yaml"
+    broken.write_text("data_uri: [x\n")
+    res = cli("submit", "--host", kfp.url, "--package", spec, "--params-file", broken)
+    assert res.exit_code == 2 and "is not readable YAML" in res.output and "Traceback" not in res.output
     assert kfp.count("POST", r".*/runs") == 0
 
 
@@ -228,9 +236,9 @@ def test_schedules_sync_lifecycle(kfp, cli, spec, tmp_path):
 
 def test_schedules_sync_leaves_unmanaged_and_dry_run_changes_nothing(kfp, cli, spec, tmp_path):
     d = _schedule_dir(tmp_path)
-    client = cluster.make_client(kfp.url)
-    exp = cluster.ensure_experiment(client)
-    pid, vid = cluster.ensure_pipeline_version(client, spec)
+    client = kfp_client.make_client(kfp.url)
+    exp = kfp_client.ensure_experiment(client)
+    pid, vid = kfp_client.ensure_pipeline_version(client, spec)
     client.create_recurring_run(exp, "hand-made", cron_expression="0 0 1 * * *",
                                 params={"data_uri": "a", "target": "b", "model_name": "c"},
                                 pipeline_id=pid, version_id=vid)
@@ -250,6 +258,11 @@ def test_schedules_sync_leaves_unmanaged_and_dry_run_changes_nothing(kfp, cli, s
     ('name: ok\ncron: "0 0 3 * * *"\nschedule: x\n', "unknown field"),
     ('name: ok\ncron: "0 0 3 * * *"\nmax_concurrency: 0\n', "max_concurrency"),
     ('name: ok\ncron: "0 0 3 * * *"\nparams: {nope: 1}\n', "unknown pipeline parameter"),
+    ('name: ok\ncron: "0 0 3 * * *"\nparams: {data_uri: a@latest, target: t, model_name: ../x}\n',
+     "invalid model name '../x'"),
+    ('name: ok\ncron: "0 61 3 * * *"\n', "'cron' minute: '61' is not in 0-59"),
+    ('name: ok\ncron: "0 0 3 * JANUARY *"\n', "'cron' month: 'JANUARY' is not in 1-12"),
+    ('name: [ok\n', "not valid YAML"),
 ])
 def test_schedules_invalid_file_is_usage_error(kfp, cli, spec, tmp_path, body, message):
     (tmp_path / "s.yaml").write_text(body)

@@ -1,6 +1,6 @@
 """Offline proof of the cluster artifacts: kustomize builds, strict Kubernetes
 schema validation, checks of our custom resources, and agreement between
-components/images.py, the Dockerfiles, the Makefile, the manifests and
+components/config.py, the Dockerfiles, the Makefile, the manifests and
 pipelines/cluster.py.
 
 kustomize and checkov come from .tools (`make tools`). Without them these tests
@@ -20,12 +20,13 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from pipelines import cluster
+from components import config as cluster
+from pipelines import compile as compiling, kfp_client, schedules as schedule_sync, task_settings
 
 REPO = Path(__file__).resolve().parents[2]
 MANIFESTS = REPO / "manifests"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
-IMAGES = runpy.run_path(str(REPO / "components" / "images.py"))
+IMAGES = {name: getattr(cluster, name) for name in ("IMAGE_VERSION", "REGISTRY", "BASE_IMAGE", "TFDV_IMAGE", "MINIO_IMAGE")}
 OUR_IMAGES = {IMAGES["BASE_IMAGE"], IMAGES["TFDV_IMAGE"], IMAGES["MINIO_IMAGE"]}
 # kind v0.32's default node and the newest schema kubernetes-validate ships with.
 KUBE_VERSIONS = ["1.33.0", "1.36.0"]
@@ -313,7 +314,7 @@ def test_kubernetes_native_pipeline_version(tmp_path):
     pipelineversions.yaml at 2.17.0: spec.pipelineName, spec.pipelineSpec)."""
     from pipelines.training import training_pipeline
 
-    path = cluster.compile_kubernetes_native(training_pipeline, tmp_path, version_name="v1")
+    path = compiling.compile_kubernetes_native(training_pipeline, tmp_path, version_name="v1")
     docs = load_all(path.read_text())
     assert [d["kind"] for d in docs] == ["Pipeline", "PipelineVersion"]
     pipe, ver = docs
@@ -410,7 +411,7 @@ def test_apply_task_settings_compiles_to_refs_not_values(tmp_path):
 
     @dsl.pipeline(name="settings-demo")
     def demo(x: int = 1):
-        cluster.apply_task_settings(step(x=x), memory_limit="3Gi")
+        task_settings.apply_task_settings(step(x=x), memory_limit="3Gi")
 
     out = tmp_path / "demo.yaml"
     compiler.Compiler().compile(demo, str(out))
@@ -435,14 +436,14 @@ def test_apply_task_settings_compiles_to_refs_not_values(tmp_path):
 ])
 def test_apply_task_settings_rejects_bad_quantities(kwargs, message):
     with pytest.raises(ValueError, match=message):
-        cluster.apply_task_settings(object(), **kwargs)
+        task_settings.apply_task_settings(object(), **kwargs)
 
 
 # -- schedules and secrets --------------------------------------------------------------
 
 
 def test_schedules_in_git_are_valid_and_packed():
-    schedules = cluster.load_schedules(REPO / "schedules")
+    schedules = schedule_sync.load_schedules(REPO / "schedules")
     assert schedules
     kz = yaml.safe_load((REPO / "schedules" / "kustomization.yaml").read_text())
     packed = set(kz["configMapGenerator"][0]["files"])
@@ -451,8 +452,8 @@ def test_schedules_in_git_are_valid_and_packed():
     spec_path = REPO / "pipelines" / "compiled" / "training_pipeline.yaml"
     if spec_path.is_file():
         for s in schedules:
-            cluster.coerce_params(spec_path, s.params)
-        cluster.coerce_params(spec_path, yaml.safe_load(
+            kfp_client.coerce_params(spec_path, s.params)
+        kfp_client.coerce_params(spec_path, yaml.safe_load(
             (MANIFESTS / "gitops" / "run-params.yaml").read_text()))
 
 
@@ -515,4 +516,4 @@ def test_store_config_map_matches_the_code():
     """Tasks read AWS_ENDPOINT_URL and MLOPS_STORE from this ConfigMap (apply_task_settings)."""
     config_map = yaml.safe_load((REPO / "manifests/base/kfp/mlops-store-config.yaml").read_text())
     assert config_map["metadata"] == {"name": cluster.STORE_CONFIG_MAP_NAME, "namespace": cluster.KFP_NAMESPACE}
-    assert config_map["data"] == {"AWS_ENDPOINT_URL": cluster.MINIO_ENDPOINT, "MLOPS_STORE": cluster.DEFAULT_STORE_URI}
+    assert config_map["data"] == {"AWS_ENDPOINT_URL": cluster.MINIO_ENDPOINT, "MLOPS_STORE": cluster.CLUSTER_STORE_URI}

@@ -1,0 +1,385 @@
+"""The KFP components: one thin function per stage, and nothing else.
+
+Each function only unpacks its artifacts and parameters, calls the stage's plain
+logic (components/<stage>.py, which imports no kfp) through
+components.kfp_adapter, and writes typed outputs: NamedTuple parameters that
+later tasks are wired to in pipelines/training.py (the compiler checks the
+wiring and the KFP UI shows them), and artifacts with their facts in
+``.metadata``. KFP embeds each function's source in the compiled spec and runs
+it in the image, so every import a function needs is inside its body.
+components/factory.py turns these functions into components.
+
+Inside a ParallelFor, kfp.local 2.17 replaces a task's upstream *parameters*
+with the loop item (artifacts and pipeline parameters arrive intact), so
+``train`` reads the target and task from the preprocessor's metadata.
+"""
+
+from typing import List, NamedTuple
+
+from kfp.dsl import HTML, ClassificationMetrics, Dataset, Input, Markdown, Metrics, Model, Output
+
+from components.artifact_types import Anomalies, Blessing, Schema, Statistics
+
+
+def ingest(
+    data_uri: str,
+    data_name: str,
+    model_name: str,
+    search_space: str,
+    validation_fraction: float,
+    test_fraction: float,
+    min_score: str,
+    store_uri: str,
+) -> NamedTuple("IngestOutputs", data_version=str, source=str, columns=dict):
+    """Check the run's parameters, read the data, clean it and publish it as a data version."""
+    from collections import namedtuple
+
+    from components import ingest as stage
+    from components import kfp_adapter as adapter
+    from components.storage import open_store
+
+    adapter.run("ingest", stage.check_run_parameters, model_name=model_name,
+                search_space=adapter.as_mapping(search_space), validation_fraction=validation_fraction,
+                test_fraction=test_fraction, min_score=min_score)
+    store = adapter.run("ingest", open_store, uri=store_uri)
+    result = adapter.run("ingest", stage.ingest_source, data_uri=data_uri, store=store, name=data_name)
+    version = result.version
+    adapter.progress("ingest", f"{version.rows} rows x {len(version.columns)} columns -> data version "
+                               f"{version.ref}{' (new)' if result.new else ''}")
+    return namedtuple("IngestOutputs", "data_version source columns")(version.full_ref, result.source, result.columns)
+
+
+def split(
+    data_version: str,
+    target: str,
+    validation_fraction: float,
+    test_fraction: float,
+    split_salt: str,
+    store_uri: str,
+    train: Output[Dataset],
+    validation: Output[Dataset],
+    test: Output[Dataset],
+) -> NamedTuple("SplitOutputs", target=str):
+    """Split a data version by row-content hash into train, validation and test."""
+    from collections import namedtuple
+
+    from components import ingest as stage
+    from components import kfp_adapter as adapter
+    from components.storage import open_store
+
+    config = adapter.run("split", stage.SplitConfig, validation_fraction=validation_fraction,
+                         test_fraction=test_fraction, salt=split_salt)
+    store = adapter.run("split", open_store, uri=store_uri)
+    paths = {"train": train.path, "validation": validation.path, "test": test.path}
+    result = adapter.run("split", stage.split_version, store=store, data_version=data_version, target=target,
+                         split=config, paths=paths)
+    for name, artifact in (("train", train), ("validation", validation), ("test", test)):
+        artifact.metadata.update({"split": name, "rows": result.rows[name], "data_version": data_version,
+                                  "target": result.target, "format": "parquet"})
+    train.metadata.update({"split_config": config.to_json(), "rows_by_split": result.rows,
+                           "dropped_missing_target": result.dropped_missing_target})
+    rows = result.rows
+    adapter.progress("split", f"target '{result.target}': train {rows['train']}, validation {rows['validation']}, "
+                              f"test {rows['test']}" + (f"; {result.dropped_missing_target} rows without a target "
+                                                        "dropped" if result.dropped_missing_target else ""))
+    return namedtuple("SplitOutputs", "target")(result.target)
+
+
+def validate(
+    train: Input[Dataset],
+    validation: Input[Dataset],
+    test: Input[Dataset],
+    model_name: str,
+    schema_uri: str,
+    store_uri: str,
+    statistics: Output[Statistics],
+    schema: Output[Schema],
+    anomalies: Output[Anomalies],
+    statistics_view: Output[HTML],
+) -> NamedTuple("ValidateOutputs", schema_source=str):
+    """TFDV statistics and anomalies of every split against the schema that applies; anomalies stop the run."""
+    import hashlib
+    import json
+    import os
+    import shutil
+    from collections import namedtuple
+
+    from components import kfp_adapter as adapter
+    from components import validate as stage
+    from components.storage import open_store
+
+    os.makedirs(statistics.path, exist_ok=True)
+    splits = {"train": train.path, "validation": validation.path, "test": test.path}
+    store = adapter.run("validate", open_store, uri=store_uri)
+    checked = adapter.run("validate", stage.validate_splits, splits=splits, model_name=model_name, store=store,
+                          out_dir=statistics.path, schema_uri=schema_uri)
+    result = checked.result
+    shutil.copyfile(os.path.join(statistics.path, "statistics.html"), statistics_view.path)
+    shutil.copyfile(os.path.join(statistics.path, "schema.pbtxt"), schema.path)
+    with open(anomalies.path, "w", encoding="utf-8") as handle:
+        json.dump(result["anomalies"], handle)
+    with open(schema.path, "rb") as handle:
+        schema_sha256 = hashlib.sha256(handle.read()).hexdigest()
+    schema.metadata.update({"source": checked.schema.source, "origin": checked.schema.origin,
+                            "sha256": schema_sha256, "model_name": model_name})
+    statistics.metadata.update({"splits": sorted(splits), "tfdv_version": result["tfdv_version"],
+                                "schema_source": checked.schema.source})
+    anomalies.metadata["count"] = len(result["anomalies"])
+    adapter.progress("validate", f"no anomalies against {checked.schema.describe()} "
+                                 "(another schema: --schema FILE or another --model-name)")
+    return namedtuple("ValidateOutputs", "schema_source")(checked.schema.source)
+
+
+def prepare(
+    train_split: Input[Dataset],
+    target: str,
+    task: str,
+    search_space: str,
+    preprocessor: Output[Model],
+) -> NamedTuple("PrepareOutputs", task=str, metric=str):
+    """Decide the task and the ranking metric; fit the feature transform on the training split only."""
+    from collections import namedtuple
+
+    import pandas as pd
+
+    from components import kfp_adapter as adapter
+    from components import metrics, model_io
+    from components import prepare as stage
+
+    fitted, info = adapter.run("prepare", stage.fit_preprocessor, train=pd.read_parquet(train_split.path),
+                               target=target, requested_task=task)
+    metric = adapter.run("prepare", metrics.resolve_metric,
+                         name=adapter.as_mapping(search_space).get("metric", "auto"), task=info["task"])
+    model_io.save(fitted, preprocessor.path)
+    preprocessor.metadata.update({**info, "metric": metric, "format": model_io.FORMAT})
+    adapter.progress("prepare", f"{info['task']} of '{target}' ranked by {metric}: {len(info['numeric_features'])} "
+                                f"numeric and {len(info['categorical_features'])} categorical features -> "
+                                f"{info['output_features']} model inputs (fitted on train only)")
+    return namedtuple("PrepareOutputs", "task metric")(info["task"], metric)
+
+
+def expand_candidates(search_space: str, task: str, seed: int) -> list:
+    """The candidates of the search space for the task (each estimator built and checked)."""
+    from components import kfp_adapter as adapter
+    from components import train as stage
+
+    candidates = adapter.run("train", stage.expand_search_space, search_space=adapter.as_mapping(search_space),
+                             task=task, seed=seed)
+    adapter.progress("train", f"{len(candidates)} candidates: " + ", ".join(c["id"] for c in candidates))
+    return candidates
+
+
+def train(
+    candidate: dict,
+    train_split: Input[Dataset],
+    validation_split: Input[Dataset],
+    preprocessor: Input[Model],
+    seed: int,
+    model: Output[Model],
+):
+    """Train one candidate on train and score it on validation."""
+    import pandas as pd
+
+    from components import kfp_adapter as adapter
+    from components import model_io
+    from components import train as stage
+
+    candidate = {**candidate, "params": adapter.restore_integers(candidate["params"])}
+    transform = adapter.run("train", model_io.load, path=preprocessor.path)
+    fitted, scores = adapter.run(
+        "train", stage.train_candidate, candidate=candidate, preprocessor=transform,
+        train=pd.read_parquet(train_split.path), validation=pd.read_parquet(validation_split.path),
+        target=preprocessor.metadata["target"], task=preprocessor.metadata["task"], seed=seed)
+    model_io.save(fitted, model.path)
+    model.metadata.update({"candidate": candidate, "validation_metrics": scores, "format": model_io.FORMAT})
+    adapter.progress("train", f"{candidate['id']} {candidate['params']}: "
+                              + ", ".join(f"{k}={v:.4f}" for k, v in sorted(scores.items())))
+
+
+def select_best(
+    candidates: Input[List[Model]],
+    metric: str,
+    best: Output[Model],
+) -> NamedTuple("SelectOutputs", candidate=str, validation_score=float):
+    """Fan-in of every candidate: the best on validation by the ranking metric."""
+    import shutil
+    from collections import namedtuple
+
+    from components import kfp_adapter as adapter
+    from components import train as stage
+
+    results = [{"candidate": {**c.metadata["candidate"],
+                              "params": adapter.restore_integers(c.metadata["candidate"]["params"])},
+                "validation_metrics": c.metadata["validation_metrics"], "path": c.path} for c in candidates]
+    winner = adapter.run("train", stage.pick_best, results=results, metric=metric)
+    shutil.copyfile(winner["path"], best.path)
+    score = winner["validation_metrics"][metric]
+    best.metadata.update({"candidate": winner["candidate"], "metric": metric,
+                          "validation_metrics": winner["validation_metrics"],
+                          "leaderboard": [{"candidate": r["candidate"], "validation_metrics": r["validation_metrics"]}
+                                          for r in results]})
+    adapter.progress("train", f"best of {len(results)}: {winner['candidate']['id']} ({metric}={score:.4f} "
+                              "on validation)")
+    return namedtuple("SelectOutputs", "candidate validation_score")(winner["candidate"]["id"], score)
+
+
+def evaluate(
+    best: Input[Model],
+    train_split: Input[Dataset],
+    test_split: Input[Dataset],
+    target: str,
+    task: str,
+    metric: str,
+    model_name: str,
+    min_skill: float,
+    min_score: str,
+    store_uri: str,
+    metrics: Output[Metrics],
+    classification_metrics: Output[ClassificationMetrics],
+    blessing: Output[Blessing],
+) -> NamedTuple("EvaluateOutputs", blessed=bool, champion_version=int):
+    """Test-set metrics against a trivial predictor and the champion: the blessing decision."""
+    import json
+    from collections import namedtuple
+
+    import pandas as pd
+
+    from components import evaluate as stage
+    from components import kfp_adapter as adapter
+    from components import model_io
+    from components.storage import open_store
+
+    model = adapter.run("evaluate", model_io.load, path=best.path)
+    floor = adapter.run("evaluate", adapter.optional_float, name="min_score", text=min_score)
+    store = adapter.run("evaluate", open_store, uri=store_uri)
+    result = adapter.run("evaluate", stage.evaluate_model, model=model, train=pd.read_parquet(train_split.path),
+                         test=pd.read_parquet(test_split.path), target=target, task=task, metric=metric,
+                         min_skill=min_skill, min_score=floor, store=store, model_name=model_name)
+    decision = result.blessing
+    for name, value in sorted(decision.test_metrics.items()):
+        metrics.log_metric(f"test_{name}", value)
+    metrics.log_metric(f"trivial_{metric}", decision.baseline_score)
+    metrics.log_metric("skill", decision.skill)
+    metrics.log_metric("blessed", 1.0 if decision.blessed else 0.0)
+    if result.confusion_matrix:
+        classification_metrics.log_confusion_matrix(result.confusion_matrix["labels"],
+                                                    result.confusion_matrix["matrix"])
+    if result.roc:
+        classification_metrics.log_roc_curve(result.roc["fpr"], result.roc["tpr"], result.roc["thresholds"])
+    with open(blessing.path, "w", encoding="utf-8") as handle:
+        json.dump({**decision.to_json(), "confusion_matrix": result.confusion_matrix, "roc": result.roc}, handle,
+                  indent=2, sort_keys=True)
+    blessing.metadata.update({"blessed": decision.blessed, "reason": decision.reason, "metric": metric,
+                              "score": decision.score, "champion_version": decision.champion_version or 0})
+    adapter.progress("evaluate", f"test {metric}={decision.score:.4f} on {decision.test_rows} rows; "
+                                 f"{'BLESSED' if decision.blessed else 'not blessed'}: {decision.reason}")
+    return namedtuple("EvaluateOutputs", "blessed champion_version")(decision.blessed,
+                                                                       decision.champion_version or 0)
+
+
+def register(
+    best: Input[Model],
+    blessing: Input[Blessing],
+    train_split: Input[Dataset],
+    statistics: Input[Statistics],
+    schema: Input[Schema],
+    blessed: bool,
+    champion_version: int,
+    model_name: str,
+    task: str,
+    data_version: str,
+    data_source: str,
+    columns: dict,
+    search_space: str,
+    seed: int,
+    code_version: str,
+    run_id: str,
+    run_name: str,
+    store_uri: str,
+    registered: Output[Model],
+) -> NamedTuple("RegisterOutputs", model_version=int, promoted=bool, promotion=str):
+    """Register the model with its lineage and baseline; promote it over the champion it was compared with."""
+    import hashlib
+    import json
+    from collections import namedtuple
+    from pathlib import Path
+
+    from components import config
+    from components import kfp_adapter as adapter
+    from components import register as stage
+    from components.storage import open_store
+    from components.uris import redact
+
+    if code_version == "unknown":  # not passed: the commit the image was built from
+        code_version = config.CODE_VERSION.get()
+    with open(best.path, "rb") as handle:
+        model_bytes = handle.read()
+    with open(blessing.path, encoding="utf-8") as handle:
+        decision = json.load(handle)
+    facts = train_split.metadata
+    lineage = stage.build_lineage(
+        data={"ref": data_version, "source": data_source, "content_hash": data_version.split("@", 1)[1],
+              "rows": {k: int(v) for k, v in facts["rows_by_split"].items()}, "columns": columns,
+              "target": facts["target"], "dropped_missing_target": int(facts["dropped_missing_target"])},
+        split=facts["split_config"],
+        validation={"schema_source": schema.metadata["source"], "schema_origin": schema.metadata["origin"],
+                    "schema_sha256": schema.metadata["sha256"], "tfdv_version": statistics.metadata["tfdv_version"]},
+        task=task, search_space=adapter.as_mapping(search_space),
+        candidate=best.metadata["candidate"], metric=best.metadata["metric"],
+        validation_metrics=best.metadata["validation_metrics"], blessing=decision, seed=seed,
+        code_version=code_version, run_id=run_id, run_name=run_name,
+        model_sha256=hashlib.sha256(model_bytes).hexdigest())
+    baseline = {"schema.pbtxt": Path(schema.path).read_bytes(),
+                "train_statistics.pb": (Path(statistics.path) / "statistics" / "train.pb").read_bytes()}
+    store = adapter.run("register", open_store, uri=store_uri)
+    result = adapter.run("register", stage.register_model, store=store, model_name=model_name,
+                         model_bytes=model_bytes, lineage=lineage, blessed=blessed,
+                         compared_champion=champion_version or None, baseline_files=baseline)
+    registered.metadata.update({"name": result.name, "version": result.version, "ref": result.ref,
+                                "promoted": result.promoted, "store": redact(result.store)})
+    with open(registered.path, "w", encoding="utf-8") as handle:
+        json.dump(result.to_json(), handle)
+    adapter.progress("register", f"{result.ref} in {redact(result.store)} "
+                                 f"({'champion -> this version' if result.promoted else result.reason})")
+    return namedtuple("RegisterOutputs", "model_version promoted promotion")(result.version, result.promoted,
+                                                                            result.reason)
+
+
+def report(
+    model_name: str,
+    model_version: int,
+    train_split: Input[Dataset],
+    statistics: Input[Statistics],
+    schema: Input[Schema],
+    statistics_view: Input[HTML],
+    best: Input[Model],
+    blessing: Input[Blessing],
+    store_uri: str,
+    run_report: Output[HTML],
+    summary: Output[Markdown],
+):
+    """The run report: one self-contained HTML page, and a Markdown summary for the KFP UI."""
+    import json
+    import os
+
+    from components import kfp_adapter as adapter
+    from components import report as stage
+    from components.storage import open_store
+    from components.storage.registry import ModelRegistry
+
+    store = adapter.run("report", open_store, uri=store_uri)
+    version = adapter.run("report", ModelRegistry(store).get, name=model_name, version=model_version)
+    with open(os.path.join(statistics.path, "result.json"), encoding="utf-8") as handle:
+        validation = json.load(handle)
+    with open(statistics_view.path, encoding="utf-8") as handle:
+        statistics_html = handle.read()
+    with open(blessing.path, encoding="utf-8") as handle:
+        decision = json.load(handle)
+    page = adapter.run("report", stage.render_report, version=version.to_json(), validation=validation,
+                       schema_description=schema.metadata, statistics_html=statistics_html,
+                       leaderboard=best.metadata["leaderboard"], evaluation=decision)
+    with open(run_report.path, "w", encoding="utf-8") as handle:
+        handle.write(page)
+    with open(summary.path, "w", encoding="utf-8") as handle:
+        handle.write(stage.render_summary(version=version.to_json(), evaluation=decision))
+    adapter.progress("report", run_report.path)
