@@ -59,10 +59,12 @@ minio-bin: bin/minio ## Build the MinIO server from source into ./bin (skipped w
 bin/minio:
 	GOBIN=$(CURDIR)/bin GOFLAGS=-mod=mod go install github.com/minio/minio@$(MINIO_VERSION)
 
-minio-up: setup minio-bin ## Start MinIO on 127.0.0.1:9000 (random credentials); then `source .minio/env`
-	$(VENV)/bin/python -m pipelines.minio_local up
+MINIO_RUNTIME ?= process
+minio-up: setup ## Start MinIO on 127.0.0.1:9000 (random credentials; MINIO_RUNTIME=docker: our image); then `source .minio/env`
+	$(if $(filter process,$(MINIO_RUNTIME)),$(MAKE) --no-print-directory minio-bin)
+	MINIO_RUNTIME=$(MINIO_RUNTIME) $(VENV)/bin/python -m pipelines.minio_local up
 
-minio-down: ## Stop the MinIO started by minio-up (its data stays in .minio/data)
+minio-down: ## Stop the MinIO started by minio-up (its data stays: .minio/data, or the container's volume)
 	$(VENV)/bin/python -m pipelines.minio_local down
 
 bench: setup minio-bin ## Run the benchmarks and rewrite bench/results.md (medians; several minutes)

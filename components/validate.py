@@ -77,8 +77,8 @@ def choose_schema(model_name: str, store: ObjectStore, schema_uri: str = "") -> 
         return SchemaChoice("file", schema_uri, read_schema_uri(schema_uri, store))
     curated = curated_schema_path(model_name)
     if curated:
-        shown = os.path.relpath(curated, config.PROJECT_ROOT) if curated.is_relative_to(config.PROJECT_ROOT) else curated
-        return SchemaChoice("curated", str(shown), curated.read_text(encoding="utf-8"))
+        # As in git (schemas/<model>.pbtxt), wherever the directory sits (an image has it under /opt/mlops).
+        return SchemaChoice("curated", f"{curated.parent.name}/{curated.name}", curated.read_text(encoding="utf-8"))
     try:
         return SchemaChoice("baseline", f"{store.uri}/{baseline_schema_key(model_name)}",
                             store.read(baseline_schema_key(model_name)).decode("utf-8"))

@@ -67,9 +67,15 @@ class _ProgressFollower(threading.Thread):
         self.drain()  # whatever arrived after the last poll
 
 
-def run_pipeline(arguments: dict, runs_dir: Path | None = None, emit=None, verbose: bool = False) -> LocalRun:
+RUNNERS = ("subprocess", "docker")
+
+
+def run_pipeline(arguments: dict, runs_dir: Path | None = None, emit=None, verbose: bool = False,
+                 runner: str = "subprocess") -> LocalRun:
     """Run ``training_pipeline(**arguments)`` locally and return what it registered.
 
+    ``runner``: "subprocess" runs each task as a process of this interpreter;
+    "docker" runs each task in its image (pipelines/docker_runner.py).
     ``emit`` receives one line per finished stage (default: print to the
     terminal as it is now, before kfp.local's output is redirected to the log).
     Raises RunFailed with the failing stage's reason.
@@ -95,13 +101,18 @@ def run_pipeline(arguments: dict, runs_dir: Path | None = None, emit=None, verbo
             for message, category in kfp_adapter.LOCAL_RUNNER_WARNINGS:
                 warnings.filterwarnings("ignore", message=message, category=category)
             redirect = contextlib.nullcontext() if verbose else _redirected(log)
-            with redirect:
-                local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(run_dir / "outputs"),
+            with redirect, _run_environment(runner):
+                local.init(runner=_runner(runner, run_dir, arguments), pipeline_root=str(run_dir / "outputs"),
                            raise_on_error=True)
                 try:
                     outputs = training_pipeline(**arguments).outputs
                 except Exception as error:
                     raise RunFailed(_failure_reason(error_file, error, log_path)) from None
+                # A container that failed fast can pass for a success (kfp.local's DockerRunner): the
+                # stage's own error record is the truth.
+                reason = kfp_adapter.failure_reason(error_file)
+                if reason:
+                    raise RunFailed(reason)
     finally:
         follower.stop()
         for key, value in previous_env.items():
@@ -112,6 +123,26 @@ def run_pipeline(arguments: dict, runs_dir: Path | None = None, emit=None, verbo
     return LocalRun(run_dir=run_dir, log_path=log_path, model_version=int(outputs["model_version"]),
                     promoted=bool(outputs["promoted"]), promotion=outputs["promotion"],
                     report_path=outputs["report"].path)
+
+
+def _run_environment(name: str):
+    if name == "docker":
+        from pipelines.docker_runner import group_writable
+
+        return group_writable()
+    return contextlib.nullcontext()
+
+
+def _runner(name: str, run_dir: Path, arguments: dict):
+    from kfp import local
+
+    if name == "subprocess":
+        return local.SubprocessRunner(use_venv=False)
+    if name == "docker":
+        from pipelines.docker_runner import container_settings
+
+        return container_settings(run_dir, arguments).runner()
+    raise ValueError(f"runner must be one of {RUNNERS}, got {name!r}")
 
 
 @contextlib.contextmanager

@@ -20,6 +20,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlparse
 
 from components import config
 
@@ -115,20 +116,107 @@ class MinioServer:
                 self.kill()
 
     def create_bucket(self, bucket: str = DEFAULT_BUCKET) -> None:
-        from components.storage.s3 import client_from_env
+        _create_bucket(self.env(), bucket)
 
-        saved = {key: os.environ.get(key) for key in self.env()}
-        os.environ.update(self.env())
+
+class MinioContainer:
+    """Our MinIO image as a container: published on 127.0.0.1:``port`` for this machine, and on
+    an internal Docker network (which reaches nothing else) for task containers, by its name.
+
+    The docker runner (pipelines/docker_runner.py) finds it by its labels.
+    """
+
+    def __init__(self, port: int, access_key: str, secret_key: str, name: str | None = None):
+        self.port, self.access_key, self.secret_key = port, access_key, secret_key
+        self.name = name or f"mlops-minio-{port}"
+        self.network = f"{self.name}-net"
+        self.volume = f"{self.name}-data"
+
+    @classmethod
+    def with_random_credentials(cls, port: int | None = None):
+        return cls(port or free_port(), "mlops-" + secrets.token_hex(6), secrets.token_urlsafe(24))
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def env(self) -> dict[str, str]:
+        return {"AWS_ENDPOINT_URL": self.endpoint, "AWS_ACCESS_KEY_ID": self.access_key,
+                "AWS_SECRET_ACCESS_KEY": self.secret_key}
+
+    def start(self, timeout: float = 60.0) -> "MinioContainer":
+        import docker
+
+        from pipelines import docker_runner
+
+        client = docker_runner.docker_client()
         try:
-            client, _ = client_from_env()
-            if not client.bucket_exists(bucket):
-                client.make_bucket(bucket)
+            docker_runner.check_images(client, images=(config.MINIO_IMAGE,))
+            try:
+                client.networks.get(self.network)
+            except docker.errors.NotFound:
+                client.networks.create(self.network, internal=True, labels={docker_runner.MINIO_LABEL: "true"})
+            labels = {docker_runner.MINIO_LABEL: "true", docker_runner.MINIO_ENDPOINT_LABEL: self.endpoint,
+                      docker_runner.MINIO_NETWORK_LABEL: self.network}
+            # The console stays off: nothing here needs it, and it is one more thing to expose.
+            container = client.containers.run(
+                config.MINIO_IMAGE, ["server", "/data", "--address", ":9000"], name=self.name, detach=True,
+                labels=labels, ports={"9000/tcp": ("127.0.0.1", self.port)},
+                environment={"MINIO_ROOT_USER": self.access_key, "MINIO_ROOT_PASSWORD": self.secret_key,
+                             "MINIO_BROWSER": "off", "MINIO_UPDATE": "off", "MINIO_CI_CD": "1"},
+                volumes={self.volume: {"bind": "/data", "mode": "rw"}}, read_only=True,
+                tmpfs={"/tmp": "rw,size=64m"}, cap_drop=["ALL"], security_opt=["no-new-privileges"])
+            client.networks.get(self.network).connect(container, aliases=[self.name])
         finally:
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
+            client.close()
+        self.wait_ready(timeout)
+        return self
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"{self.endpoint}/minio/health/ready", timeout=2) as response:
+                    if response.status == 200:
+                        return
+            except (urllib.error.URLError, OSError):
+                pass
+            time.sleep(0.3)
+        raise TimeoutError(f"MinIO container {self.name} not ready after {timeout}s (docker logs {self.name})")
+
+    def stop(self, remove_data: bool = False) -> None:
+        import docker
+
+        from pipelines import docker_runner
+
+        client = docker_runner.docker_client()
+        try:
+            try:
+                client.containers.get(self.name).remove(force=True)
+            except docker.errors.NotFound:
+                pass
+            for remove, getter, name in ((True, client.networks.get, self.network),
+                                         (remove_data, client.volumes.get, self.volume)):
+                if remove:
+                    try:
+                        getter(name).remove()
+                    except docker.errors.NotFound:
+                        pass
+        finally:
+            client.close()
+
+    def create_bucket(self, bucket: str = DEFAULT_BUCKET) -> None:
+        _create_bucket(self.env(), bucket)
+
+
+def _create_bucket(env: dict, bucket: str) -> None:
+    from minio import Minio
+
+    endpoint = urlparse(env["AWS_ENDPOINT_URL"])
+    client = Minio(endpoint.netloc, access_key=env["AWS_ACCESS_KEY_ID"], secret_key=env["AWS_SECRET_ACCESS_KEY"],
+                   secure=endpoint.scheme == "https")
+    if not client.bucket_exists(bucket):
+        client.make_bucket(bucket)
 
 
 # `make minio-up` / `make minio-down` ------------------------------------------
@@ -146,50 +234,90 @@ def _credentials() -> dict:
     return credentials
 
 
-def up(bucket: str = DEFAULT_BUCKET) -> None:
+def _write_private(path: Path, text: str) -> None:
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(text)
+
+
+def _ours(pid: int, data_dir: Path) -> bool:
+    """Whether ``pid`` is a MinIO server serving ``data_dir`` (not a process that reused a stale pid)."""
+    try:
+        executable = os.readlink(f"/proc/{pid}/exe")
+        arguments = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return Path(executable).name == "minio" and str(data_dir).encode() in arguments
+
+
+def _state() -> dict:
+    path = state_dir() / "state.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def up(bucket: str = DEFAULT_BUCKET, runtime: str = "process") -> None:
+    """Start MinIO (a process of the built binary, or our image as a container) and write .minio/env."""
     directory = state_dir()
-    pid_file = directory / "minio.pid"
-    if pid_file.exists():
+    state = _state()
+    if state.get("runtime") == "process" and _ours(state.get("pid", 0), directory / "data"):
+        print(f"MinIO already running (pid {state['pid']}); settings in {directory / 'env'}")
+        return
+    if state.get("runtime") == "docker":
+        container = MinioContainer(default_port(), "", "", name=state["container"])
         try:
-            os.kill(int(pid_file.read_text()), 0)
-            print(f"MinIO already running (pid {pid_file.read_text().strip()}); settings in {directory / 'env'}")
+            container.wait_ready(timeout=1)
+            print(f"MinIO already running (container {state['container']}); settings in {directory / 'env'}")
             return
-        except (ProcessLookupError, ValueError):
-            pid_file.unlink()
+        except TimeoutError:
+            container.stop()
     credentials = _credentials()
-    server = MinioServer(directory / "data", default_port(), credentials["access_key"], credentials["secret_key"],
-                         minio_binary()).start()
+    if runtime == "docker":
+        server = MinioContainer(default_port(), credentials["access_key"], credentials["secret_key"]).start()
+        new_state = {"runtime": "docker", "container": server.name}
+        where = f"container {server.name}, data in volume {server.volume}"
+    elif runtime == "process":
+        server = MinioServer(directory / "data", default_port(), credentials["access_key"], credentials["secret_key"],
+                             minio_binary()).start()
+        new_state = {"runtime": "process", "pid": server.process.pid}
+        where = f"data in {server.data_dir}, log {server.log_path}"
+    else:
+        raise SystemExit(f"MINIO_RUNTIME must be process or docker, got {runtime!r}")
     server.create_bucket(bucket)
-    pid_file.write_text(str(server.process.pid))
-    env_file = directory / "env"
+    (directory / "state.json").write_text(json.dumps(new_state))
     lines = [f"export {key}={value}" for key, value in server.env().items()]
     lines.append(f"export MLOPS_STORE=s3://{bucket}/store")
-    descriptor = os.open(env_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w") as handle:
-        handle.write("\n".join(lines) + "\n")
-    print(f"MinIO on {server.endpoint} (data in {server.data_dir}, log {server.log_path})")
-    print(f"settings: source {env_file}")
+    _write_private(directory / "env", "\n".join(lines) + "\n")
+    print(f"MinIO on {server.endpoint} ({where})")
+    print(f"settings: source {directory / 'env'}")
 
 
 def down() -> None:
-    pid_file = state_dir() / "minio.pid"
-    if not pid_file.exists():
+    """Stop the MinIO that `up` started, and nothing else: a pid is signalled only if it is ours."""
+    directory = state_dir()
+    state = _state()
+    if state.get("runtime") == "docker":
+        MinioContainer(default_port(), "", "", name=state["container"]).stop()
+        print(f"MinIO stopped (container {state['container']} removed; its data volume stays)")
+    elif state.get("runtime") == "process":
+        pid = state["pid"]
+        if _ours(pid, directory / "data"):
+            os.kill(pid, signal.SIGTERM)
+            try:
+                for _ in range(100):  # up to 20 s for a clean shutdown
+                    time.sleep(0.2)
+                    os.kill(pid, 0)
+            except ProcessLookupError:
+                pass
+            print("MinIO stopped")
+        else:
+            print(f"MinIO is not running (pid {pid} is not our MinIO any more; nothing was signalled)")
+    else:
         print("MinIO is not running")
-        return
-    pid = int(pid_file.read_text())
-    try:
-        os.kill(pid, signal.SIGTERM)
-        for _ in range(100):  # up to 20 s for a clean shutdown
-            time.sleep(0.2)
-            os.kill(pid, 0)
-    except ProcessLookupError:
-        pass
-    pid_file.unlink()
-    print("MinIO stopped")
+    (directory / "state.json").unlink(missing_ok=True)
 
 
 if __name__ == "__main__":
-    commands = {"up": up, "down": down}
+    commands = {"up": lambda: up(runtime=os.environ.get("MINIO_RUNTIME", "process")), "down": down}
     if len(sys.argv) != 2 or sys.argv[1] not in commands:
-        sys.exit("usage: python -m pipelines.minio_local up|down")
+        sys.exit("usage: python -m pipelines.minio_local up|down  (env MINIO_RUNTIME=process|docker)")
     commands[sys.argv[1]]()

@@ -66,9 +66,12 @@ def preflight(data_uri: str, target: str, task: str, split, store) -> tuple[str,
               help="An absolute floor on the test metric (default: none).")
 @click.option("--runs-dir", type=click.Path(file_okay=False, path_type=Path), envvar="MLOPS_RUNS_DIR",
               help="Where run outputs and reports go (env MLOPS_RUNS_DIR; default ./runs).")
+@click.option("--runner", type=click.Choice(("subprocess", "docker")), default="subprocess", show_default=True,
+              help="subprocess: each task a process of this Python; docker: each task in its image, as on a "
+                   "cluster (needs `make engine-up images`).")
 @click.option("--verbose", is_flag=True, help="Show kfp.local's task logs instead of writing them to run.log.")
 def run(data_uri, target, model_name, task, params_file, schema_file, store_uri, seed, validation_fraction,
-        test_fraction, min_skill, min_score, runs_dir, verbose):
+        test_fraction, min_skill, min_score, runs_dir, runner, verbose):
     """Run the training pipeline locally (kfp.local) and register the model."""
     from components.ingest import SplitConfig, dataset_name
     from components.storage.registry import ModelRegistry, validate_name
@@ -82,6 +85,8 @@ def run(data_uri, target, model_name, task, params_file, schema_file, store_uri,
     store = resolve_store(store_uri)
     with one_line_errors():
         data_uri = resolve_data_argument(data_uri)
+        if Path(data_uri).is_file():  # tasks may run elsewhere (a container): name the file absolutely
+            data_uri = str(Path(data_uri).resolve())
         data_name = dataset_name(data_uri)
         model_name = model_name or data_name
         validate_name("model", model_name)
@@ -89,14 +94,15 @@ def run(data_uri, target, model_name, task, params_file, schema_file, store_uri,
         split = SplitConfig(validation_fraction=validation_fraction, test_fraction=test_fraction)
         column, detected = preflight(data_uri, target, task, split, store)
 
-    click.echo(f"run: {model_name} ({detected} of '{column}') from {data_uri} -> {store.uri}")
+    click.echo(f"run: {model_name} ({detected} of '{column}') from {data_uri} -> {store.uri}"
+               + (" (each task in its container)" if runner == "docker" else ""))
     arguments = dict(data_uri=data_uri, target=target, model_name=model_name, data_name=data_name,
                      store_uri=store.uri, task=task, search_space=to_parameter(search_space),
                      schema_uri=str(schema_file.resolve()) if schema_file else "", seed=seed,
                      validation_fraction=validation_fraction, test_fraction=test_fraction, min_skill=min_skill,
                      min_score="" if min_score is None else repr(min_score), code_version=code_version())
     with one_line_errors():
-        result = run_pipeline(arguments, runs_dir=runs_dir, verbose=verbose)
+        result = run_pipeline(arguments, runs_dir=runs_dir, verbose=verbose, runner=runner)
         version = ModelRegistry(store).get(model_name, result.model_version)
 
     report = result.run_dir / "report.html"
