@@ -28,15 +28,12 @@ MINIO_ENV := manifests/overlays/kind/minio.env
 # BASE_IMAGE, TFDV_IMAGE, MINIO_IMAGE, IMAGE_VERSION from components/images.py.
 $(foreach line,$(shell python3 scripts/images.py),$(eval $(line)))
 IMAGE_SOURCE ?= $(shell git remote get-url origin 2>/dev/null || echo local)
-IMAGE_REVISION ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
-IMAGE_BUILD_ARGS = --build-arg IMAGE_VERSION=$(IMAGE_VERSION) \
-  --build-arg SOURCE_URL=$(IMAGE_SOURCE) --build-arg REVISION=$(IMAGE_REVISION)
 # push: to the kind local registry at localhost:5001 (scripts/kind-up.sh);
 # kind: `kind load docker-image` instead (clusters made without the registry).
 KIND_LOAD ?= push
 
 # cluster-up, cluster-down and the cluster tests are in mk/kind.mk.
-.PHONY: tools secrets images kind-load deploy ui submit \
+.PHONY: tools secrets kind-load deploy ui submit \
   k8s-manifests manifests-check checkov gitops-app
 
 tools: $(KUSTOMIZE) $(CHECKOV) ## Build kustomize (Go, pinned) and install checkov (locked venv) into .tools/
@@ -57,11 +54,6 @@ $(CHECKOV): requirements/tools.lock
 
 secrets: ## Write random MinIO credentials to the git-ignored manifests/overlays/kind/minio.env if missing
 	scripts/gen-secrets.sh $(MINIO_ENV)
-
-images: ## Build the component and MinIO images with the tags of components/images.py
-	$(DOCKER) build -f components/Dockerfile.base -t $(BASE_IMAGE) $(IMAGE_BUILD_ARGS) .
-	$(DOCKER) build -f components/Dockerfile.tfdv -t $(TFDV_IMAGE) --build-arg BASE_IMAGE=$(BASE_IMAGE) $(IMAGE_BUILD_ARGS) .
-	$(DOCKER) build -f components/Dockerfile.minio -t $(MINIO_IMAGE) $(IMAGE_BUILD_ARGS) .
 
 kind-load: ## Push the images to the kind registry localhost:5001 (KIND_LOAD=kind: kind load instead)
 ifeq ($(KIND_LOAD),kind)
