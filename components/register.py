@@ -131,3 +131,22 @@ def build_lineage(*, data: dict, split: dict, validation: dict, task: str, searc
         "kfp": {"run_id": run_id, "run_name": run_name},
         "model": {"file": model_io.FILE_NAME, "format": model_io.FORMAT, "sha256": model_sha256},
     }
+
+
+def baseline_files(model, train, test, target: str, schema: bytes, train_statistics: bytes) -> dict[str, bytes]:
+    """What the drift monitor compares live data with, stored with the model version.
+
+    The training split's TFDV statistics and the schema the run was validated
+    against (TFDV's own views), and a profile (components.drift): the training
+    split's binned counts per column and the model's predictions on the test split.
+    """
+    import pandas as pd
+
+    from components import drift
+
+    profile = drift.profile_frame(train)
+    profile["target"] = target
+    predictions = model.predict(test.drop(columns=[target]))
+    profile["predictions"] = drift.profile_series(pd.Series(predictions, name="prediction"))
+    return {"schema.pbtxt": schema, "train_statistics.pb": train_statistics,
+            "profile.json": json.dumps(profile, sort_keys=True).encode("utf-8")}

@@ -16,7 +16,7 @@ with the loop item (artifacts and pipeline parameters arrive intact), so
 
 from typing import List, NamedTuple
 
-from kfp.dsl import HTML, ClassificationMetrics, Dataset, Input, Markdown, Metrics, Model, Output
+from kfp.dsl import HTML, Artifact, ClassificationMetrics, Dataset, Input, Markdown, Metrics, Model, Output
 
 from components.artifact_types import Anomalies, Blessing, Schema, Statistics
 
@@ -281,6 +281,7 @@ def register(
     best: Input[Model],
     blessing: Input[Blessing],
     train_split: Input[Dataset],
+    test_split: Input[Dataset],
     statistics: Input[Statistics],
     schema: Input[Schema],
     blessed: bool,
@@ -304,7 +305,9 @@ def register(
     from collections import namedtuple
     from pathlib import Path
 
-    from components import config
+    import pandas as pd
+
+    from components import config, model_io
     from components import kfp_adapter as adapter
     from components import register as stage
     from components.storage import open_store
@@ -329,8 +332,10 @@ def register(
         validation_metrics=best.metadata["validation_metrics"], blessing=decision, seed=seed,
         code_version=code_version, run_id=run_id, run_name=run_name,
         model_sha256=hashlib.sha256(model_bytes).hexdigest())
-    baseline = {"schema.pbtxt": Path(schema.path).read_bytes(),
-                "train_statistics.pb": (Path(statistics.path) / "statistics" / "train.pb").read_bytes()}
+    baseline = adapter.run("register", stage.baseline_files, model=model_io.loads(model_bytes, source=best.path),
+                           train=pd.read_parquet(train_split.path), test=pd.read_parquet(test_split.path),
+                           target=facts["target"], schema=Path(schema.path).read_bytes(),
+                           train_statistics=(Path(statistics.path) / "statistics" / "train.pb").read_bytes())
     store = adapter.run("register", open_store, uri=store_uri)
     result = adapter.run("register", stage.register_model, store=store, model_name=model_name,
                          model_bytes=model_bytes, lineage=lineage, blessed=blessed,
@@ -383,3 +388,176 @@ def report(
     with open(summary.path, "w", encoding="utf-8") as handle:
         handle.write(stage.render_summary(version=version.to_json(), evaluation=decision))
     adapter.progress("report", run_report.path)
+
+
+# -- The monitor pipeline (pipelines/monitoring.py) -----------------------------------------------
+
+
+def load_baseline(
+    model_name: str,
+    against: str,
+    store_uri: str,
+    schema: Output[Schema],
+    statistics: Output[Statistics],
+    profile: Output[Artifact],
+    champion: Output[Model],
+) -> NamedTuple("BaselineOutputs", model_version=int, data_name=str, target=str, task=str, metric=str,
+                test_score=float, search_space=str, seed=int, validation_fraction=float, test_fraction=float,
+                split_salt=str, min_skill=float):
+    """The baseline a model version carries (the champion's, unless `against` names one) as typed artifacts,
+    and what a retrain of it needs."""
+    import json
+    import os
+    from collections import namedtuple
+    from pathlib import Path
+
+    from components import kfp_adapter as adapter
+    from components import model_io
+    from components import monitor as stage
+    from components.storage import open_store
+    from components.storage.registry import ModelRegistry
+
+    store = adapter.run("monitor", open_store, uri=store_uri)
+    baseline = adapter.run("monitor", stage.load_baseline, store=store, model_name=model_name, against=against)
+    version, lineage = baseline.version, baseline.version.lineage
+    Path(schema.path).write_text(baseline.schema_text, encoding="utf-8")
+    os.makedirs(os.path.join(statistics.path, "statistics"), exist_ok=True)
+    Path(statistics.path, "statistics", "train.pb").write_bytes(baseline.statistics)
+    Path(profile.path).write_text(json.dumps(baseline.profile), encoding="utf-8")
+    Path(champion.path).write_bytes(ModelRegistry(store).read_file(version, model_io.FILE_NAME))
+    for artifact in (schema, statistics, profile, champion):
+        artifact.metadata.update({"model": version.ref})
+    schema.metadata["source"] = "registered"
+    metric = lineage["params"]["metric"]
+    split = lineage["split"]
+    adapter.progress("monitor", f"baseline of {version.ref} ({'champion' if not against else 'as asked'}): "
+                                f"{baseline.profile['rows']} training rows, schema {lineage['validation']['schema_source']}")
+    return namedtuple("BaselineOutputs", "model_version data_name target task metric test_score search_space seed "
+                                         "validation_fraction test_fraction split_salt min_skill")(
+        version.version, lineage["data"]["ref"].split("@", 1)[0], baseline.target, lineage["task"], metric,
+        float(lineage["metrics"]["test"][metric]), json.dumps(lineage["params"]["search_space"], sort_keys=True),
+        int(lineage["seed"]), float(split["validation_fraction"]), float(split["test_fraction"]), split["salt"],
+        float(lineage["blessing"].get("min_skill", 0.1)))
+
+
+def validate_batch(
+    data_version: str,
+    target: str,
+    schema: Input[Schema],
+    statistics: Input[Statistics],
+    store_uri: str,
+    live_statistics: Output[Statistics],
+    anomalies: Output[Anomalies],
+    statistics_view: Output[HTML],
+) -> NamedTuple("BatchOutputs", anomaly_count=int, rows=int):
+    """TFDV on a live batch: its statistics, and anomalies against the model's schema in the SERVING
+    environment (the label may be absent). Anomalies are reported; the decision is the monitor's."""
+    import json
+    import os
+    import shutil
+    import tempfile
+    from collections import namedtuple
+    from pathlib import Path
+
+    from components import kfp_adapter as adapter
+    from components import validate as stage
+    from components.storage import open_store
+    from components.storage.datasets import DataVersions
+
+    store = adapter.run("monitor", open_store, uri=store_uri)
+    versions = DataVersions(store)
+    batch = adapter.run("monitor", versions.resolve, ref=data_version)
+    os.makedirs(live_statistics.path, exist_ok=True)
+    with tempfile.TemporaryDirectory() as scratch:
+        batch_path = os.path.join(scratch, "batch.parquet")
+        Path(batch_path).write_bytes(versions.read_bytes(batch))
+        result = adapter.run("monitor", stage.validate_batch, batch_path=batch_path,
+                             schema_text=Path(schema.path).read_text(encoding="utf-8"), label=target,
+                             baseline_statistics=Path(statistics.path, "statistics", "train.pb").read_bytes(),
+                             out_dir=live_statistics.path)
+    shutil.copyfile(os.path.join(live_statistics.path, "statistics.html"), statistics_view.path)
+    with open(anomalies.path, "w", encoding="utf-8") as handle:
+        json.dump(result["anomalies"], handle)
+    anomalies.metadata["count"] = len(result["anomalies"])
+    live_statistics.metadata.update({"splits": ["live"], "tfdv_version": result["tfdv_version"]})
+    adapter.progress("monitor", f"{result['rows']} rows; {len(result['anomalies'])} anomalies against the schema "
+                                "(SERVING environment)")
+    return namedtuple("BatchOutputs", "anomaly_count rows")(len(result["anomalies"]), result["rows"])
+
+
+def decide(
+    data_version: str,
+    model_name: str,
+    model_version: int,
+    target: str,
+    task: str,
+    metric: str,
+    test_score: float,
+    profile: Input[Artifact],
+    champion: Input[Model],
+    anomalies: Input[Anomalies],
+    live_statistics: Input[Statistics],
+    policy: str,
+    allow_retrain: bool,
+    store_uri: str,
+    decision_record: Output[Artifact],
+    report: Output[HTML],
+    summary: Output[Markdown],
+) -> NamedTuple("DecisionOutputs", decision=str, action=str, retrain_data=str, log_entry=str):
+    """Drift (sample-size aware), prediction drift, live performance and the policy: none, retrain or blocked.
+    The decision is appended to the model's monitor log; `action` is retrain only when retraining is allowed."""
+    import json
+    import os
+    from collections import namedtuple
+    from pathlib import Path
+
+    from components import kfp_adapter as adapter
+    from components import model_io
+    from components import monitor as stage
+    from components.storage import open_store
+
+    store = adapter.run("monitor", open_store, uri=store_uri)
+    rules = adapter.run("monitor", stage.parse_policy_text, text=policy)
+    with open(anomalies.path, encoding="utf-8") as handle:
+        found = json.load(handle)
+    with open(profile.path, encoding="utf-8") as handle:
+        baseline_profile = json.load(handle)
+    with open(os.path.join(live_statistics.path, "result.json"), encoding="utf-8") as handle:
+        tfdv_result = json.load(handle)
+    outcome = adapter.run("monitor", stage.monitor_batch, store=store, model_name=model_name,
+                          model_version=model_version, data_version=data_version, target=target, task=task,
+                          metric=metric, test_score=test_score, profile=baseline_profile,
+                          model=model_io.load(champion.path), anomalies=found, policy=rules,
+                          allow_retrain=allow_retrain)
+    record = {**outcome.decision.to_json(), "tfdv_drift": tfdv_result.get("tfdv_drift", [])}
+    Path(decision_record.path).write_text(json.dumps(record, indent=2, sort_keys=True), encoding="utf-8")
+    decision_record.metadata.update({"decision": outcome.decision.decision, "action": outcome.action,
+                                     "log_entry": outcome.log_entry})
+    from components import monitor_report
+
+    Path(report.path).write_text(monitor_report.render(record), encoding="utf-8")
+    Path(summary.path).write_text(monitor_report.summary(record), encoding="utf-8")
+    adapter.progress("monitor", f"decision: {outcome.decision.decision} ({'; '.join(outcome.decision.reasons)})"
+                                + (f"; retraining on {outcome.retrain_data}" if outcome.action == "retrain" else ""))
+    return namedtuple("DecisionOutputs", "decision action retrain_data log_entry")(
+        outcome.decision.decision, outcome.action, outcome.retrain_data, outcome.log_entry)
+
+
+def record_retrain(model_name: str, log_entry: str, model_version: int, promoted: bool, store_uri: str):
+    """Append the retrain's outcome (the version it registered) to the monitor log."""
+    from components import kfp_adapter as adapter
+    from components import monitor as stage
+    from components.storage import open_store
+
+    store = adapter.run("monitor", open_store, uri=store_uri)
+    adapter.run("monitor", stage.append_log, store=store, model_name=model_name,
+                entry={"type": "retrain", "decision_entry": log_entry, "retrained_version": model_version,
+                       "promoted": promoted})
+    adapter.progress("monitor", f"retrained: {model_name}@{model_version}"
+                                f"{' (now the champion)' if promoted else ' (not promoted)'}")
+
+
+def retrain_gate(action: str) -> str:
+    """The monitor's action as this task's only output: kfp.local 2.17 evaluates a dsl.If only on a
+    task's single output (not on a NamedTuple field), so the condition reads it from here."""
+    return action

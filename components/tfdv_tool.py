@@ -6,6 +6,8 @@ nothing from this project. The validate stage calls it as a subprocess.
 
     python tfdv_tool.py validate --split train=train.parquet --split validation=v.parquet \
         [--split test=t.parquet] [--schema curated.pbtxt] --out DIR
+    python tfdv_tool.py serving --batch live.parquet --schema schema.pbtxt --label target \
+        --baseline train.pb --out DIR
     python tfdv_tool.py --version
 
 Outputs of ``validate`` in DIR:
@@ -13,6 +15,12 @@ Outputs of ``validate`` in DIR:
     schema.pbtxt           the schema validated against (given, or inferred)
     statistics.html        TFDV's facets view, train vs validation
     result.json            {"tool_version", "schema_source", "anomalies", "skew", "splits"}
+
+Outputs of ``serving`` in DIR (a live batch, held to the schema in the SERVING
+environment, where the label may be absent):
+    statistics/live.pb     the batch's statistics (label excluded)
+    statistics.html        TFDV's facets view, baseline vs live
+    result.json            {"tool_version", "anomalies", "tfdv_drift", "rows", "tfdv_version"}
 
 Exit status: 0 when validation ran (anomalies or not: result.json says),
 2 for bad arguments, 1 with a one-line message on stderr for any other failure.
@@ -167,6 +175,72 @@ def validate(splits, schema_path, out_dir, js_threshold, linf_threshold):
     return result
 
 
+def serving_schema(schema, label):
+    """A copy of the training schema in which the label may be absent (environment SERVING).
+
+    TFDV's environments: every feature is expected in TRAINING and SERVING
+    except the label, which is not_in_environment SERVING.
+    """
+    from tensorflow_metadata.proto.v0 import schema_pb2
+
+    serving = schema_pb2.Schema()
+    serving.CopyFrom(schema)
+    del serving.default_environment[:]
+    serving.default_environment.extend(["TRAINING", "SERVING"])
+    for feature in serving.feature:
+        if feature.name == label and "SERVING" not in feature.not_in_environment:
+            feature.not_in_environment.append("SERVING")
+    return serving
+
+
+def _drift_rows(tfdv, schema, baseline, live, js_threshold, linf_threshold):
+    """TFDV's own drift comparators (Jensen-Shannon for numbers, L-infinity for categories), as it reports them."""
+    from tensorflow_metadata.proto.v0 import schema_pb2
+
+    measured = schema_pb2.Schema()
+    measured.CopyFrom(schema)
+    for feature in measured.feature:
+        if feature.type in (schema_pb2.INT, schema_pb2.FLOAT) and not feature.HasField("domain"):
+            feature.drift_comparator.jensen_shannon_divergence.threshold = js_threshold
+        else:
+            feature.drift_comparator.infinity_norm.threshold = linf_threshold
+    anomalies = tfdv.validate_statistics(live, measured, previous_statistics=baseline, environment="SERVING")
+    rows = []
+    for info in anomalies.drift_skew_info:
+        for measurement in info.drift_measurements:
+            rows.append({"feature": ".".join(info.path.step), "measure": measurement.Type.Name(measurement.type).lower(),
+                         "value": round(float(measurement.value), 6), "threshold": float(measurement.threshold)})
+    return sorted(rows, key=lambda row: row["feature"])
+
+
+def serving(batch_path, schema_path, label, baseline_path, out_dir, js_threshold, linf_threshold):
+    import tensorflow_data_validation as tfdv
+    from tensorflow_data_validation.utils import display_util
+    from tensorflow_metadata.proto.v0 import statistics_pb2
+
+    os.makedirs(os.path.join(out_dir, "statistics"), exist_ok=True)
+    frame = _load_frame(batch_path)
+    features = frame.drop(columns=[label]) if label in frame.columns else frame
+    live = tfdv.generate_statistics_from_dataframe(features)
+    with open(os.path.join(out_dir, "statistics", "live.pb"), "wb") as handle:
+        handle.write(live.SerializeToString())
+    schema = serving_schema(tfdv.load_schema_text(schema_path), label)
+    anomalies = _anomaly_rows("live", tfdv.validate_statistics(live, schema, environment="SERVING"))
+    baseline = statistics_pb2.DatasetFeatureStatisticsList()
+    with open(baseline_path, "rb") as handle:
+        baseline.ParseFromString(handle.read())
+    drift = _drift_rows(tfdv, schema, baseline, live, js_threshold, linf_threshold) if not anomalies else []
+    html = display_util.get_statistics_html(lhs_statistics=baseline, rhs_statistics=live, lhs_name="baseline (train)",
+                                            rhs_name="live")
+    with open(os.path.join(out_dir, "statistics.html"), "w", encoding="utf-8") as handle:
+        handle.write(html)
+    result = {"tool_version": TOOL_VERSION, "tfdv_version": tfdv.__version__, "anomalies": anomalies,
+              "tfdv_drift": drift, "rows": int(live.datasets[0].num_examples)}
+    with open(os.path.join(out_dir, "result.json"), "w", encoding="utf-8") as handle:
+        json.dump(result, handle, indent=2, sort_keys=True)
+    return result
+
+
 def _split_argument(text):
     name, sep, path = text.partition("=")
     if not sep or not name or not path:
@@ -184,7 +258,28 @@ def main(argv=None):
     check.add_argument("--out", required=True, help="output directory")
     check.add_argument("--js-threshold", type=float, default=DEFAULT_JS_THRESHOLD)
     check.add_argument("--linf-threshold", type=float, default=DEFAULT_LINF_THRESHOLD)
+    live = commands.add_parser("serving", help="a live batch against the schema (SERVING) and the baseline")
+    live.add_argument("--batch", required=True, help="the batch (Parquet or CSV)")
+    live.add_argument("--schema", required=True, help="the schema .pbtxt the model was validated against")
+    live.add_argument("--label", required=True, help="the label column, which the batch may lack")
+    live.add_argument("--baseline", required=True, help="the training split's statistics (.pb)")
+    live.add_argument("--out", required=True, help="output directory")
+    live.add_argument("--js-threshold", type=float, default=DEFAULT_JS_THRESHOLD)
+    live.add_argument("--linf-threshold", type=float, default=DEFAULT_LINF_THRESHOLD)
     args = parser.parse_args(argv)
+
+    if args.command == "serving":
+        for path in (args.batch, args.schema, args.baseline):
+            if not os.path.isfile(path):
+                parser.error(f"no such file {path}")
+        try:
+            result = serving(args.batch, args.schema, args.label, args.baseline, args.out, args.js_threshold,
+                             args.linf_threshold)
+        except Exception as error:  # one line for the caller, whatever TFDV raised
+            print(f"tfdv_tool: {type(error).__name__}: {' '.join(str(error).split())}", file=sys.stderr)
+            return 1
+        print(json.dumps({"anomalies": len(result["anomalies"]), "rows": result["rows"]}))
+        return 0
 
     splits = dict(args.split)
     for name, path in splits.items():

@@ -86,21 +86,17 @@ def choose_schema(model_name: str, store: ObjectStore, schema_uri: str = "") -> 
         return SchemaChoice("inferred", "", None)
 
 
-def run_tfdv_tool(splits: dict[str, str], out_dir: str, schema_path: str | None = None) -> dict:
-    """Run tfdv_tool.py validate and return its result.json as a dict."""
+def _run_tool(arguments: list[str], out_dir: str) -> dict:
+    """Run tfdv_tool.py under the TFDV interpreter and return the result.json it wrote."""
     python = config.TFDV_PYTHON.get()
     if not python.exists():
         raise StageError(f"TFDV interpreter not found at {python}: run `make setup` or set MLOPS_TFDV_PYTHON")
     timeout = config.TFDV_TIMEOUT_SECONDS.get()
-    command = [str(python), str(TOOL), "validate", "--out", out_dir]
-    for name, path in splits.items():
-        command += ["--split", f"{name}={path}"]
-    if schema_path:
-        command += ["--schema", str(schema_path)]
     # TensorFlow's C++ logging is noise here; the tool reports through result.json.
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONWARNINGS": "ignore"}
     try:
-        completed = subprocess.run(command, capture_output=True, text=True, env=env, timeout=timeout)
+        completed = subprocess.run([str(python), str(TOOL), *arguments, "--out", out_dir], capture_output=True,
+                                   text=True, env=env, timeout=timeout)
     except subprocess.TimeoutExpired:
         raise StageError(f"TFDV did not finish within {timeout:g} s; raise MLOPS_TFDV_TIMEOUT_SECONDS "
                          "or validate less data") from None
@@ -111,6 +107,30 @@ def run_tfdv_tool(splits: dict[str, str], out_dir: str, schema_path: str | None 
     if result.get("tool_version") != TOOL_VERSION:
         raise StageError(f"tfdv_tool version {result.get('tool_version')!r} does not match {TOOL_VERSION!r}")
     return result
+
+
+def run_tfdv_tool(splits: dict[str, str], out_dir: str, schema_path: str | None = None) -> dict:
+    """Statistics, schema, anomalies and skew of the splits (tfdv_tool.py validate)."""
+    arguments = ["validate"]
+    for name, path in splits.items():
+        arguments += ["--split", f"{name}={path}"]
+    if schema_path:
+        arguments += ["--schema", str(schema_path)]
+    return _run_tool(arguments, out_dir)
+
+
+def validate_batch(batch_path: str, schema_text: str, label: str, baseline_statistics: bytes, out_dir: str) -> dict:
+    """A live batch against a model's schema in the SERVING environment (the label may be absent),
+    with TFDV's drift comparators against the model's training statistics (tfdv_tool.py serving).
+
+    Returns the tool's result; anomalies are reported, not raised: the monitor decides what they mean.
+    """
+    with tempfile.TemporaryDirectory() as scratch:
+        schema_path, baseline_path = Path(scratch, "schema.pbtxt"), Path(scratch, "train.pb")
+        schema_path.write_text(schema_text, encoding="utf-8")
+        baseline_path.write_bytes(baseline_statistics)
+        return _run_tool(["serving", "--batch", batch_path, "--schema", str(schema_path), "--label", label,
+                          "--baseline", str(baseline_path)], out_dir)
 
 
 def describe_anomalies(anomalies: list[dict], limit: int = 5) -> str:

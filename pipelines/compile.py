@@ -14,9 +14,10 @@ COMPILED_DIR = Path(__file__).with_name("compiled")
 
 def pipelines() -> dict:
     """file name -> pipeline function (imported here: building the graph is not free)."""
+    from pipelines.monitoring import monitor_pipeline
     from pipelines.training import training_pipeline
 
-    return {"training_pipeline.yaml": training_pipeline}
+    return {"training_pipeline.yaml": training_pipeline, "monitor_pipeline.yaml": monitor_pipeline}
 
 
 def compile_all(output_dir: Path = COMPILED_DIR) -> list[Path]:

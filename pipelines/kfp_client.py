@@ -69,9 +69,9 @@ class ParameterError(MlopsError):
     """A pipeline parameter that the compiled pipeline does not take, or of the wrong type."""
 
 
-def packaged_spec() -> Path:
-    """The compiled training pipeline shipped with the package (and the image)."""
-    return Path(__file__).resolve().parent / "compiled" / "training_pipeline.yaml"
+def packaged_spec(file_name: str = "training_pipeline.yaml") -> Path:
+    """A compiled pipeline shipped with the package (and the image)."""
+    return Path(__file__).resolve().parent / "compiled" / file_name
 
 
 def pipeline_parameters(package_path) -> dict[str, dict]:

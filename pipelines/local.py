@@ -80,15 +80,44 @@ def run_pipeline(arguments: dict, runs_dir: Path | None = None, emit=None, verbo
     terminal as it is now, before kfp.local's output is redirected to the log).
     Raises RunFailed with the failing stage's reason.
     """
+    from pipelines.training import training_pipeline
+
+    run_dir, log_path, outputs = _run(training_pipeline, arguments, runs_dir, emit, verbose, runner)
+    return LocalRun(run_dir=run_dir, log_path=log_path, model_version=int(outputs["model_version"]),
+                    promoted=bool(outputs["promoted"]), promotion=outputs["promotion"],
+                    report_path=outputs["report"].path)
+
+
+@dataclass
+class MonitorRun:
+    run_dir: Path
+    decision: str
+    action: str
+    record: dict
+    report_path: str
+
+
+def run_monitor(arguments: dict, runs_dir: Path | None = None, emit=None, verbose: bool = False,
+                runner: str = "subprocess") -> MonitorRun:
+    """Run ``monitor_pipeline(**arguments)`` locally (retraining inside it, when allowed and decided)."""
+    from pipelines.monitoring import monitor_pipeline
+
+    run_dir, _, outputs = _run(monitor_pipeline, arguments, runs_dir, emit, verbose, runner, kind="monitor")
+    record = json.loads(Path(outputs["record"].path).read_text(encoding="utf-8"))
+    return MonitorRun(run_dir=run_dir, decision=outputs["decision"], action=outputs["action"], record=record,
+                      report_path=outputs["report"].path)
+
+
+def _run(pipeline, arguments: dict, runs_dir, emit, verbose: bool, runner: str, kind: str = "run"):
+    """Run ``pipeline(**arguments)`` with kfp.local; return the run directory, the log and the outputs."""
+    from kfp import local
+
     if emit is None:
         terminal = sys.stdout
         emit = lambda line: print(line, file=terminal, flush=True)  # noqa: E731
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    from kfp import local
-
-    from pipelines.training import training_pipeline
-
-    run_dir = (runs_dir or config.runs_dir()) / f"{stamp}-{arguments['model_name']}-{os.getpid()}"
+    suffix = "" if kind == "run" else f"-{kind}"
+    run_dir = (runs_dir or config.runs_dir()) / f"{stamp}-{arguments['model_name']}{suffix}-{os.getpid()}"
     run_dir.mkdir(parents=True, exist_ok=True)
     progress_file, error_file, log_path = run_dir / "progress.jsonl", run_dir / "error.json", run_dir / "run.log"
     previous_env = {key: os.environ.get(key) for key in ("MLOPS_PROGRESS_FILE", "MLOPS_ERROR_FILE")}
@@ -105,7 +134,7 @@ def run_pipeline(arguments: dict, runs_dir: Path | None = None, emit=None, verbo
                 local.init(runner=_runner(runner, run_dir, arguments), pipeline_root=str(run_dir / "outputs"),
                            raise_on_error=True)
                 try:
-                    outputs = training_pipeline(**arguments).outputs
+                    outputs = pipeline(**arguments).outputs
                 except Exception as error:
                     raise RunFailed(_failure_reason(error_file, error, log_path)) from None
                 # A container that failed fast can pass for a success (kfp.local's DockerRunner): the
@@ -120,9 +149,7 @@ def run_pipeline(arguments: dict, runs_dir: Path | None = None, emit=None, verbo
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-    return LocalRun(run_dir=run_dir, log_path=log_path, model_version=int(outputs["model_version"]),
-                    promoted=bool(outputs["promoted"]), promotion=outputs["promotion"],
-                    report_path=outputs["report"].path)
+    return run_dir, log_path, outputs
 
 
 def _run_environment(name: str):

@@ -69,8 +69,11 @@ def check_cron(cron: str) -> None:
                 raise ValueError(f"{field}: {error}") from None
 
 _SCHEDULE_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-_SCHEDULE_FIELDS = {"name", "cron", "params", "pipeline_version", "max_concurrency",
+_SCHEDULE_FIELDS = {"name", "cron", "pipeline", "params", "pipeline_version", "max_concurrency",
                     "enabled", "experiment", "no_catchup"}
+# What a schedule may run: the compiled spec of each (pipelines/compiled/) and its name in KFP.
+PIPELINES = {"training": ("training_pipeline.yaml", config.PIPELINE_NAME),
+             "monitor": ("monitor_pipeline.yaml", config.MONITOR_PIPELINE_NAME)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,6 +83,7 @@ class Schedule:
     name: str
     cron: str
     params: Mapping[str, Any]
+    pipeline: str = "training"  # training | monitor
     pipeline_version: str | None = None  # a version name; None = the packaged spec
     max_concurrency: int = 1
     enabled: bool = True
@@ -127,7 +131,10 @@ def parse_schedule(doc: Mapping[str, Any], source: str = "<schedule>") -> Schedu
     version = doc.get("pipeline_version")
     if version is not None and not isinstance(version, str):
         raise ScheduleError(f"{source}: 'pipeline_version' must be a version name. Got {version!r}.")
-    return Schedule(name=name, cron=cron, params=dict(params), pipeline_version=version,
+    pipeline = doc.get("pipeline", "training")
+    if pipeline not in PIPELINES:
+        raise ScheduleError(f"{source}: 'pipeline' must be one of {sorted(PIPELINES)}. Got {pipeline!r} instead.")
+    return Schedule(name=name, cron=cron, params=dict(params), pipeline=pipeline, pipeline_version=version,
                     max_concurrency=max_c, enabled=doc.get("enabled", True),
                     no_catchup=doc.get("no_catchup", True))
 
@@ -195,9 +202,9 @@ def _resolve_version(client, schedule: Schedule, pipeline_id: str, default_versi
 def sync_schedules(
     client,
     schedules: list[Schedule],
-    package_path,
+    packages: Mapping[str, Any],
     *,
-    pipeline_name: str = config.PIPELINE_NAME,
+    pipeline_names: Mapping[str, str] | None = None,
     experiment: str = config.KFP_EXPERIMENT,
     dry_run: bool = False,
 ) -> SyncReport:
@@ -212,7 +219,8 @@ def sync_schedules(
     """
     report = SyncReport()
     experiment_id = ensure_experiment(client, experiment)
-    pipeline_id, default_version = ensure_pipeline_version(client, package_path, pipeline_name)
+    names = {kind: name for kind, (_, name) in PIPELINES.items()} | dict(pipeline_names or {})
+    published: dict[str, tuple[str, str]] = {}  # pipeline kind -> (pipeline id, default version id)
 
     existing: dict[str, list[tuple[str, Any]]] = {}
     for rr in _paged(client.list_recurring_runs, "recurring_runs", experiment_id=experiment_id):
@@ -225,6 +233,10 @@ def sync_schedules(
             action()
 
     for sched in schedules:
+        if sched.pipeline not in published:
+            published[sched.pipeline] = ensure_pipeline_version(client, packages[sched.pipeline],
+                                                                names[sched.pipeline])
+        pipeline_id, default_version = published[sched.pipeline]
         version_id = _resolve_version(client, sched, pipeline_id, default_version)
         fp = sched.fingerprint(version_id)
         current = existing.pop(sched.name, [])

@@ -88,7 +88,7 @@ def training_pipeline(
     # 7. Register with lineage and baseline; promote only over the champion that was compared against.
     registration = for_cluster(register(
         best=best.outputs["best"], blessing=evaluation.outputs["blessing"], train_split=train_split,
-        statistics=checked.outputs["statistics"], schema=checked.outputs["schema"],
+        test_split=test_split, statistics=checked.outputs["statistics"], schema=checked.outputs["schema"],
         blessed=evaluation.outputs["blessed"], champion_version=evaluation.outputs["champion_version"],
         model_name=model_name, task=features.outputs["task"], data_version=data.outputs["data_version"],
         data_source=data.outputs["source"], columns=data.outputs["columns"], search_space=search_space, seed=seed,

@@ -38,14 +38,17 @@ def sync(host, directory, package_path, experiment, pipeline_name, dry_run):
     from pipelines import kfp_client
     from pipelines import schedules as schedule_sync
 
-    package_path = package_path or kfp_client.packaged_spec()
+    packages = {kind: kfp_client.packaged_spec(file_name) for kind, (file_name, _) in schedule_sync.PIPELINES.items()}
+    if package_path:
+        packages["training"] = package_path
     with usage_errors():
-        wanted = [dataclasses.replace(s, params=kfp_client.coerce_params(package_path, s.params))
+        wanted = [dataclasses.replace(s, params=kfp_client.coerce_params(packages[s.pipeline], s.params))
                   for s in schedule_sync.load_schedules(directory)]
     with one_line_errors():
         try:
             client = kfp_client.make_client(host)
-            report = schedule_sync.sync_schedules(client, wanted, package_path, pipeline_name=pipeline_name,
+            report = schedule_sync.sync_schedules(client, wanted, packages,
+                                                  pipeline_names={"training": pipeline_name},
                                                   experiment=experiment, dry_run=dry_run)
         except Exception as error:  # noqa: BLE001 - network, API or timeout errors: one line, no traceback
             raise kfp_client.ClusterError(f"schedules sync failed: {kfp_client.describe_error(error)}") from None

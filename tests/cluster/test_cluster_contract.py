@@ -300,3 +300,38 @@ def test_submit_records_the_commit_as_code_version(kfp, cli, tmp_path):
                  "--param", "data_uri=wine@latest", "--param", "target=target", "--param", "model_name=wine")
     assert result.exit_code == 0, result.output
     assert next(iter(kfp.runs.values()))["runtime_config"]["parameters"]["code_version"] == "0123abcd"
+
+
+def test_a_monitor_schedule_runs_the_monitor_pipeline(kfp, cli, tmp_path):
+    """schedules/ may declare the drift monitor; it gets its own pipeline (the compiled monitor spec)."""
+    d = tmp_path / "schedules"
+    d.mkdir()
+    _write(d, "train", """\
+        name: train
+        cron: "0 0 3 * * *"
+        params: {data_uri: wine@latest, target: target, model_name: wine}
+        """)
+    _write(d, "watch", """\
+        name: watch
+        cron: "0 30 2 * * *"
+        pipeline: monitor
+        params: {data_uri: wine-live@latest, model_name: wine, allow_retrain: true}
+        """)
+    res = cli("schedules", "sync", "--host", kfp.url, "--dir", d)
+    assert res.exit_code == 0, res.output
+    runs = {r["display_name"]: r for r in kfp.recurring.values()}
+    assert runs["watch"]["runtime_config"]["parameters"]["allow_retrain"] is True
+    pipelines = {p["display_name"]: p["pipeline_id"] for p in kfp.pipelines.values()}
+    assert {"training-pipeline", "monitor-pipeline"} <= set(pipelines)
+    assert runs["watch"]["pipeline_version_reference"]["pipeline_id"] == pipelines["monitor-pipeline"]
+    assert runs["train"]["pipeline_version_reference"]["pipeline_id"] == pipelines["training-pipeline"]
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    _write(bad, "watch", """\
+        name: watch
+        cron: "0 30 2 * * *"
+        pipeline: monitor
+        params: {data_uri: x@latest, model_name: wine, target: y}
+        """)
+    res = cli("schedules", "sync", "--host", kfp.url, "--dir", bad)
+    assert res.exit_code == 2 and "unknown pipeline parameter(s) ['target']" in res.output

@@ -449,12 +449,11 @@ def test_schedules_in_git_are_valid_and_packed():
     packed = set(kz["configMapGenerator"][0]["files"])
     files = {p.name for p in (REPO / "schedules").glob("*.yaml")} - {"kustomization.yaml"}
     assert packed == files, "list every schedule file in schedules/kustomization.yaml"
-    spec_path = REPO / "pipelines" / "compiled" / "training_pipeline.yaml"
-    if spec_path.is_file():
-        for s in schedules:
-            kfp_client.coerce_params(spec_path, s.params)
-        kfp_client.coerce_params(spec_path, yaml.safe_load(
-            (MANIFESTS / "gitops" / "run-params.yaml").read_text()))
+    assert {s.pipeline for s in schedules} == {"training", "monitor"}
+    for s in schedules:
+        kfp_client.coerce_params(kfp_client.packaged_spec(schedule_sync.PIPELINES[s.pipeline][0]), s.params)
+    kfp_client.coerce_params(kfp_client.packaged_spec(), yaml.safe_load(
+        (MANIFESTS / "gitops" / "run-params.yaml").read_text()))
 
 
 def test_no_secret_files_tracked():
