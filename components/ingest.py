@@ -31,7 +31,6 @@ from components.uris import redact
 
 SPLITS = ("train", "validation", "test")
 SPLIT_SCHEME = "sha256-row-content-v1"
-MAX_DOWNLOAD_BYTES = 2 * 1024**3
 # Share of an object column's values that must parse as numbers before the
 # rest are called out as stray strings rather than a genuine text column.
 NUMERIC_MAJORITY = 0.9
@@ -77,6 +76,9 @@ def fetch_bytes(uri: str) -> tuple[bytes, str]:
         parsed.port  # raises ValueError for a port that is not a number
     except ValueError as error:
         raise StageError(f"invalid data URI {redact(uri)}: {error}") from None
+    from components import source_policy
+
+    source_policy.current().check_uri(uri)
     if scheme in ("", "file") or (len(scheme) == 1 and uri[1:3] == ":\\"):
         path = Path(unquote(parsed.path) if scheme == "file" else uri)
         if not path.is_file():
@@ -88,7 +90,7 @@ def fetch_bytes(uri: str) -> tuple[bytes, str]:
     if scheme in ("http", "https"):
         from components.http_source import download
 
-        return download(uri, max_bytes=MAX_DOWNLOAD_BYTES), Path(parsed.path).name
+        return download(uri), Path(parsed.path).name
     if scheme == "s3":
         from components.storage.s3 import read_s3_uri
 
@@ -190,8 +192,14 @@ def find_stray_strings(frame: pd.DataFrame) -> None:
             bad = values[~parsed]
             raise StageError(
                 f"column '{column}' is numeric but holds {len(bad)} non-numeric value(s), "
-                f"e.g. {bad.iloc[0]!r} at row {bad.index[0] + 1}"
+                f"e.g. {_shown(bad.iloc[0])} at row {bad.index[0] + 1}"
             )
+
+
+def _shown(value, limit: int = 40) -> str:
+    """A data value quoted in a message: short and printable (a message must not dump what was read)."""
+    text = "".join(ch if ch.isprintable() else "?" for ch in str(value))
+    return repr(text if len(text) <= limit else text[:limit] + "…")
 
 
 def find_non_finite(frame: pd.DataFrame) -> None:
@@ -336,6 +344,9 @@ def ingest_source(data_uri: str, store, name: str = "") -> IngestResult:
     """
     from components.storage.datasets import DataVersions
 
+    from components.uris import with_secret
+
+    data_uri = with_secret(data_uri)
     versions = DataVersions(store)
     if is_version_reference(data_uri):
         version = versions.resolve(data_uri)

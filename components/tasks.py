@@ -41,7 +41,7 @@ def ingest(
     adapter.run("ingest", stage.check_run_parameters, model_name=model_name,
                 search_space=adapter.as_mapping(search_space), validation_fraction=validation_fraction,
                 test_fraction=test_fraction, min_score=min_score)
-    store = adapter.run("ingest", open_store, uri=store_uri)
+    store = adapter.run("ingest", open_store, uri=store_uri, role="pipeline")
     result = adapter.run("ingest", stage.ingest_source, data_uri=data_uri, store=store, name=data_name)
     version = result.version
     adapter.progress("ingest", f"{version.rows} rows x {len(version.columns)} columns -> data version "
@@ -69,7 +69,7 @@ def split(
 
     config = adapter.run("split", stage.SplitConfig, validation_fraction=validation_fraction,
                          test_fraction=test_fraction, salt=split_salt)
-    store = adapter.run("split", open_store, uri=store_uri)
+    store = adapter.run("split", open_store, uri=store_uri, role="pipeline")
     paths = {"train": train.path, "validation": validation.path, "test": test.path}
     result = adapter.run("split", stage.split_version, store=store, data_version=data_version, target=target,
                          split=config, paths=paths)
@@ -110,7 +110,7 @@ def validate(
 
     os.makedirs(statistics.path, exist_ok=True)
     splits = {"train": train.path, "validation": validation.path, "test": test.path}
-    store = adapter.run("validate", open_store, uri=store_uri)
+    store = adapter.run("validate", open_store, uri=store_uri, role="pipeline")
     checked = adapter.run("validate", stage.validate_splits, splits=splits, model_name=model_name, store=store,
                           out_dir=statistics.path, schema_uri=schema_uri)
     result = checked.result
@@ -251,7 +251,7 @@ def evaluate(
 
     model = adapter.run("evaluate", model_io.load, path=best.path)
     floor = adapter.run("evaluate", adapter.optional_float, name="min_score", text=min_score)
-    store = adapter.run("evaluate", open_store, uri=store_uri)
+    store = adapter.run("evaluate", open_store, uri=store_uri, role="pipeline")
     result = adapter.run("evaluate", stage.evaluate_model, model=model, train=pd.read_parquet(train_split.path),
                          test=pd.read_parquet(test_split.path), target=target, task=task, metric=metric,
                          min_skill=min_skill, min_score=floor, store=store, model_name=model_name)
@@ -336,7 +336,7 @@ def register(
                            train=pd.read_parquet(train_split.path), test=pd.read_parquet(test_split.path),
                            target=facts["target"], schema=Path(schema.path).read_bytes(),
                            train_statistics=(Path(statistics.path) / "statistics" / "train.pb").read_bytes())
-    store = adapter.run("register", open_store, uri=store_uri)
+    store = adapter.run("register", open_store, uri=store_uri, role="registry")
     result = adapter.run("register", stage.register_model, store=store, model_name=model_name,
                          model_bytes=model_bytes, lineage=lineage, blessed=blessed,
                          compared_champion=champion_version or None, baseline_files=baseline)
@@ -356,7 +356,6 @@ def report(
     train_split: Input[Dataset],
     statistics: Input[Statistics],
     schema: Input[Schema],
-    statistics_view: Input[HTML],
     best: Input[Model],
     blessing: Input[Blessing],
     store_uri: str,
@@ -372,16 +371,14 @@ def report(
     from components.storage import open_store
     from components.storage.registry import ModelRegistry
 
-    store = adapter.run("report", open_store, uri=store_uri)
+    store = adapter.run("report", open_store, uri=store_uri, role="pipeline")
     version = adapter.run("report", ModelRegistry(store).get, name=model_name, version=model_version)
     with open(os.path.join(statistics.path, "result.json"), encoding="utf-8") as handle:
         validation = json.load(handle)
-    with open(statistics_view.path, encoding="utf-8") as handle:
-        statistics_html = handle.read()
     with open(blessing.path, encoding="utf-8") as handle:
         decision = json.load(handle)
     page = adapter.run("report", stage.render_report, version=version.to_json(), validation=validation,
-                       schema_description=schema.metadata, statistics_html=statistics_html,
+                       schema_description=schema.metadata,
                        leaderboard=best.metadata["leaderboard"], evaluation=decision)
     with open(run_report.path, "w", encoding="utf-8") as handle:
         handle.write(page)
@@ -417,7 +414,7 @@ def load_baseline(
     from components.storage import open_store
     from components.storage.registry import ModelRegistry
 
-    store = adapter.run("monitor", open_store, uri=store_uri)
+    store = adapter.run("monitor", open_store, uri=store_uri, role="pipeline")
     baseline = adapter.run("monitor", stage.load_baseline, store=store, model_name=model_name, against=against)
     version, lineage = baseline.version, baseline.version.lineage
     Path(schema.path).write_text(baseline.schema_text, encoding="utf-8")
@@ -464,7 +461,7 @@ def validate_batch(
     from components.storage import open_store
     from components.storage.datasets import DataVersions
 
-    store = adapter.run("monitor", open_store, uri=store_uri)
+    store = adapter.run("monitor", open_store, uri=store_uri, role="pipeline")
     versions = DataVersions(store)
     batch = adapter.run("monitor", versions.resolve, ref=data_version)
     os.makedirs(live_statistics.path, exist_ok=True)
@@ -516,7 +513,7 @@ def decide(
     from components import monitor as stage
     from components.storage import open_store
 
-    store = adapter.run("monitor", open_store, uri=store_uri)
+    store = adapter.run("monitor", open_store, uri=store_uri, role="pipeline")
     rules = adapter.run("monitor", stage.parse_policy_text, text=policy)
     with open(anomalies.path, encoding="utf-8") as handle:
         found = json.load(handle)
@@ -549,7 +546,7 @@ def record_retrain(model_name: str, log_entry: str, model_version: int, promoted
     from components import monitor as stage
     from components.storage import open_store
 
-    store = adapter.run("monitor", open_store, uri=store_uri)
+    store = adapter.run("monitor", open_store, uri=store_uri, role="pipeline")
     adapter.run("monitor", stage.append_log, store=store, model_name=model_name,
                 entry={"type": "retrain", "decision_entry": log_entry, "retrained_version": model_version,
                        "promoted": promoted})

@@ -32,3 +32,26 @@ def redact(uri: str) -> str:
         netloc = f"{REDACTED}@{netloc.rsplit('@', 1)[1]}"
     query = REDACTED if parts.query else ""
     return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+
+
+# Where a data URI that carries a secret travels instead of the pipeline parameter
+# (which KFP records, logs and shows): the environment of the task that reads it.
+SECRET_URI_ENV = "MLOPS_DATA_URI"
+
+
+def carries_secret(uri: str) -> bool:
+    """Whether ``uri`` holds a credential (user-info or a query string) that must not be recorded."""
+    return redact(uri) != uri
+
+
+def with_secret(uri: str) -> str:
+    """``uri`` as given, or the full URI from MLOPS_DATA_URI when ``uri`` is its redacted form.
+
+    The CLI passes a secret-bearing URI to a run as its redacted form (the pipeline
+    parameter) plus the full one in the task's environment; on a cluster the full
+    one comes from the optional Secret ``mlops-data-source`` (key ``uri``).
+    """
+    import os
+
+    full = os.environ.get(SECRET_URI_ENV, "")
+    return full if full and redact(full) == uri else uri

@@ -33,6 +33,9 @@ TOOL_VERSION = "1"
 
 
 def curated_schema_path(model_name: str) -> Path | None:
+    from components.storage.registry import validate_name
+
+    validate_name("model", model_name)  # the name becomes a path: no separators, no '..'
     path = config.SCHEMA_DIR.get() / f"{model_name}.pbtxt"
     return path if path.is_file() else None
 

@@ -175,6 +175,10 @@ def container_settings(run_dir: Path, arguments: dict) -> ContainerSettings:
         for setting in PASSED_SETTINGS:
             if os.environ.get(setting.name):
                 environment[setting.name] = str(setting.get())
+        from components.uris import SECRET_URI_ENV
+
+        if os.environ.get(SECRET_URI_ENV):  # a data URI's secret travels by environment, never as a parameter
+            environment[SECRET_URI_ENV] = os.environ[SECRET_URI_ENV]
         mounts = [_bind(run_dir, read_only=False)]
         for key in ("data_uri", "schema_uri"):
             path = _local_path(arguments.get(key, ""))
@@ -195,9 +199,12 @@ def container_settings(run_dir: Path, arguments: dict) -> ContainerSettings:
                                      "container of ours; tasks in containers reach MinIO only as one: "
                                      "`make minio-up MINIO_RUNTIME=docker`, then `source .minio/env`")
             settings.network = minio.labels[MINIO_NETWORK_LABEL]
-            environment.update({"AWS_ENDPOINT_URL": f"http://{minio.name}:9000",
-                                "AWS_ACCESS_KEY_ID": os.environ.get("AWS_ACCESS_KEY_ID", ""),
-                                "AWS_SECRET_ACCESS_KEY": os.environ.get("AWS_SECRET_ACCESS_KEY", "")})
+            # Every role's credential (each task uses only its own: kfp.local gives all tasks one
+            # environment; on a cluster a pod mounts the one Secret of its role).
+            environment["AWS_ENDPOINT_URL"] = f"http://{minio.name}:9000"
+            environment.update({key: value for key, value in os.environ.items()
+                                if key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+                                or (key.startswith("MLOPS_") and key.endswith(("_ACCESS_KEY_ID", "_SECRET_ACCESS_KEY")))})
         share_run_dir(run_dir)
         return settings
     finally:

@@ -221,13 +221,25 @@ def _create_bucket(env: dict, bucket: str) -> None:
 
 # `make minio-up` / `make minio-down` ------------------------------------------
 
+def random_role_credentials() -> dict[str, tuple[str, str]]:
+    """One random (access key, secret key) per role (components.storage.roles)."""
+    from components.storage.roles import ROLES
+
+    return {role: (f"mlops-{role}-{secrets.token_hex(4)}", secrets.token_urlsafe(24)) for role in ROLES}
+
+
 def _credentials() -> dict:
-    """Random credentials, made once and kept in .minio/credentials.json (mode 0600)."""
+    """Random credentials (root, for the bootstrap only, and one per role), made once and kept in
+    .minio/credentials.json (mode 0600)."""
     path = state_dir() / "credentials.json"
     if path.exists():
-        return json.loads(path.read_text())
+        credentials = json.loads(path.read_text())
+        if "roles" in credentials:
+            return credentials
     state_dir().mkdir(parents=True, exist_ok=True)
-    credentials = {"access_key": "mlops-" + secrets.token_hex(6), "secret_key": secrets.token_urlsafe(24)}
+    credentials = {"access_key": "mlops-" + secrets.token_hex(6), "secret_key": secrets.token_urlsafe(24),
+                   "roles": random_role_credentials()}
+    path.unlink(missing_ok=True)
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(descriptor, "w") as handle:
         json.dump(credentials, handle)
@@ -282,9 +294,14 @@ def up(bucket: str = DEFAULT_BUCKET, runtime: str = "process") -> None:
         where = f"data in {server.data_dir}, log {server.log_path}"
     else:
         raise SystemExit(f"MINIO_RUNTIME must be process or docker, got {runtime!r}")
-    server.create_bucket(bucket)
+    from components.storage.roles import bootstrap, role_environment
+
+    roles = {role: tuple(pair) for role, pair in credentials["roles"].items()}
+    bootstrap(server.endpoint, credentials["access_key"], credentials["secret_key"], roles, bucket=bucket)
     (directory / "state.json").write_text(json.dumps(new_state))
-    lines = [f"export {key}={value}" for key, value in server.env().items()]
+    # The root credential stays in credentials.json: it is for the bootstrap only.
+    lines = [f"export AWS_ENDPOINT_URL={server.endpoint}"]
+    lines += [f"export {key}={value}" for key, value in role_environment(roles).items()]
     lines.append(f"export MLOPS_STORE=s3://{bucket}/store")
     _write_private(directory / "env", "\n".join(lines) + "\n")
     print(f"MinIO on {server.endpoint} ({where})")

@@ -41,7 +41,7 @@ def monitor_pipeline(
                                search_space=DEFAULT_SEARCH_SPACE_PARAMETER,
                                validation_fraction=config.DEFAULT_VALIDATION_FRACTION,
                                test_fraction=config.DEFAULT_TEST_FRACTION, min_score="", store_uri=store_uri)
-                        .set_caching_options(False))
+                        .set_caching_options(False), reads_data=True)
 
     # 2. The baseline the model version carries: schema, training statistics, profile, the model itself.
     baseline = for_cluster(load_baseline(model_name=model_name, against=against, store_uri=store_uri)

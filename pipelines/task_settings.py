@@ -15,19 +15,27 @@ _QUANTITY_CPU = re.compile(r"^([0-9]+m|[0-9]+(\.[0-9]+)?)$")
 _QUANTITY_MEM = re.compile(r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$")
 
 
-def apply_task_settings(task, *, cpu_request: str = "250m", cpu_limit: str = "1", memory_request: str = "512Mi",
-                        memory_limit: str = "2Gi"):
-    """Give one pipeline task what it needs to run on our cluster.
+def apply_task_settings(task, *, role: str = "pipeline", reads_data: bool = False, cpu_request: str = "250m",
+                        cpu_limit: str = "1", memory_request: str = "512Mi", memory_limit: str = "2Gi"):
+    """Give one pipeline task what it needs to run on our cluster, and nothing more.
 
-    The store credentials as env vars from the Secret ``config.MINIO_SECRET_NAME``
-    (a reference only), where the store is from the ConfigMap
-    ``config.STORE_CONFIG_MAP_NAME``, CPU and memory requests and limits, and a
-    non-root security context.
+    The store credential of its role only, as env vars from that role's Secret
+    (``config.ROLE_SECRET_NAMES``; a reference: no credential enters the spec);
+    where the store is and which sources ingest may read, from the ConfigMap
+    ``config.STORE_CONFIG_MAP_NAME``; for a task that reads the data, the optional
+    Secret with a data URI that carries a credential; CPU and memory requests and
+    limits; a non-root security context; and an emptyDir at /tmp (HOME and TMPDIR
+    point there in the images), so the root filesystem can be read-only.
 
     Parameters
     ----------
     task : kfp.dsl.PipelineTask
         The task returned by calling a component inside the pipeline function.
+    role : str
+        "pipeline" (every task but register) or "registry" (register: the only
+        writer of model versions and aliases); see components/storage/roles.py.
+    reads_data : bool
+        Whether the task reads the data URI (ingest).
     cpu_request, cpu_limit : str
         Kubernetes CPU quantities, e.g. "250m" or "1".
     memory_request, memory_limit : str
@@ -55,8 +63,17 @@ def apply_task_settings(task, *, cpu_request: str = "250m", cpu_limit: str = "1"
     task.set_cpu_limit(cpu_limit)
     task.set_memory_request(memory_request)
     task.set_memory_limit(memory_limit)
-    kubernetes.use_secret_as_env(task, secret_name=config.MINIO_SECRET_NAME,
+    if role not in config.ROLE_SECRET_NAMES or role == "reader":
+        raise ValueError(f"The 'role' parameter of apply_task_settings must be 'pipeline' or 'registry'. "
+                         f"Got {role!r} instead.")
+    kubernetes.use_secret_as_env(task, secret_name=config.ROLE_SECRET_NAMES[role],
                                  secret_key_to_env=dict(config.MINIO_SECRET_KEY_TO_ENV))
+    if reads_data:
+        from components.uris import SECRET_URI_ENV
+
+        kubernetes.use_secret_as_env(task, secret_name=config.DATA_SOURCE_SECRET_NAME,
+                                     secret_key_to_env={"uri": SECRET_URI_ENV}, optional=True)
+    kubernetes.empty_dir_mount(task, volume_name="tmp", mount_path="/tmp", size_limit="2Gi")
     # From a ConfigMap, not task.set_env_variable: kfp.local applies container env
     # to local subprocesses too, and a cluster-internal endpoint would break
     # `mlops run --store s3://...` against a local MinIO.

@@ -54,7 +54,7 @@ def training_pipeline(
     # 1. Ingest: check the run's parameters, read the data, publish it as a content-addressed data version.
     data = for_cluster(ingest(data_uri=data_uri, data_name=data_name, model_name=model_name, search_space=search_space,
                               validation_fraction=validation_fraction, test_fraction=test_fraction,
-                              min_score=min_score, store_uri=store_uri).set_caching_options(False))
+                              min_score=min_score, store_uri=store_uri).set_caching_options(False), reads_data=True)
 
     # 2. Split the data version by row-content hash (cacheable: its input is the content id).
     splits = for_cluster(split(data_version=data.outputs["data_version"], target=target,
@@ -83,7 +83,7 @@ def training_pipeline(
     evaluation = for_cluster(evaluate(best=best.outputs["best"], train_split=train_split, test_split=test_split,
                                       target=splits.outputs["target"], task=features.outputs["task"],
                                       metric=features.outputs["metric"], model_name=model_name, min_skill=min_skill,
-                                      min_score=min_score, store_uri=store_uri).set_caching_options(False))
+                                      min_score=min_score, store_uri=store_uri).set_caching_options(False), reads_data=True)
 
     # 7. Register with lineage and baseline; promote only over the champion that was compared against.
     registration = for_cluster(register(
@@ -93,13 +93,12 @@ def training_pipeline(
         model_name=model_name, task=features.outputs["task"], data_version=data.outputs["data_version"],
         data_source=data.outputs["source"], columns=data.outputs["columns"], search_space=search_space, seed=seed,
         code_version=code_version, run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
-        run_name=dsl.PIPELINE_JOB_NAME_PLACEHOLDER, store_uri=store_uri).set_caching_options(False))
+        run_name=dsl.PIPELINE_JOB_NAME_PLACEHOLDER, store_uri=store_uri).set_caching_options(False), role="registry")
 
     # 8. The run report: one HTML page, and a Markdown summary for the KFP UI.
     page = for_cluster(report(model_name=model_name, model_version=registration.outputs["model_version"],
                               train_split=train_split, statistics=checked.outputs["statistics"],
-                              schema=checked.outputs["schema"], statistics_view=checked.outputs["statistics_view"],
-                              best=best.outputs["best"], blessing=evaluation.outputs["blessing"],
+                              schema=checked.outputs["schema"], best=best.outputs["best"], blessing=evaluation.outputs["blessing"],
                               store_uri=store_uri).set_caching_options(False))
 
     RunOutputs = NamedTuple("RunOutputs", model_version=int, promoted=bool, promotion=str, report=dsl.HTML)

@@ -32,7 +32,7 @@ def test_spec_holds_no_credentials_only_references():
         assert well_known_default not in text
     platform = documents[1]["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
     for executor in platform.values():
-        assert executor["secretAsEnv"][0]["secretName"] == "mlpipeline-minio-artifact"
+        assert executor["secretAsEnv"][0]["secretName"] in ("mlops-role-pipeline", "mlops-role-registry")
         assert executor["securityContext"]["runAsNonRoot"] is True
 
 

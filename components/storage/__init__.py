@@ -32,8 +32,9 @@ def default_store_uri() -> str:
     return configured()
 
 
-def open_store(uri: str | None = None) -> ObjectStore:
-    """Open the store named by ``uri`` (see the module docstring)."""
+def open_store(uri: str | None = None, role: str | None = None) -> ObjectStore:
+    """Open the store named by ``uri`` (see the module docstring) as ``role``
+    (components.storage.roles: pipeline, registry or reader; it picks the MinIO credential)."""
     uri = uri or default_store_uri()
     parsed = urlparse(uri)
     if parsed.scheme == "file":
@@ -45,7 +46,7 @@ def open_store(uri: str | None = None) -> ObjectStore:
     if parsed.scheme == "s3":
         from components.storage.s3 import S3Store
 
-        return S3Store.from_uri(uri)
+        return S3Store.from_uri(uri, role=role)
     if parsed.scheme == "":
         from components.storage.fs import FileStore
 

@@ -21,7 +21,7 @@ from components import config
 from components.errors import StageError
 from components.storage.base import AlreadyExists, NotFound, ObjectStore, PreconditionFailed, StoreError
 
-CREDENTIAL_ERRORS = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "InvalidToken"}
+CREDENTIAL_ERRORS = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken"}
 
 
 def _retries() -> int:
@@ -29,14 +29,18 @@ def _retries() -> int:
     return config.STORE_RETRIES.get()
 
 
-def client_from_env() -> tuple[Minio, str]:
-    """A MinIO client for the endpoint in the environment, and that endpoint for messages."""
+def client_from_env(role: str | None = None) -> tuple[Minio, str]:
+    """A MinIO client for the endpoint in the environment, with ``role``'s credential
+    (components.storage.roles), and that endpoint for messages."""
+    from components.storage.roles import credentials_from_env
+
     endpoint = os.environ.get("AWS_ENDPOINT_URL") or os.environ.get("MLOPS_S3_ENDPOINT")
     if not endpoint:
         raise StoreError("s3:// needs AWS_ENDPOINT_URL (e.g. http://127.0.0.1:9000; `source .minio/env`)")
-    access_key, secret_key = os.environ.get("AWS_ACCESS_KEY_ID"), os.environ.get("AWS_SECRET_ACCESS_KEY")
+    access_key, secret_key = credentials_from_env(role)
     if not access_key or not secret_key:
-        raise StoreError("s3:// needs AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
+        wanted = f"MLOPS_{role.upper()}_ACCESS_KEY_ID or " if role else ""
+        raise StoreError(f"s3:// needs {wanted}AWS_ACCESS_KEY_ID and the matching secret key")
     parsed = urlparse(endpoint)
     if parsed.scheme not in ("http", "https") or not parsed.netloc:
         raise StoreError(f"AWS_ENDPOINT_URL must look like http://host:port, got {endpoint!r}")
@@ -52,12 +56,16 @@ def client_from_env() -> tuple[Minio, str]:
     return client, endpoint
 
 
-def _describe(error: Exception, endpoint: str, what: str) -> StoreError:
-    """One line for the person: unreachable, bad credentials, or what S3 said."""
+def _describe(error: Exception, endpoint: str, what: str, role: str | None = None) -> StoreError:
+    """One line for the person: unreachable, bad credentials, not allowed, or what S3 said."""
     if isinstance(error, S3Error):
         if error.code in CREDENTIAL_ERRORS:
             return StoreError(f"the store at {endpoint} rejected the credentials ({error.code}) while {what}: "
                               "check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
+        if error.code == "AccessDenied":
+            who = f"the {role} role" if role else "these credentials"
+            return StoreError(f"the store at {endpoint} refused {who} while {what} (AccessDenied): that role may "
+                              "not do this (components/storage/roles.py)")
         if error.code == "NoSuchBucket":
             return StoreError(f"bucket {error.bucket_name!r} does not exist at {endpoint} (`make minio-up` creates it)")
         return StoreError(f"the store at {endpoint} failed while {what}: {error.code}: {error.message}")
@@ -71,19 +79,21 @@ TRANSPORT_ERRORS = (urllib3.exceptions.HTTPError, OSError)
 class S3Store(ObjectStore):
     """Objects under ``s3://bucket/prefix`` on MinIO or any S3 API."""
 
-    def __init__(self, bucket: str, prefix: str = "", client: Minio | None = None, endpoint: str | None = None):
+    def __init__(self, bucket: str, prefix: str = "", client: Minio | None = None, endpoint: str | None = None,
+                 role: str | None = None):
         if client is None:
-            client, endpoint = client_from_env()
+            client, endpoint = client_from_env(role)
+        self.role = role
         self.client, self.endpoint, self.bucket = client, endpoint or "s3", bucket
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
         self.uri = f"s3://{bucket}/{self.prefix}".rstrip("/")
 
     @classmethod
-    def from_uri(cls, uri: str) -> "S3Store":
+    def from_uri(cls, uri: str, role: str | None = None) -> "S3Store":
         parsed = urlparse(uri)
         if not parsed.netloc:
             raise StoreError(f"store URI must be s3://BUCKET/PREFIX, got {uri!r}")
-        return cls(parsed.netloc, parsed.path)
+        return cls(parsed.netloc, parsed.path, role=role)
 
     def _key(self, key: str) -> str:
         parts = [part for part in key.split("/") if part]
@@ -102,7 +112,7 @@ class S3Store(ObjectStore):
         try:
             return self._put(key, data, {})
         except (S3Error, *TRANSPORT_ERRORS) as error:
-            raise _describe(error, self.endpoint, f"writing {key}") from None
+            raise _describe(error, self.endpoint, f"writing {key}", self.role) from None
 
     def create(self, key: str, data: bytes) -> str:
         try:
@@ -118,9 +128,9 @@ class S3Store(ObjectStore):
                 if current == data:
                     return etag
                 raise AlreadyExists(f"{key} already exists in {self.uri}") from None
-            raise _describe(error, self.endpoint, f"creating {key}") from None
+            raise _describe(error, self.endpoint, f"creating {key}", self.role) from None
         except TRANSPORT_ERRORS as error:
-            raise _describe(error, self.endpoint, f"creating {key}") from None
+            raise _describe(error, self.endpoint, f"creating {key}", self.role) from None
 
     def replace(self, key: str, data: bytes, *, if_match: str) -> str:
         try:
@@ -132,9 +142,9 @@ class S3Store(ObjectStore):
                 raise PreconditionFailed(f"{key} changed since it was read") from None
             if error.code == "NoSuchKey":
                 raise NotFound(f"{key} not found in {self.uri}") from None
-            raise _describe(error, self.endpoint, f"replacing {key}") from None
+            raise _describe(error, self.endpoint, f"replacing {key}", self.role) from None
         except TRANSPORT_ERRORS as error:
-            raise _describe(error, self.endpoint, f"replacing {key}") from None
+            raise _describe(error, self.endpoint, f"replacing {key}", self.role) from None
 
     def get(self, key: str) -> tuple[bytes, str]:
         response = None
@@ -145,9 +155,9 @@ class S3Store(ObjectStore):
         except S3Error as error:
             if error.code == "NoSuchKey":
                 raise NotFound(f"{key} not found in {self.uri}") from None
-            raise _describe(error, self.endpoint, f"reading {key}") from None
+            raise _describe(error, self.endpoint, f"reading {key}", self.role) from None
         except TRANSPORT_ERRORS as error:
-            raise _describe(error, self.endpoint, f"reading {key}") from None
+            raise _describe(error, self.endpoint, f"reading {key}", self.role) from None
         finally:
             if response is not None:
                 response.close()
@@ -158,30 +168,32 @@ class S3Store(ObjectStore):
             objects = self.client.list_objects(self.bucket, prefix=self.prefix + prefix, recursive=True)
             return sorted(obj.object_name[len(self.prefix):] for obj in objects)
         except S3Error as error:
-            raise _describe(error, self.endpoint, f"listing {prefix}") from None
+            raise _describe(error, self.endpoint, f"listing {prefix}", self.role) from None
         except TRANSPORT_ERRORS as error:
-            raise _describe(error, self.endpoint, f"listing {prefix}") from None
+            raise _describe(error, self.endpoint, f"listing {prefix}", self.role) from None
 
     def delete(self, key: str) -> None:
         try:
             self.client.remove_object(self.bucket, self._key(key))
         except (S3Error, *TRANSPORT_ERRORS) as error:
-            raise _describe(error, self.endpoint, f"deleting {key}") from None
+            raise _describe(error, self.endpoint, f"deleting {key}", self.role) from None
 
     def put_file(self, key: str, path: str) -> str:
         with open(path, "rb") as handle:
             return self.put(key, handle.read())
 
 
-def read_s3_uri(uri: str) -> bytes:
+def read_s3_uri(uri: str, role: str | None = "pipeline") -> bytes:
     """The bytes of ``s3://bucket/key`` (an ingest source), with a StageError for each failure."""
+    from components.uris import redact
+
     parsed = urlparse(uri)
     key = parsed.path.lstrip("/")
     if not parsed.netloc or not key:
-        raise StageError(f"data URI must be s3://BUCKET/KEY, got {uri!r}")
+        raise StageError(f"data URI must be s3://BUCKET/KEY, got {redact(uri)!r}")
     try:
-        return S3Store(parsed.netloc).read(key)
+        return S3Store(parsed.netloc, role=role).read(key)
     except NotFound:
-        raise StageError(f"no object at {uri}") from None
+        raise StageError(f"no object at {redact(uri)}") from None
     except StoreError as error:
         raise StageError(str(error)) from None

@@ -24,7 +24,7 @@ def push(source, name, pointer, store_uri):
     from components.storage.registry import validate_name
     from pipelines.data_pointer import write_pointer
 
-    store = resolve_store(store_uri)
+    store = resolve_store(store_uri, role="pipeline")
     with one_line_errors():
         validate_name("data set", name)
         result = ingest_source(source, store, name)

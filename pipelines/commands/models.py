@@ -7,10 +7,10 @@ import click
 from pipelines.commands.options import one_line_errors, print_listing, resolve_store, store_option
 
 
-def _registry(store_uri):
+def _registry(store_uri, role: str = "reader"):
     from components.storage.registry import ModelRegistry
 
-    return ModelRegistry(resolve_store(store_uri))
+    return ModelRegistry(resolve_store(store_uri, role))
 
 
 @click.group()
@@ -57,7 +57,7 @@ def show(ref, store_uri):
 @store_option
 def promote(ref, alias, store_uri):
     """Point an alias (default: champion) at a version, atomically."""
-    registry = _registry(store_uri)
+    registry = _registry(store_uri, role="registry")
     with one_line_errors():
         version = registry.resolve(ref)
         previous = registry.set_alias(version.name, alias, version.version, reason="mlops models promote")
@@ -77,7 +77,7 @@ def tag(ref, changes, store_uri):
         if not sep or not key:
             raise click.UsageError(f"tags are KEY=VALUE (or KEY= to remove), got {change!r}")
         updates[key] = value or None
-    registry = _registry(store_uri)
+    registry = _registry(store_uri, role="registry")
     with one_line_errors():
         version = registry.resolve(ref)
         tags = registry.set_tags(version.name, version.version, updates)

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import click
 
-from pipelines.commands.options import one_line_errors, print_listing, resolve_store, store_option
+from pipelines.commands.options import (keep_secret_out_of_parameters, one_line_errors, print_listing,
+                                       resolve_store, store_option)
 
 # Exit status of a blocked batch: neither success (0) nor an input error (1).
 BLOCKED_EXIT = 3
@@ -56,6 +57,7 @@ def monitor(ctx, data_uri, model_name, against, policy_file, retrain, as_json, s
         load_baseline(store, model_name, against)  # fails now, in one line, if there is nothing to compare with
         if not ingest.is_version_reference(data_uri):
             ingest.clean_frame(ingest.load_source(data_uri))
+    data_uri = keep_secret_out_of_parameters(data_uri)
     arguments = dict(data_uri=data_uri, model_name=model_name, data_name=ingest.dataset_name(data_uri),
                      against=against, policy=Path(policy_file).read_text(encoding="utf-8") if policy_file else "",
                      allow_retrain=retrain, store_uri=store.uri, code_version=code_version())

@@ -37,13 +37,30 @@ def usage_errors():
         raise click.UsageError(" ".join(str(error).split())) from None
 
 
-def resolve_store(store_uri: str | None):
-    """Open the store, turning its errors into a one-line CLI error."""
+def keep_secret_out_of_parameters(data_uri: str) -> str:
+    """The data URI a run's parameters may record: without credentials.
+
+    When ``data_uri`` carries a secret (user-info, a presigned query), the full URI
+    goes to the run's tasks through the environment (components.uris.SECRET_URI_ENV)
+    and the parameter, which KFP records, logs and shows, gets the redacted form.
+    """
+    import os
+
+    from components.uris import SECRET_URI_ENV, carries_secret, redact
+
+    if not carries_secret(data_uri):
+        return data_uri
+    os.environ[SECRET_URI_ENV] = data_uri
+    return redact(data_uri)
+
+
+def resolve_store(store_uri: str | None, role: str = "reader"):
+    """Open the store as ``role`` (components.storage.roles), turning its errors into a one-line CLI error."""
     from components.config import default_store_uri
     from components.storage import open_store
 
     with one_line_errors():
-        return open_store(store_uri or default_store_uri())
+        return open_store(store_uri or default_store_uri(), role=role)
 
 
 def print_listing(records: list, as_json: bool, *, empty: str, header: str, row) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from components import config
-from pipelines.commands.options import one_line_errors, resolve_store, store_option
+from pipelines.commands.options import keep_secret_out_of_parameters, one_line_errors, resolve_store, store_option
 
 
 def code_version() -> str:
@@ -93,6 +93,7 @@ def run(data_uri, target, model_name, task, params_file, schema_file, store_uri,
         search_space = load_search_space(params_file)
         split = SplitConfig(validation_fraction=validation_fraction, test_fraction=test_fraction)
         column, detected = preflight(data_uri, target, task, split, store)
+    data_uri = keep_secret_out_of_parameters(data_uri)
 
     click.echo(f"run: {model_name} ({detected} of '{column}') from {data_uri} -> {store.uri}"
                + (" (each task in its container)" if runner == "docker" else ""))

@@ -326,12 +326,11 @@ def test_kubernetes_native_pipeline_version(tmp_path):
     assert ver["spec"]["pipelineName"] == pipe["metadata"]["name"]
     assert {"pipelineInfo", "root", "deploymentSpec"} <= set(ver["spec"]["pipelineSpec"])
     assert images_in(ver) <= OUR_IMAGES
-    # once training.py applies apply_task_settings, every executor gets the Secret ref
-    platform = ver["spec"].get("platformSpec")
-    if platform:
-        executors = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
-        assert all(e["secretAsEnv"][0]["secretName"] == cluster.MINIO_SECRET_NAME
-                   for e in executors.values())
+    # every executor gets its role's Secret ref (register alone the registry role's)
+    executors = ver["spec"]["platformSpec"]["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    for name, executor in executors.items():
+        role = "registry" if name == "exec-register" else "pipeline"
+        assert executor["secretAsEnv"][0]["secretName"] == cluster.ROLE_SECRET_NAMES[role], name
 
 
 # -- one source of image names ---------------------------------------------------
@@ -423,9 +422,10 @@ def test_apply_task_settings_compiles_to_refs_not_values(tmp_path):
     ex = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]["exec-step"]
     assert ex["configMapAsEnv"][0]["configMapName"] == cluster.STORE_CONFIG_MAP_NAME
     assert {k["envVar"] for k in ex["configMapAsEnv"][0]["keyToEnv"]} == set(cluster.STORE_CONFIG_MAP_KEYS)
-    assert ex["secretAsEnv"][0]["secretName"] == cluster.MINIO_SECRET_NAME
+    assert ex["secretAsEnv"][0]["secretName"] == cluster.ROLE_SECRET_NAMES["pipeline"]
     assert {k["envVar"] for k in ex["secretAsEnv"][0]["keyToEnv"]} == \
         {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
+    assert ex["emptyDirMounts"][0]["mountPath"] == "/tmp"
     assert ex["securityContext"]["runAsNonRoot"] is True
     assert "CHANGE_ME" not in out.read_text()
 
@@ -512,7 +512,13 @@ def test_checkov_passes():
 
 
 def test_store_config_map_matches_the_code():
-    """Tasks read AWS_ENDPOINT_URL and MLOPS_STORE from this ConfigMap (apply_task_settings)."""
+    """Tasks read the store's place and the ingest allow-list from this ConfigMap (apply_task_settings)."""
+    from components.source_policy import SourcePolicy
+
     config_map = yaml.safe_load((REPO / "manifests/base/kfp/mlops-store-config.yaml").read_text())
     assert config_map["metadata"] == {"name": cluster.STORE_CONFIG_MAP_NAME, "namespace": cluster.KFP_NAMESPACE}
-    assert config_map["data"] == {"AWS_ENDPOINT_URL": cluster.MINIO_ENDPOINT, "MLOPS_STORE": cluster.CLUSTER_STORE_URI}
+    assert set(config_map["data"]) == set(cluster.STORE_CONFIG_MAP_KEYS)
+    assert config_map["data"]["AWS_ENDPOINT_URL"] == cluster.MINIO_ENDPOINT
+    assert config_map["data"]["MLOPS_STORE"] == cluster.CLUSTER_STORE_URI
+    policy = SourcePolicy(tuple(config_map["data"]["MLOPS_INGEST_ALLOW"].split(",")))
+    assert not policy.open  # on a cluster ingest reads only what is listed
