@@ -25,12 +25,12 @@ import numpy as np
 import pandas as pd
 
 from components import config
-from components.content import row_digests
+from components.content import digest_order, row_digests, row_keys
 from components.errors import StageError
 from components.uris import redact
 
 SPLITS = ("train", "validation", "test")
-SPLIT_SCHEME = "sha256-row-content-v1"
+SPLIT_SCHEME = "sha256-row-content-v2"
 # Share of an object column's values that must parse as numbers before the
 # rest are called out as stray strings rather than a genuine text column.
 NUMERIC_MAJORITY = 0.9
@@ -104,6 +104,31 @@ def _nested_columns(table) -> list[str]:
     return [field.name for field in table.schema if pa.types.is_nested(field.type)]
 
 
+# The cells pandas reads as missing: the same set for CSV read with Arrow.
+NULL_VALUES = ["", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>",
+               "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"]
+
+
+def _read_csv(data: bytes):
+    """Arrow's multithreaded CSV reader, with pandas' reading of missing values and booleans, and
+    dates left as text (the pipeline has no date features; inferring them would change a column's type)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.csv as pcsv
+
+    options = pcsv.ConvertOptions(null_values=NULL_VALUES, strings_can_be_null=True, timestamp_parsers=[],
+                                  true_values=["True", "true", "TRUE"], false_values=["False", "false", "FALSE"])
+    table = pcsv.read_csv(pa.BufferReader(data), convert_options=options)
+    columns = []
+    for column in table.columns:
+        if pa.types.is_temporal(column.type):
+            column = column.cast(pa.string())
+        if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+            column = pc.utf8_ltrim_whitespace(column)  # as pandas' skipinitialspace
+        columns.append(column)
+    return pa.table(columns, names=table.column_names)
+
+
 def parse_table(data: bytes, filename: str) -> pd.DataFrame:
     """Parse CSV or Parquet bytes into a DataFrame with a clear error for each bad case."""
     label = filename or "data"
@@ -114,27 +139,27 @@ def parse_table(data: bytes, filename: str) -> pd.DataFrame:
             table = pq.read_table(io.BytesIO(data))
         except Exception as error:  # noqa: BLE001 - pyarrow raises several unrelated types
             raise StageError(f"{label} is not a readable Parquet file: {error}") from None
-        nested = _nested_columns(table)
-        if nested:
-            raise StageError(f"{label}: column '{nested[0]}' is nested (lists or structs); "
-                             "flatten it into plain columns first")
-        frame = table.to_pandas()
     else:
+        if data.startswith(b"\xef\xbb\xbf"):
+            data = data[3:]  # a UTF-8 byte-order mark
         if not data.strip():
             raise StageError(f"{label} is empty")
         try:
-            text = data.decode("utf-8-sig")
+            data.decode("utf-8")
         except UnicodeDecodeError as error:
             raise StageError(
                 f"{label} is not UTF-8 text (byte 0x{data[error.start]:02x} at offset {error.start}); "
                 "re-save it as UTF-8"
             ) from None
         try:
-            frame = pd.read_csv(io.StringIO(text), skipinitialspace=True)
-        except pd.errors.EmptyDataError:
-            raise StageError(f"{label} is empty") from None
-        except pd.errors.ParserError as error:
+            table = _read_csv(data)
+        except Exception as error:  # noqa: BLE001 - pyarrow.lib.ArrowInvalid and friends
             raise StageError(f"{label} is not a readable CSV file: {error}") from None
+    nested = _nested_columns(table)
+    if nested:
+        raise StageError(f"{label}: column '{nested[0]}' is nested (lists or structs); "
+                         "flatten it into plain columns first")
+    frame = table.to_pandas()
     if frame.shape[1] == 0:
         raise StageError(f"{label} has no columns")
     if frame.shape[0] == 0:
@@ -249,13 +274,22 @@ def resolve_target(columns, target: str) -> str:
 
 # Splitting ------------------------------------------------------------
 
-def assign_splits(digests: list[bytes], split: SplitConfig) -> np.ndarray:
-    """Map each row digest (salted) to a split name by where it falls in [0, 1)."""
-    salt = split.salt.encode("utf-8")
-    positions = np.array(
-        [int.from_bytes(hashlib.sha256(salt + digest).digest()[:8], "big") / 2**64 for digest in digests]
-    )
-    splits = np.full(len(digests), "train", dtype=object)
+def _mix(keys: np.ndarray, salt: str) -> np.ndarray:
+    """Salted keys: splitmix64 of (key XOR a hash of the salt); the keys themselves without a salt."""
+    if not salt:
+        return keys
+    with np.errstate(over="ignore"):
+        z = keys ^ np.uint64(int.from_bytes(hashlib.sha256(salt.encode("utf-8")).digest()[:8], "big"))
+        z = z + np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return z ^ (z >> np.uint64(31))
+
+
+def assign_splits(keys: np.ndarray, split: SplitConfig) -> np.ndarray:
+    """Map each row's key (components.content.row_keys; salted) to a split by where it falls in [0, 1)."""
+    positions = _mix(np.asarray(keys, dtype=np.uint64), split.salt).astype(np.float64) / 2.0**64
+    splits = np.full(len(positions), "train", dtype=object)
     splits[positions < split.validation_fraction + split.test_fraction] = "validation"
     splits[positions < split.test_fraction] = "test"
     return splits
@@ -276,22 +310,27 @@ class SplitResult:
 
 
 def split_frame(frame: pd.DataFrame, target: str, split: SplitConfig,
-                min_rows_per_split: int = config.MIN_ROWS_PER_SPLIT) -> SplitResult:
-    """Split a cleaned ``frame`` by row content; rows without a target are dropped first."""
+                min_rows_per_split: int = config.MIN_ROWS_PER_SPLIT, keys: np.ndarray | None = None) -> SplitResult:
+    """Split a cleaned ``frame`` by row content; rows without a target are dropped first.
+
+    ``keys``: the rows' split keys when ``frame`` is already in canonical order (a
+    stored data version); otherwise they are computed here and the rows ordered.
+    """
     target = resolve_target(frame.columns, target)
     if frame.shape[1] < 2:
         raise StageError("the data has only the target column; at least one feature is needed")
+    if keys is None:
+        # Rows in content order, not file order: training (e.g. a random forest's
+        # bootstrap) then sees the same sequence whether the data came from a CSV,
+        # a Parquet file or a stored data version, so models reproduce bit for bit.
+        digests = row_digests(frame)
+        order = digest_order(digests)
+        frame, keys = frame.take(order), row_keys(digests[order])
     has_target = frame[target].notna().to_numpy()
-    frame = frame.loc[has_target].reset_index(drop=True)
+    frame, keys = frame.loc[has_target].reset_index(drop=True), keys[has_target]
     if frame.empty:
         raise StageError(f"target column '{target}' is empty in every row")
-    digests = row_digests(frame)
-    # Rows in content order, not file order: training (e.g. a random forest's
-    # bootstrap) then sees the same sequence whether the data came from a CSV,
-    # a Parquet file or a stored data version, so models reproduce bit for bit.
-    order = sorted(range(len(digests)), key=digests.__getitem__)
-    frame = frame.iloc[order].reset_index(drop=True)
-    split_of_row = assign_splits([digests[index] for index in order], split)
+    split_of_row = assign_splits(keys, split)
     splits = {name: frame.loc[split_of_row == name].reset_index(drop=True) for name in SPLITS}
     counts = {name: len(part) for name, part in splits.items()}
     if min(counts.values()) < min_rows_per_split:
@@ -352,7 +391,8 @@ def ingest_source(data_uri: str, store, name: str = "") -> IngestResult:
         version = versions.resolve(data_uri)
         return IngestResult(version=version, new=False, columns={c: c for c in version.columns}, source=data_uri)
     frame, mapping = clean_frame(load_source(data_uri))
-    version, new = versions.publish(name or dataset_name(data_uri), frame, source=redact(data_uri))
+    version, new = versions.publish(name or dataset_name(data_uri), frame, source=redact(data_uri),
+                                    digests=row_digests(frame))
     return IngestResult(version=version, new=new, columns=mapping, source=redact(data_uri))
 
 
@@ -361,7 +401,8 @@ def split_version(store, data_version: str, target: str, split: SplitConfig, pat
     from components.storage.datasets import DataVersions
 
     versions = DataVersions(store)
-    result = split_frame(versions.read_frame(versions.resolve(data_version)), target, split)
+    version = versions.resolve(data_version)
+    result = split_frame(versions.read_frame(version), target, split, keys=versions.read_keys(version))
     for name, part in result.splits.items():
         part.to_parquet(paths[name], index=False)
     return result

@@ -1,7 +1,8 @@
 """Data versions: immutable, content-addressed tables in the store.
 
-    data/<name>/versions/<content-hash>/rows-<sha256>.parquet   the canonical rows
-    data/<name>/versions/<content-hash>/manifest.json           written last: makes the version visible
+    data/<name>/versions/<content-hash>/rows-<sha256>.parquet    the rows, in canonical (digest) order
+    data/<name>/versions/<content-hash>/keys-<sha256>.u64        each row's split key (components.content)
+    data/<name>/versions/<content-hash>/manifest.json            written last: makes the version visible
 
 The id is the table's content hash (components.content), so pushing the same
 data again, from any file format or row order, finds the existing version.
@@ -25,9 +26,6 @@ import json
 import re
 from dataclasses import asdict, dataclass
 
-import pandas as pd
-
-from components.content import content_hash, row_digests
 from components.storage.base import AlreadyExists, NotFound, ObjectStore, StoreError
 from components.storage.registry import dumps, validate_name
 
@@ -49,6 +47,9 @@ class DataVersion:
     source: str
     data_sha256: str
     data_file: str = "data.parquet"
+    content_scheme: str = "mlops-content-v1"
+    keys_file: str | None = None
+    keys_sha256: str | None = None
 
     @property
     def ref(self) -> str:
@@ -62,12 +63,19 @@ class DataVersion:
         return {**asdict(self), "ref": self.ref}
 
 
-def canonical_parquet(frame: pd.DataFrame) -> bytes:
-    """The stored bytes: rows in digest order, so equal data gives equal files."""
-    order = sorted(range(len(frame)), key=row_digests(frame).__getitem__)
+def canonical_rows(frame: pd.DataFrame, digests) -> tuple[bytes, bytes]:
+    """The stored bytes: the rows in digest order (so equal data gives equal files) as Parquet,
+    and their split keys (big-endian uint64, the same order)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from components.content import digest_order, row_keys
+
+    order = digest_order(digests)
+    table = pa.Table.from_pandas(frame, preserve_index=False).take(pa.array(order))
     buffer = io.BytesIO()
-    frame.iloc[order].reset_index(drop=True).to_parquet(buffer, index=False)
-    return buffer.getvalue()
+    pq.write_table(table, buffer)
+    return buffer.getvalue(), row_keys(digests[order]).astype(">u8").tobytes()
 
 
 class DataVersions:
@@ -80,32 +88,38 @@ class DataVersions:
     def _prefix(name: str, version_id: str) -> str:
         return f"data/{name}/versions/{version_id}/"
 
-    def publish(self, name: str, frame: pd.DataFrame, source: str,
-                version_id: str | None = None) -> tuple[DataVersion, bool]:
+    def publish(self, name: str, frame: pd.DataFrame, source: str, version_id: str | None = None,
+                digests=None) -> tuple[DataVersion, bool]:
         """Store ``frame`` as a version of ``name``; return it and whether it is new.
 
-        ``version_id`` is the frame's content hash when the caller has it already.
+        ``digests`` (components.content.row_digests) and ``version_id`` (the content
+        hash) when the caller has them already: the hash is computed once per run.
         Rows first, manifest last (a conditional create), so a crash leaves no
         visible version and concurrent publishers of the same data agree.
         """
+        from components.content import SCHEME, content_hash, row_digests
+
         validate_name("data set", name)
-        version_id = version_id or content_hash(frame)
+        digests = row_digests(frame) if digests is None else digests
+        version_id = version_id or content_hash(frame, digests)
         try:
             return self._verified(name, version_id), False
         except NotFound:
             pass
-        data = canonical_parquet(frame)
-        data_sha256 = hashlib.sha256(data).hexdigest()
-        data_file = f"rows-{data_sha256}.parquet"
+        data, keys = canonical_rows(frame, digests)
+        data_sha256, keys_sha256 = hashlib.sha256(data).hexdigest(), hashlib.sha256(keys).hexdigest()
+        data_file, keys_file = f"rows-{data_sha256}.parquet", f"keys-{keys_sha256}.u64"
         prefix = self._prefix(name, version_id)
-        try:
-            self.store.create(prefix + data_file, data)
-        except AlreadyExists:
-            pass  # the same bytes, by their name: a retry, or a twin publisher
+        for file_name, content in ((data_file, data), (keys_file, keys)):
+            try:
+                self.store.create(prefix + file_name, content)
+            except AlreadyExists:
+                pass  # the same bytes, by their name: a retry, or a twin publisher
         manifest = {
             "name": name, "id": version_id, "rows": int(len(frame)), "columns": [str(c) for c in frame.columns],
             "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="microseconds"),
-            "source": source, "data_sha256": data_sha256, "data_file": data_file,
+            "source": source, "data_sha256": data_sha256, "data_file": data_file, "content_scheme": SCHEME,
+            "keys_file": keys_file, "keys_sha256": keys_sha256,
         }
         try:
             self.store.create(prefix + "manifest.json", dumps(manifest))
@@ -161,5 +175,19 @@ class DataVersions:
                              f"in {self.store.uri}: the store was changed outside this tool")
         return data
 
-    def read_frame(self, version: DataVersion) -> pd.DataFrame:
+    def read_frame(self, version: DataVersion) -> "pd.DataFrame":  # noqa: F821 - pandas is imported lazily
+        import pandas as pd
+
         return pd.read_parquet(io.BytesIO(self.read_bytes(version)))
+
+    def read_keys(self, version: DataVersion):
+        """The rows' split keys (uint64, in the stored row order), or None for a version without them."""
+        import numpy as np
+
+        if not version.keys_file:
+            return None
+        data = self.store.read(self._prefix(version.name, version.id) + version.keys_file)
+        if hashlib.sha256(data).hexdigest() != version.keys_sha256:
+            raise StoreError(f"the row keys of data version {version.ref} do not match their recorded sha256 "
+                             f"in {self.store.uri}: the store was changed outside this tool")
+        return np.frombuffer(data, dtype=">u8").astype(np.uint64)
