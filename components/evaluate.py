@@ -139,11 +139,15 @@ class Evaluation:
     blessing: Blessing
     confusion_matrix: dict | None = None
     roc: dict | None = None
+    diagnostics: dict = field(default_factory=dict)
 
 
 def evaluate_model(model, train: pd.DataFrame, test: pd.DataFrame, target: str, task: str, metric: str,
-                   min_skill: float, min_score: float | None, store: ObjectStore, model_name: str) -> Evaluation:
-    """Everything the evaluate stage decides."""
+                   min_skill: float, min_score: float | None, store: ObjectStore, model_name: str,
+                   validation: pd.DataFrame | None = None, seed: int = 0) -> Evaluation:
+    """Everything the evaluate stage decides, and what the report draws of it."""
+    from components import diagnostics
+
     features, labels = test.drop(columns=[target]), test[target]
     test_metrics = score_model(model, features, labels, task)
     baseline_metrics = score_model(trivial_model(train[target], task), features, labels, task)
@@ -154,4 +158,10 @@ def evaluate_model(model, train: pd.DataFrame, test: pd.DataFrame, target: str, 
         categories, matrix = confusion(model, features, labels)
         result.confusion_matrix = {"labels": categories, "matrix": matrix}
         result.roc = roc_points(model, features, labels)
+        result.diagnostics.update(diagnostics.classification_curves(model, features, labels))
+    else:
+        result.diagnostics["regression"] = diagnostics.regression_points(model, features, labels)
+    if validation is not None:
+        result.diagnostics["importance"] = diagnostics.permutation_importance(
+            model, validation.drop(columns=[target]), validation[target], metric, task, seed)
     return result

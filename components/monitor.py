@@ -354,8 +354,9 @@ class MonitorOutcome:
 
 def monitor_batch(*, store, model_name: str, model_version: int, data_version: str, target: str, task: str,
                   metric: str, test_score: float, profile: dict, model, anomalies: list[dict], policy: Policy,
-                  allow_retrain: bool) -> MonitorOutcome:
-    """Measure a stored batch against a model version's baseline, decide, and log the decision."""
+                  allow_retrain: bool, report_key: str = "") -> MonitorOutcome:
+    """Measure a stored batch against a model version's baseline, decide, and log the decision
+    (with ``report_key``, where the caller keeps the decision's report in the store)."""
     from components.metrics import higher_is_better, score_model
     from components.storage.datasets import DataVersions
     from components.storage.registry import ModelRegistry
@@ -393,7 +394,8 @@ def monitor_batch(*, store, model_name: str, model_version: int, data_version: s
         retrain_data = retraining_data(store, trained_on, target, batch, data_version, has_labels, policy)
         action = "retrain"
     decision.retrain_data = retrain_data or None
-    entry = {"type": "decision", **decision.to_json(), "retrain_triggered": action == "retrain"}
+    entry = {"type": "decision", **decision.to_json(), "retrain_triggered": action == "retrain",
+             "report_key": report_key}
     log_entry = append_log(store, model_name, entry)
     return MonitorOutcome(decision=decision, action=action, retrain_data=retrain_data, log_entry=log_entry)
 
@@ -410,6 +412,13 @@ def history(store, model_name: str) -> list[dict]:
         rows.append({"time": entry["time"], "model": entry["model"], "data_version": entry["data_version"],
                      "decision": entry["decision"], "reasons": entry["reasons"],
                      "retrain_triggered": entry.get("retrain_triggered", False),
+                     "report_key": entry.get("report_key") or None,
                      "retrained_version": outcomes[key]["retrained_version"] if key else None,
                      "promoted": outcomes[key]["promoted"] if key else None})
     return rows
+
+
+def report_key(model_name: str) -> str:
+    """A new place for a monitor decision's report in the store."""
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    return f"reports/{model_name}/monitor/{stamp}-{uuid.uuid4().hex[:8]}.html"

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from html import escape
 
-from components.report import STYLE, _fmt, _table
+from components import charts
+from components.report import _fmt, _table, page
 
 
 def render(record: dict) -> str:
@@ -12,9 +13,7 @@ def render(record: dict) -> str:
     model = record["model"]
     decision = record["decision"]
     css = {"none": "ok", "retrain": "no", "blocked": "no"}[decision]
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>Monitor: {escape(model['name'])}</title>"
-             f"<style>{STYLE}</style></head><body>",
-             f"<h1>Monitor: {escape(model['name'])} v{model['version']}</h1>",
+    parts = [f"<h1>Monitor: {escape(model['name'])} v{model['version']}</h1>",
              f"<p class='muted'>batch {escape(record['data_version'])} · {record['rows']} rows · {escape(record['time'])}"
              "</p>",
              f"<p class='{css}'>Decision: {escape(decision.upper())}</p>",
@@ -30,6 +29,7 @@ def render(record: dict) -> str:
         parts.append("<p class='muted'>A feature drifts only when the distance reaches its threshold AND the "
                      "difference is significant for these sample sizes (chi-squared, Holm-corrected) AND the batch "
                      "has enough rows.</p>")
+        parts.append("<div class='charts'>" + charts.shares_comparison(record["features"]) + "</div>")
         parts.append(_table(["feature", "measure", "distance", "threshold", "p (Holm)", "baseline n", "live n",
                              "verdict"],
                             [[f["feature"], f["measure"], _fmt(f["distance"]), f["threshold"], f"{f['adjusted_p']:.2g}",
@@ -37,6 +37,8 @@ def render(record: dict) -> str:
     prediction = record.get("prediction_drift")
     if prediction:
         parts.append("<h2>Predictions</h2>")
+        parts.append("<div class='charts'>" + charts.shares_comparison([prediction], left="baseline", right="live")
+                     + "</div>")
         parts.append(f"<p>{escape(prediction['measure'])} {prediction['distance']:.4f} between the champion's "
                      f"predictions on its test split and on this batch (p={prediction['adjusted_p']:.2g}): "
                      f"{escape(prediction['verdict'])}.</p>")
@@ -50,8 +52,7 @@ def render(record: dict) -> str:
         parts.append("<h2>TFDV's drift comparators (for reference)</h2>")
         parts.append(_table(["feature", "measure", "value"],
                             [[r["feature"], r["measure"], _fmt(r["value"])] for r in record["tfdv_drift"]], left=2))
-    parts.append("</body></html>")
-    return "\n".join(parts)
+    return page(f"Monitor: {model['name']}", parts)
 
 
 def summary(record: dict) -> str:

@@ -226,6 +226,7 @@ def select_best(
 def evaluate(
     best: Input[Model],
     train_split: Input[Dataset],
+    validation_split: Input[Dataset],
     test_split: Input[Dataset],
     target: str,
     task: str,
@@ -233,6 +234,7 @@ def evaluate(
     model_name: str,
     min_skill: float,
     min_score: str,
+    seed: int,
     store_uri: str,
     metrics: Output[Metrics],
     classification_metrics: Output[ClassificationMetrics],
@@ -254,7 +256,8 @@ def evaluate(
     store = adapter.run("evaluate", open_store, uri=store_uri, role="pipeline")
     result = adapter.run("evaluate", stage.evaluate_model, model=model, train=pd.read_parquet(train_split.path),
                          test=pd.read_parquet(test_split.path), target=target, task=task, metric=metric,
-                         min_skill=min_skill, min_score=floor, store=store, model_name=model_name)
+                         min_skill=min_skill, min_score=floor, store=store, model_name=model_name,
+                         validation=pd.read_parquet(validation_split.path), seed=seed)
     decision = result.blessing
     for name, value in sorted(decision.test_metrics.items()):
         metrics.log_metric(f"test_{name}", value)
@@ -267,8 +270,8 @@ def evaluate(
     if result.roc:
         classification_metrics.log_roc_curve(result.roc["fpr"], result.roc["tpr"], result.roc["thresholds"])
     with open(blessing.path, "w", encoding="utf-8") as handle:
-        json.dump({**decision.to_json(), "confusion_matrix": result.confusion_matrix, "roc": result.roc}, handle,
-                  indent=2, sort_keys=True)
+        json.dump({**decision.to_json(), "confusion_matrix": result.confusion_matrix, "roc": result.roc,
+                   "diagnostics": result.diagnostics}, handle, indent=2, sort_keys=True)
     blessing.metadata.update({"blessed": decision.blessed, "reason": decision.reason, "metric": metric,
                               "score": decision.score, "champion_version": decision.champion_version or 0})
     adapter.progress("evaluate", f"test {metric}={decision.score:.4f} on {decision.test_rows} rows; "
@@ -328,7 +331,8 @@ def register(
         validation={"schema_source": schema.metadata["source"], "schema_origin": schema.metadata["origin"],
                     "schema_sha256": schema.metadata["sha256"], "tfdv_version": statistics.metadata["tfdv_version"]},
         task=task, search_space=adapter.as_mapping(search_space),
-        candidate=best.metadata["candidate"], metric=best.metadata["metric"],
+        candidate={**best.metadata["candidate"], "params": adapter.restore_integers(best.metadata["candidate"]["params"])},
+        metric=best.metadata["metric"],
         validation_metrics=best.metadata["validation_metrics"], blessing=decision, seed=seed,
         code_version=code_version, run_id=run_id, run_name=run_name,
         model_sha256=hashlib.sha256(model_bytes).hexdigest())
@@ -354,6 +358,8 @@ def report(
     model_name: str,
     model_version: int,
     train_split: Input[Dataset],
+    validation_split: Input[Dataset],
+    test_split: Input[Dataset],
     statistics: Input[Statistics],
     schema: Input[Schema],
     best: Input[Model],
@@ -362,10 +368,14 @@ def report(
     run_report: Output[HTML],
     summary: Output[Markdown],
 ):
-    """The run report: one self-contained HTML page, and a Markdown summary for the KFP UI."""
+    """The run report: one self-contained HTML page (also kept in the store, for `mlops ui`), and a
+    Markdown summary for the KFP UI."""
     import json
     import os
 
+    import pandas as pd
+
+    from components import drift
     from components import kfp_adapter as adapter
     from components import report as stage
     from components.storage import open_store
@@ -377,11 +387,18 @@ def report(
         validation = json.load(handle)
     with open(blessing.path, encoding="utf-8") as handle:
         decision = json.load(handle)
+    frames = {name: pd.read_parquet(split.path)
+              for name, split in (("train", train_split), ("validation", validation_split), ("test", test_split))}
+    shift = [row.to_json() for row in drift.compare_frame(drift.profile_frame(frames["train"]), frames["validation"])]
     page = adapter.run("report", stage.render_report, version=version.to_json(), validation=validation,
                        schema_description=schema.metadata,
-                       leaderboard=best.metadata["leaderboard"], evaluation=decision)
+                       leaderboard=[{**row, "candidate": {**row["candidate"],
+                                                          "params": adapter.restore_integers(row["candidate"]["params"])}}
+                                    for row in best.metadata["leaderboard"]],
+                       evaluation=decision, frames=frames, shift=shift)
     with open(run_report.path, "w", encoding="utf-8") as handle:
         handle.write(page)
+    adapter.run("report", store.put, key=stage.report_key(model_name, model_version), data=page.encode("utf-8"))
     with open(summary.path, "w", encoding="utf-8") as handle:
         handle.write(stage.render_summary(version=version.to_json(), evaluation=decision))
     adapter.progress("report", run_report.path)
@@ -521,18 +538,21 @@ def decide(
         baseline_profile = json.load(handle)
     with open(os.path.join(live_statistics.path, "result.json"), encoding="utf-8") as handle:
         tfdv_result = json.load(handle)
+    kept_at = stage.report_key(model_name)
     outcome = adapter.run("monitor", stage.monitor_batch, store=store, model_name=model_name,
                           model_version=model_version, data_version=data_version, target=target, task=task,
                           metric=metric, test_score=test_score, profile=baseline_profile,
                           model=model_io.load(champion.path), anomalies=found, policy=rules,
-                          allow_retrain=allow_retrain)
+                          allow_retrain=allow_retrain, report_key=kept_at)
     record = {**outcome.decision.to_json(), "tfdv_drift": tfdv_result.get("tfdv_drift", [])}
     Path(decision_record.path).write_text(json.dumps(record, indent=2, sort_keys=True), encoding="utf-8")
     decision_record.metadata.update({"decision": outcome.decision.decision, "action": outcome.action,
                                      "log_entry": outcome.log_entry})
     from components import monitor_report
 
-    Path(report.path).write_text(monitor_report.render(record), encoding="utf-8")
+    html = monitor_report.render(record)
+    Path(report.path).write_text(html, encoding="utf-8")
+    adapter.run("monitor", store.put, key=kept_at, data=html.encode("utf-8"))
     Path(summary.path).write_text(monitor_report.summary(record), encoding="utf-8")
     adapter.progress("monitor", f"decision: {outcome.decision.decision} ({'; '.join(outcome.decision.reasons)})"
                                 + (f"; retraining on {outcome.retrain_data}" if outcome.action == "retrain" else ""))

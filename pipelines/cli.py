@@ -1,5 +1,8 @@
 """The `mlops` command line: one entry point, one module per subcommand."""
 
+import os
+import sys
+
 import click
 
 from pipelines.commands.compile import compile_command
@@ -10,6 +13,7 @@ from pipelines.commands.run import run
 from pipelines.commands.schema import schema
 from pipelines.commands.schedules import schedules
 from pipelines.commands.submit import submit
+from pipelines.commands.ui import ui
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -25,6 +29,30 @@ main.add_command(monitor)
 main.add_command(compile_command)
 main.add_command(submit)
 main.add_command(schedules)
+main.add_command(ui)
+
+
+
+def entry() -> None:
+    """The `mlops` executable: the click group, then a prompt, clean exit.
+
+    Arrow's native thread pools can abort the process while the interpreter tears
+    down ("terminate called without an active exception"), turning a one-line
+    error's exit status 1 into a crash. Every file and temporary directory is
+    closed by the commands themselves, so the process leaves with os._exit once
+    click is done and the output is flushed.
+    """
+    try:
+        main()
+        code = 0
+    except SystemExit as leaving:
+        if isinstance(leaving.code, str):
+            print(leaving.code, file=sys.stderr)
+        code = leaving.code if isinstance(leaving.code, int) else (0 if leaving.code is None else 1)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
 
 if __name__ == "__main__":
-    main()
+    entry()

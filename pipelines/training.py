@@ -80,10 +80,12 @@ def training_pipeline(
                                    metric=features.outputs["metric"]))
 
     # 6. Evaluate on the untouched test split against a trivial predictor, the floor and the champion.
-    evaluation = for_cluster(evaluate(best=best.outputs["best"], train_split=train_split, test_split=test_split,
+    evaluation = for_cluster(evaluate(best=best.outputs["best"], train_split=train_split,
+                                      validation_split=validation_split, test_split=test_split,
                                       target=splits.outputs["target"], task=features.outputs["task"],
                                       metric=features.outputs["metric"], model_name=model_name, min_skill=min_skill,
-                                      min_score=min_score, store_uri=store_uri).set_caching_options(False), reads_data=True)
+                                      min_score=min_score, seed=seed, store_uri=store_uri)
+                             .set_caching_options(False))
 
     # 7. Register with lineage and baseline; promote only over the champion that was compared against.
     registration = for_cluster(register(
@@ -97,7 +99,8 @@ def training_pipeline(
 
     # 8. The run report: one HTML page, and a Markdown summary for the KFP UI.
     page = for_cluster(report(model_name=model_name, model_version=registration.outputs["model_version"],
-                              train_split=train_split, statistics=checked.outputs["statistics"],
+                              train_split=train_split, validation_split=validation_split, test_split=test_split,
+                              statistics=checked.outputs["statistics"],
                               schema=checked.outputs["schema"], best=best.outputs["best"], blessing=evaluation.outputs["blessing"],
                               store_uri=store_uri).set_caching_options(False))
 

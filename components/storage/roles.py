@@ -1,7 +1,7 @@
 """Who may do what in the MinIO store: one MinIO user and policy per role.
 
     pipeline   every pipeline task but register: reads the whole store bucket, writes
-               data versions, baseline schemas and the monitor log; never models
+               data versions, baseline schemas, the monitor log and reports; never models
     registry   the register step (and `mlops models promote|tag`): reads the store,
                writes model versions, aliases and tags
     reader     the CLI's listings: reads the store, writes nothing
@@ -28,7 +28,7 @@ ROLES = ("pipeline", "registry", "reader")
 ARTIFACTS_ROLE = "artifacts"
 KFP_ARTIFACT_BUCKET = "mlpipeline"
 # Store prefixes each writing role may write under (relative to the store's prefix).
-WRITES = {"pipeline": ("data/", "schemas/", "monitor/"), "registry": ("models/",), "reader": ()}
+WRITES = {"pipeline": ("data/", "schemas/", "monitor/", "reports/"), "registry": ("models/",), "reader": ()}
 
 
 def policy_name(role: str) -> str:
