@@ -281,7 +281,23 @@ def resolve_bases(all_images: list[Image], mode: str, build: bool) -> dict[str, 
 
 
 def build(image: Image, build_args: dict[str, str], digest: str, log_dir: Path) -> None:
-    log_path = log_dir / f"{image.name}.log"
+    """docker build, retried (BUILD_RETRIES, default 1) after a failure: downloads from
+    PyPI, Debian or the Go proxy fail now and then; finished steps come from the cache."""
+    retries = int(os.environ.get("BUILD_RETRIES", "1"))
+    for attempt in range(retries + 1):
+        log_path = log_dir / f"{image.name}.log"
+        if build_once(image, build_args, digest, log_path):
+            return
+        failed = log_path.with_suffix(f".failed-{attempt + 1}.log")
+        log_path.replace(failed)
+        tail = failed.read_text().splitlines()[-30:]
+        print("\n".join(tail), file=sys.stderr)
+        if attempt < retries:
+            print(f"images: building {image.ref} failed (log: {failed}); trying again", flush=True)
+    raise SystemExit(f"images: building {image.ref} failed (full log: {failed})")
+
+
+def build_once(image: Image, build_args: dict[str, str], digest: str, log_path: Path) -> bool:
     command = [os.environ.get("DOCKER", "docker"), "build", "--file", str(image.dockerfile), "--tag", image.ref,
                "--label", f"{INPUTS_LABEL}={digest}"]
     for name, value in build_args.items():
@@ -299,10 +315,9 @@ def build(image: Image, build_args: dict[str, str], digest: str, log_dir: Path) 
             if line.startswith("Step ") or re.match(r"#\d+ \[", line):
                 print(f"  {image.name}: {line.strip()[:110]}", flush=True)
     if process.returncode != 0:
-        tail = log_path.read_text().splitlines()[-30:]
-        print("\n".join(tail), file=sys.stderr)
-        raise SystemExit(f"images: building {image.ref} failed (full log: {log_path})")
+        return False
     print(f"images: built {image.ref} in {time.monotonic() - started:.0f} s (log: {log_path})", flush=True)
+    return True
 
 
 def size_mb(ref: str) -> float:
@@ -317,11 +332,11 @@ def clean(all_images: list[Image]) -> None:
     if not ids:
         return
     parent, ours = {}, set()
-    fields = f'{{{{.Id}}}} {{{{.Parent}}}} {{{{index .Config.Labels "{BASE_KEY_LABEL}"}}}}'
+    fields = f'{{{{.Id}}}}|{{{{.Parent}}}}|{{{{index .Config.Labels "{BASE_KEY_LABEL}"}}}}'
     for line in docker("image", "inspect", "--format", fields, *sorted(set(ids))).stdout.splitlines():
-        image, up, *key = line.split()
+        image, up, key = line.split("|")
         parent[image] = up
-        if key and key[0] != "<no":
+        if key and not key.startswith("<no"):
             ours.add(image)
     for image in all_images:
         if image_label(image.ref, INPUTS_LABEL):
