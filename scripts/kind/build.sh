@@ -50,7 +50,8 @@ build_kubernetes() {
     die "scripts/kind/k8s-wrapper/go.mod does not require k8s.io/kubernetes $K8S_VERSION"
   begin "$out"
   # Version stamps: without them kubeadm reports v0.0.0 and asks for wrong image tags.
-  local minor="${K8S_VERSION#v1.}"; minor="${minor%%.*}" ldflags="-s -w" pkg
+  local minor="${K8S_VERSION#v1.}" ldflags="-s -w" pkg
+  minor="${minor%%.*}"
   for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
     ldflags+=" -X $pkg.gitVersion=$K8S_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
     ldflags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=$K8S_BUILD_DATE"

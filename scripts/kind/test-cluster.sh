@@ -26,6 +26,8 @@ teardown() {
   if [ "$created" = yes ] && [ -z "${KEEP_CLUSTER:-}" ]; then
     t=$SECONDS; scripts/kind-down.sh "$cluster" || rc=1
     log "cluster-down took $((SECONDS - t)) s"
+    left="$(docker ps -aq --filter "label=io.x-k8s.kind.cluster=$cluster")"
+    [ -z "$left" ] || { log "containers of cluster $cluster left behind: $left"; rc=1; }
   fi
   log "total $((SECONDS - t0)) s"
   exit "$rc"

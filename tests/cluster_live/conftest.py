@@ -75,5 +75,20 @@ def minio_stack(kube, minio_env, rendered_stack) -> list[dict]:
             raise AssertionError(f"bucket Job failed: {status}")
         return status.get("succeeded", 0) >= 1
 
-    kube.wait_for("the bucket Job to complete", 300, job_done)
+    try:
+        kube.wait_for("the bucket Job to complete", 240, job_done)
+    except AssertionError as err:
+        logs = kube.run("-n", "mlops-minio", "logs", "job/minio-buckets", "--tail=5",
+                        check=False).stdout
+        probe = kube.run("-n", "mlops-minio", "exec", "job/minio-buckets", "--", "mc", "ready",
+                         "local", check=False)
+        if "not ready" in logs and probe.returncode == 0:
+            # Seen here: a first `mc ready` that starts before MinIO listens loops
+            # forever on its first failure, although a new `mc ready` succeeds.
+            raise AssertionError(
+                f"{err}: the Job's first `mc ready` never recovers although MinIO is ready "
+                f"(a new `mc ready` in the same pod: {probe.stdout.strip()!r}). "
+                "manifests/base/minio/bucket-job.yaml needs a bounded check, e.g. "
+                "`until timeout 15 mc ready --quiet local; do ...`. Job log:\n" + logs) from None
+        raise
     return [d for d in yaml.safe_load_all(rendered_stack) if d]
