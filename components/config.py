@@ -117,6 +117,13 @@ TFDV_PYTHON = Setting("MLOPS_TFDV_PYTHON", Path, PROJECT_ROOT / ".venv-tfdv" / "
                       "the interpreter that has TFDV (its own pinned environment)")
 TFDV_TIMEOUT_SECONDS = Setting("MLOPS_TFDV_TIMEOUT_SECONDS", float, 1800.0,
                                "seconds TFDV may take before the validate stage gives up", 1)
+TFDV_SOCKET = Setting("MLOPS_TFDV_SOCKET", Path, None,
+                      "(set by the local runner) the warm TFDV sidecar's socket; without it TFDV starts per task")
+TFDV_BEAM_OVER = Setting("MLOPS_TFDV_BEAM_OVER_ROWS", int, None,
+                         "splits with more rows get their statistics from TFDV's Beam pipeline (default: never)", 0)
+BEAM_OPTIONS = Setting("MLOPS_BEAM_OPTIONS", str, "",
+                       "Beam pipeline options for those statistics, e.g. '--runner=DirectRunner "
+                       "--direct_num_workers=2' (a distributed runner can take over)")
 LOCK_DIR = Setting("MLOPS_LOCK_DIR", Path, PROJECT_ROOT / "requirements", "the lock files recorded in lineage")
 CODE_VERSION = Setting("MLOPS_CODE_VERSION", str, "unknown", "the git commit an image was built from")
 PROGRESS_FILE = Setting("MLOPS_PROGRESS_FILE", Path, None, "(set by the local runner) stages append progress here")
@@ -132,7 +139,8 @@ MINIO_PORT = Setting("MLOPS_MINIO_PORT", int, 9000, "port of `make minio-up`", 1
 MINIO_STATE_DIR = Setting("MLOPS_MINIO_STATE_DIR", Path, PROJECT_ROOT / ".minio",
                           "credentials, data and pid of `make minio-up`")
 
-SETTINGS = (STORE, STORE_RETRIES, RUNS_DIR, SCHEMA_DIR, TFDV_PYTHON, TFDV_TIMEOUT_SECONDS, LOCK_DIR, CODE_VERSION,
+SETTINGS = (STORE, STORE_RETRIES, RUNS_DIR, SCHEMA_DIR, TFDV_PYTHON, TFDV_TIMEOUT_SECONDS, TFDV_SOCKET, TFDV_BEAM_OVER,
+            BEAM_OPTIONS, LOCK_DIR, CODE_VERSION,
             PROGRESS_FILE, ERROR_FILE, HTTP_TIMEOUT_SECONDS, MAX_DOWNLOAD_BYTES, INGEST_ALLOW, MINIO_BIN, MINIO_PORT,
             MINIO_STATE_DIR)
 

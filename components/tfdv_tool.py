@@ -8,7 +8,18 @@ nothing from this project. The validate stage calls it as a subprocess.
         [--split test=t.parquet] [--schema curated.pbtxt] --out DIR
     python tfdv_tool.py serving --batch live.parquet --schema schema.pbtxt --label target \
         --baseline train.pb --out DIR
+    python tfdv_tool.py serve --socket PATH [--parent PID]
     python tfdv_tool.py --version
+
+Statistics come from TFDV's in-memory generator, or, with ``--beam`` (or more
+rows than ``--beam-over``), from TFDV's Beam pipeline reading the Parquet files
+in record batches, with any Beam pipeline options (``--beam-option
+--runner=...``) so a distributed runner can take over when data outgrows memory.
+
+``serve`` is the warm sidecar: one interpreter that has imported TFDV (about 3 s
+of TensorFlow and Beam) answers requests on a UNIX socket, one at a time, with
+the exit status and output the same command would have given; it exits when the
+process that started it is gone.
 
 Outputs of ``validate`` in DIR:
     statistics/<split>.pb  DatasetFeatureStatisticsList (binary proto)
@@ -120,16 +131,63 @@ def _feature_summary(statistics):
     return rows
 
 
-def validate(splits, schema_path, out_dir, js_threshold, linf_threshold):
-    import pandas as pd
+def _rows(path):
+    """Rows in a Parquet file (from its footer) or a CSV file (by counting lines)."""
+    with open(path, "rb") as handle:
+        if handle.read(4) == b"PAR1":
+            import pyarrow.parquet as pq
+
+            return pq.ParquetFile(path).metadata.num_rows
+        handle.seek(0)
+        return max(sum(1 for _ in handle) - 1, 0)
+
+
+def statistics(path, beam, beam_options):
+    """TFDV statistics of one table: in memory, or with TFDV's Beam pipeline over the Parquet file."""
+    import tensorflow_data_validation as tfdv
+
+    if not beam:
+        return tfdv.generate_statistics_from_dataframe(_load_frame(path))
+    import tempfile
+
+    import apache_beam as beam_sdk
+    from apache_beam.io import parquetio
+    from apache_beam.options.pipeline_options import PipelineOptions
+    from tensorflow_data_validation.utils import stats_util
+
+    with tempfile.TemporaryDirectory() as scratch:
+        output = os.path.join(scratch, "stats.pb")
+        with beam_sdk.Pipeline(options=PipelineOptions(list(beam_options) or ["--runner=DirectRunner"])) as pipeline:
+            _ = (pipeline
+                 | "Read" >> parquetio.ReadFromParquetBatched(path)
+                 | "AsFeatureLists" >> beam_sdk.FlatMap(_as_feature_lists)
+                 | "Statistics" >> tfdv.GenerateStatistics(tfdv.StatsOptions())
+                 | "Write" >> tfdv.WriteStatisticsToBinaryFile(output))
+        return stats_util.load_stats_binary(output)
+
+
+def _as_feature_lists(table):
+    """A Parquet table (one read batch) as TFDV wants it: record batches in which every column is a
+    list per row (as its dataframe path makes them)."""
+    import pyarrow as pa
+    from tfx_bsl.arrow import table_util
+
+    for batch in table.to_batches():
+        columns = [column.cast(pa.string()) if pa.types.is_large_string(column.type) else column
+                   for column in batch.columns]
+        yield table_util.CanonicalizeRecordBatch(pa.RecordBatch.from_arrays(columns, batch.schema.names))
+
+
+def validate(splits, schema_path, out_dir, js_threshold, linf_threshold, beam_over=None, beam_options=()):
     import tensorflow_data_validation as tfdv
     from tensorflow_data_validation.utils import display_util
 
     os.makedirs(os.path.join(out_dir, "statistics"), exist_ok=True)
-    frames = {name: _load_frame(path) for name, path in splits.items()}
-    stats = {}
-    for name, frame in frames.items():
-        stats[name] = tfdv.generate_statistics_from_dataframe(frame)
+    stats, beam_used = {}, False
+    for name, path in splits.items():
+        beam = beam_over is not None and _rows(path) > beam_over
+        beam_used = beam_used or beam
+        stats[name] = statistics(path, beam, beam_options)
         with open(os.path.join(out_dir, "statistics", f"{name}.pb"), "wb") as handle:
             handle.write(stats[name].SerializeToString())
 
@@ -137,10 +195,13 @@ def validate(splits, schema_path, out_dir, js_threshold, linf_threshold):
         schema = tfdv.load_schema_text(schema_path)
         schema_source = "given"
     else:
-        # Inferred from all the splits together, so a rare category that the
+        # Inferred from the training split, then widened by the other splits'
+        # statistics (no second pass over the data), so a rare category that the
         # hash split happened to put only in test is part of the baseline.
-        everything = tfdv.generate_statistics_from_dataframe(pd.concat(list(frames.values()), ignore_index=True))
-        schema = tfdv.infer_schema(everything)
+        names = sorted(stats, key=lambda name: name != "train")
+        schema = tfdv.infer_schema(stats[names[0]])
+        for name in names[1:]:
+            schema = tfdv.update_schema(schema, stats[name])
         schema_source = "inferred"
     tfdv.write_schema_text(schema, os.path.join(out_dir, "schema.pbtxt"))
 
@@ -168,6 +229,7 @@ def validate(splits, schema_path, out_dir, js_threshold, linf_threshold):
         "skew": skew,
         "thresholds": {"jensen_shannon_divergence": js_threshold, "infinity_norm": linf_threshold},
         "splits": {name: {"num_examples": int(s.datasets[0].num_examples)} for name, s in stats.items()},
+        "statistics_engine": "beam" if beam_used else "in-memory",
         "features": {name: _feature_summary(s) for name, s in stats.items()},
     }
     with open(os.path.join(out_dir, "result.json"), "w", encoding="utf-8") as handle:
@@ -258,6 +320,13 @@ def main(argv=None):
     check.add_argument("--out", required=True, help="output directory")
     check.add_argument("--js-threshold", type=float, default=DEFAULT_JS_THRESHOLD)
     check.add_argument("--linf-threshold", type=float, default=DEFAULT_LINF_THRESHOLD)
+    check.add_argument("--beam-over", type=int, default=None,
+                       help="use TFDV's Beam pipeline for a split with more rows than this")
+    check.add_argument("--beam-option", action="append", default=[], metavar="OPTION",
+                       help="a Beam pipeline option, e.g. --beam-option=--runner=DirectRunner (repeatable)")
+    sidecar = commands.add_parser("serve", help="answer requests on a UNIX socket with TFDV already imported")
+    sidecar.add_argument("--socket", required=True)
+    sidecar.add_argument("--parent", type=int, default=None, help="exit when this process is gone")
     live = commands.add_parser("serving", help="a live batch against the schema (SERVING) and the baseline")
     live.add_argument("--batch", required=True, help="the batch (Parquet or CSV)")
     live.add_argument("--schema", required=True, help="the schema .pbtxt the model was validated against")
@@ -268,6 +337,8 @@ def main(argv=None):
     live.add_argument("--linf-threshold", type=float, default=DEFAULT_LINF_THRESHOLD)
     args = parser.parse_args(argv)
 
+    if args.command == "serve":
+        return serve(args.socket, args.parent)
     if args.command == "serving":
         for path in (args.batch, args.schema, args.baseline):
             if not os.path.isfile(path):
@@ -288,12 +359,61 @@ def main(argv=None):
     if args.schema and not os.path.isfile(args.schema):
         parser.error(f"no such schema file {args.schema}")
     try:
-        result = validate(splits, args.schema, args.out, args.js_threshold, args.linf_threshold)
+        result = validate(splits, args.schema, args.out, args.js_threshold, args.linf_threshold, args.beam_over,
+                          args.beam_option)
     except Exception as error:  # one line for the caller, whatever TFDV raised
         print(f"tfdv_tool: {type(error).__name__}: {' '.join(str(error).split())}", file=sys.stderr)
         return 1
     print(json.dumps({"anomalies": len(result["anomalies"]), "schema_source": result["schema_source"]}))
     return 0
+
+
+def serve(socket_path, parent=None):
+    """The warm sidecar: requests {"argv": [...]} in, {"status", "stdout", "stderr"} out, one per connection."""
+    import contextlib
+    import io
+    import socket
+    import threading
+    import time
+
+    import tensorflow_data_validation  # noqa: F401 - the whole point: imported once, before the first request
+
+    if os.path.exists(socket_path):
+        os.unlink(socket_path)
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(socket_path)
+    server.listen(4)
+
+    def watch_parent():
+        while parent and os.path.exists(f"/proc/{parent}"):
+            time.sleep(1)
+        os._exit(0)
+
+    if parent:
+        threading.Thread(target=watch_parent, daemon=True).start()
+    print("ready", flush=True)
+    while True:
+        connection, _ = server.accept()
+        with connection:
+            request = json.loads(_receive(connection))
+            stdout, stderr = io.StringIO(), io.StringIO()
+            with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+                try:
+                    status = main(request["argv"])
+                except SystemExit as leaving:  # argparse's exit status 2
+                    status = leaving.code if isinstance(leaving.code, int) else 1
+            connection.sendall(json.dumps({"status": status, "stdout": stdout.getvalue(),
+                                           "stderr": stderr.getvalue()}).encode("utf-8"))
+            connection.shutdown(socket.SHUT_WR)
+
+
+def _receive(connection):
+    chunks = []
+    while True:
+        chunk = connection.recv(65536)
+        if not chunk:
+            return b"".join(chunks).decode("utf-8")
+        chunks.append(chunk)
 
 
 if __name__ == "__main__":

@@ -89,23 +89,61 @@ def choose_schema(model_name: str, store: ObjectStore, schema_uri: str = "") -> 
         return SchemaChoice("inferred", "", None)
 
 
+def _ask_sidecar(socket_path: Path, argv: list[str], timeout: float) -> tuple[int, str]:
+    """Run the tool in the warm sidecar (tfdv_tool.py serve): (exit status, stderr)."""
+    import socket
+
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
+        connection.settimeout(timeout)
+        connection.connect(str(socket_path))
+        connection.sendall(json.dumps({"argv": argv}).encode("utf-8"))
+        connection.shutdown(socket.SHUT_WR)
+        chunks = []
+        while chunk := connection.recv(65536):
+            chunks.append(chunk)
+    answer = json.loads(b"".join(chunks))
+    return answer["status"], answer["stderr"]
+
+
+def _ready(socket_path: Path | None, wait_seconds: float = 60.0) -> Path | None:
+    """The sidecar's socket once it is listening (it may still be importing TFDV), or None."""
+    import time
+
+    if socket_path is None:
+        return None
+    deadline = time.monotonic() + wait_seconds
+    while not socket_path.exists():
+        if time.monotonic() > deadline or not socket_path.parent.exists():
+            return None
+        time.sleep(0.05)
+    return socket_path
+
+
 def _run_tool(arguments: list[str], out_dir: str) -> dict:
-    """Run tfdv_tool.py under the TFDV interpreter and return the result.json it wrote."""
-    python = config.TFDV_PYTHON.get()
-    if not python.exists():
-        raise StageError(f"TFDV interpreter not found at {python}: run `make setup` or set MLOPS_TFDV_PYTHON")
+    """Run tfdv_tool.py (in the warm sidecar when the local runner started one, else under the TFDV
+    interpreter) and return the result.json it wrote."""
     timeout = config.TFDV_TIMEOUT_SECONDS.get()
-    # TensorFlow's C++ logging is noise here; the tool reports through result.json.
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONWARNINGS": "ignore"}
+    argv = [*arguments, "--out", out_dir]
+    sidecar = _ready(config.TFDV_SOCKET.get())
     try:
-        completed = subprocess.run([str(python), str(TOOL), *arguments, "--out", out_dir], capture_output=True,
-                                   text=True, env=env, timeout=timeout)
-    except subprocess.TimeoutExpired:
+        if sidecar:
+            status, stderr = _ask_sidecar(sidecar, argv, timeout)
+        else:
+            python = config.TFDV_PYTHON.get()
+            if not python.exists():
+                raise StageError(f"TFDV interpreter not found at {python}: run `make setup` or set "
+                                 "MLOPS_TFDV_PYTHON")
+            # TensorFlow's C++ logging is noise here; the tool reports through result.json.
+            env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONWARNINGS": "ignore"}
+            completed = subprocess.run([str(python), str(TOOL), *argv], capture_output=True, text=True, env=env,
+                                       timeout=timeout)
+            status, stderr = completed.returncode, completed.stderr
+    except (subprocess.TimeoutExpired, TimeoutError):
         raise StageError(f"TFDV did not finish within {timeout:g} s; raise MLOPS_TFDV_TIMEOUT_SECONDS "
                          "or validate less data") from None
-    if completed.returncode != 0:
-        lines = [line for line in completed.stderr.splitlines() if line.strip()]
-        raise StageError(f"TFDV failed: {lines[-1] if lines else f'exit status {completed.returncode}'}")
+    if status != 0:
+        lines = [line for line in stderr.splitlines() if line.strip()]
+        raise StageError(f"TFDV failed: {lines[-1] if lines else f'exit status {status}'}")
     result = json.loads(Path(out_dir, "result.json").read_text(encoding="utf-8"))
     if result.get("tool_version") != TOOL_VERSION:
         raise StageError(f"tfdv_tool version {result.get('tool_version')!r} does not match {TOOL_VERSION!r}")
@@ -119,6 +157,10 @@ def run_tfdv_tool(splits: dict[str, str], out_dir: str, schema_path: str | None 
         arguments += ["--split", f"{name}={path}"]
     if schema_path:
         arguments += ["--schema", str(schema_path)]
+    beam_over = config.TFDV_BEAM_OVER.get()
+    if beam_over is not None:
+        arguments += ["--beam-over", str(beam_over)]
+        arguments += [f"--beam-option={option}" for option in config.BEAM_OPTIONS.get().split()]
     return _run_tool(arguments, out_dir)
 
 

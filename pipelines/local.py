@@ -130,7 +130,7 @@ def _run(pipeline, arguments: dict, runs_dir, emit, verbose: bool, runner: str, 
             for message, category in kfp_adapter.LOCAL_RUNNER_WARNINGS:
                 warnings.filterwarnings("ignore", message=message, category=category)
             redirect = contextlib.nullcontext() if verbose else _redirected(log)
-            with redirect, _run_environment(runner):
+            with redirect, _run_environment(runner), tfdv_sidecar(runner):
                 local.init(runner=_runner(runner, run_dir, arguments), pipeline_root=str(run_dir / "outputs"),
                            raise_on_error=True)
                 try:
@@ -150,6 +150,47 @@ def _run(pipeline, arguments: dict, runs_dir, emit, verbose: bool, runner: str, 
             else:
                 os.environ[key] = value
     return run_dir, log_path, outputs
+
+
+@contextlib.contextmanager
+def tfdv_sidecar(runner: str):
+    """A warm TFDV interpreter for the run's validate tasks (components/tfdv_tool.py serve).
+
+    It starts with the run and imports TensorFlow and Beam (seconds) while ingest
+    and split work, so validate pays only for the statistics. Only for the
+    subprocess runner: a container has its own interpreter. MLOPS_TFDV_SIDECAR=off
+    turns it off.
+    """
+    import subprocess
+    import tempfile
+
+    from components import validate
+
+    python = config.TFDV_PYTHON.get()
+    if runner != "subprocess" or os.environ.get("MLOPS_TFDV_SIDECAR") == "off" or not python.exists():
+        yield
+        return
+    directory = Path(tempfile.mkdtemp(prefix="mlops-tfdv-"))  # short: a socket path has 108 bytes at most
+    socket_path = directory / "tfdv.sock"
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONWARNINGS": "ignore"}
+    process = subprocess.Popen([str(python), str(validate.TOOL), "serve", "--socket", str(socket_path), "--parent",
+                                str(os.getpid())], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    previous = os.environ.get(config.TFDV_SOCKET.name)
+    os.environ[config.TFDV_SOCKET.name] = str(socket_path)
+    try:
+        yield
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        if previous is None:
+            os.environ.pop(config.TFDV_SOCKET.name, None)
+        else:
+            os.environ[config.TFDV_SOCKET.name] = previous
+        socket_path.unlink(missing_ok=True)
+        directory.rmdir()
 
 
 def _run_environment(name: str):

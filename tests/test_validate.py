@@ -147,3 +147,33 @@ def test_a_setting_that_is_not_a_number_is_one_line(tmp_path, file_store, monkey
     monkeypatch.setenv("MLOPS_TFDV_TIMEOUT_SECONDS", "soon")
     with pytest.raises(MlopsError, match="MLOPS_TFDV_TIMEOUT_SECONDS must be a number, got 'soon'"):
         validate.validate_splits(make_splits(tmp_path / "clean", shop_frame()), "shop", file_store, str(tmp_path))
+
+
+def test_statistics_from_tfdvs_beam_pipeline_on_the_parquet_files(tmp_path, file_store, monkeypatch):
+    """Data that outgrows memory: the Beam pipeline over the files (DirectRunner here; options pass through)."""
+    monkeypatch.setenv("MLOPS_TFDV_BEAM_OVER_ROWS", "0")
+    monkeypatch.setenv("MLOPS_BEAM_OPTIONS", "--runner=DirectRunner --direct_num_workers=1")
+    splits = make_splits(tmp_path / "clean", shop_frame())
+    checked = validate.validate_splits(splits, "shop", file_store, str(tmp_path / "beam"))
+    assert checked.result["statistics_engine"] == "beam"
+    assert sum(split["num_examples"] for split in checked.result["splits"].values()) == 300
+    monkeypatch.delenv("MLOPS_TFDV_BEAM_OVER_ROWS")
+    in_memory = validate.run_tfdv_tool(splits, str(tmp_path / "memory"))
+    assert in_memory["statistics_engine"] == "in-memory"
+    assert {f["feature"] for f in in_memory["features"]["train"]} == {f["feature"] for f in
+                                                                      checked.result["features"]["train"]}
+
+
+def test_the_warm_sidecar_answers_like_the_tool(tmp_path, file_store, monkeypatch):
+    """pipelines.local starts `tfdv_tool.py serve`; validate then asks it instead of starting TFDV."""
+    from pipelines.local import tfdv_sidecar
+
+    splits = make_splits(tmp_path / "clean", shop_frame())
+    with tfdv_sidecar("subprocess"):
+        assert config.TFDV_SOCKET.get() is not None
+        warm = validate.validate_splits(splits, "shop", file_store, str(tmp_path / "warm"))
+        with pytest.raises(StageError, match="TFDV failed: .*no such file"):
+            validate.run_tfdv_tool({"train": str(tmp_path / "missing")}, str(tmp_path / "x"))
+    assert config.TFDV_SOCKET.get() is None
+    cold = validate.run_tfdv_tool(splits, str(tmp_path / "cold"))
+    assert warm.result["splits"] == cold["splits"] and warm.result["anomalies"] == cold["anomalies"] == []
