@@ -7,10 +7,6 @@ error metrics such as RMSE as well as for scores such as F1.
 
 from __future__ import annotations
 
-import numpy as np
-import pandas as pd
-from sklearn import metrics as skm
-
 from components.errors import StageError
 
 # name -> (task, higher_is_better, perfect value)
@@ -67,6 +63,10 @@ def score_model(model, features: pd.DataFrame, target: pd.Series, task: str) -> 
     ROC AUC needs every class present (a small split may miss one); a metric
     that cannot be computed is absent, and callers say so by name.
     """
+    import numpy as np
+    import pandas as pd
+    from sklearn import metrics as skm
+
     predictions = model.predict(features)
     if task == "regression":
         return {
@@ -95,6 +95,7 @@ def score_model(model, features: pd.DataFrame, target: pd.Series, task: str) -> 
 def trivial_model(train_target: pd.Series, task: str):
     """The predictor any model must beat: the training split's most frequent class (with its
     class priors as probabilities) or its mean, fitted on the training split only."""
+    import numpy as np
     from sklearn.dummy import DummyClassifier, DummyRegressor
 
     estimator = DummyClassifier(strategy="prior") if task == "classification" else DummyRegressor(strategy="mean")
@@ -110,9 +111,13 @@ class _OnAnyFeatures:
         self.classes_ = getattr(estimator, "classes_", None)
 
     def predict(self, features):
+        import numpy as np
+
         return self.estimator.predict(np.zeros((len(features), 1)))
 
     def predict_proba(self, features):
+        import numpy as np
+
         return self.estimator.predict_proba(np.zeros((len(features), 1)))
 
 

@@ -12,31 +12,29 @@ hyperparameters, and values the estimator would reject, each get one line.
 from __future__ import annotations
 
 import difflib
+import importlib
 import itertools
-
-import pandas as pd
-from sklearn.ensemble import (
-    HistGradientBoostingClassifier,
-    HistGradientBoostingRegressor,
-    RandomForestClassifier,
-    RandomForestRegressor,
-)
-from sklearn.linear_model import LogisticRegression, Ridge
-from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
-from sklearn.pipeline import Pipeline
 
 from components.errors import StageError
 from components.metrics import METRICS, higher_is_better, score_model
 
-# family -> {task: estimator class}
+# family -> {task: estimator class}, imported when first used: a task that only
+# ranks results (select_best) should not pay for importing scikit-learn's ensembles.
 FAMILIES = {
-    "logistic_regression": {"classification": LogisticRegression},
-    "ridge": {"regression": Ridge},
-    "random_forest": {"classification": RandomForestClassifier, "regression": RandomForestRegressor},
-    "hist_gradient_boosting": {"classification": HistGradientBoostingClassifier,
-                               "regression": HistGradientBoostingRegressor},
-    "knn": {"classification": KNeighborsClassifier, "regression": KNeighborsRegressor},
+    "logistic_regression": {"classification": "sklearn.linear_model:LogisticRegression"},
+    "ridge": {"regression": "sklearn.linear_model:Ridge"},
+    "random_forest": {"classification": "sklearn.ensemble:RandomForestClassifier",
+                      "regression": "sklearn.ensemble:RandomForestRegressor"},
+    "hist_gradient_boosting": {"classification": "sklearn.ensemble:HistGradientBoostingClassifier",
+                               "regression": "sklearn.ensemble:HistGradientBoostingRegressor"},
+    "knn": {"classification": "sklearn.neighbors:KNeighborsClassifier",
+            "regression": "sklearn.neighbors:KNeighborsRegressor"},
 }
+
+
+def estimator_class(family: str, task: str):
+    module, _, name = FAMILIES[family][task].partition(":")
+    return getattr(importlib.import_module(module), name)
 # One thread per candidate: KFP runs candidates in parallel already, and
 # single-threaded fits are bit-for-bit repeatable.
 DEFAULT_FIXED_PARAMS = {
@@ -61,8 +59,8 @@ def make_estimator(family: str, params: dict, task: str, seed: int):
         known = sorted(f for f, tasks in FAMILIES.items() if task in tasks)
         raise StageError(f"unknown model family {family!r} for {task}{_suggest(family, known)}; "
                          f"known: {', '.join(known)}")
-    estimator_class = FAMILIES[family][task]
-    available = estimator_class().get_params()
+    cls = estimator_class(family, task)
+    available = cls().get_params()
     for name in params:
         if name in RESERVED_PARAMS:
             raise StageError(f"{family}: {name!r} is set by the pipeline (seed, one thread); remove it from the "
@@ -70,7 +68,7 @@ def make_estimator(family: str, params: dict, task: str, seed: int):
         if name not in available:
             raise StageError(f"unknown hyperparameter {name!r} for {family} ({task}){_suggest(name, available)}")
     fixed = {"random_state": seed} if "random_state" in available else {}
-    estimator = estimator_class(**{**DEFAULT_FIXED_PARAMS.get(family, {}), **params, **fixed})
+    estimator = cls(**{**DEFAULT_FIXED_PARAMS.get(family, {}), **params, **fixed})
     try:
         # scikit-learn's own parameter constraints, checked now rather than after
         # minutes of training (BaseEstimator._validate_params, scikit-learn >= 1.2).
@@ -143,9 +141,10 @@ def check_search_space(search_space) -> None:
                 make_estimator(family, dict(zip(names, values)), task, seed=0)
 
 
-def train_candidate(candidate: dict, preprocessor, train: pd.DataFrame, validation: pd.DataFrame,
-                    target: str, task: str, seed: int) -> tuple[Pipeline, dict]:
+def train_candidate(candidate: dict, preprocessor, train, validation, target: str, task: str, seed: int):
     """Fit one candidate on train (the fitted preprocessor is reused, not refit) and score it on validation."""
+    from sklearn.pipeline import Pipeline
+
     estimator = make_estimator(candidate["family"], candidate["params"], task, seed)
     features = preprocessor.transform(train.drop(columns=[target]))
     try:
