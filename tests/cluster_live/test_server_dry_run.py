@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 
 import pytest
 import yaml
@@ -123,7 +124,7 @@ def test_standalone_manifest_accepted_by_api_server(kube, crds, namespaces, rel)
 def test_kubernetes_native_pipeline_needs_kfp_crds(kube, crds, tmp_path):
     """`make k8s-manifests` output (Pipeline + PipelineVersion) renders offline, but
     its CRDs come only with KFP: reported, not checked."""
-    proc = subprocess.run([str(REPO / ".venv" / "bin" / "python"),
+    proc = subprocess.run([sys.executable,
                            str(REPO / "scripts" / "compile_k8s_native.py"), str(tmp_path)],
                           capture_output=True, text=True, timeout=300, cwd=REPO)
     assert proc.returncode == 0, proc.stderr
