@@ -4,7 +4,7 @@
     python3 scripts/build_images.py --check    # exit 1 if an image is missing or stale; build nothing
     python3 scripts/build_images.py --bases local   # force the local Debian-made bases
 
-Names and tags come from components/images.py, read through scripts/images.py.
+Names and tags come from scripts/images.py, the one reader of the image names.
 Each image is labelled with a hash of its inputs (the Dockerfile, the files its
 COPY lines take from the build context, the build arguments, the image IDs of its
 bases); an image whose label matches is not rebuilt, so a second run and CI on an
@@ -55,7 +55,7 @@ PULL_TIMEOUT_SECONDS = float(os.environ.get("IMAGE_PULL_TIMEOUT", "120"))
 @dataclass
 class Image:
     name: str  # base, tfdv, minio
-    ref: str  # full reference from components/images.py
+    ref: str  # full reference, from scripts/images.py
     dockerfile: Path
 
     def base_args(self) -> dict[str, str]:
