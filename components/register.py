@@ -78,13 +78,21 @@ def register_model(store: ObjectStore, model_name: str, model_bytes: bytes, line
     """
     validate_name("model", model_name)
     registry = ModelRegistry(store)
+    same = registered_before(registry, model_name, lineage)
+    if same is not None:
+        # An unchanged re-run (its tasks served from KFP's cache): the same model from the same
+        # data, parameters and code is that version, not a new one.
+        if not blessed or config.CHAMPION_ALIAS in same.aliases:
+            return Registration(model_name, same.version, same.ref, config.CHAMPION_ALIAS in same.aliases,
+                                compared_champion, f"unchanged: the same model as {same.ref}, registered before",
+                                store.uri)
     metrics = {f"test_{k}": v for k, v in lineage["metrics"]["test"].items()}
     files = {model_io.FILE_NAME: model_bytes,
              "lineage.json": json.dumps(lineage, indent=2, sort_keys=True).encode("utf-8"),
              **{f"baseline/{name}": data for name, data in (baseline_files or {}).items()}}
-    version = registry.register(model_name, files, metrics=metrics, lineage=lineage,
-                                tags={"blessed": str(blessed).lower(),
-                                      "candidate": lineage["params"]["candidate"]["id"]})
+    version = same or registry.register(model_name, files, metrics=metrics, lineage=lineage,
+                                        tags={"blessed": str(blessed).lower(),
+                                              "candidate": lineage["params"]["candidate"]["id"]})
     if not blessed:
         return Registration(model_name, version.version, version.ref, False, compared_champion,
                             "not blessed: the champion alias was not moved", store.uri)
@@ -100,6 +108,35 @@ def register_model(store: ObjectStore, model_name: str, model_bytes: bytes, line
                             f"with `mlops models promote {version.ref}`", store.uri)
     return Registration(model_name, version.version, version.ref, True, previous,
                         "blessed: the champion alias now points to this version", store.uri)
+
+
+# What makes two registrations the same model version (lineage paths).
+IDENTITY = (("model", "sha256"), ("data", "ref"), ("params", "search_space_sha256"), ("seed",), ("split",),
+            ("blessing", "min_skill"), ("blessing", "min_score"), ("code", "version"))
+
+
+def _identity(lineage: dict) -> tuple:
+    values = []
+    for path in IDENTITY:
+        value = lineage
+        for key in path:
+            value = value.get(key) if isinstance(value, dict) else None
+        values.append(json.dumps(value, sort_keys=True))
+    return tuple(values)
+
+
+def registered_before(registry, model_name: str, lineage: dict):
+    """The version this exact model (same bytes, data, parameters, seed, split, gate and code) already is."""
+    from components.storage import NotFound
+
+    if not lineage.get("model", {}).get("sha256"):
+        return None
+    try:
+        versions = registry.versions(model_name)
+    except NotFound:
+        return None
+    wanted = _identity(lineage)
+    return next((v for v in reversed(versions) if v.lineage and _identity(v.lineage) == wanted), None)
 
 
 def build_lineage(*, data: dict, split: dict, validation: dict, task: str, search_space: dict, candidate: dict,

@@ -71,18 +71,21 @@ RUNNERS = ("subprocess", "docker")
 
 
 def run_pipeline(arguments: dict, runs_dir: Path | None = None, emit=None, verbose: bool = False,
-                 runner: str = "subprocess") -> LocalRun:
+                 runner: str = "subprocess", cache: bool = True) -> LocalRun:
     """Run ``training_pipeline(**arguments)`` locally and return what it registered.
 
     ``runner``: "subprocess" runs each task as a process of this interpreter;
     "docker" runs each task in its image (pipelines/docker_runner.py).
     ``emit`` receives one line per finished stage (default: print to the
     terminal as it is now, before kfp.local's output is redirected to the log).
+    ``cache``: reuse the outputs of tasks whose inputs are unchanged (KFP's local
+    cache under <runs dir>/.kfp-cache; every task after ingest is keyed by the data
+    version's content id, so a changed byte in the data misses it).
     Raises RunFailed with the failing stage's reason.
     """
     from pipelines.training import training_pipeline
 
-    run_dir, log_path, outputs = _run(training_pipeline, arguments, runs_dir, emit, verbose, runner)
+    run_dir, log_path, outputs = _run(training_pipeline, arguments, runs_dir, emit, verbose, runner, cache=cache)
     return LocalRun(run_dir=run_dir, log_path=log_path, model_version=int(outputs["model_version"]),
                     promoted=bool(outputs["promoted"]), promotion=outputs["promotion"],
                     report_path=outputs["report"].path)
@@ -108,7 +111,8 @@ def run_monitor(arguments: dict, runs_dir: Path | None = None, emit=None, verbos
                       report_path=outputs["report"].path)
 
 
-def _run(pipeline, arguments: dict, runs_dir, emit, verbose: bool, runner: str, kind: str = "run"):
+def _run(pipeline, arguments: dict, runs_dir, emit, verbose: bool, runner: str, kind: str = "run",
+         cache: bool = False):
     """Run ``pipeline(**arguments)`` with kfp.local; return the run directory, the log and the outputs."""
     from kfp import local
 
@@ -117,7 +121,8 @@ def _run(pipeline, arguments: dict, runs_dir, emit, verbose: bool, runner: str, 
         emit = lambda line: print(line, file=terminal, flush=True)  # noqa: E731
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     suffix = "" if kind == "run" else f"-{kind}"
-    run_dir = (runs_dir or config.runs_dir()) / f"{stamp}-{arguments['model_name']}{suffix}-{os.getpid()}"
+    runs_dir = Path(runs_dir or config.runs_dir())
+    run_dir = runs_dir / f"{stamp}-{arguments['model_name']}{suffix}-{os.getpid()}"
     run_dir.mkdir(parents=True, exist_ok=True)
     progress_file, error_file, log_path = run_dir / "progress.jsonl", run_dir / "error.json", run_dir / "run.log"
     previous_env = {key: os.environ.get(key) for key in ("MLOPS_PROGRESS_FILE", "MLOPS_ERROR_FILE")}
@@ -132,7 +137,7 @@ def _run(pipeline, arguments: dict, runs_dir, emit, verbose: bool, runner: str, 
             redirect = contextlib.nullcontext() if verbose else _redirected(log)
             with redirect, _run_environment(runner), tfdv_sidecar(runner):
                 local.init(runner=_runner(runner, run_dir, arguments), pipeline_root=str(run_dir / "outputs"),
-                           raise_on_error=True)
+                           raise_on_error=True, enable_caching=cache, cache_root=str(runs_dir / ".kfp-cache"))
                 try:
                     outputs = pipeline(**arguments).outputs
                 except Exception as error:

@@ -69,9 +69,11 @@ def preflight(data_uri: str, target: str, task: str, split, store) -> tuple[str,
 @click.option("--runner", type=click.Choice(("subprocess", "docker")), default="subprocess", show_default=True,
               help="subprocess: each task a process of this Python; docker: each task in its image, as on a "
                    "cluster (needs `make engine-up images`).")
+@click.option("--cache/--no-cache", default=True, show_default=True,
+              help="Reuse task outputs whose inputs are unchanged (keyed by the data version's content).")
 @click.option("--verbose", is_flag=True, help="Show kfp.local's task logs instead of writing them to run.log.")
 def run(data_uri, target, model_name, task, params_file, schema_file, store_uri, seed, validation_fraction,
-        test_fraction, min_skill, min_score, runs_dir, runner, verbose):
+        test_fraction, min_skill, min_score, runs_dir, runner, cache, verbose):
     """Run the training pipeline locally (kfp.local) and register the model."""
     from components.ingest import SplitConfig, dataset_name
     from components.storage.registry import ModelRegistry, validate_name
@@ -103,7 +105,7 @@ def run(data_uri, target, model_name, task, params_file, schema_file, store_uri,
                      validation_fraction=validation_fraction, test_fraction=test_fraction, min_skill=min_skill,
                      min_score="" if min_score is None else repr(min_score), code_version=code_version())
     with one_line_errors():
-        result = run_pipeline(arguments, runs_dir=runs_dir, verbose=verbose, runner=runner)
+        result = run_pipeline(arguments, runs_dir=runs_dir, verbose=verbose, runner=runner, cache=cache)
         version = ModelRegistry(store).get(model_name, result.model_version)
 
     report = result.run_dir / "report.html"
