@@ -27,7 +27,8 @@ MINIO_ENV := manifests/overlays/kind/minio.env
 
 # BASE_IMAGE, TFDV_IMAGE, MINIO_IMAGE, IMAGE_VERSION from components/images.py.
 $(foreach line,$(shell python3 scripts/images.py),$(eval $(line)))
-IMAGE_SOURCE ?= $(shell git remote get-url origin 2>/dev/null || echo local)
+# The origin URL without user, password or token (a remote URL can carry one).
+IMAGE_SOURCE ?= $(shell python3 scripts/build_images.py --print-source)
 # push: to the kind local registry at localhost:5001 (scripts/kind-up.sh);
 # kind: `kind load docker-image` instead (clusters made without the registry).
 KIND_LOAD ?= push

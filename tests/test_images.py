@@ -35,9 +35,9 @@ BUILD = load_build_images()
 REFS = BUILD.image_refs(REPO)
 IMAGES = {image.name: image for image in BUILD.images()}
 IN_CI = os.environ.get("CI", "").lower() == "true"
-# How a pipeline pod runs (pipelines' task settings, the read-only root filesystem to
-# come): uid/gid 10001, no capabilities, no privilege gain, writable /tmp and HOME only.
-POD_LIKE = ["--read-only", "--tmpfs", "/tmp", "--tmpfs", "/home/mlops:uid=10001,gid=10001",
+# How a pipeline pod runs (components.task_settings): uid/gid 10001, no capabilities, no
+# privilege gain, a read-only root filesystem and one writable /tmp (HOME points there).
+POD_LIKE = ["--read-only", "--tmpfs", "/tmp",
             "--user", "10001:10001", "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
             "--network", "none"]
 
