@@ -67,8 +67,9 @@ minio-up: setup ## Start MinIO on 127.0.0.1:9000 (random credentials; MINIO_RUNT
 minio-down: ## Stop the MinIO started by minio-up (its data stays: .minio/data, or the container's volume)
 	$(VENV)/bin/python -m pipelines.minio_local down
 
-bench: setup minio-bin ## Run the benchmarks and rewrite bench/results.md (medians; several minutes)
-	$(VENV)/bin/python bench/run.py
+SIZES ?= 2e4 1e5
+bench: setup ## Benchmarks side by side: bench/results.{json,md,png} (SIZES="1e5 1e6" for the full run)
+	$(VENV)/bin/python bench/run.py --sizes $(SIZES)
 
 clean: ## Remove local run outputs and the embedded store (keeps the environments)
 	rm -rf runs .mlops $(DEMO_DATA)

@@ -1,119 +1,354 @@
-"""Benchmarks: medians over repeats, written to bench/results.md.
+"""Benchmarks, side by side in one run: bench/results.json (for machines) and bench/results.md (for people).
 
-    .venv/bin/python bench/run.py [--quick]
+    make bench SIZES="1e5 1e6"             # or: .venv/bin/python bench/run.py --sizes 1e5 1e6
+    .venv/bin/python bench/run.py --smoke  # a tiny run that checks the harness (part of make test)
 
-What is measured and why:
-- ingest: row hashing + split + content hash (pure Python per row) at 10k, 100k, 1M rows:
-  the one stage whose cost grows with the data in Python code of ours;
-- store: conditional create + read of a 1 KiB object, filesystem vs a real MinIO on
-  loopback: the cost of registry operations;
-- registry: one model registration (claim, 2 files, manifest, alias) on each backend;
-- pipeline: one whole `kfp.local` run on wine (178 rows), the fixed overhead a user sees.
-The machine (2 cores, shared) is noisy: read medians and ratios, not single numbers.
+For each size (rows x 20 columns, a synthetic classification table):
+- ingest_vs_floor: ingest + split (read, clean, hash, publish, split, write) over the I/O floor
+  measured in the same run: an Arrow CSV read plus a Parquet write of the same table;
+- validate_vs_raw_tfdv: a raw generate_statistics_from_dataframe call on the whole table (in the
+  TFDV interpreter, import excluded) over the validate stage on its splits (with the warm sidecar
+  a local run has): the stage's statistics throughput relative to TFDV's own;
+- overhead_ratio: `mlops run` over the same stage functions called one after another by a plain
+  script (bench/plain_pipeline.py) on the same data;
+- peak_rss_gb: the largest total resident memory of `mlops run` and every process under it.
+Then, at the largest size: cache_rerun_ratio (an unchanged re-run over the first run), and
+scaling (T(largest) / T(smallest) of `mlops run`, and its exponent). And cli_startup_seconds, and
+the same small job (wine: split, four candidates, the best, its test score, registered) as a
+plain scikit-learn script, in MLflow (its own throw-away environment, outside the project's
+locks) and with `mlops run`. Every figure is a median of repeats; the machine is shared and noisy.
 """
 
 import argparse
+import json
+import math
 import os
 import platform
 import statistics
 import subprocess
+import sys
 import tempfile
+import threading
 import time
-import uuid
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from components.ingest import SplitConfig, ingest_frame
-from components.runtime import PROJECT_ROOT as ROOT
-from components.storage.fs import FileStore
-from components.storage.registry import ModelRegistry
-from components.storage.s3 import S3Store
-from pipelines.demo_data import write_demo_data
-from pipelines.minio_local import MinioServer, minio_binary
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+MLOPS = str(Path(PYTHON).with_name("mlops"))
+TFDV_PYTHON = str(ROOT / ".venv-tfdv" / "bin" / "python")
+PEER_CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "kfp-mlops" / "bench"
+MLFLOW_VERSION = "3.18.0"
+TARGETS = {"ingest_vs_floor": 3.0, "validate_vs_raw_tfdv": 0.8, "overhead_ratio": 1.3, "cache_rerun_ratio": 0.15,
+           "peak_rss_gb": 2.5, "scaling_ratio": 12.0, "cli_startup_seconds": 1.0, "wine_seconds": 12.0}
 
 
-def median_seconds(action, repeats: int) -> float:
+def median_of(action, repeats: int) -> float:
     timings = []
     for _ in range(repeats):
-        start = time.perf_counter()
+        started = time.perf_counter()
         action()
-        timings.append(time.perf_counter() - start)
+        timings.append(time.perf_counter() - started)
     return statistics.median(timings)
 
 
-def synthetic(rows: int) -> pd.DataFrame:
-    rng = np.random.default_rng(0)
-    return pd.DataFrame({f"x{i}": rng.normal(size=rows) for i in range(8)}
-                        | {"colour": rng.choice(["red", "green", "blue"], rows), "y": rng.integers(0, 2, rows)})
+def synthetic_csv(rows: int, path: Path) -> Path:
+    """rows x 20 columns: 17 numbers, 2 categories, a binary label that depends on them (and noise)."""
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+
+    rng = np.random.default_rng(rows)
+    columns = {f"x{i:02d}": rng.normal(size=rows).round(5) for i in range(17)}
+    columns["colour"] = rng.choice(["red", "green", "blue"], rows)
+    columns["grade"] = rng.choice([f"g{i}" for i in range(10)], rows)
+    signal = columns["x00"] + 0.5 * columns["x01"] - columns["x02"] + (columns["colour"] == "red") + rng.normal(
+        0, 1, rows)
+    columns["label"] = np.where(signal > 0, "yes", "no")
+    pcsv.write_csv(pa.table(columns), str(path))
+    return path
 
 
-def bench_ingest(sizes, repeats):
-    rows = []
-    for size in sizes:
-        frame = synthetic(size)
-        seconds = median_seconds(lambda: ingest_frame(frame, "y", SplitConfig()), repeats)
-        rows.append((f"ingest {size:,} rows x 10 columns", seconds, f"{size / seconds:,.0f} rows/s"))
-    return rows
+def io_floor(csv: Path, scratch: Path, repeats: int) -> float:
+    import pyarrow.csv as pcsv
+    import pyarrow.parquet as pq
+
+    def read_and_write():
+        pq.write_table(pcsv.read_csv(str(csv)), str(scratch / "floor.parquet"))
+
+    return median_of(read_and_write, repeats)
 
 
-def bench_store(store, label, repeats):
-    payload = b"x" * 1024
+def ingest_seconds(csv: Path, scratch: Path, repeats: int) -> float:
+    from components.ingest import SplitConfig, ingest_source, split_version
+    from components.storage.fs import FileStore
 
-    def create_and_read():
-        key = f"bench/{uuid.uuid4().hex}"
-        store.create(key, payload)
-        store.read(key)
+    def ingest_and_split():
+        store = FileStore(tempfile.mkdtemp(dir=scratch))
+        version = ingest_source(str(csv), store, "bench").version
+        paths = {name: str(Path(store.root, name)) for name in ("train", "validation", "test")}
+        split_version(store, version.full_ref, "label", SplitConfig(), paths)
 
-    registry = ModelRegistry(store)
-    model = b"m" * (1024 * 1024)
-
-    def register():
-        version = registry.register("bench", {"model.joblib": model}, metrics={"x": 1.0}, lineage={})
-        registry.set_alias("bench", "champion", version.version)
-
-    return [(f"store create+read 1 KiB ({label})", median_seconds(create_and_read, repeats * 10), ""),
-            (f"register 1 MiB model + alias ({label})", median_seconds(register, repeats), "")]
+    return median_of(ingest_and_split, repeats)
 
 
-def bench_pipeline(repeats):
-    with tempfile.TemporaryDirectory() as scratch:
-        data = {p.stem: p for p in write_demo_data(Path(scratch) / "data")}
-        command = [str(ROOT / ".venv/bin/mlops"), "run", "--data", str(data["wine"]), "--target", "target"]
-        seconds = median_seconds(lambda: subprocess.run(command, cwd=scratch, check=True, capture_output=True),
-                                 repeats)
-    return [("mlops run, wine (178 rows, 4 candidates), kfp.local", seconds, "")]
+RAW_TFDV = """
+import sys, time
+import pandas as pd
+import tensorflow_data_validation as tfdv
+frame = pd.read_parquet(sys.argv[1])
+started = time.perf_counter()
+tfdv.generate_statistics_from_dataframe(frame)
+print(time.perf_counter() - started)
+"""
 
 
-def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--quick", action="store_true", help="fewer sizes and repeats")
-    args = parser.parse_args()
-    repeats = 3 if args.quick else 5
-    results = bench_ingest([10_000, 100_000] if args.quick else [10_000, 100_000, 1_000_000], repeats)
-    with tempfile.TemporaryDirectory() as scratch:
-        results += bench_store(FileStore(Path(scratch) / "store"), "filesystem", repeats)
-        if minio_binary().exists():
-            server = MinioServer.with_random_credentials(Path(scratch) / "minio").start()
+def validate_comparison(csv: Path, scratch: Path, repeats: int) -> tuple[float, float]:
+    """(raw TFDV seconds on the whole table, validate stage seconds on its splits with a warm sidecar)."""
+    import pyarrow.csv as pcsv
+    import pyarrow.parquet as pq
+
+    from components import validate
+    from components.ingest import SplitConfig, ingest_source, split_version
+    from components.storage.fs import FileStore
+    from pipelines.local import tfdv_sidecar
+
+    whole = scratch / "whole.parquet"
+    pq.write_table(pcsv.read_csv(str(csv)), str(whole))
+    raw = statistics.median(
+        float(subprocess.run([TFDV_PYTHON, "-c", RAW_TFDV, str(whole)], capture_output=True, text=True, check=True,
+                             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}).stdout.split()[-1])
+        for _ in range(repeats))
+    store = FileStore(tempfile.mkdtemp(dir=scratch))
+    version = ingest_source(str(csv), store, "bench").version
+    paths = {name: str(Path(store.root, name)) for name in ("train", "validation", "test")}
+    split_version(store, version.full_ref, "label", SplitConfig(), paths)
+    with tfdv_sidecar("subprocess"):
+        validate._ready(Path(os.environ["MLOPS_TFDV_SOCKET"]))  # warm, as in a run
+        stage = median_of(lambda: validate.validate_splits(paths, "bench", store, tempfile.mkdtemp(dir=scratch)),
+                          repeats)
+    return raw, stage
+
+
+class PeakMemory(threading.Thread):
+    """The largest total RSS of a process and all its descendants, sampled every 0.2 s."""
+
+    def __init__(self, pid: int):
+        super().__init__(daemon=True)
+        self.pid, self.peak, self.running = pid, 0, True
+
+    def _tree_rss(self) -> int:
+        children, rss = {}, {}
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
             try:
-                server.create_bucket("bench")
-                os.environ.update(server.env())
-                results += bench_store(S3Store.from_uri("s3://bench/b"), "MinIO on loopback", repeats)
-            finally:
-                server.stop()
-    results += bench_pipeline(max(1, repeats // 2))
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                children.setdefault(int(fields[1]), []).append(int(entry.name))
+                rss[int(entry.name)] = int(fields[21]) * os.sysconf("SC_PAGE_SIZE")
+            except (OSError, IndexError, ValueError):
+                continue
+        total, todo = 0, [self.pid]
+        while todo:
+            pid = todo.pop()
+            total += rss.get(pid, 0)
+            todo.extend(children.get(pid, []))
+        return total
 
+    def run(self):
+        while self.running:
+            self.peak = max(self.peak, self._tree_rss())
+            time.sleep(0.2)
+
+
+def mlops_run(csv: Path, workdir: Path, cache: bool = False, model: str = "bench") -> tuple[float, float, Path]:
+    """(seconds, peak RSS in GB, run directory) of one `mlops run`."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    command = [MLOPS, "run", "--data", str(csv), "--target", "label", "--model-name", model,
+               "--cache" if cache else "--no-cache"]
+    started = time.perf_counter()
+    process = subprocess.Popen(command, cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    memory = PeakMemory(process.pid)
+    memory.start()
+    stdout, stderr = process.communicate()
+    memory.running = False
+    seconds = time.perf_counter() - started
+    if process.returncode != 0:
+        raise SystemExit(f"mlops run failed: {stderr.strip()}")
+    run_dir = Path(stdout.strip().splitlines()[-1].split("report:", 1)[1].strip()).parent
+    return seconds, memory.peak / 1e9, run_dir
+
+
+def stage_seconds(run_dir: Path) -> dict[str, float]:
+    """Wall seconds per task of a local run, from kfp.local's log (parallel candidates summed)."""
+    import re
+
+    started, totals = {}, {}
+    pattern = re.compile(r"^(\d\d):(\d\d):(\d\d\.\d+) - INFO - (?:Executing task|Task) .*?'([\w-]+)'(.*)$")
+    for line in (run_dir / "run.log").read_text(encoding="utf-8", errors="replace").splitlines():
+        match = pattern.match(re.sub(r"\x1b\[[0-9;]*m", "", line))
+        if not match:
+            continue
+        hours, minutes, seconds, task, rest = match.groups()
+        stamp = int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+        if "finished" in rest:
+            if started.get(task):
+                totals[task] = round(totals.get(task, 0.0) + stamp - started[task].pop(0), 3)
+        else:
+            started.setdefault(task, []).append(stamp)
+    return totals
+
+
+def plain_seconds(csv: Path, scratch: Path) -> float:
+    store = tempfile.mkdtemp(dir=scratch)
+    started = time.perf_counter()
+    subprocess.run([PYTHON, str(ROOT / "bench" / "plain_pipeline.py"), str(csv), "label", store], check=True,
+                   capture_output=True, text=True)
+    return time.perf_counter() - started
+
+
+def cli_startup(repeats: int) -> dict[str, float]:
+    with tempfile.TemporaryDirectory() as scratch:
+        store = Path(scratch, "store").as_uri()
+        return {" ".join(command): round(median_of(lambda c=command: subprocess.run(
+            [MLOPS, *c, *(["--store", store] if c[0] != "--help" else [])], check=True, capture_output=True),
+            repeats), 3) for command in (["--help"], ["models", "list"], ["data", "list"])}
+
+
+def peer_environment() -> Path | None:
+    """A throw-away virtualenv with MLflow (made once, cached by its version); None when it cannot be made."""
+    venv = PEER_CACHE / f"mlflow-{MLFLOW_VERSION}"
+    python = venv / "bin" / "python"
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        installed = subprocess.run([str(python), "-m", "pip", "install", "--quiet", f"mlflow=={MLFLOW_VERSION}"],
+                                   capture_output=True, text=True)
+        if installed.returncode != 0:
+            print(f"MLflow could not be installed: {installed.stderr.strip().splitlines()[-1:]}")
+            return None
+    return python
+
+
+def peers(repeats: int, scratch: Path) -> dict[str, float]:
+    from pipelines.demo_data import write_demo_data
+
+    data = {p.stem: p for p in write_demo_data(scratch / "demo")}
+    peer_dir = ROOT / "bench" / "peers"
+    results = {"plain scikit-learn script": median_of(lambda: subprocess.run(
+        [PYTHON, str(peer_dir / "wine_plain.py"), tempfile.mkdtemp(dir=scratch)], check=True, capture_output=True),
+        repeats)}
+    mlflow_python = peer_environment()
+    if mlflow_python:
+        results[f"MLflow {MLFLOW_VERSION} (defaults, SQLite)"] = median_of(lambda: subprocess.run(
+            [str(mlflow_python), str(peer_dir / "wine_mlflow.py"), tempfile.mkdtemp(dir=scratch)], check=True,
+            capture_output=True, cwd=peer_dir), repeats)
+
+    def warm_mlops():
+        work = Path(tempfile.mkdtemp(dir=scratch))
+        subprocess.run([MLOPS, "run", "--data", str(data["demo-wine"]), "--target", "target", "--no-cache"],
+                       cwd=work, check=True, capture_output=True)
+
+    warm_mlops()  # warm the file cache once, as the peers' imports are warm
+    results["mlops run (kfp.local, TFDV, report)"] = median_of(warm_mlops, repeats)
+    return {name: round(seconds, 2) for name, seconds in results.items()}
+
+
+def write_outputs(results: dict, out_dir: Path) -> None:
+    (out_dir / "results.json").write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
     lines = ["# Benchmark results", "",
-             f"Machine: {platform.machine()}, {platform.python_version()}, "
-             f"{subprocess.run(['nproc'], capture_output=True, text=True).stdout.strip()} cores; "
-             f"{time.strftime('%Y-%m-%d')}. Medians of {repeats} repeats (store ops x10). "
-             "Command: `.venv/bin/python bench/run.py`.", "",
-             "| what | median | throughput |", "| --- | ---: | ---: |"]
-    lines += [f"| {what} | {seconds * 1000:,.1f} ms | {extra} |" for what, seconds, extra in results]
-    output = ROOT / "bench" / "results.md"
-    output.write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+             f"{results['machine']}; {results['date']}. Medians of {results['repeats']} repeats unless noted. "
+             f"Command: `{results['command']}`. Targets from the performance issue in brackets.", "",
+             "| size (rows x 20 columns) | ingest / I/O floor [≤ 3] | ingest rows/s [≥ 1M] | validate vs raw TFDV "
+             "[≥ 0.8] | mlops run / plain script [≤ 1.3] | peak RSS GB [≤ 2.5] |",
+             "| ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for size in results["sizes"]:
+        key = str(size)
+        lines.append(f"| {size:,} | {results['ingest_vs_floor'][key]:.2f} | {results['ingest_rows_per_second'][key]:,.0f}"
+                     f" | {results['validate_vs_raw_tfdv'][key]:.2f} | {results['overhead_ratio'][key]:.2f} | "
+                     f"{results['peak_rss_gb'][key]:.2f} |")
+    lines += ["", f"- Unchanged re-run over the first run (KFP's cache, at {results['largest']:,} rows): "
+                  f"**{results['cache_rerun_ratio']:.2f}** [≤ 0.15]",
+              f"- Scaling of `mlops run`, T({results['largest']:,}) / T({results['smallest']:,}): "
+              f"**{results['scaling_ratio']:.1f}** [≤ 12]; exponent {results['scaling_exponent']:.2f}",
+              "- CLI start-up (median seconds): " + ", ".join(f"`mlops {k}` {v:.2f}"
+                                                             for k, v in results["cli_startup_seconds"].items())
+              + " [≤ 1]", "", "Seconds per stage of the largest `mlops run` (candidates summed):", "",
+              "| stage | seconds |", "| --- | ---: |"]
+    lines += [f"| {stage} | {seconds:.1f} |" for stage, seconds in results["stage_seconds"].items()]
+    if results.get("peers"):
+        lines += ["", "The same small job (wine, 178 rows: split, 4 candidates, the best, its test score, "
+                      "registered), warm, side by side [`mlops run` ≤ 12 s]:", "", "| how | seconds |",
+                  "| --- | ---: |"]
+        lines += [f"| {name} | {seconds:.1f} |" for name, seconds in results["peers"].items()]
+    lines += ["", "![benchmark chart](results.png)", ""]
+    (out_dir / "results.md").write_text("\n".join(lines))
+    from components.charts import _pyplot
+
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(6, 3))
+    stages = results["stage_seconds"]
+    axis.barh(list(stages), list(stages.values()), color="#1f77b4")
+    axis.invert_yaxis()
+    axis.set_xlabel(f"seconds, mlops run at {results['largest']:,} rows")
+    figure.tight_layout()
+    figure.savefig(out_dir / "results.png", dpi=100)
+    plt.close(figure)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", nargs="+", type=float, default=[2e4, 1e5])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--no-peers", action="store_true")
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes, one repeat, no peers, a scratch output")
+    parser.add_argument("--output", type=Path, help="where results.json/.md/.png go (default bench/; a scratch "
+                                                    "directory for --smoke)")
+    args = parser.parse_args()
+    if args.smoke:
+        args.sizes, args.repeats, args.no_peers = [3000], 1, True
+    sizes = sorted(int(size) for size in args.sizes)
+    results = {"machine": f"{platform.machine()}, Python {platform.python_version()}, {os.cpu_count()} cores",
+               "date": time.strftime("%Y-%m-%d"), "repeats": args.repeats, "sizes": sizes,
+               "command": "make bench SIZES=\"" + " ".join(f"{s:g}" for s in args.sizes) + "\"",
+               "ingest_vs_floor": {}, "ingest_rows_per_second": {}, "validate_vs_raw_tfdv": {}, "overhead_ratio": {},
+               "mlops_run_seconds": {}, "plain_seconds": {}, "peak_rss_gb": {}, "targets": TARGETS}
+    with tempfile.TemporaryDirectory(prefix="mlops-bench-") as scratch_name:
+        scratch = Path(scratch_name)
+        for size in sizes:
+            key = str(size)
+            repeats = args.repeats if size <= 200_000 else max(1, args.repeats - 1)
+            csv = synthetic_csv(size, scratch / f"data-{size}.csv")
+            floor = io_floor(csv, scratch, repeats)
+            ingest = ingest_seconds(csv, scratch, repeats)
+            results["ingest_vs_floor"][key] = round(ingest / floor, 3)
+            results["ingest_rows_per_second"][key] = round(size / ingest)
+            raw, stage = validate_comparison(csv, scratch, repeats)
+            results["validate_vs_raw_tfdv"][key] = round(raw / stage, 3)
+            plain = statistics.median(plain_seconds(csv, scratch) for _ in range(repeats))
+            runs = [mlops_run(csv, scratch / f"run-{size}-{i}") for i in range(repeats)]
+            seconds = statistics.median(run[0] for run in runs)
+            results["plain_seconds"][key], results["mlops_run_seconds"][key] = round(plain, 2), round(seconds, 2)
+            results["overhead_ratio"][key] = round(seconds / plain, 3)
+            results["peak_rss_gb"][key] = round(max(run[1] for run in runs), 3)
+            results["stage_seconds"] = stage_seconds(runs[-1][2])
+            print(f"{size:,} rows: ingest/floor {results['ingest_vs_floor'][key]}, validate/raw "
+                  f"{results['validate_vs_raw_tfdv'][key]}, overhead {results['overhead_ratio'][key]}", flush=True)
+        largest, smallest = sizes[-1], sizes[0]
+        csv = scratch / f"data-{largest}.csv"
+        first, _, _ = mlops_run(csv, scratch / "cache", cache=True)
+        rerun, _, _ = mlops_run(csv, scratch / "cache", cache=True)
+        results["cache_rerun_ratio"] = round(rerun / first, 3)
+        ratio = results["mlops_run_seconds"][str(largest)] / results["mlops_run_seconds"][str(smallest)]
+        results.update(largest=largest, smallest=smallest, scaling_ratio=round(ratio, 2),
+                       scaling_exponent=round(math.log(ratio) / math.log(largest / smallest), 3)
+                       if largest > smallest else 0.0)
+        results["cli_startup_seconds"] = cli_startup(max(3, args.repeats))
+        results["peers"] = {} if args.no_peers else peers(args.repeats, scratch)
+    output = args.output or (Path(tempfile.mkdtemp(prefix="mlops-bench-smoke-")) if args.smoke else ROOT / "bench")
+    output.mkdir(parents=True, exist_ok=True)
+    write_outputs(results, output)
+    print((output / "results.md").read_text())
 
 
 if __name__ == "__main__":

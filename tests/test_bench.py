@@ -1,0 +1,32 @@
+"""The benchmark harness works end to end at a tiny size (the figures themselves are not checked:
+benchmarks are measured by `make bench`, never asserted as timings in tests)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+pytestmark = pytest.mark.e2e
+
+
+def test_bench_smoke_writes_every_figure_the_issue_names(tmp_path):
+    out = tmp_path / "bench"
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "run.py"), "--smoke", "--output", str(out)],
+                          capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-2000:]
+    results = json.loads((out / "results.json").read_text())
+    for per_size in ("overhead_ratio", "validate_vs_raw_tfdv", "ingest_vs_floor", "peak_rss_gb"):
+        assert set(results[per_size]) == {"3000"}, per_size
+        assert results[per_size]["3000"] > 0
+    for figure in ("cache_rerun_ratio", "scaling_exponent"):
+        assert isinstance(results[figure], float)
+    assert 0 < results["cache_rerun_ratio"] < 1  # the re-run was served from the cache
+    assert set(results["cli_startup_seconds"]) == {"--help", "models list", "data list"}
+    assert {"ingest", "validate", "train"} <= {name.split("-")[0] for name in results["stage_seconds"]}
+    table = (out / "results.md").read_text()
+    assert "| 3,000 |" in table and "results.png" in table
+    assert (out / "results.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
