@@ -53,8 +53,8 @@ $(CHECKOV): requirements/tools.lock
 	$(TOOLS_VENV)/bin/pip install --quiet --disable-pip-version-check --require-hashes -r requirements/tools.lock
 	@touch $@
 
-secrets: ## Write random MinIO credentials to the git-ignored manifests/overlays/kind/minio.env if missing
-	scripts/gen-secrets.sh $(MINIO_ENV)
+secrets: ## Write random MinIO credentials (root + one per role) to git-ignored manifests/overlays/kind/*.env if missing
+	scripts/gen-secrets.sh $(dir $(MINIO_ENV))
 
 kind-load: ## Push the images to the kind registry localhost:5001 (KIND_LOAD=kind: kind load instead)
 ifeq ($(KIND_LOAD),kind)
@@ -68,6 +68,8 @@ endif
 deploy: $(KUSTOMIZE) secrets ## Deploy MinIO + pinned KFP standalone (our MinIO as artifact store) and wait until ready
 	$(KUSTOMIZE) build manifests/base/kfp-cluster-scoped | $(KUBECTL) --context $(KUBE_CONTEXT) apply --server-side --force-conflicts -f -
 	$(KUBECTL) --context $(KUBE_CONTEXT) wait --for condition=established --timeout=120s crd/applications.app.k8s.io crd/workflows.argoproj.io crd/scheduledworkflows.kubeflow.org
+	@# A Job's template cannot change in place: the bootstrap Job is re-created (it is idempotent).
+	$(KUBECTL) --context $(KUBE_CONTEXT) -n mlops-minio delete job minio-buckets --ignore-not-found
 	$(KUSTOMIZE) build manifests/overlays/kind | $(KUBECTL) --context $(KUBE_CONTEXT) apply --server-side --force-conflicts -f -
 	$(KUSTOMIZE) build manifests/runs/submitter | $(KUBECTL) --context $(KUBE_CONTEXT) apply -f -
 	$(PYTHON) scripts/wait_ready.py --context $(KUBE_CONTEXT) -n mlops-minio -n kubeflow --timeout 1800
@@ -75,8 +77,7 @@ deploy: $(KUSTOMIZE) secrets ## Deploy MinIO + pinned KFP standalone (our MinIO 
 ui: ## Print the URLs of the KFP UI, KFP API and MinIO on the kind cluster
 	@echo "KFP UI:        http://127.0.0.1:8080"
 	@echo "KFP API:       $(KFP_HOST)   (mlops submit --host $(KFP_HOST))"
-	@echo "MinIO S3 API:  http://127.0.0.1:9000"
-	@echo "MinIO console: http://127.0.0.1:9001   (credentials: $(MINIO_ENV))"
+	@echo "MinIO S3 API:  http://127.0.0.1:9000   (no web console; read-only CLI credential: manifests/overlays/kind/role-reader.env)"
 
 submit: ## Submit one run to the kind cluster's KFP and wait for it (PARAMS="--param k=v ...")
 	$(PYTHON) -m pipelines.cli submit --host $(KFP_HOST) --wait $(PARAMS)

@@ -63,7 +63,7 @@ def apply_task_settings(task, *, role: str = "pipeline", reads_data: bool = Fals
     task.set_cpu_limit(cpu_limit)
     task.set_memory_request(memory_request)
     task.set_memory_limit(memory_limit)
-    if role not in config.ROLE_SECRET_NAMES or role == "reader":
+    if role not in config.ROLE_SECRET_NAMES:
         raise ValueError(f"The 'role' parameter of apply_task_settings must be 'pipeline' or 'registry'. "
                          f"Got {role!r} instead.")
     kubernetes.use_secret_as_env(task, secret_name=config.ROLE_SECRET_NAMES[role],

@@ -21,6 +21,7 @@ import pytest
 import yaml
 
 from components import config as cluster
+from components.storage import roles
 from pipelines import compile as compiling, kfp_client, schedules as schedule_sync, task_settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -69,14 +70,16 @@ def images_in(obj) -> set[str]:
 @pytest.fixture(scope="module")
 def tree(tmp_path_factory) -> Path:
     """manifests/ and schedules/ as on a fresh clone, made buildable offline:
-    minio.env from its example, and the two remote KFP bases replaced by local
+    fresh credentials from `make secrets`, and the two remote KFP bases replaced by local
     stand-ins (tests/cluster/fixtures) with the objects our Component patches."""
     root = tmp_path_factory.mktemp("tree")
     shutil.copytree(MANIFESTS, root / "manifests")
     shutil.copytree(REPO / "schedules", root / "schedules")
-    env = root / "manifests" / "overlays" / "kind" / "minio.env"
-    env.unlink(missing_ok=True)
-    shutil.copy(env.with_name("minio.env.example"), env)
+    overlay = root / "manifests" / "overlays" / "kind"
+    for env in overlay.glob("*.env"):
+        env.unlink()
+    subprocess.run(["bash", str(REPO / "scripts" / "gen-secrets.sh"), str(overlay)], check=True,
+                   capture_output=True)
     upstream = root / "manifests" / "base" / "kfp-upstream"
     shutil.rmtree(upstream)
     shutil.copytree(FIXTURES / "kfp-upstream-stub", upstream)
@@ -210,8 +213,9 @@ def test_kind_overlay_points_kfp_at_our_minio(kind_overlay):
     assert secret["metadata"]["name"] == cluster.MINIO_SECRET_NAME  # no hash suffix
     assert secret["metadata"]["namespace"] == cluster.KFP_NAMESPACE
     assert set(secret["data"]) == set(cluster.MINIO_SECRET_KEY_TO_ENV)
-    minio_secret = by_kind(docs, "Secret", "minio-credentials")
-    assert minio_secret["data"] == secret["data"]  # one credential for both sides
+    # KFP holds the artifacts role's credential (the user the bucket Job creates), never root's.
+    assert by_kind(docs, "Secret", "minio-role-artifacts")["data"] == secret["data"]
+    assert by_kind(docs, "Secret", "minio-credentials")["data"] != secret["data"]
 
 
 def test_minio_deployment_hardening(kind_overlay):
@@ -235,6 +239,102 @@ def test_minio_deployment_hardening(kind_overlay):
     job = by_kind(kind_overlay, "Job", "minio-buckets")
     script = job["spec"]["template"]["spec"]["containers"][0]["args"][0]
     assert f"local/{cluster.STORE_BUCKET}" in script and "local/mlpipeline" in script
+    assert re.search(r"until timeout \d+ mc ready", script)  # a first unbounded `mc ready` can hang
+    assert "$$" not in script  # Kubernetes turns "$$" in args into "$"
+
+
+ALL_ROLES = (*roles.ROLES, roles.ARTIFACTS_ROLE)
+
+
+def test_only_minio_and_the_bootstrap_job_hold_the_root_credential(kind_overlay):
+    root = by_kind(kind_overlay, "Secret", "minio-credentials")["metadata"]["name"]
+    users = {(d["kind"], d["metadata"]["name"]) for d in kind_overlay
+             if d["kind"] in ("Deployment", "Job", "StatefulSet", "DaemonSet", "CronJob") and root in json.dumps(d)}
+    assert users == {("Deployment", "minio"), ("Job", "minio-buckets")}
+    assert root.startswith("minio-credentials-")  # hashed: a new value rolls MinIO
+
+
+def test_bucket_job_creates_every_role_with_the_policy_of_roles_py(kind_overlay):
+    """The Job's role loop, its Secrets and its policy files agree with components/storage/roles.py."""
+    job = by_kind(kind_overlay, "Job", "minio-buckets")["spec"]["template"]["spec"]
+    container = job["containers"][0]
+    script = container["args"][0]
+    assert set(re.search(r"for role in ([\w ]+); do", script).group(1).split()) == set(ALL_ROLES)
+    assert 'mlops-$role' in script and roles.policy_name("x") == "mlops-x"
+    prefixes = {e["prefix"].rstrip("_"): e["secretRef"]["name"] for e in container["envFrom"]}
+    assert set(prefixes) == set(ALL_ROLES)
+    generated = {d["metadata"]["name"]: d for d in kind_overlay if d["kind"] == "Secret"}
+    for role, name in prefixes.items():
+        assert name in generated and name.startswith(f"minio-role-{role}-"), (role, name)
+    policies_cm = next(v["configMap"]["name"] for v in job["volumes"] if v["name"] == "policies")
+    files = by_kind(kind_overlay, "ConfigMap", policies_cm)["data"]
+    assert {name: json.loads(text) for name, text in files.items()} == {
+        f"{role}.json": document for role, document in roles.policies().items()}
+    # the pipeline tasks' Secrets in kubeflow carry the same keys as the users the Job creates
+    for role in ("pipeline", "registry"):
+        in_kubeflow = generated[cluster.ROLE_SECRET_NAMES[role]]
+        assert in_kubeflow["metadata"]["namespace"] == cluster.KFP_NAMESPACE
+        assert in_kubeflow["data"] == generated[prefixes[role]]["data"]
+    values = {generated[prefixes[role]]["data"]["accesskey"] for role in ALL_ROLES}
+    assert len(values) == len(ALL_ROLES)  # one user per role
+
+
+def test_every_secret_a_compiled_spec_names_is_generated_under_that_name(kind_overlay):
+    generated = {(d["metadata"]["namespace"], d["metadata"]["name"]) for d in kind_overlay if d["kind"] == "Secret"}
+    for name in ("training_pipeline.yaml", "monitor_pipeline.yaml"):
+        documents = list(yaml.safe_load_all((compiling.COMPILED_DIR / name).read_text()))
+        for executor in documents[1]["platforms"]["kubernetes"]["deploymentSpec"]["executors"].values():
+            for ref in executor.get("secretAsEnv", []):
+                if ref.get("optional"):
+                    continue  # mlops-data-source: only where a data URI carries a credential
+                assert (cluster.KFP_NAMESPACE, ref["secretName"]) in generated, ref["secretName"]
+
+
+def test_minio_console_is_off(kind_overlay):
+    dep = by_kind(kind_overlay, "Deployment", "minio")["spec"]["template"]["spec"]["containers"][0]
+    assert "--console-address" not in dep["args"]
+    assert {"name": "MINIO_BROWSER", "value": "off"} in dep["env"]
+    assert [p["containerPort"] for p in dep["ports"]] == [9000]
+    service = by_kind(kind_overlay, "Service", "minio")
+    assert [p["port"] for p in service["spec"]["ports"]] == [9000]
+    kind_cfg = (REPO / "kind-config.yaml").read_text()
+    assert "9001" not in kind_cfg
+
+
+def test_pipeline_pods_have_egress_only_to_what_they_need(kind_overlay):
+    """Selected by KFP's v2 pod label; DNS, MinIO, the KFP API and metadata, and (kind) the API server."""
+    policies = [d for d in kind_overlay if d["kind"] == "NetworkPolicy"
+                and d["spec"]["podSelector"].get("matchLabels") == {"pipelines.kubeflow.org/v2_component": "true"}]
+    assert {d["metadata"]["name"] for d in policies} == {"pipeline-egress", "pipeline-egress-kube-api"}
+    peers = []
+    for policy in policies:
+        assert policy["metadata"]["namespace"] == cluster.KFP_NAMESPACE
+        assert policy["spec"]["policyTypes"] == ["Egress"]
+        for rule in policy["spec"]["egress"]:
+            assert rule["ports"], policy["metadata"]["name"]  # never all ports
+            for peer in rule["to"]:
+                peers.append((json.dumps(peer, sort_keys=True), sorted(p["port"] for p in rule["ports"])))
+    blocks = [json.loads(peer)["ipBlock"]["cidr"] for peer, _ in peers if "ipBlock" in peer]
+    assert blocks == ["172.16.0.0/12"]  # kind's node network, for the API server only
+    minio = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": cluster.MINIO_NAMESPACE}},
+             "podSelector": {"matchLabels": {"app.kubernetes.io/name": "minio"}}}
+    assert (json.dumps(minio, sort_keys=True), [9000]) in peers
+
+
+def test_workflow_defaults_make_every_main_container_read_only(kind_overlay):
+    """Shape only (KFP does not run here): a read-only root with writable /tmp and launcher paths."""
+    data = by_kind(kind_overlay, "ConfigMap", "workflow-controller-configmap")["data"]
+    patch = yaml.safe_load(yaml.safe_load(data["workflowDefaults"])["spec"]["podSpecPatch"])
+    main = patch["containers"][0]
+    assert main["name"] == "main" and main["securityContext"]["readOnlyRootFilesystem"] is True
+    mounts = {m["mountPath"]: m["name"] for m in main["volumeMounts"]}
+    assert set(mounts) == {"/tmp", "/minio", "/s3", "/gcs"}
+    volumes = {v["name"]: v for v in patch["volumes"]}
+    assert set(mounts.values()) == set(volumes) and all("emptyDir" in v for v in volumes.values())
+    # the same volume name as apply_task_settings' /tmp, so KFP's own pod-spec-patch merges with it
+    spec = list(yaml.safe_load_all((compiling.COMPILED_DIR / "training_pipeline.yaml").read_text()))[1]
+    executor = next(iter(spec["platforms"]["kubernetes"]["deploymentSpec"]["executors"].values()))
+    assert [(m["volumeName"], m["mountPath"]) for m in executor["emptyDirMounts"]] == [(mounts["/tmp"], "/tmp")]
 
 
 def test_nodeports_match_kind_config(kind_overlay):
@@ -460,21 +560,27 @@ def test_no_secret_files_tracked():
     tracked = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO,
                              capture_output=True, text=True).stdout.split()
     assert not [t for t in tracked if t.endswith(".env")], "an .env file is not git-ignored"
-    example = (MANIFESTS / "overlays" / "kind" / "minio.env.example").read_text()
-    assert "CHANGE_ME" in example
+    for example in ("minio.env.example", "role.env.example"):
+        assert "CHANGE_ME" in (MANIFESTS / "overlays" / "kind" / example).read_text()
 
 
-def test_gen_secrets_writes_urlsafe_values_once(tmp_path):
-    out = tmp_path / "minio.env"
+def test_gen_secrets_writes_one_urlsafe_credential_per_user_once(tmp_path):
     script = str(REPO / "scripts" / "gen-secrets.sh")
-    subprocess.run(["bash", script, str(out)], check=True, capture_output=True)
-    first = out.read_text()
-    values = dict(line.split("=", 1) for line in first.splitlines() if not line.startswith("#"))
-    assert set(values) == {"accesskey", "secretkey"}
-    assert all(re.fullmatch(r"[A-Za-z0-9]{8,}", v) for v in values.values())
-    assert oct(out.stat().st_mode & 0o777) == "0o600"
-    subprocess.run(["bash", script, str(out)], check=True, capture_output=True)
-    assert out.read_text() == first  # kept, not regenerated
+    subprocess.run(["bash", script, str(tmp_path)], check=True, capture_output=True)
+    files = sorted(p.name for p in tmp_path.iterdir())
+    assert files == sorted(["minio.env", *(f"role-{role}.env" for role in ALL_ROLES)])
+    first = {name: (tmp_path / name).read_text() for name in files}
+    seen = set()
+    for name, text in first.items():
+        values = dict(line.split("=", 1) for line in text.splitlines() if not line.startswith("#"))
+        assert set(values) == {"accesskey", "secretkey"}
+        assert all(re.fullmatch(r"[A-Za-z0-9]{8,}", v) for v in values.values())
+        assert oct((tmp_path / name).stat().st_mode & 0o777) == "0o600"
+        seen |= set(values.values())
+    assert len(seen) == 2 * len(files)  # nothing shared between users
+    out = subprocess.run(["bash", script, str(tmp_path)], check=True, capture_output=True, text=True).stdout
+    assert {name: (tmp_path / name).read_text() for name in files} == first  # kept, not regenerated
+    assert "=" not in out  # never prints a value
 
 
 CHECKOV_ARGS = [
