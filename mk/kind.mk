@@ -17,8 +17,9 @@ KIND_TOOLS = $(shell scripts/kind/build.sh path 2>/dev/null)
 KUBECTL ?= $(or $(wildcard $(KIND_TOOLS)/kubectl),kubectl)
 # A cluster made without a registry gets images by `kind load` (mk/cluster.mk).
 KIND_LOAD ?= $(if $(filter build,$(shell sed -n 's/^SOURCE=//p' $(KIND_STATE_DIR)/$(or $(KIND_CLUSTER),mlops).env 2>/dev/null)),kind,push)
-# Images the live tests load into the cluster (item 4 adds BASE_IMAGE TFDV_IMAGE).
-TEST_CLUSTER_IMAGES ?= $(MINIO_IMAGE)
+# Images the live tests load into the cluster: MinIO (and mc), and the two task
+# images the stage pods run (tests/cluster_live/test_stage_pods.py).
+TEST_CLUSTER_IMAGES ?= $(MINIO_IMAGE) $(BASE_IMAGE) $(TFDV_IMAGE)
 
 .PHONY: cluster-up cluster-down kind-node-image test-manifests test-cluster
 

@@ -65,6 +65,8 @@ def namespaces(kube, rendered_stack) -> list[str]:
 def minio_stack(kube, minio_env, rendered_stack) -> list[dict]:
     """Our MinIO stack applied to the cluster, the Deployment rolled out and the
     bucket Job complete. Returns the applied objects."""
+    # as `make deploy` does: the bootstrap Job is re-created, its template cannot change in place
+    kube.run("-n", "mlops-minio", "delete", "job", "minio-buckets", "--ignore-not-found")
     kube.run("apply", "--server-side", "--force-conflicts", "-f", "-", input=rendered_stack)
     kube.run("-n", "mlops-minio", "rollout", "status", "deployment/minio", "--timeout=300s",
              timeout=320)

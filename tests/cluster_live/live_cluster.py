@@ -103,7 +103,7 @@ def render_minio_stack(kustomize: str, workdir: Path) -> str:
     need KFP: its own resources (not the KFP bases), its secretGenerator (the Secret
     mlpipeline-minio-artifact created in namespace kubeflow instead of replacing
     upstream's), its MinIO NodePort patch, and the ConfigMap mlops-store of
-    base/kfp with a Namespace kubeflow for it. Built from a kustomization written
+    base/kfp and its egress NetworkPolicy of pipeline pods, with a Namespace kubeflow. Built from a kustomization written
     here that points at the repo's own files (kustomize wants relative paths)."""
     overlay_dir = REPO / "manifests" / "overlays" / "kind"
     overlay = yaml.safe_load((overlay_dir / "kustomization.yaml").read_text())
@@ -116,8 +116,8 @@ def render_minio_stack(kustomize: str, workdir: Path) -> str:
     (workdir / "kubeflow-namespace.yaml").write_text(
         "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: kubeflow\n")
     resources += ["kubeflow-namespace.yaml",
-                  os.path.relpath(REPO / "manifests" / "base" / "kfp" / "mlops-store-config.yaml",
-                                  workdir)]
+                  *(os.path.relpath(REPO / "manifests" / "base" / "kfp" / name, workdir)
+                    for name in ("mlops-store-config.yaml", "pipeline-egress.yaml"))]
     generators = []
     for g in overlay["secretGenerator"]:
         g = dict(g)
@@ -169,8 +169,9 @@ def pod_manifest(name: str, namespace: str, image: str, script: str,
     }
 
 
-def run_pod(kube: Kube, pod: dict, timeout: float = 120) -> tuple[str, str]:
-    """Create the pod, wait until it ends, return (phase, logs); the pod is deleted."""
+def run_pod(kube: Kube, pod: dict, timeout: float = 120, containers: tuple[str, ...] = ()) -> tuple[str, str]:
+    """Create the pod, wait until it ends, return (phase, logs of `containers`, or of the
+    only container); the pod is deleted."""
     ns, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
     kube.run("-n", ns, "delete", "pod", name, "--ignore-not-found", "--wait=true")
     kube.run("create", "-f", "-", input=json.dumps(pod))
@@ -178,8 +179,17 @@ def run_pod(kube: Kube, pod: dict, timeout: float = 120) -> tuple[str, str]:
         phase = kube.wait_for(f"pod {ns}/{name} to finish", timeout, lambda: (
             lambda p: p if p in ("Succeeded", "Failed") else None)(
             kube.json("-n", ns, "get", "pod", name).get("status", {}).get("phase")))
-        logs = kube.run("-n", ns, "logs", name, check=False).stdout
-        return phase, logs
+        if not containers:
+            return phase, kube.run("-n", ns, "logs", name, check=False).stdout
+        logs = []
+        for container in containers:
+            out = kube.run("-n", ns, "logs", name, "-c", container, check=False)
+            logs.append(f"--- {container} ---\n{out.stdout}{out.stderr}")
+        if phase != "Succeeded":
+            statuses = kube.json("-n", ns, "get", "pod", name).get("status", {})
+            logs.append(json.dumps({k: statuses.get(k) for k in ("initContainerStatuses", "containerStatuses")},
+                                   indent=1)[-3000:])
+        return phase, "\n".join(logs)
     finally:
         kube.run("-n", ns, "delete", "pod", name, "--ignore-not-found", "--wait=false",
                  check=False)

@@ -52,13 +52,12 @@ def standalone_files() -> list[str]:
 
 @pytest.fixture(scope="module")
 def tree(tmp_path_factory):
-    """manifests/ and schedules/ with minio.env and the KFP stand-in, as on a clone."""
+    """manifests/ and schedules/ with credentials (make secrets) and the KFP stand-in, as on a clone."""
     root = tmp_path_factory.mktemp("tree")
     shutil.copytree(MANIFESTS, root / "manifests")
     shutil.copytree(REPO / "schedules", root / "schedules")
-    env = root / "manifests" / "overlays" / "kind" / "minio.env"
-    if not env.exists():
-        shutil.copy(env.with_name("minio.env.example"), env)
+    subprocess.run(["bash", str(REPO / "scripts" / "gen-secrets.sh"),  # keeps existing files
+                    str(root / "manifests" / "overlays" / "kind")], check=True, capture_output=True)
     upstream = root / "manifests" / "base" / "kfp-upstream"
     shutil.rmtree(upstream)
     shutil.copytree(STUB, upstream)

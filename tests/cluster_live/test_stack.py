@@ -77,21 +77,30 @@ def test_bucket_job_created_both_buckets(kube, minio_stack):
 
 
 def test_secrets_come_from_the_generator(kube, minio_stack, minio_env):
+    """Root's credential only in mlops-minio (hash-suffixed); each role's under its exact name."""
     generated = [d for d in minio_stack if d["kind"] == "Secret"]
     names = {(d["metadata"]["namespace"], d["metadata"]["name"]) for d in generated}
     minio_secret = next(n for ns, n in names if n.startswith("minio-credentials-"))
     assert re.fullmatch(r"minio-credentials-[a-z0-9]{10}", minio_secret)  # hash suffix
-    assert ("kubeflow", "mlpipeline-minio-artifact") in names  # exact name, no suffix
+    for name in ("mlpipeline-minio-artifact", "mlops-role-pipeline", "mlops-role-registry"):
+        assert ("kubeflow", name) in names  # exact names, no suffix
     live_minio = secret_values(kube.json("-n", "mlops-minio", "get", "secret", minio_secret))
-    live_kfp = secret_values(kube.json("-n", "kubeflow", "get", "secret",
-                                       "mlpipeline-minio-artifact"))
-    assert live_minio == live_kfp == {"accesskey": minio_env["accesskey"],
-                                      "secretkey": minio_env["secretkey"]}
+    assert live_minio == {"accesskey": minio_env["accesskey"], "secretkey": minio_env["secretkey"]}
+    live_kfp = secret_values(kube.json("-n", "kubeflow", "get", "secret", "mlpipeline-minio-artifact"))
+    artifacts = dict(line.split("=", 1) for line in (REPO / "manifests/overlays/kind/role-artifacts.env")
+                     .read_text().splitlines() if line and not line.startswith("#"))
+    assert live_kfp == artifacts != live_minio
     deployment = kube.json("-n", "mlops-minio", "get", "deployment", "minio")
     refs = {e["valueFrom"]["secretKeyRef"]["name"]
             for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]
             if "valueFrom" in e}
     assert refs == {minio_secret}
+
+
+def test_bucket_job_created_a_user_per_role(kube, minio_stack):
+    logs = kube.run("-n", "mlops-minio", "logs", "job/minio-buckets").stdout
+    for role in ("artifacts", "pipeline", "registry", "reader"):
+        assert f"role {role}: policy mlops-{role} attached to its user" in logs, logs
 
 
 def test_store_config_map_in_kubeflow(kube, minio_stack):
