@@ -35,6 +35,6 @@ kind-node-image: ## Build (or find cached) the kind node image and its tools fro
 test-manifests: tools ## Offline tests of the cluster path: manifests, images, task settings (tests/cluster)
 	$(PYTHON) -m pytest -q tests/cluster
 
-test-cluster: setup tools secrets ## On a real kind cluster (made and removed if not up): MinIO, PVC, Jobs, Pod Security, server-side dry runs
+test-cluster: setup tools secrets ## On a real kind cluster (made and removed if not up): MinIO, roles, Pod Security, NetworkPolicy, stage pods, dry runs
 	KIND_CLUSTER=$(KIND_CLUSTER) KUBE_CONTEXT=$(KUBE_CONTEXT) PYTHON=$(PYTHON) \
 	  TEST_CLUSTER_IMAGES="$(TEST_CLUSTER_IMAGES)" scripts/kind/test-cluster.sh
