@@ -119,6 +119,9 @@ TFDV_TIMEOUT_SECONDS = Setting("MLOPS_TFDV_TIMEOUT_SECONDS", float, 1800.0,
                                "seconds TFDV may take before the validate stage gives up", 1)
 TFDV_SOCKET = Setting("MLOPS_TFDV_SOCKET", Path, None,
                       "(set by the local runner) the warm TFDV sidecar's socket; without it TFDV starts per task")
+TASK_SERVER = Setting("MLOPS_TASK_SERVER", str, "",
+                      "(set by the local runner) the warm task server's socket (components/task_server.py); "
+                      "without it each task imports its libraries itself")
 TFDV_BEAM_OVER = Setting("MLOPS_TFDV_BEAM_OVER_ROWS", int, None,
                          "splits with more rows get their statistics from TFDV's Beam pipeline (default: never)", 0)
 BEAM_OPTIONS = Setting("MLOPS_BEAM_OPTIONS", str, "",
@@ -139,8 +142,8 @@ MINIO_PORT = Setting("MLOPS_MINIO_PORT", int, 9000, "port of `make minio-up`", 1
 MINIO_STATE_DIR = Setting("MLOPS_MINIO_STATE_DIR", Path, PROJECT_ROOT / ".minio",
                           "credentials, data and pid of `make minio-up`")
 
-SETTINGS = (STORE, STORE_RETRIES, RUNS_DIR, SCHEMA_DIR, TFDV_PYTHON, TFDV_TIMEOUT_SECONDS, TFDV_SOCKET, TFDV_BEAM_OVER,
-            BEAM_OPTIONS, LOCK_DIR, CODE_VERSION,
+SETTINGS = (STORE, STORE_RETRIES, RUNS_DIR, SCHEMA_DIR, TFDV_PYTHON, TFDV_TIMEOUT_SECONDS, TFDV_SOCKET, TASK_SERVER,
+            TFDV_BEAM_OVER,             BEAM_OPTIONS, LOCK_DIR, CODE_VERSION,
             PROGRESS_FILE, ERROR_FILE, HTTP_TIMEOUT_SECONDS, MAX_DOWNLOAD_BYTES, INGEST_ALLOW, MINIO_BIN, MINIO_PORT,
             MINIO_STATE_DIR)
 

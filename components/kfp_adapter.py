@@ -39,6 +39,32 @@ LOCAL_RUNNER_WARNINGS = (
 )
 
 
+def warm_start() -> None:
+    """Hand this task to the local runner's warm task server, if there is one, and exit with its status.
+
+    The first call of every task function. The server (components/task_server.py)
+    has the stages' libraries imported already and forks a child that runs this
+    same executor invocation; without a server (a cluster, a container, a server
+    that cannot be reached) this returns and the task runs here, as it always could.
+    """
+    import os
+
+    from components import config
+
+    socket_path = config.TASK_SERVER.get()
+    if not socket_path:
+        return
+    from components import task_server
+
+    if task_server.in_child():
+        return
+    try:
+        status = task_server.hand_over(socket_path)
+    except task_server.Unavailable:
+        return
+    os._exit(status)  # the child wrote the executor's output; nothing is left to do here
+
+
 def progress(stage: str, message: str) -> None:
     """Print ``[stage] message`` and append it to MLOPS_PROGRESS_FILE when set."""
     from components import config

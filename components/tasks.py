@@ -32,10 +32,13 @@ def ingest(
     store_uri: str,
 ) -> NamedTuple("IngestOutputs", data_version=str, source=str, columns=dict):
     """Check the run's parameters, read the data, clean it and publish it as a data version."""
+    from components import kfp_adapter as adapter
+
+    adapter.warm_start()
+
     from collections import namedtuple
 
     from components import ingest as stage
-    from components import kfp_adapter as adapter
     from components.storage import open_store
 
     adapter.run("ingest", stage.check_run_parameters, model_name=model_name,
@@ -61,10 +64,13 @@ def split(
     test: Output[Dataset],
 ) -> NamedTuple("SplitOutputs", target=str):
     """Split a data version by row-content hash into train, validation and test."""
+    from components import kfp_adapter as adapter
+
+    adapter.warm_start()
+
     from collections import namedtuple
 
     from components import ingest as stage
-    from components import kfp_adapter as adapter
     from components.storage import open_store
 
     config = adapter.run("split", stage.SplitConfig, validation_fraction=validation_fraction,
@@ -98,13 +104,16 @@ def validate(
     statistics_view: Output[HTML],
 ) -> NamedTuple("ValidateOutputs", schema_source=str):
     """TFDV statistics and anomalies of every split against the schema that applies; anomalies stop the run."""
+    from components import kfp_adapter as adapter
+
+    adapter.warm_start()
+
     import hashlib
     import json
     import os
     import shutil
     from collections import namedtuple
 
-    from components import kfp_adapter as adapter
     from components import validate as stage
     from components.storage import open_store
 
@@ -138,11 +147,14 @@ def prepare(
     preprocessor: Output[Model],
 ) -> NamedTuple("PrepareOutputs", task=str, metric=str):
     """Decide the task and the ranking metric; fit the feature transform on the training split only."""
+    from components import kfp_adapter as adapter
+
+    adapter.warm_start()
+
     from collections import namedtuple
 
     import pandas as pd
 
-    from components import kfp_adapter as adapter
     from components import metrics, model_io
     from components import prepare as stage
 
@@ -161,6 +173,9 @@ def prepare(
 def expand_candidates(search_space: str, task: str, seed: int) -> list:
     """The candidates of the search space for the task (each estimator built and checked)."""
     from components import kfp_adapter as adapter
+
+    adapter.warm_start()
+
     from components import train as stage
 
     candidates = adapter.run("train", stage.expand_search_space, search_space=adapter.as_mapping(search_space),
@@ -178,9 +193,12 @@ def train(
     model: Output[Model],
 ):
     """Train one candidate on train and score it on validation."""
+    from components import kfp_adapter as adapter
+
+    adapter.warm_start()
+
     import pandas as pd
 
-    from components import kfp_adapter as adapter
     from components import model_io
     from components import train as stage
 
@@ -202,10 +220,13 @@ def select_best(
     best: Output[Model],
 ) -> NamedTuple("SelectOutputs", candidate=str, validation_score=float):
     """Fan-in of every candidate: the best on validation by the ranking metric."""
+    from components import kfp_adapter as adapter
+
+    adapter.warm_start()
+
     import shutil
     from collections import namedtuple
 
-    from components import kfp_adapter as adapter
     from components import train as stage
 
     results = [{"candidate": {**c.metadata["candidate"],
@@ -241,13 +262,16 @@ def evaluate(
     blessing: Output[Blessing],
 ) -> NamedTuple("EvaluateOutputs", blessed=bool, champion_version=int):
     """Test-set metrics against a trivial predictor and the champion: the blessing decision."""
+    from components import kfp_adapter as adapter
+
+    adapter.warm_start()
+
     import json
     from collections import namedtuple
 
     import pandas as pd
 
     from components import evaluate as stage
-    from components import kfp_adapter as adapter
     from components import model_io
     from components.storage import open_store
 
@@ -303,6 +327,10 @@ def register(
     registered: Output[Model],
 ) -> NamedTuple("RegisterOutputs", model_version=int, promoted=bool, promotion=str):
     """Register the model with its lineage and baseline; promote it over the champion it was compared with."""
+    from components import kfp_adapter as adapter
+
+    adapter.warm_start()
+
     import hashlib
     import json
     from collections import namedtuple
@@ -311,7 +339,6 @@ def register(
     import pandas as pd
 
     from components import config, model_io
-    from components import kfp_adapter as adapter
     from components import register as stage
     from components.storage import open_store
     from components.uris import redact
@@ -370,13 +397,16 @@ def report(
 ):
     """The run report: one self-contained HTML page (also kept in the store, for `mlops ui`), and a
     Markdown summary for the KFP UI."""
+    from components import kfp_adapter as adapter
+
+    adapter.warm_start()
+
     import json
     import os
 
     import pandas as pd
 
     from components import drift
-    from components import kfp_adapter as adapter
     from components import report as stage
     from components.storage import open_store
     from components.storage.registry import ModelRegistry
@@ -420,12 +450,15 @@ def load_baseline(
                 split_salt=str, min_skill=float):
     """The baseline a model version carries (the champion's, unless `against` names one) as typed artifacts,
     and what a retrain of it needs."""
+    from components import kfp_adapter as adapter
+
+    adapter.warm_start()
+
     import json
     import os
     from collections import namedtuple
     from pathlib import Path
 
-    from components import kfp_adapter as adapter
     from components import model_io
     from components import monitor as stage
     from components.storage import open_store
@@ -466,6 +499,10 @@ def validate_batch(
 ) -> NamedTuple("BatchOutputs", anomaly_count=int, rows=int):
     """TFDV on a live batch: its statistics, and anomalies against the model's schema in the SERVING
     environment (the label may be absent). Anomalies are reported; the decision is the monitor's."""
+    from components import kfp_adapter as adapter
+
+    adapter.warm_start()
+
     import json
     import os
     import shutil
@@ -473,7 +510,6 @@ def validate_batch(
     from collections import namedtuple
     from pathlib import Path
 
-    from components import kfp_adapter as adapter
     from components import validate as stage
     from components.storage import open_store
     from components.storage.datasets import DataVersions
@@ -520,12 +556,15 @@ def decide(
 ) -> NamedTuple("DecisionOutputs", decision=str, action=str, retrain_data=str, log_entry=str):
     """Drift (sample-size aware), prediction drift, live performance and the policy: none, retrain or blocked.
     The decision is appended to the model's monitor log; `action` is retrain only when retraining is allowed."""
+    from components import kfp_adapter as adapter
+
+    adapter.warm_start()
+
     import json
     import os
     from collections import namedtuple
     from pathlib import Path
 
-    from components import kfp_adapter as adapter
     from components import model_io
     from components import monitor as stage
     from components.storage import open_store
@@ -563,6 +602,9 @@ def decide(
 def record_retrain(model_name: str, log_entry: str, model_version: int, promoted: bool, store_uri: str):
     """Append the retrain's outcome (the version it registered) to the monitor log."""
     from components import kfp_adapter as adapter
+
+    adapter.warm_start()
+
     from components import monitor as stage
     from components.storage import open_store
 

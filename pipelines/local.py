@@ -135,7 +135,7 @@ def _run(pipeline, arguments: dict, runs_dir, emit, verbose: bool, runner: str, 
             for message, category in kfp_adapter.LOCAL_RUNNER_WARNINGS:
                 warnings.filterwarnings("ignore", message=message, category=category)
             redirect = contextlib.nullcontext() if verbose else _redirected(log)
-            with redirect, _run_environment(runner), tfdv_sidecar(runner):
+            with redirect, _run_environment(runner), tfdv_sidecar(runner), task_server(runner):
                 local.init(runner=_runner(runner, run_dir, arguments), pipeline_root=str(run_dir / "outputs"),
                            raise_on_error=True, enable_caching=cache, cache_root=str(runs_dir / ".kfp-cache"))
                 try:
@@ -157,24 +157,60 @@ def _run(pipeline, arguments: dict, runs_dir, emit, verbose: bool, runner: str, 
     return run_dir, log_path, outputs
 
 
+# The warm processes this process runs now (by variable name): a run inside warm_processes shares them.
+_RUNNING: set[str] = set()
+
+
+@contextlib.contextmanager
+def warm_processes(runner: str):
+    """The TFDV sidecar and the task server, started now, so that they import while the caller does
+    its own work (`mlops run`'s pre-flight); a run started inside shares them."""
+    with tfdv_sidecar(runner), task_server(runner):
+        yield
+
+
+@contextlib.contextmanager
+def _shared(name: str):
+    """Mark ``name`` as running for the duration; True if it was already running (nothing to start)."""
+    if name in _RUNNING:
+        yield True
+        return
+    _RUNNING.add(name)
+    try:
+        yield False
+    finally:
+        _RUNNING.discard(name)
+
+
 @contextlib.contextmanager
 def tfdv_sidecar(runner: str):
     """A warm TFDV interpreter for the run's validate tasks (components/tfdv_tool.py serve).
 
-    It starts with the run and imports TensorFlow and Beam (seconds) while ingest
-    and split work, so validate pays only for the statistics. Only for the
+    It starts with the run (with `mlops run`, before its pre-flight) and imports
+    TensorFlow and Beam (seconds) while ingest and split work, so validate pays
+    only for the statistics. Only for the
     subprocess runner: a container has its own interpreter. MLOPS_TFDV_SIDECAR=off
     turns it off.
     """
+    python = config.TFDV_PYTHON.get()
+    if runner != "subprocess" or os.environ.get("MLOPS_TFDV_SIDECAR") == "off" or not python.exists():
+        yield
+        return
+    with _shared(config.TFDV_SOCKET.name) as running:
+        if running:
+            yield
+        else:
+            with _start_tfdv_sidecar(python):
+                yield
+
+
+@contextlib.contextmanager
+def _start_tfdv_sidecar(python: Path):
     import subprocess
     import tempfile
 
     from components import validate
 
-    python = config.TFDV_PYTHON.get()
-    if runner != "subprocess" or os.environ.get("MLOPS_TFDV_SIDECAR") == "off" or not python.exists():
-        yield
-        return
     directory = Path(tempfile.mkdtemp(prefix="mlops-tfdv-"))  # short: a socket path has 108 bytes at most
     socket_path = directory / "tfdv.sock"
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONWARNINGS": "ignore"}
@@ -194,6 +230,63 @@ def tfdv_sidecar(runner: str):
             os.environ.pop(config.TFDV_SOCKET.name, None)
         else:
             os.environ[config.TFDV_SOCKET.name] = previous
+        socket_path.unlink(missing_ok=True)
+        directory.rmdir()
+
+
+@contextlib.contextmanager
+def task_server(runner: str):
+    """A warm fork server for the run's tasks (components/task_server.py).
+
+    It imports pandas, scikit-learn, SciPy and skops once, and each task then hands
+    its executor invocation to a child forked from it instead of importing them
+    again (1.5-2 s a task). Only for the subprocess runner; MLOPS_TASK_SERVER=off
+    turns it off (each task imports for itself).
+    """
+    name = config.TASK_SERVER.name
+    if runner != "subprocess" or os.environ.get(name) == "off":
+        previous = os.environ.pop(name, None)  # "off" is for the runner; a task must not take it for a socket
+        try:
+            yield
+        finally:
+            if previous is not None:
+                os.environ[name] = previous
+        return
+    with _shared(name) as running:
+        if running:
+            yield
+        else:
+            with _start_task_server():
+                yield
+
+
+@contextlib.contextmanager
+def _start_task_server():
+    import subprocess
+    import tempfile
+
+    from components import task_server as server
+
+    name = config.TASK_SERVER.name
+    directory = Path(tempfile.mkdtemp(prefix="mlops-tasks-"))  # private (0700), short (a socket path's limit)
+    socket_path = directory / "tasks.sock"
+    process = subprocess.Popen([sys.executable, "-m", server.__name__, "--socket", str(socket_path), "--parent",
+                                str(os.getpid())], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    previous = os.environ.get(name)
+    os.environ[name] = str(socket_path)
+    try:
+        yield
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        if previous is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = previous
         socket_path.unlink(missing_ok=True)
         directory.rmdir()
 

@@ -78,35 +78,40 @@ def run(data_uri, target, model_name, task, params_file, schema_file, store_uri,
     from components.ingest import SplitConfig, dataset_name
     from components.storage.registry import ModelRegistry, validate_name
     from pipelines.data_pointer import resolve_data_argument
-    from pipelines.local import run_pipeline
+    from pipelines.local import run_pipeline, warm_processes
     from pipelines.search_space import load_search_space, to_parameter
 
     with one_line_errors():
         for setting in config.SETTINGS:  # a bad MLOPS_* value fails now, not in the middle of the run
             setting.get()
     store = resolve_store(store_uri)
-    with one_line_errors():
-        data_uri = resolve_data_argument(data_uri)
-        if Path(data_uri).is_file():  # tasks may run elsewhere (a container): name the file absolutely
-            data_uri = str(Path(data_uri).resolve())
-        data_name = dataset_name(data_uri)
-        model_name = model_name or data_name
-        validate_name("model", model_name)
-        search_space = load_search_space(params_file)
-        split = SplitConfig(validation_fraction=validation_fraction, test_fraction=test_fraction)
-        column, detected = preflight(data_uri, target, task, split, store)
-    data_uri = keep_secret_out_of_parameters(data_uri)
+    # The TFDV sidecar and the task server start now: they import while the pre-flight reads the data.
+    with warm_processes(runner):
+        # The pipeline graph, built before the pre-flight imports scikit-learn: building it calls
+        # inspect.stack() dozens of times (kfp), which costs twice as much with thousands more modules loaded.
+        import pipelines.training  # noqa: F401
+        with one_line_errors():
+            data_uri = resolve_data_argument(data_uri)
+            if Path(data_uri).is_file():  # tasks may run elsewhere (a container): name the file absolutely
+                data_uri = str(Path(data_uri).resolve())
+            data_name = dataset_name(data_uri)
+            model_name = model_name or data_name
+            validate_name("model", model_name)
+            search_space = load_search_space(params_file)
+            split = SplitConfig(validation_fraction=validation_fraction, test_fraction=test_fraction)
+            column, detected = preflight(data_uri, target, task, split, store)
+        data_uri = keep_secret_out_of_parameters(data_uri)
 
-    click.echo(f"run: {model_name} ({detected} of '{column}') from {data_uri} -> {store.uri}"
-               + (" (each task in its container)" if runner == "docker" else ""))
-    arguments = dict(data_uri=data_uri, target=target, model_name=model_name, data_name=data_name,
-                     store_uri=store.uri, task=task, search_space=to_parameter(search_space),
-                     schema_uri=str(schema_file.resolve()) if schema_file else "", seed=seed,
-                     validation_fraction=validation_fraction, test_fraction=test_fraction, min_skill=min_skill,
-                     min_score="" if min_score is None else repr(min_score), code_version=code_version())
-    with one_line_errors():
-        result = run_pipeline(arguments, runs_dir=runs_dir, verbose=verbose, runner=runner, cache=cache)
-        version = ModelRegistry(store).get(model_name, result.model_version)
+        click.echo(f"run: {model_name} ({detected} of '{column}') from {data_uri} -> {store.uri}"
+                   + (" (each task in its container)" if runner == "docker" else ""))
+        arguments = dict(data_uri=data_uri, target=target, model_name=model_name, data_name=data_name,
+                         store_uri=store.uri, task=task, search_space=to_parameter(search_space),
+                         schema_uri=str(schema_file.resolve()) if schema_file else "", seed=seed,
+                         validation_fraction=validation_fraction, test_fraction=test_fraction, min_skill=min_skill,
+                         min_score="" if min_score is None else repr(min_score), code_version=code_version())
+        with one_line_errors():
+            result = run_pipeline(arguments, runs_dir=runs_dir, verbose=verbose, runner=runner, cache=cache)
+            version = ModelRegistry(store).get(model_name, result.model_version)
 
     report = result.run_dir / "report.html"
     shutil.copyfile(result.report_path, report)
