@@ -211,8 +211,10 @@ def find_stray_strings(frame: pd.DataFrame) -> None:
         values = series.dropna()
         if values.empty:
             continue
-        numeric = pd.to_numeric(values, errors="coerce")
-        parsed = numeric.notna()
+        # Parse each distinct value once (a text column has few; parsing a million cells took seconds).
+        codes, uniques = pd.factorize(values, sort=False)
+        parsed_unique = pd.to_numeric(pd.Series(uniques, dtype=object), errors="coerce").notna().to_numpy()
+        parsed = parsed_unique[codes]
         if parsed.mean() >= NUMERIC_MAJORITY and not parsed.all():
             bad = values[~parsed]
             raise StageError(
@@ -299,7 +301,7 @@ def assign_splits(keys: np.ndarray, split: SplitConfig) -> np.ndarray:
 class SplitResult:
     """What :func:`split_frame` made: the splits and the facts later stages need."""
 
-    splits: dict[str, pd.DataFrame]
+    splits: dict[str, pd.DataFrame]  # Arrow tables from split_version (only their lengths are used)
     target: str
     dropped_missing_target: int
     split: SplitConfig
@@ -327,19 +329,26 @@ def split_frame(frame: pd.DataFrame, target: str, split: SplitConfig,
         order = digest_order(digests)
         frame, keys = frame.take(order), row_keys(digests[order])
     has_target = frame[target].notna().to_numpy()
-    frame, keys = frame.loc[has_target].reset_index(drop=True), keys[has_target]
-    if frame.empty:
-        raise StageError(f"target column '{target}' is empty in every row")
-    split_of_row = assign_splits(keys, split)
+    split_of_row = _checked_splits(keys, has_target, target, split, min_rows_per_split)
+    frame = frame.loc[has_target].reset_index(drop=True)
     splits = {name: frame.loc[split_of_row == name].reset_index(drop=True) for name in SPLITS}
-    counts = {name: len(part) for name, part in splits.items()}
+    return SplitResult(splits=splits, target=target, dropped_missing_target=int((~has_target).sum()), split=split)
+
+
+def _checked_splits(keys: np.ndarray, has_target: np.ndarray, target: str, split: SplitConfig,
+                    min_rows_per_split: int) -> np.ndarray:
+    """The split of every row that has a target (the others are dropped), or a StageError."""
+    if not has_target.any():
+        raise StageError(f"target column '{target}' is empty in every row")
+    split_of_row = assign_splits(keys[has_target], split)
+    counts = {name: int((split_of_row == name).sum()) for name in SPLITS}
     if min(counts.values()) < min_rows_per_split:
         raise StageError(
-            f"too few rows for the split: {len(frame)} rows gave "
+            f"too few rows for the split: {int(has_target.sum())} rows gave "
             + ", ".join(f"{name}={count}" for name, count in counts.items())
             + f"; each split needs at least {min_rows_per_split} (add rows or change the split fractions)"
         )
-    return SplitResult(splits=splits, target=target, dropped_missing_target=int((~has_target).sum()), split=split)
+    return split_of_row
 
 
 # The two steps --------------------------------------------------------
@@ -402,10 +411,42 @@ def split_version(store, data_version: str, target: str, split: SplitConfig, pat
 
     versions = DataVersions(store)
     version = versions.resolve(data_version)
-    result = split_frame(versions.read_frame(version), target, split, keys=versions.read_keys(version))
-    for name, part in result.splits.items():
-        part.to_parquet(paths[name], index=False)
-    return result
+    keys = versions.read_keys(version)
+    if keys is None:  # a version stored before split keys were
+        result = split_frame(versions.read_frame(version), target, split)
+        for name, part in result.splits.items():
+            part.to_parquet(paths[name], index=False)
+        return result
+    return _split_table(versions.read_bytes(version), keys, target, split, paths)
+
+
+def _split_table(data: bytes, keys: np.ndarray, target: str, split: SplitConfig, paths: dict[str, str],
+                 min_rows_per_split: int = config.MIN_ROWS_PER_SPLIT) -> SplitResult:
+    """:func:`split_frame` of a stored version's rows (in canonical order, with their keys) in Arrow,
+    never converted to pandas: the splits are the same rows in the same order, written as Parquet
+    with the stored schema (pandas reads them back with the same types)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from components.storage.datasets import write_parquet
+
+    table = pq.read_table(pa.BufferReader(data))
+    target = resolve_target(table.column_names, target)
+    if table.num_columns < 2:
+        raise StageError("the data has only the target column; at least one feature is needed")
+    column = table[target]
+    present = pc.is_valid(column)
+    if pa.types.is_floating(column.type):
+        present = pc.and_(present, pc.invert(pc.is_nan(column)))  # pandas' notna: NaN is missing too
+    has_target = present.to_numpy(zero_copy_only=False).astype(bool)
+    split_of_row = _checked_splits(keys, has_target, target, split, min_rows_per_split)
+    kept = table if has_target.all() else table.filter(pa.array(has_target))
+    splits = {}
+    for name in SPLITS:
+        splits[name] = kept.filter(pa.array(split_of_row == name))
+        write_parquet(splits[name], paths[name])
+    return SplitResult(splits=splits, target=target, dropped_missing_target=int((~has_target).sum()), split=split)
 
 
 def check_run_parameters(model_name: str, search_space: dict, validation_fraction: float, test_fraction: float,
