@@ -117,8 +117,7 @@ def _run(pipeline, arguments: dict, runs_dir, emit, verbose: bool, runner: str, 
     from kfp import local
 
     if emit is None:
-        terminal = sys.stdout
-        emit = lambda line: print(line, file=terminal, flush=True)  # noqa: E731
+        emit = _terminal_writer(sys.stdout)
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     suffix = "" if kind == "run" else f"-{kind}"
     runs_dir = Path(runs_dir or config.runs_dir())
@@ -309,6 +308,16 @@ def _runner(name: str, run_dir: Path, arguments: dict):
 
         return container_settings(run_dir, arguments).runner()
     raise ValueError(f"runner must be one of {RUNNERS}, got {name!r}")
+
+
+def _terminal_writer(terminal):
+    """One line to ``terminal``, without builtins.print: kfp.local swaps print for an indenting one
+    while a task runs, and its parallel loop threads can leave the swap in place after the loop."""
+    def emit(line: str) -> None:
+        terminal.write(line + "\n")
+        terminal.flush()
+
+    return emit
 
 
 @contextlib.contextmanager
