@@ -19,7 +19,7 @@ in record batches, with any Beam pipeline options (``--beam-option
 ``serve`` is the warm sidecar: one interpreter that has imported TFDV (about 3 s
 of TensorFlow and Beam) answers requests on a UNIX socket, one at a time, with
 the exit status and output the same command would have given; it exits when the
-process that started it is gone.
+process that started it is gone, or (``--idle-exit``) when no request came for a while.
 
 Outputs of ``validate`` in DIR:
     statistics/<split>.pb  DatasetFeatureStatisticsList (binary proto)
@@ -327,6 +327,8 @@ def main(argv=None):
     sidecar = commands.add_parser("serve", help="answer requests on a UNIX socket with TFDV already imported")
     sidecar.add_argument("--socket", required=True)
     sidecar.add_argument("--parent", type=int, default=None, help="exit when this process is gone")
+    sidecar.add_argument("--idle-exit", type=float, default=None, metavar="SECONDS",
+                         help="after a request, exit when no other comes for this long")
     live = commands.add_parser("serving", help="a live batch against the schema (SERVING) and the baseline")
     live.add_argument("--batch", required=True, help="the batch (Parquet or CSV)")
     live.add_argument("--schema", required=True, help="the schema .pbtxt the model was validated against")
@@ -338,7 +340,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     if args.command == "serve":
-        return serve(args.socket, args.parent)
+        return serve(args.socket, args.parent, args.idle_exit)
     if args.command == "serving":
         for path in (args.batch, args.schema, args.baseline):
             if not os.path.isfile(path):
@@ -368,8 +370,14 @@ def main(argv=None):
     return 0
 
 
-def serve(socket_path, parent=None):
-    """The warm sidecar: requests {"argv": [...]} in, {"status", "stdout", "stderr"} out, one per connection."""
+def serve(socket_path, parent=None, idle_exit=None):
+    """The warm sidecar: requests {"argv": [...]} in, {"status", "stdout", "stderr"} out, one per connection.
+
+    With ``idle_exit``, once it has answered a request and none comes for that many
+    seconds it removes its socket and exits: TensorFlow holds more than half a
+    gigabyte, which the rest of a run (training) can use; a TFDV task that comes
+    later starts its own interpreter (components/validate.py).
+    """
     import contextlib
     import io
     import socket
@@ -392,8 +400,24 @@ def serve(socket_path, parent=None):
     if parent:
         threading.Thread(target=watch_parent, daemon=True).start()
     print("ready", flush=True)
+    served = False
+    server.settimeout(idle_exit)
     while True:
-        connection, _ = server.accept()
+        try:
+            connection, _ = server.accept()
+        except socket.timeout:
+            if not served:
+                continue
+            with open(closed_marker(socket_path), "w"):  # tells a later client not to wait for the socket
+                pass
+            os.unlink(socket_path)  # no new client finds it; one that already connected is still served
+            server.settimeout(0.2)
+            try:
+                connection, _ = server.accept()
+            except socket.timeout:
+                os._exit(0)
+        connection.settimeout(None)
+        served = True
         with connection:
             request = json.loads(_receive(connection))
             stdout, stderr = io.StringIO(), io.StringIO()
@@ -405,6 +429,31 @@ def serve(socket_path, parent=None):
             connection.sendall(json.dumps({"status": status, "stdout": stdout.getvalue(),
                                            "stderr": stderr.getvalue()}).encode("utf-8"))
             connection.shutdown(socket.SHUT_WR)
+        _release_memory()
+
+
+def closed_marker(socket_path) -> str:
+    """The file an idle sidecar leaves beside its socket when it exits for good."""
+    return f"{socket_path}.closed"
+
+
+def _release_memory():
+    """Hand the last request's memory back to the system: the sidecar lives as long as the run, and
+    the tables of a large validation would otherwise stay resident through training."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        import pyarrow as pa
+
+        pa.default_memory_pool().release_unused()
+    except (ImportError, AttributeError):
+        pass
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def _receive(connection):

@@ -112,8 +112,9 @@ def _ready(socket_path: Path | None, wait_seconds: float = 60.0) -> Path | None:
     if socket_path is None:
         return None
     deadline = time.monotonic() + wait_seconds
+    closed = Path(f"{socket_path}.closed")  # tfdv_tool.closed_marker: it left after its idle time
     while not socket_path.exists():
-        if time.monotonic() > deadline or not socket_path.parent.exists():
+        if time.monotonic() > deadline or not socket_path.parent.exists() or closed.exists():
             return None
         time.sleep(0.05)
     return socket_path
@@ -127,8 +128,11 @@ def _run_tool(arguments: list[str], out_dir: str) -> dict:
     sidecar = _ready(config.TFDV_SOCKET.get())
     try:
         if sidecar:
-            status, stderr = _ask_sidecar(sidecar, argv, timeout)
-        else:
+            try:
+                status, stderr = _ask_sidecar(sidecar, argv, timeout)
+            except (ConnectionError, FileNotFoundError, json.JSONDecodeError):
+                sidecar = None  # it left (idle) as this task came: TFDV starts here instead
+        if not sidecar:
             python = config.TFDV_PYTHON.get()
             if not python.exists():
                 raise StageError(f"TFDV interpreter not found at {python}: run `make setup` or set "

@@ -156,6 +156,10 @@ def _run(pipeline, arguments: dict, runs_dir, emit, verbose: bool, runner: str, 
     return run_dir, log_path, outputs
 
 
+# The TFDV sidecar leaves this long after its last request (TensorFlow holds more than half a gigabyte
+# that training can use); a later TFDV task of the run starts its own interpreter.
+TFDV_SIDECAR_IDLE_EXIT_SECONDS = 3
+
 # The warm processes this process runs now (by variable name): a run inside warm_processes shares them.
 _RUNNING: set[str] = set()
 
@@ -214,7 +218,8 @@ def _start_tfdv_sidecar(python: Path):
     socket_path = directory / "tfdv.sock"
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONWARNINGS": "ignore"}
     process = subprocess.Popen([str(python), str(validate.TOOL), "serve", "--socket", str(socket_path), "--parent",
-                                str(os.getpid())], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+                                str(os.getpid()), "--idle-exit", str(TFDV_SIDECAR_IDLE_EXIT_SECONDS)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     previous = os.environ.get(config.TFDV_SOCKET.name)
     os.environ[config.TFDV_SOCKET.name] = str(socket_path)
     try:
@@ -230,6 +235,7 @@ def _start_tfdv_sidecar(python: Path):
         else:
             os.environ[config.TFDV_SOCKET.name] = previous
         socket_path.unlink(missing_ok=True)
+        Path(f"{socket_path}.closed").unlink(missing_ok=True)  # left by a sidecar that idled out
         directory.rmdir()
 
 

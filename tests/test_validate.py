@@ -1,6 +1,7 @@
 """Validate: the real TFDV tool in its own interpreter, schema precedence, anomalies stop the run."""
 
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -177,3 +178,24 @@ def test_the_warm_sidecar_answers_like_the_tool(tmp_path, file_store, monkeypatc
     assert config.TFDV_SOCKET.get() is None
     cold = validate.run_tfdv_tool(splits, str(tmp_path / "cold"))
     assert warm.result["splits"] == cold["splits"] and warm.result["anomalies"] == cold["anomalies"] == []
+
+
+def test_an_idle_sidecar_leaves_and_a_later_task_starts_tfdv_itself(tmp_path, file_store, monkeypatch):
+    """After a request and --idle-exit seconds without another, the sidecar removes its socket and exits
+    (its memory goes back to the run); validate then runs TFDV in its own interpreter."""
+    import time
+
+    socket_path = tmp_path / "tfdv.sock"
+    sidecar = subprocess.Popen([str(config.TFDV_PYTHON.get()), str(validate.TOOL), "serve", "--socket",
+                                str(socket_path), "--idle-exit", "1"], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    try:
+        monkeypatch.setenv(config.TFDV_SOCKET.name, str(socket_path))
+        splits = make_splits(tmp_path / "clean", shop_frame())
+        warm = validate.validate_splits(splits, "shop", file_store, str(tmp_path / "warm"))
+        assert sidecar.wait(timeout=30) == 0 and not socket_path.exists() and Path(f"{socket_path}.closed").exists()
+        time.sleep(0.1)
+        cold = validate.validate_splits(splits, "shop", file_store, str(tmp_path / "cold"))  # no sidecar now
+        assert warm.result["splits"] == cold.result["splits"]
+    finally:
+        sidecar.kill()

@@ -44,6 +44,24 @@ def preflight(data_uri: str, target: str, task: str, split, store) -> tuple[str,
     return result.target, detected
 
 
+def release_memory() -> None:
+    """Return freed memory to the system (Python's and Arrow's allocators keep it otherwise)."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        import pyarrow as pa
+
+        pa.default_memory_pool().release_unused()
+    except (ImportError, AttributeError):
+        pass
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
+
+
 @click.command()
 @click.option("--data", "data_uri", required=True, metavar="URI",
               help="CSV or Parquet (a path, file://, http(s):// or s3:// URI), a data version NAME@VERSION "
@@ -100,6 +118,7 @@ def run(data_uri, target, model_name, task, params_file, schema_file, store_uri,
             search_space = load_search_space(params_file)
             split = SplitConfig(validation_fraction=validation_fraction, test_fraction=test_fraction)
             column, detected = preflight(data_uri, target, task, split, store)
+        release_memory()  # this process waits through the whole run: what the pre-flight read goes back
         data_uri = keep_secret_out_of_parameters(data_uri)
 
         click.echo(f"run: {model_name} ({detected} of '{column}') from {data_uri} -> {store.uri}"
