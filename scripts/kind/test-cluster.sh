@@ -2,7 +2,7 @@
 # `make test-cluster`: the live tests (tests/cluster_live) on a real kind cluster.
 # Brings the cluster up when it is not (scripts/kind-up.sh) and then removes it
 # again at the end (KEEP_CLUSTER=1 keeps it), loads the images the tests use
-# (TEST_CLUSTER_IMAGES; built with `make images` when missing), and runs pytest
+# (TEST_CLUSTER_IMAGES; `make images` first, which rebuilds only what changed), and runs pytest
 # with MLOPS_TEST_CLUSTER=1, so a missing tool fails instead of skipping.
 # Prints the time of each step.
 set -euo pipefail
@@ -35,16 +35,11 @@ teardown() {
 trap teardown EXIT
 log "cluster ready after $((SECONDS - t0)) s (created by this run: $created)"
 
-# The images: built if missing, then into the cluster the way it was made.
+# The images: current with the work tree (make images rebuilds only what changed, and
+# is a no-op in under a second otherwise: stage pods run the compiled spec in git, so a
+# stale image would run other code), then into the cluster the way it was made.
 t=$SECONDS
-missing=""
-for image in $images; do
-  docker image inspect "$image" >/dev/null 2>&1 || missing+=" $image"
-done
-if [ -n "$missing" ]; then
-  log "not built yet:$missing; running make images"
-  make images
-fi
+make images
 source="$(sed -n 's/^SOURCE=//p' "${KIND_STATE_DIR:-${XDG_STATE_HOME:-$HOME/.local/state}/kfp-mlops}/$cluster.env" 2>/dev/null || true)"
 if [ "$source" = registry ]; then
   for image in $images; do docker push -q "$image"; done
