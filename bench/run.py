@@ -40,7 +40,8 @@ PYTHON = sys.executable
 MLOPS = str(Path(PYTHON).with_name("mlops"))
 TFDV_PYTHON = str(ROOT / ".venv-tfdv" / "bin" / "python")
 PEER_CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "kfp-mlops" / "bench"
-MLFLOW_VERSION = "3.18.0"
+# 3.18.0's mlflow-skinny 3.18.0 is not on the package index reached here (checked 2026-11-29).
+MLFLOW_VERSION = "3.17.2"
 TARGETS = {"ingest_vs_floor": 3.0, "validate_vs_raw_tfdv": 0.8, "overhead_ratio": 1.3, "cache_rerun_ratio": 0.15,
            "peak_rss_gb": 2.5, "scaling_ratio": 12.0, "cli_startup_seconds": 1.0, "wine_seconds": 12.0}
 
@@ -218,15 +219,20 @@ def cli_startup(repeats: int) -> dict[str, float]:
 
 def peer_environment() -> Path | None:
     """A throw-away virtualenv with MLflow (made once, cached by its version); None when it cannot be made."""
+    import shutil
+
     venv = PEER_CACHE / f"mlflow-{MLFLOW_VERSION}"
-    python = venv / "bin" / "python"
-    if not python.exists():
+    python, ready = venv / "bin" / "python", venv / ".installed"
+    if not ready.exists():  # a venv whose install failed half-way is made again
+        shutil.rmtree(venv, ignore_errors=True)
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
         installed = subprocess.run([str(python), "-m", "pip", "install", "--quiet", f"mlflow=={MLFLOW_VERSION}"],
                                    capture_output=True, text=True)
         if installed.returncode != 0:
             print(f"MLflow could not be installed: {installed.stderr.strip().splitlines()[-1:]}")
+            shutil.rmtree(venv, ignore_errors=True)
             return None
+        ready.touch()
     return python
 
 
