@@ -16,6 +16,10 @@ from sklearn.model_selection import train_test_split
 from wine_plain import CANDIDATES, load_wine
 
 
+TREE_TYPES = ["sklearn.tree._tree.Tree", "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+              "sklearn.ensemble._hist_gradient_boosting.binning._BinMapper"]
+
+
 def main(out: Path) -> float:
     out.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(f"sqlite:///{out / 'mlflow.db'}")
@@ -30,7 +34,9 @@ def main(out: Path) -> float:
             score = f1_score(y_val, model.predict(x_val), average="macro")
             mlflow.log_param("candidate", name)
             mlflow.log_metric("validation_f1_macro", score)
-            mlflow.sklearn.log_model(model, name="model", input_example=x_train.head(2))
+            # MLflow 3.17 saves scikit-learn models with skops; the tree models' internals need naming.
+            mlflow.sklearn.log_model(model, name="model", input_example=x_train.head(2),
+                                     skops_trusted_types=TREE_TYPES)
             if best is None or score > best[0]:
                 best = (score, run.info.run_id, model)
     test = f1_score(y_test, best[2].predict(x_test), average="macro")
