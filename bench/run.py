@@ -246,9 +246,11 @@ def peers(repeats: int, scratch: Path) -> dict[str, float]:
         repeats)}
     mlflow_python = peer_environment()
     if mlflow_python:
-        results[f"MLflow {MLFLOW_VERSION} (defaults, SQLite)"] = median_of(lambda: subprocess.run(
-            [str(mlflow_python), str(peer_dir / "wine_mlflow.py"), tempfile.mkdtemp(dir=scratch)], check=True,
-            capture_output=True, cwd=peer_dir), repeats)
+        def mlflow_run():
+            out = tempfile.mkdtemp(dir=scratch)  # also its cwd: MLflow's default artifact root is ./mlruns
+            subprocess.run([str(mlflow_python), str(peer_dir / "wine_mlflow.py"), out], check=True,
+                           capture_output=True, cwd=out)
+        results[f"MLflow {MLFLOW_VERSION} (defaults, SQLite)"] = median_of(mlflow_run, repeats)
 
     def warm_mlops():
         work = Path(tempfile.mkdtemp(dir=scratch))
