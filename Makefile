@@ -48,7 +48,7 @@ run: setup $(DEMO_DATA)/demo-wine.csv ## Demo: the whole pipeline on the wine da
 test: setup minio-bin tools ## Run every test (unit, TFDV, kfp.local end to end, MinIO, manifests)
 	$(VENV)/bin/pytest
 
-test-fast: setup ## Unit tests only (no end-to-end pipeline runs)
+test-fast: setup ## Every test but the whole-pipeline runs (-m "not e2e")
 	$(VENV)/bin/pytest -m "not e2e"
 
 compile: setup ## Recompile pipelines/compiled/*.yaml (commit the result)

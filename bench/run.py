@@ -318,7 +318,7 @@ def main() -> None:
     sizes = sorted(int(size) for size in args.sizes)
     results = {"machine": f"{platform.machine()}, Python {platform.python_version()}, {os.cpu_count()} cores",
                "date": time.strftime("%Y-%m-%d"), "repeats": args.repeats, "sizes": sizes,
-               "command": "make bench SIZES=\"" + " ".join(f"{s:g}" for s in args.sizes) + "\"",
+               "command": "make bench SIZES=\"" + " ".join(f"{s:.0e}".replace("e+0", "e") for s in args.sizes) + "\"",
                "ingest_vs_floor": {}, "ingest_rows_per_second": {}, "validate_vs_raw_tfdv": {}, "overhead_ratio": {},
                "mlops_run_seconds": {}, "plain_seconds": {}, "peak_rss_gb": {}, "targets": TARGETS}
     with tempfile.TemporaryDirectory(prefix="mlops-bench-") as scratch_name:

@@ -97,3 +97,47 @@ def test_the_scheme_is_part_of_the_hash_and_named_in_the_manifest(file_store):
     assert SCHEME == "mlops-content-v2" and version.content_scheme == SCHEME
     assert version.id == content_hash(frame)
     assert row_digests(pd.DataFrame({"a": []})).shape == (0, 32)
+
+
+def _large_mixed_frame(rows: int) -> pd.DataFrame:
+    rng = np.random.default_rng(7)
+    return pd.DataFrame({
+        "x": np.where(rng.random(rows) < 0.1, np.nan, rng.normal(size=rows)),
+        "i": rng.integers(-5, 5, rows),
+        "s": pd.array(rng.choice(["a", "b", "é", None], rows), dtype="str"),
+        "b": rng.random(rows) < 0.5,
+    })
+
+
+def test_two_processes_give_the_digests_one_gives(monkeypatch):
+    import components.content as content
+
+    frame = _large_mixed_frame(2_503)
+    monkeypatch.setattr(content, "_PARALLEL_MIN_ROWS", 10**9)
+    alone = row_digests(frame)
+    monkeypatch.setattr(content, "_PARALLEL_MIN_ROWS", 100)
+    monkeypatch.setattr(content, "_BLOCK_ROWS", 400)  # several blocks on each side, a ragged last one
+    monkeypatch.setattr(content, "usable_cores", lambda: 2)
+    assert np.array_equal(row_digests(frame), alone)
+    assert [bytes(d) for d in alone[:50]] == reference_digests(frame.iloc[:50])
+
+
+def test_a_failing_child_leaves_its_half_to_the_parent(monkeypatch):
+    import os
+
+    import components.content as content
+
+    frame = _large_mixed_frame(1_000)
+    monkeypatch.setattr(content, "_PARALLEL_MIN_ROWS", 10**9)
+    alone = row_digests(frame)
+    parent, real = os.getpid(), content._digest_rows
+
+    def dies_in_the_child(*args):
+        if os.getpid() != parent:
+            raise MemoryError("the child ran out of memory")
+        real(*args)
+
+    monkeypatch.setattr(content, "_digest_rows", dies_in_the_child)
+    monkeypatch.setattr(content, "_PARALLEL_MIN_ROWS", 100)
+    monkeypatch.setattr(content, "usable_cores", lambda: 2)
+    assert np.array_equal(row_digests(frame), alone)
