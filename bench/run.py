@@ -11,7 +11,9 @@ For each size (rows x 20 columns, a synthetic classification table):
   a local run has): the stage's statistics throughput relative to TFDV's own;
 - overhead_ratio: `mlops run` over the same stage functions called one after another by a plain
   script (bench/plain_pipeline.py) on the same data;
-- peak_rss_gb: the largest total resident memory of `mlops run` and every process under it.
+- peak_rss_gb: the largest total resident memory of `mlops run` and every process under it (RSS
+  summed: a page a forked child shares with its parent counts twice), and peak_pss_gb, the same
+  with each shared page split between its sharers (PSS: the memory the run really holds).
 Then, at the largest size: cache_rerun_ratio (an unchanged re-run over the first run), and
 scaling (T(largest) / T(smallest) of `mlops run`, and its exponent). And cli_startup_seconds, and
 the same small job (wine: split, four candidates, the best, its test score, registered) as a
@@ -133,11 +135,21 @@ def validate_comparison(csv: Path, scratch: Path, repeats: int) -> tuple[float, 
 
 
 class PeakMemory(threading.Thread):
-    """The largest total RSS of a process and all its descendants, sampled every 0.2 s."""
+    """The largest total RSS and PSS of a process and all its descendants, sampled every 0.2 s."""
 
     def __init__(self, pid: int):
         super().__init__(daemon=True)
-        self.pid, self.peak, self.running = pid, 0, True
+        self.pid, self.peak, self.peak_pss, self.running = pid, 0, 0, True
+
+    @staticmethod
+    def _pss(pid: int) -> int:
+        try:
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    return int(line.split()[1]) * 1024
+        except (OSError, ValueError, IndexError):
+            pass
+        return 0
 
     def _tree_rss(self) -> int:
         children, rss = {}, {}
@@ -150,21 +162,23 @@ class PeakMemory(threading.Thread):
                 rss[int(entry.name)] = int(fields[21]) * os.sysconf("SC_PAGE_SIZE")
             except (OSError, IndexError, ValueError):
                 continue
-        total, todo = 0, [self.pid]
+        total, pss, todo = 0, 0, [self.pid]
         while todo:
             pid = todo.pop()
             total += rss.get(pid, 0)
+            pss += self._pss(pid)
             todo.extend(children.get(pid, []))
-        return total
+        return total, pss
 
     def run(self):
         while self.running:
-            self.peak = max(self.peak, self._tree_rss())
+            rss, pss = self._tree_rss()
+            self.peak, self.peak_pss = max(self.peak, rss), max(self.peak_pss, pss)
             time.sleep(0.2)
 
 
-def mlops_run(csv: Path, workdir: Path, cache: bool = False, model: str = "bench") -> tuple[float, float, Path]:
-    """(seconds, peak RSS in GB, run directory) of one `mlops run`."""
+def mlops_run(csv: Path, workdir: Path, cache: bool = False, model: str = "bench") -> tuple[float, float, Path, float]:
+    """(seconds, peak RSS in GB, run directory, peak PSS in GB) of one `mlops run`."""
     workdir.mkdir(parents=True, exist_ok=True)
     command = [MLOPS, "run", "--data", str(csv), "--target", "label", "--model-name", model,
                "--cache" if cache else "--no-cache"]
@@ -178,7 +192,7 @@ def mlops_run(csv: Path, workdir: Path, cache: bool = False, model: str = "bench
     if process.returncode != 0:
         raise SystemExit(f"mlops run failed: {stderr.strip()}")
     run_dir = Path(stdout.strip().splitlines()[-1].split("report:", 1)[1].strip()).parent
-    return seconds, memory.peak / 1e9, run_dir
+    return seconds, memory.peak / 1e9, run_dir, memory.peak_pss / 1e9
 
 
 def stage_seconds(run_dir: Path) -> dict[str, float]:
@@ -268,13 +282,13 @@ def write_outputs(results: dict, out_dir: Path) -> None:
              f"{results['machine']}; {results['date']}. Medians of {results['repeats']} repeats unless noted. "
              f"Command: `{results['command']}`. Targets from the performance issue in brackets.", "",
              "| size (rows x 20 columns) | ingest / I/O floor [≤ 3] | ingest rows/s [≥ 1M] | validate vs raw TFDV "
-             "[≥ 0.8] | mlops run / plain script [≤ 1.3] | peak RSS GB [≤ 2.5] |",
-             "| ---: | ---: | ---: | ---: | ---: | ---: |"]
+             "[≥ 0.8] | mlops run / plain script [≤ 1.3] | peak RSS GB, summed [≤ 2.5] | peak PSS GB |",
+             "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for size in results["sizes"]:
         key = str(size)
         lines.append(f"| {size:,} | {results['ingest_vs_floor'][key]:.2f} | {results['ingest_rows_per_second'][key]:,.0f}"
                      f" | {results['validate_vs_raw_tfdv'][key]:.2f} | {results['overhead_ratio'][key]:.2f} | "
-                     f"{results['peak_rss_gb'][key]:.2f} |")
+                     f"{results['peak_rss_gb'][key]:.2f} | {results['peak_pss_gb'][key]:.2f} |")
     lines += ["", f"- Unchanged re-run over the first run (KFP's cache, at {results['largest']:,} rows): "
                   f"**{results['cache_rerun_ratio']:.2f}** [≤ 0.15]",
               f"- Scaling of `mlops run`, T({results['largest']:,}) / T({results['smallest']:,}): "
@@ -320,7 +334,8 @@ def main() -> None:
                "date": time.strftime("%Y-%m-%d"), "repeats": args.repeats, "sizes": sizes,
                "command": "make bench SIZES=\"" + " ".join(f"{s:.0e}".replace("e+0", "e") for s in args.sizes) + "\"",
                "ingest_vs_floor": {}, "ingest_rows_per_second": {}, "validate_vs_raw_tfdv": {}, "overhead_ratio": {},
-               "mlops_run_seconds": {}, "plain_seconds": {}, "peak_rss_gb": {}, "targets": TARGETS}
+               "mlops_run_seconds": {}, "plain_seconds": {}, "peak_rss_gb": {}, "peak_pss_gb": {},
+               "targets": TARGETS}
     with tempfile.TemporaryDirectory(prefix="mlops-bench-") as scratch_name:
         scratch = Path(scratch_name)
         for size in sizes:
@@ -339,13 +354,14 @@ def main() -> None:
             results["plain_seconds"][key], results["mlops_run_seconds"][key] = round(plain, 2), round(seconds, 2)
             results["overhead_ratio"][key] = round(seconds / plain, 3)
             results["peak_rss_gb"][key] = round(max(run[1] for run in runs), 3)
+            results["peak_pss_gb"][key] = round(max(run[3] for run in runs), 3)
             results["stage_seconds"] = stage_seconds(runs[-1][2])
             print(f"{size:,} rows: ingest/floor {results['ingest_vs_floor'][key]}, validate/raw "
                   f"{results['validate_vs_raw_tfdv'][key]}, overhead {results['overhead_ratio'][key]}", flush=True)
         largest, smallest = sizes[-1], sizes[0]
         csv = scratch / f"data-{largest}.csv"
-        first, _, _ = mlops_run(csv, scratch / "cache", cache=True)
-        rerun, _, _ = mlops_run(csv, scratch / "cache", cache=True)
+        first = mlops_run(csv, scratch / "cache", cache=True)[0]
+        rerun = mlops_run(csv, scratch / "cache", cache=True)[0]
         results["cache_rerun_ratio"] = round(rerun / first, 3)
         ratio = results["mlops_run_seconds"][str(largest)] / results["mlops_run_seconds"][str(smallest)]
         results.update(largest=largest, smallest=smallest, scaling_ratio=round(ratio, 2),
