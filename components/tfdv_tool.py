@@ -429,7 +429,7 @@ def serve(socket_path, parent=None, idle_exit=None):
             connection.sendall(json.dumps({"status": status, "stdout": stdout.getvalue(),
                                            "stderr": stderr.getvalue()}).encode("utf-8"))
             connection.shutdown(socket.SHUT_WR)
-        _release_memory()
+        release_memory()
 
 
 def closed_marker(socket_path) -> str:
@@ -437,9 +437,10 @@ def closed_marker(socket_path) -> str:
     return f"{socket_path}.closed"
 
 
-def _release_memory():
-    """Hand the last request's memory back to the system: the sidecar lives as long as the run, and
-    the tables of a large validation would otherwise stay resident through training."""
+def release_memory():
+    """Hand freed memory back to the system (Python's and Arrow's allocators keep it otherwise): the
+    sidecar lives as long as the run, and the tables of a large validation would otherwise stay
+    resident through training. Also used by `mlops run` (this module imports nothing at the top)."""
     import ctypes
     import gc
 

@@ -225,15 +225,7 @@ def _start_tfdv_sidecar(python: Path):
     try:
         yield
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        if previous is None:
-            os.environ.pop(config.TFDV_SOCKET.name, None)
-        else:
-            os.environ[config.TFDV_SOCKET.name] = previous
+        _stop(process, config.TFDV_SOCKET.name, previous)
         socket_path.unlink(missing_ok=True)
         Path(f"{socket_path}.closed").unlink(missing_ok=True)  # left by a sidecar that idled out
         directory.rmdir()
@@ -283,15 +275,7 @@ def _start_task_server():
     try:
         yield
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        if previous is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = previous
+        _stop(process, name, previous)
         socket_path.unlink(missing_ok=True)
         directory.rmdir()
 
@@ -334,3 +318,18 @@ def _redirected(log):
 
 def _failure_reason(error_file: Path, error: Exception, log_path: Path) -> str:
     return kfp_adapter.failure_reason(error_file) or f"{' '.join(str(error).split())} (details in {log_path})"
+
+
+def _stop(process, variable: str, previous: str | None) -> None:
+    """Stop a helper process this run started (killed after 10 s) and put back ``variable`` as it was."""
+    import subprocess
+
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+    if previous is None:
+        os.environ.pop(variable, None)
+    else:
+        os.environ[variable] = previous

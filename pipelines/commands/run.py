@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from components import config
+from components.tfdv_tool import release_memory
 from pipelines.commands.options import keep_secret_out_of_parameters, one_line_errors, resolve_store, store_option
 
 
@@ -42,24 +43,6 @@ def preflight(data_uri: str, target: str, task: str, split, store) -> tuple[str,
     detected = prepare.detect_task(train, task)
     prepare.check_target(train, detected)
     return result.target, detected
-
-
-def release_memory() -> None:
-    """Return freed memory to the system (Python's and Arrow's allocators keep it otherwise)."""
-    import ctypes
-    import gc
-
-    gc.collect()
-    try:
-        import pyarrow as pa
-
-        pa.default_memory_pool().release_unused()
-    except (ImportError, AttributeError):
-        pass
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc
-        pass
 
 
 @click.command()
