@@ -151,7 +151,7 @@ class PeakMemory(threading.Thread):
             pass
         return 0
 
-    def _tree_rss(self) -> int:
+    def _tree_memory(self) -> tuple[int, int]:
         children, rss = {}, {}
         for entry in Path("/proc").iterdir():
             if not entry.name.isdigit():
@@ -172,7 +172,7 @@ class PeakMemory(threading.Thread):
 
     def run(self):
         while self.running:
-            rss, pss = self._tree_rss()
+            rss, pss = self._tree_memory()
             self.peak, self.peak_pss = max(self.peak, rss), max(self.peak_pss, pss)
             time.sleep(0.2)
 
