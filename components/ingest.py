@@ -25,12 +25,12 @@ import numpy as np
 import pandas as pd
 
 from components import config
-from components.content import digest_order, row_digests, row_keys
+from components.content import describe
 from components.errors import StageError
 from components.uris import redact
 
 SPLITS = ("train", "validation", "test")
-SPLIT_SCHEME = "sha256-row-content-v2"
+SPLIT_SCHEME = "row-key-v3"  # the rows' 64-bit content keys (components.content, mlops-content-v3)
 # Share of an object column's values that must parse as numbers before the
 # rest are called out as stray strings rather than a genuine text column.
 NUMERIC_MAJORITY = 0.9
@@ -129,42 +129,60 @@ def _read_csv(data: bytes):
     return pa.table(columns, names=table.column_names)
 
 
-def parse_table(data: bytes, filename: str) -> pd.DataFrame:
-    """Parse CSV or Parquet bytes into a DataFrame with a clear error for each bad case."""
+def _utf8_error(data: bytes, label: str) -> StageError | None:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        return StageError(f"{label} is not UTF-8 text (byte 0x{data[error.start]:02x} at offset {error.start}); "
+                          "re-save it as UTF-8")
+    return None
+
+
+def read_table(data: bytes, filename: str):
+    """Parse CSV or Parquet bytes into an Arrow table with a clear error for each bad case.
+
+    Arrow all the way: the ingest stage never builds a pandas frame (a million rows
+    of text cells as Python objects cost more than the whole read).
+    """
+    import pyarrow as pa
+
     label = filename or "data"
     if filename.lower().endswith((".parquet", ".pq")) or data[:4] == b"PAR1":
         import pyarrow.parquet as pq
 
         try:
-            table = pq.read_table(io.BytesIO(data))
+            table = pq.read_table(pa.BufferReader(data))
         except Exception as error:  # noqa: BLE001 - pyarrow raises several unrelated types
             raise StageError(f"{label} is not a readable Parquet file: {error}") from None
     else:
         if data.startswith(b"\xef\xbb\xbf"):
             data = data[3:]  # a UTF-8 byte-order mark
-        if not data.strip():
+        if not data or data[:4096].isspace() and data.isspace():  # (strip() would copy the whole file)
             raise StageError(f"{label} is empty")
-        try:
-            data.decode("utf-8")
-        except UnicodeDecodeError as error:
-            raise StageError(
-                f"{label} is not UTF-8 text (byte 0x{data[error.start]:02x} at offset {error.start}); "
-                "re-save it as UTF-8"
-            ) from None
         try:
             table = _read_csv(data)
         except Exception as error:  # noqa: BLE001 - pyarrow.lib.ArrowInvalid and friends
-            raise StageError(f"{label} is not a readable CSV file: {error}") from None
+            raise (_utf8_error(data, label) or StageError(f"{label} is not a readable CSV file: {error}")) from None
+        # Arrow reads bytes that are not UTF-8 as a binary column: only then is the whole file decoded,
+        # for the offset of the first bad byte.
+        if any(pa.types.is_binary(field.type) or pa.types.is_large_binary(field.type) for field in table.schema):
+            error = _utf8_error(data, label)
+            if error:
+                raise error
     nested = _nested_columns(table)
     if nested:
         raise StageError(f"{label}: column '{nested[0]}' is nested (lists or structs); "
                          "flatten it into plain columns first")
-    frame = table.to_pandas()
-    if frame.shape[1] == 0:
+    if table.num_columns == 0:
         raise StageError(f"{label} has no columns")
-    if frame.shape[0] == 0:
+    if table.num_rows == 0:
         raise StageError(f"{label} has a header but no data rows")
-    return frame
+    return table
+
+
+def parse_table(data: bytes, filename: str) -> pd.DataFrame:
+    """:func:`read_table` as a pandas DataFrame."""
+    return read_table(data, filename).to_pandas()
 
 
 # Cleaning ---------------------------------------------------------------
@@ -209,18 +227,24 @@ def find_stray_strings(frame: pd.DataFrame) -> None:
         if not (pd.api.types.is_object_dtype(series) or pd.api.types.is_string_dtype(series)):
             continue
         values = series.dropna()
-        if values.empty:
-            continue
-        # Parse each distinct value once (a text column has few; parsing a million cells took seconds).
-        codes, uniques = pd.factorize(values, sort=False)
-        parsed_unique = pd.to_numeric(pd.Series(uniques, dtype=object), errors="coerce").notna().to_numpy()
-        parsed = parsed_unique[codes]
-        if parsed.mean() >= NUMERIC_MAJORITY and not parsed.all():
-            bad = values[~parsed]
-            raise StageError(
-                f"column '{column}' is numeric but holds {len(bad)} non-numeric value(s), "
-                f"e.g. {_shown(bad.iloc[0])} at row {bad.index[0] + 1}"
-            )
+        if not values.empty:
+            codes, uniques = pd.factorize(values, sort=False)
+            _refuse_stray_strings(column, codes, list(uniques), values.index.to_numpy())
+
+
+def _refuse_stray_strings(column: str, codes: np.ndarray, uniques: list, rows: np.ndarray) -> None:
+    """The check of :func:`find_stray_strings` on a column's present values, given as codes into
+    their distinct values (parsed once each: a text column has few) and their row positions."""
+    if not len(codes):
+        return
+    parsed_unique = pd.to_numeric(pd.Series(uniques, dtype=object), errors="coerce").notna().to_numpy()
+    parsed = parsed_unique[codes]
+    if parsed.mean() >= NUMERIC_MAJORITY and not parsed.all():
+        bad = np.flatnonzero(~parsed)
+        raise StageError(
+            f"column '{column}' is numeric but holds {len(bad)} non-numeric value(s), "
+            f"e.g. {_shown(uniques[codes[bad[0]]])} at row {rows[bad[0]] + 1}"
+        )
 
 
 def _shown(value, limit: int = 40) -> str:
@@ -263,6 +287,36 @@ def clean_frame(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, str]]:
     return frame, mapping
 
 
+def clean_table(table):
+    """:func:`clean_frame` of an Arrow table (the ingest stage's path), with the same checks and
+    messages, in Arrow: only a text column's distinct values are parsed in Python."""
+    table, mapping, _ = _clean_table(table)
+    return table, mapping
+
+
+def _clean_table(table):
+    """:func:`clean_table`, and the text columns' dictionary encodings (the content hash needs them too)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    mapping = normalize_column_names(table.column_names)
+    table = table.rename_columns([mapping[str(name)] for name in table.column_names])
+    encodings = {}
+    for name, column in zip(table.column_names, table.columns):
+        if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+            encoded = encodings[name] = column.combine_chunks().dictionary_encode()
+            present = encoded.indices.is_valid().to_numpy(zero_copy_only=False)
+            codes = encoded.indices.fill_null(0).to_numpy(zero_copy_only=False)
+            _refuse_stray_strings(name, codes[present], encoded.dictionary.to_pylist(), np.flatnonzero(present))
+        elif pa.types.is_floating(column.type):
+            infinite = pc.is_inf(column).fill_null(False)
+            if pc.any(infinite).as_py():
+                row = int(np.flatnonzero(infinite.to_numpy(zero_copy_only=False))[0])
+                raise StageError(f"column '{name}' holds a non-finite value ({column[row].as_py()}) at row {row + 1}; "
+                                 "replace it or drop the row")
+    return table, mapping, encodings
+
+
 def resolve_target(columns, target: str) -> str:
     """The cleaned name of ``target``, given as in the file (``Quality Class``) or already clean."""
     cleaned = list(columns)
@@ -288,13 +342,18 @@ def _mix(keys: np.ndarray, salt: str) -> np.ndarray:
         return z ^ (z >> np.uint64(31))
 
 
-def assign_splits(keys: np.ndarray, split: SplitConfig) -> np.ndarray:
-    """Map each row's key (components.content.row_keys; salted) to a split by where it falls in [0, 1)."""
+def split_codes(keys: np.ndarray, split: SplitConfig) -> np.ndarray:
+    """Each row's split as a code, an index into SPLITS, from where its key (salted) falls in [0, 1)."""
     positions = _mix(np.asarray(keys, dtype=np.uint64), split.salt).astype(np.float64) / 2.0**64
-    splits = np.full(len(positions), "train", dtype=object)
-    splits[positions < split.validation_fraction + split.test_fraction] = "validation"
-    splits[positions < split.test_fraction] = "test"
-    return splits
+    codes = np.zeros(len(positions), dtype=np.int8)
+    codes[positions < split.validation_fraction + split.test_fraction] = 1
+    codes[positions < split.test_fraction] = 2
+    return codes
+
+
+def assign_splits(keys: np.ndarray, split: SplitConfig) -> np.ndarray:
+    """Each row's split by name (components.content row keys; salted): :func:`split_codes` spelled out."""
+    return np.array(SPLITS, dtype=object)[split_codes(keys, split)]
 
 
 @dataclass
@@ -325,30 +384,30 @@ def split_frame(frame: pd.DataFrame, target: str, split: SplitConfig,
         # Rows in content order, not file order: training (e.g. a random forest's
         # bootstrap) then sees the same sequence whether the data came from a CSV,
         # a Parquet file or a stored data version, so models reproduce bit for bit.
-        digests = row_digests(frame)
-        order = digest_order(digests)
-        frame, keys = frame.take(order), row_keys(digests[order])
+        content = describe(frame)
+        frame, keys = frame.take(content.order), content.keys[content.order]
     has_target = frame[target].notna().to_numpy()
-    split_of_row = _checked_splits(keys, has_target, target, split, min_rows_per_split)
+    code_of_row = _checked_splits(keys, has_target, target, split, min_rows_per_split)
     frame = frame.loc[has_target].reset_index(drop=True)
-    splits = {name: frame.loc[split_of_row == name].reset_index(drop=True) for name in SPLITS}
+    splits = {name: frame.loc[code_of_row == code].reset_index(drop=True) for code, name in enumerate(SPLITS)}
     return SplitResult(splits=splits, target=target, dropped_missing_target=int((~has_target).sum()), split=split)
 
 
 def _checked_splits(keys: np.ndarray, has_target: np.ndarray, target: str, split: SplitConfig,
                     min_rows_per_split: int) -> np.ndarray:
-    """The split of every row that has a target (the others are dropped), or a StageError."""
+    """The split code (an index into SPLITS) of every row that has a target (the others are dropped),
+    or a StageError."""
     if not has_target.any():
         raise StageError(f"target column '{target}' is empty in every row")
-    split_of_row = assign_splits(keys[has_target], split)
-    counts = {name: int((split_of_row == name).sum()) for name in SPLITS}
+    code_of_row = split_codes(keys[has_target], split)
+    counts = dict(zip(SPLITS, np.bincount(code_of_row, minlength=len(SPLITS)).tolist()))
     if min(counts.values()) < min_rows_per_split:
         raise StageError(
             f"too few rows for the split: {int(has_target.sum())} rows gave "
             + ", ".join(f"{name}={count}" for name, count in counts.items())
             + f"; each split needs at least {min_rows_per_split} (add rows or change the split fractions)"
         )
-    return split_of_row
+    return code_of_row
 
 
 # The two steps --------------------------------------------------------
@@ -371,8 +430,13 @@ def is_version_reference(data_uri: str) -> bool:
 
 def load_source(data_uri: str) -> pd.DataFrame:
     """The table behind a path or URL, parsed (not yet cleaned)."""
+    return load_table(data_uri).to_pandas()
+
+
+def load_table(data_uri: str):
+    """The Arrow table behind a path or URL, parsed (not yet cleaned)."""
     data, filename = fetch_bytes(data_uri)
-    return parse_table(data, filename)
+    return read_table(data, filename)
 
 
 @dataclass
@@ -399,9 +463,11 @@ def ingest_source(data_uri: str, store, name: str = "") -> IngestResult:
     if is_version_reference(data_uri):
         version = versions.resolve(data_uri)
         return IngestResult(version=version, new=False, columns={c: c for c in version.columns}, source=data_uri)
-    frame, mapping = clean_frame(load_source(data_uri))
-    version, new = versions.publish(name or dataset_name(data_uri), frame, source=redact(data_uri),
-                                    digests=row_digests(frame))
+    from components.content import keyed
+
+    table, mapping, encodings = _clean_table(load_table(data_uri))
+    version, new = versions.publish(name or dataset_name(data_uri), table, source=redact(data_uri),
+                                    content=keyed(table, encodings))
     return IngestResult(version=version, new=new, columns=mapping, source=redact(data_uri))
 
 
@@ -425,36 +491,57 @@ def _split_table(data: bytes, keys: np.ndarray, target: str, split: SplitConfig,
     """:func:`split_frame` of a stored version's rows (in canonical order, with their keys) in Arrow,
     never converted to pandas: the splits are the same rows in the same order, written as Parquet
     with the stored schema (pandas reads them back with the same types)."""
+    from concurrent.futures import ThreadPoolExecutor
+
     import pyarrow as pa
-    import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
+    from components.content import usable_cores
     from components.storage.datasets import write_parquet
 
     table = pq.read_table(pa.BufferReader(data))
+    target, has_target = _target_rows(table, target)
+    code_of_row = _checked_splits(keys, has_target, target, split, min_rows_per_split)
+    # One gather puts each split's rows together in canonical order, then each split is a zero-copy
+    # slice: a third of the time of three boolean filters.
+    with_target = np.flatnonzero(has_target)
+    groups = [with_target[code_of_row == code] for code in range(len(SPLITS))]
+    ordered = table.take(pa.array(np.concatenate(groups)))
+    splits, start = {}, 0
+    for name, group in zip(SPLITS, groups):
+        splits[name] = ordered.slice(start, len(group))
+        start += len(group)
+    # Three files at once: Arrow's Parquet writer lets go of the GIL.
+    with ThreadPoolExecutor(min(len(SPLITS), usable_cores())) as pool:
+        list(pool.map(lambda name: write_parquet(splits[name], paths[name]), SPLITS))
+    return SplitResult(splits=splits, target=target, dropped_missing_target=int((~has_target).sum()), split=split)
+
+
+def _target_rows(table, target: str) -> tuple[str, np.ndarray]:
+    """The cleaned target name and which rows of an Arrow table have it (pandas' notna: NaN is missing)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     target = resolve_target(table.column_names, target)
     if table.num_columns < 2:
         raise StageError("the data has only the target column; at least one feature is needed")
     column = table[target]
     present = pc.is_valid(column)
     if pa.types.is_floating(column.type):
-        present = pc.and_(present, pc.invert(pc.is_nan(column)))  # pandas' notna: NaN is missing too
-    has_target = present.to_numpy(zero_copy_only=False).astype(bool)
-    split_of_row = _checked_splits(keys, has_target, target, split, min_rows_per_split)
-    # One gather puts each split's rows together (a stable sort keeps their canonical order), then
-    # each split is a zero-copy slice: a third of the time of three boolean filters.
-    code_of_row = np.zeros(len(split_of_row), dtype=np.int8)
-    for code, name in enumerate(SPLITS):
-        code_of_row[split_of_row == name] = code
-    grouped = np.flatnonzero(has_target)[np.argsort(code_of_row, kind="stable")]
-    ordered = table.take(pa.array(grouped))
-    counts = np.bincount(code_of_row, minlength=len(SPLITS))
-    splits, start = {}, 0
-    for code, name in enumerate(SPLITS):
-        splits[name] = ordered.slice(start, int(counts[code]))
-        start += int(counts[code])
-        write_parquet(splits[name], paths[name])
-    return SplitResult(splits=splits, target=target, dropped_missing_target=int((~has_target).sum()), split=split)
+        present = pc.and_(present, pc.invert(pc.is_nan(column)))
+    return target, present.to_numpy(zero_copy_only=False).astype(bool)
+
+
+def train_target(table, target: str, split: SplitConfig, keys: np.ndarray | None = None) -> tuple[str, pd.Series]:
+    """The cleaned target name and the training split's target values of an Arrow table (its keys:
+    a stored version's, else computed): what the CLI's pre-flight checks, without splitting the rest."""
+    from components.content import row_keys
+
+    keys = row_keys(table) if keys is None else keys
+    target, has_target = _target_rows(table, target)
+    code_of_row = _checked_splits(keys, has_target, target, split, config.MIN_ROWS_PER_SPLIT)
+    values = table[target].filter(has_target).filter(code_of_row == SPLITS.index("train"))
+    return target, values.to_pandas().rename(target)
 
 
 def check_run_parameters(model_name: str, search_space: dict, validation_fraction: float, test_fraction: float,

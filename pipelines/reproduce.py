@@ -86,8 +86,7 @@ def seed_scratch_store(source: ObjectStore, scratch: ObjectStore, version: Model
     """
     source_data, scratch_data = DataVersions(source), DataVersions(scratch)
     data_version = source_data.resolve(version.lineage["data"]["ref"])
-    scratch_data.publish(data_version.name, source_data.read_frame(data_version), source=data_version.source,
-                         version_id=data_version.id)
+    scratch_data.copy_from(source_data, data_version)
     if "baseline/schema.pbtxt" not in version.files:
         return ""
     schema = scratch_dir / "schema.pbtxt"

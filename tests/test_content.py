@@ -1,35 +1,63 @@
-"""The content hash (scheme mlops-content-v2): unambiguous, and independent of what must not matter.
+"""The content hash (scheme mlops-content-v3): unambiguous, and independent of what must not matter.
 
-The vectorised encoding is held to a per-cell definition written out here, for every column type."""
+The vectorised encoding (pandas and Arrow) is held to a per-cell definition written out here, in
+plain Python, for every column type: the keys, the canonical order and the hash."""
 
 import hashlib
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
-from components.content import SCHEME, _cell_record, content_hash, row_digests
+from components import content as content_module
+from components.content import SCHEME, _cell_record, content_hash, describe, row_keys
+
+MASK = 2**64 - 1
+PINNED_ID = "388b0998e3e3440a60a03e5d0f9bcfe934904395323cca90fdfe3f8605050cee"
 
 
-def reference_digests(frame: pd.DataFrame) -> list[bytes]:
-    """The definition, cell by cell: each column's typed records, in sorted-column order, sha256 per row."""
+def _kind(series) -> str:
+    values = [v for v in series if not (v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)))]
+    if values and all(isinstance(v, (bool, np.bool_)) for v in values):
+        return "bool"
+    if values and all(isinstance(v, (int, float, np.integer, np.floating)) for v in values):
+        return "number"
+    return "text"
+
+
+def reference(frame: pd.DataFrame) -> tuple[str, list[int]]:
+    """The definition, cell by cell: (the table's hash, each row's key)."""
     columns = sorted(frame.columns)
-
-    def kind(series):
-        values = [v for v in series if not (v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)))]
-        if values and all(isinstance(v, (bool, np.bool_)) for v in values):
-            return "bool"
-        if values and all(isinstance(v, (int, float, np.integer, np.floating)) for v in values):
-            return "number"
-        return "text"
-
-    def record(value, how):
-        full = _cell_record(value)
-        return full[:2] if how == "bool" else full[:9] if how == "number" else full
-
-    kinds = {c: kind(frame[c].astype(object)) for c in columns}
-    rows = frame[columns].astype(object).itertuples(index=False, name=None)
-    return [hashlib.sha256(b"".join(record(v, kinds[c]) for v, c in zip(row, columns))).digest() for row in rows]
+    width = {"bool": 1, "number": 8, "text": 32}
+    kinds = {c: _kind(frame[c].astype(object)) for c in columns}
+    cells = {c: [_cell_record(v)[:1 + width[kinds[c]]] for v in frame[c].astype(object)] for c in columns}
+    keys = []
+    for row in range(len(frame)):
+        key = content_module._KEY_SEED
+        for c in columns:
+            cell = cells[c][row]
+            word = int.from_bytes(cell[1:9].ljust(8, b"\0"), "little")
+            key ^= word ^ ((cell[0] * content_module._TAG_MULTIPLIER) & MASK)
+            key = (key * content_module._KEY_MULTIPLIER) & MASK
+            key ^= key >> 32
+        for shift, multiplier in ((33, 0xFF51AFD7ED558CCD), (33, 0xC4CEB9FE1A85EC53)):
+            key ^= key >> shift
+            key = (key * multiplier) & MASK
+        keys.append(key ^ (key >> 33))
+    order = sorted(range(len(frame)), key=lambda r: (keys[r], b"".join(cells[c][r] for c in columns)))
+    overall = hashlib.sha256(SCHEME.encode("ascii") + len(frame).to_bytes(8, "big"))
+    for c in columns:
+        column = hashlib.sha256(bytes(cells[c][r][0] for r in order))
+        payloads = [cells[c][r][1:] for r in order]
+        if width[kinds[c]] == 32:  # the distinct payloads, sorted, and each row's index into them
+            distinct = sorted(set(payloads))
+            column.update(len(distinct).to_bytes(8, "big") + b"".join(distinct))
+            payloads = [distinct.index(p).to_bytes(4, "big") for p in payloads]
+        column.update(b"".join(payloads))
+        overall.update(len(c.encode()).to_bytes(8, "big") + c.encode() + width[kinds[c]].to_bytes(2, "big")
+                       + column.digest())
+    return overall.hexdigest(), keys
 
 
 FRAMES = {
@@ -47,9 +75,56 @@ FRAMES = {
 
 
 @pytest.mark.parametrize("name", sorted(FRAMES))
-def test_vectorised_digests_equal_the_per_cell_definition(name):
+def test_vectorised_hash_and_keys_equal_the_per_cell_definition(name):
     frame = FRAMES[name]
-    assert [bytes(d) for d in row_digests(frame)] == reference_digests(frame)
+    expected_hash, expected_keys = reference(frame)
+    described = describe(frame)
+    assert described.id == expected_hash
+    assert described.keys.tolist() == expected_keys
+
+
+ARROW_TABLES = {
+    "ints without nulls": pa.table({"i": pa.array([1, -2, 2**53 + 1, 0, 7], pa.int64())}),
+    "ints with nulls": pa.table({"i": pa.array([1, None, 3, 2**60, 5], pa.int64())}),
+    "small ints": pa.table({"i": pa.array([1, 2, 3], pa.int8()), "u": pa.array([1, 2, 3], pa.uint32())}),
+    "uint64": pa.table({"u": pa.array([1, 2**63 + 5, 3], pa.uint64())}),
+    "floats with nulls and NaN": pa.table({"f": pa.array([0.5, None, float("nan"), -0.0, 1e300])}),
+    "float32": pa.table({"f": pa.array([0.5, None, 0.25], pa.float32())}),
+    "bools with nulls": pa.table({"b": pa.array([True, None, False, True])}),
+    "strings with nulls": pa.table({"s": pa.array(["a", None, "", "é", "a"])}),
+    "large strings": pa.table({"s": pa.array(["a", None, "b"], pa.large_string())}),
+    "an all-null column": pa.table({"n": pa.array([None, None, None]), "x": [1, 2, 3]}),
+    "a dictionary column (the fallback)": pa.table({"d": pa.array(["x", "y", None, "x"]).dictionary_encode()}),
+    "dates (the fallback)": pa.table({"d": pa.array([0, 1, None], pa.date32())}),
+    "several chunks": pa.Table.from_batches([pa.record_batch({"x": [1.5, 2.5]}), pa.record_batch({"x": [3.5]})]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ARROW_TABLES))
+def test_an_arrow_table_hashes_as_its_pandas_conversion(name):
+    """Ingest hashes Arrow columns directly; they must give what pandas (the definition) gives."""
+    table = ARROW_TABLES[name]
+    arrow, pandas = describe(table), describe(table.to_pandas())
+    assert arrow.id == pandas.id
+    assert np.array_equal(arrow.keys, pandas.keys) and np.array_equal(arrow.order, pandas.order)
+    assert np.array_equal(row_keys(table), arrow.keys)
+
+
+def test_rows_whose_keys_collide_are_ordered_by_their_bytes(monkeypatch):
+    """A key collision between different rows must not make the hash depend on the input order."""
+    monkeypatch.setattr(content_module, "_finish", lambda keys: np.zeros_like(keys))  # every key collides
+    frame = pd.DataFrame({"a": [3.0, 1.0, 2.0, 1.0], "b": ["x", "y", "z", "y"]})
+    ids = {describe(frame.iloc[list(order)]).id for order in ([0, 1, 2, 3], [3, 2, 1, 0], [2, 0, 3, 1])}
+    assert len(ids) == 1
+    described = describe(frame)
+    # by bytes: the column a first, then its payload, a little-endian float64 (2.0 < 3.0 < 1.0 bytewise)
+    assert frame.iloc[described.order]["a"].tolist() == [2.0, 3.0, 1.0, 1.0]
+
+
+def test_the_scheme_id_of_a_fixed_table_is_pinned():
+    """Changing the encoding changes every data version's id: it must be a new scheme, on purpose."""
+    frame = pd.DataFrame({"a": [1, 2, None], "b": ["x", None, "z"], "c": [True, False, None]})
+    assert content_hash(frame) == PINNED_ID
 
 
 def test_independent_of_row_order_column_order_number_spelling_and_source_type():
@@ -94,50 +169,7 @@ def test_the_scheme_is_part_of_the_hash_and_named_in_the_manifest(file_store):
 
     frame = pd.DataFrame({"p": [1, 2]})
     version, _ = DataVersions(file_store).publish("t", frame, source="x")
-    assert SCHEME == "mlops-content-v2" and version.content_scheme == SCHEME
+    assert SCHEME == "mlops-content-v3" and version.content_scheme == SCHEME
     assert version.id == content_hash(frame)
-    assert row_digests(pd.DataFrame({"a": []})).shape == (0, 32)
-
-
-def _large_mixed_frame(rows: int) -> pd.DataFrame:
-    rng = np.random.default_rng(7)
-    return pd.DataFrame({
-        "x": np.where(rng.random(rows) < 0.1, np.nan, rng.normal(size=rows)),
-        "i": rng.integers(-5, 5, rows),
-        "s": pd.array(rng.choice(["a", "b", "é", None], rows), dtype="str"),
-        "b": rng.random(rows) < 0.5,
-    })
-
-
-def test_two_processes_give_the_digests_one_gives(monkeypatch):
-    import components.content as content
-
-    frame = _large_mixed_frame(2_503)
-    monkeypatch.setattr(content, "_PARALLEL_MIN_ROWS", 10**9)
-    alone = row_digests(frame)
-    monkeypatch.setattr(content, "_PARALLEL_MIN_ROWS", 100)
-    monkeypatch.setattr(content, "_BLOCK_ROWS", 400)  # several blocks on each side, a ragged last one
-    monkeypatch.setattr(content, "usable_cores", lambda: 2)
-    assert np.array_equal(row_digests(frame), alone)
-    assert [bytes(d) for d in alone[:50]] == reference_digests(frame.iloc[:50])
-
-
-def test_a_failing_child_leaves_its_half_to_the_parent(monkeypatch):
-    import os
-
-    import components.content as content
-
-    frame = _large_mixed_frame(1_000)
-    monkeypatch.setattr(content, "_PARALLEL_MIN_ROWS", 10**9)
-    alone = row_digests(frame)
-    parent, real = os.getpid(), content._digest_rows
-
-    def dies_in_the_child(*args):
-        if os.getpid() != parent:
-            raise MemoryError("the child ran out of memory")
-        real(*args)
-
-    monkeypatch.setattr(content, "_digest_rows", dies_in_the_child)
-    monkeypatch.setattr(content, "_PARALLEL_MIN_ROWS", 100)
-    monkeypatch.setattr(content, "usable_cores", lambda: 2)
-    assert np.array_equal(row_digests(frame), alone)
+    empty = describe(pd.DataFrame({"a": []}))
+    assert empty.keys.shape == (0,) and empty.id != content_hash(pd.DataFrame({"b": []}))

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from components.content import content_hash, row_digests
+from components.content import content_hash, row_keys
 from components.errors import StageError
 from components.ingest import (
     SplitConfig,
@@ -22,8 +22,9 @@ from components.ingest import (
 from components.storage.datasets import DataVersions
 
 
-def digest_set(frame) -> set[bytes]:
-    return {bytes(digest) for digest in row_digests(frame)}
+def digest_set(frame) -> set[int]:
+    """The rows of a frame, by their content keys."""
+    return set(row_keys(frame).tolist())
 
 
 def ingest_frame(frame, target, config, **kwargs):
@@ -213,3 +214,38 @@ def test_too_few_rows_for_the_split(wine_frame):
 def test_split_config_is_validated(kwargs, message):
     with pytest.raises(StageError, match=message):
         SplitConfig(**kwargs)
+
+
+@pytest.mark.parametrize("csv, message", [
+    (b"a,b\n" + b"".join(b"%d,x\n" % i for i in range(30)) + b"n/a?,y\n",
+     r"column 'a' is numeric but holds 1 non-numeric value\(s\), e.g. 'n/a\?' at row 31"),
+    (b"a,b\n1.5,x\ninf,y\n2.5,z\n", r"column 'a' holds a non-finite value \(inf\) at row 2"),
+    (b"A b,a_b\n1,2\n", "columns 'A b' and 'a_b' both clean to 'a_b'"),
+    (b"a,b\n1,x\xff\n2,y\n", r"not UTF-8 text \(byte 0xff at offset 7\)"),
+])
+def test_the_arrow_ingest_path_refuses_what_the_pandas_one_does(tmp_path, csv, message):
+    """ingest_source cleans an Arrow table (clean_table); clean_frame is the pandas API: same checks."""
+    from components.ingest import clean_table, read_table
+    from components.storage.fs import FileStore
+
+    path = tmp_path / "bad.csv"
+    path.write_bytes(csv)
+    with pytest.raises(StageError, match=message):
+        ingest_source(str(path), FileStore(tmp_path / "store"), "bad")
+    assert not (tmp_path / "store" / "data").exists()  # nothing published
+    if b"\xff" not in csv:
+        with pytest.raises(StageError, match=message):
+            clean_frame(parse_table(csv, "bad.csv"))
+        with pytest.raises(StageError, match=message):
+            clean_table(read_table(csv, "bad.csv"))
+
+
+def test_ingest_of_a_csv_gives_the_version_the_pandas_frame_gives(tmp_path, wine_frame):
+    """The Arrow path (ingest) and the pandas path (publish of a DataFrame) name the same data alike."""
+    from components.storage.fs import FileStore
+
+    wine_frame.to_csv(tmp_path / "wine.csv", index=False)
+    store = FileStore(tmp_path / "store")
+    ingested = ingest_source(str(tmp_path / "wine.csv"), store, "wine")
+    again, new = DataVersions(store).publish("wine", clean_frame(wine_frame)[0], source="frame")
+    assert again.id == ingested.version.id and not new

@@ -61,7 +61,7 @@ def test_multiclass_run_registers_a_champion_and_writes_the_report(workdir, demo
     assert lineage["blessing"]["champion_version"] is None and lineage["blessing"]["skill"] > 0.5
     assert {"model.skops", "lineage.json", "baseline/schema.pbtxt", "baseline/train_statistics.pb"} <= set(
         version.files)
-    assert lineage["split"]["scheme"] == "sha256-row-content-v2"
+    assert lineage["split"]["scheme"] == "row-key-v3"
     assert lineage["seed"] == 42 and lineage["task"] == "classification"
     assert set(lineage["environment"]["locks"]) == {"main.lock", "tfdv.lock"}
     assert len(lineage["code"]["version"]) >= 40 and lineage["kfp"]["run_id"]

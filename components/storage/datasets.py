@@ -1,6 +1,6 @@
 """Data versions: immutable, content-addressed tables in the store.
 
-    data/<name>/versions/<content-hash>/rows-<sha256>.parquet    the rows, in canonical (digest) order
+    data/<name>/versions/<content-hash>/rows-<sha256>.parquet    the rows, in canonical order
     data/<name>/versions/<content-hash>/keys-<sha256>.u64        each row's split key (components.content)
     data/<name>/versions/<content-hash>/manifest.json            written last: makes the version visible
 
@@ -74,18 +74,22 @@ def write_parquet(table, where) -> None:
     pq.write_table(table, where, use_dictionary=dictionary)
 
 
-def canonical_rows(frame: pd.DataFrame, digests, order=None) -> tuple[bytes, bytes]:
-    """The stored bytes: the rows in digest order (so equal data gives equal files) as Parquet,
-    and their split keys (big-endian uint64, the same order)."""
+def stored_rows(table, content) -> tuple[bytes, bytes, str, str]:
+    """The stored bytes and their sha256s: the rows in canonical order (so equal data gives equal
+    files) as Parquet, and their split keys (big-endian uint64, the same order). ``table``: Arrow or
+    pandas; ``content``: its components.content.Content or Keyed."""
     import pyarrow as pa
 
-    from components.content import digest_order, row_keys
-
-    order = digest_order(digests) if order is None else order
-    table = pa.Table.from_pandas(frame, preserve_index=False).take(pa.array(order))
+    if not isinstance(table, pa.Table):
+        table = pa.Table.from_pandas(table, preserve_index=False)
     buffer = io.BytesIO()
-    write_parquet(table, buffer)
-    return buffer.getvalue(), row_keys(digests[order]).astype(">u8").tobytes()
+    write_parquet(table.take(pa.array(content.order)), buffer)
+    data, keys = buffer.getvalue(), content.keys[content.order].astype(">u8").tobytes()
+    return data, keys, hashlib.sha256(data).hexdigest(), hashlib.sha256(keys).hexdigest()
+
+
+def _column_names(table) -> list[str]:
+    return [str(name) for name in getattr(table, "column_names", None) or table.columns]
 
 
 class DataVersions:
@@ -98,36 +102,44 @@ class DataVersions:
     def _prefix(name: str, version_id: str) -> str:
         return f"data/{name}/versions/{version_id}/"
 
-    def publish(self, name: str, frame: pd.DataFrame, source: str, version_id: str | None = None,
-                digests=None) -> tuple[DataVersion, bool]:
-        """Store ``frame`` as a version of ``name``; return it and whether it is new.
+    def publish(self, name: str, table, source: str, content=None) -> tuple[DataVersion, bool]:
+        """Store ``table`` (an Arrow table or a pandas DataFrame) as a version of ``name``; return it
+        and whether it is new.
 
-        ``digests`` (components.content.row_digests) and ``version_id`` (the content
-        hash) when the caller has them already: the hash is computed once per run.
-        Rows first, manifest last (a conditional create), so a crash leaves no
-        visible version and concurrent publishers of the same data agree.
+        ``content`` (components.content.describe, or .keyed, of ``table``) when the
+        caller has it already: the hash is computed once per run. Rows first, manifest last (a
+        conditional create), so a crash leaves no visible version and concurrent
+        publishers of the same data agree.
         """
-        from components.content import SCHEME, content_hash, digest_order, row_digests
+        from concurrent.futures import ThreadPoolExecutor
+
+        from components.content import SCHEME, Content, hash_of, keyed
 
         validate_name("data set", name)
-        digests = row_digests(frame) if digests is None else digests
-        order = digest_order(digests)  # sorted once: for the id and for the stored row order
-        version_id = version_id or content_hash(frame, digests, order)
+        if not isinstance(content, Content):  # once: the keys, the stored row order and the id
+            content = content or keyed(table)
+            # The rows are written (Arrow lets go of the GIL) while the hash is computed: the bytes are
+            # dropped if the version turns out to exist already.
+            with ThreadPoolExecutor(1) as pool:
+                written = pool.submit(stored_rows, table, content)
+                version_id = hash_of(content)
+                rows = written.result()
+        else:
+            version_id, rows = content.id, None
         try:
             return self._verified(name, version_id), False
         except NotFound:
             pass
-        data, keys = canonical_rows(frame, digests, order)
-        data_sha256, keys_sha256 = hashlib.sha256(data).hexdigest(), hashlib.sha256(keys).hexdigest()
+        data, keys, data_sha256, keys_sha256 = rows or stored_rows(table, content)
         data_file, keys_file = f"rows-{data_sha256}.parquet", f"keys-{keys_sha256}.u64"
         prefix = self._prefix(name, version_id)
-        for file_name, content in ((data_file, data), (keys_file, keys)):
+        for file_name, file_bytes in ((data_file, data), (keys_file, keys)):
             try:
-                self.store.create(prefix + file_name, content)
+                self.store.create(prefix + file_name, file_bytes)
             except AlreadyExists:
                 pass  # the same bytes, by their name: a retry, or a twin publisher
         manifest = {
-            "name": name, "id": version_id, "rows": int(len(frame)), "columns": [str(c) for c in frame.columns],
+            "name": name, "id": version_id, "rows": len(content.keys), "columns": _column_names(table),
             "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="microseconds"),
             "source": source, "data_sha256": data_sha256, "data_file": data_file, "content_scheme": SCHEME,
             "keys_file": keys_file, "keys_sha256": keys_sha256,
@@ -137,6 +149,26 @@ class DataVersions:
         except AlreadyExists:
             return self._verified(name, version_id), False
         return DataVersion(**manifest), True
+
+    def copy_from(self, source: "DataVersions", version: DataVersion) -> DataVersion:
+        """Copy ``version`` from another store byte for byte (rows, keys, then the manifest): the same id,
+        scheme and split keys, whatever scheme this code would compute today."""
+        prefix = self._prefix(version.name, version.id)
+        files = [(version.data_file, source.read_bytes(version))]
+        if version.keys_file:
+            files.append((version.keys_file, source._read_checked(version, version.keys_file, version.keys_sha256,
+                                                                  "row keys")))
+        for file_name, content in files:
+            try:
+                self.store.create(prefix + file_name, content)
+            except AlreadyExists:
+                pass
+        manifest = {key: value for key, value in version.to_json().items() if key != "ref"}
+        try:
+            self.store.create(prefix + "manifest.json", dumps(manifest))
+        except AlreadyExists:
+            pass
+        return self._verified(version.name, version.id)
 
     def _verified(self, name: str, version_id: str) -> DataVersion:
         """The published version, after checking its rows file matches its manifest."""
@@ -191,14 +223,18 @@ class DataVersions:
 
         return pd.read_parquet(io.BytesIO(self.read_bytes(version)))
 
+    def _read_checked(self, version: DataVersion, file_name: str, sha256: str, what: str) -> bytes:
+        data = self.store.read(self._prefix(version.name, version.id) + file_name)
+        if hashlib.sha256(data).hexdigest() != sha256:
+            raise StoreError(f"the {what} of data version {version.ref} do not match their recorded sha256 "
+                             f"in {self.store.uri}: the store was changed outside this tool")
+        return data
+
     def read_keys(self, version: DataVersion):
         """The rows' split keys (uint64, in the stored row order), or None for a version without them."""
         import numpy as np
 
         if not version.keys_file:
             return None
-        data = self.store.read(self._prefix(version.name, version.id) + version.keys_file)
-        if hashlib.sha256(data).hexdigest() != version.keys_sha256:
-            raise StoreError(f"the row keys of data version {version.ref} do not match their recorded sha256 "
-                             f"in {self.store.uri}: the store was changed outside this tool")
+        data = self._read_checked(version, version.keys_file, version.keys_sha256, "row keys")
         return np.frombuffer(data, dtype=">u8").astype(np.uint64)

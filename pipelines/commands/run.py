@@ -34,15 +34,18 @@ def preflight(data_uri: str, target: str, task: str, split, store) -> tuple[str,
     from components.storage.datasets import DataVersions
 
     if ingest.is_version_reference(data_uri):
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
         versions = DataVersions(store)
-        frame = versions.read_frame(versions.resolve(data_uri))
+        version = versions.resolve(data_uri)
+        table, keys = pq.read_table(pa.BufferReader(versions.read_bytes(version))), versions.read_keys(version)
     else:
-        frame, _ = ingest.clean_frame(ingest.load_source(data_uri))
-    result = ingest.split_frame(frame, target, split)
-    train = result.splits["train"][result.target]
+        (table, _), keys = ingest.clean_table(ingest.load_table(data_uri)), None
+    column, train = ingest.train_target(table, target, split, keys)
     detected = prepare.detect_task(train, task)
     prepare.check_target(train, detected)
-    return result.target, detected
+    return column, detected
 
 
 @click.command()
