@@ -27,39 +27,12 @@ import pandas as pd
 from components import config
 from components.content import describe
 from components.errors import StageError
+from components.splits import SPLIT_SCHEME, SPLITS, SplitConfig, dataset_name, is_version_reference  # noqa: F401
 from components.uris import redact
 
-SPLITS = ("train", "validation", "test")
-SPLIT_SCHEME = "row-key-v3"  # the rows' 64-bit content keys (components.content, mlops-content-v3)
 # Share of an object column's values that must parse as numbers before the
 # rest are called out as stray strings rather than a genuine text column.
 NUMERIC_MAJORITY = 0.9
-# Looks like a data version reference but may be malformed (no path separators).
-_REF_LIKE = re.compile(r"^[^/\\:]+@[^/\\]*$")
-
-
-@dataclass(frozen=True)
-class SplitConfig:
-    """Fractions for validation and test (train gets the rest) and the hash salt."""
-
-    validation_fraction: float = config.DEFAULT_VALIDATION_FRACTION
-    test_fraction: float = config.DEFAULT_TEST_FRACTION
-    salt: str = ""
-
-    def __post_init__(self):
-        for name in ("validation_fraction", "test_fraction"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not (isinstance(value, (int, float)) and 0.0 < value < 1.0):
-                raise StageError(f"{name} must be a number between 0 and 1 (exclusive), got {value!r}")
-        if self.validation_fraction + self.test_fraction >= 0.9:
-            raise StageError(
-                "validation_fraction + test_fraction must leave at least 10% for training, "
-                f"got {self.validation_fraction} + {self.test_fraction}"
-            )
-
-    def to_json(self) -> dict:
-        return {"scheme": SPLIT_SCHEME, "validation_fraction": self.validation_fraction,
-                "test_fraction": self.test_fraction, "salt": self.salt}
 
 
 # Reading ----------------------------------------------------------------
@@ -411,22 +384,6 @@ def _checked_splits(keys: np.ndarray, has_target: np.ndarray, target: str, split
 
 
 # The two steps --------------------------------------------------------
-
-def dataset_name(data_uri: str) -> str:
-    """The data set's name: a reference's name, else the file's stem (``wine.csv`` → ``wine``)."""
-    from components.storage.datasets import REF_PATTERN
-
-    match = REF_PATTERN.match(data_uri)
-    if match:
-        return match["name"]
-    stem = Path(urlparse(data_uri).path or data_uri).stem
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", stem).strip("-._") or "data"
-
-
-def is_version_reference(data_uri: str) -> bool:
-    """``NAME@VERSION`` (well-formed or not), as opposed to a path or URL."""
-    return bool(_REF_LIKE.match(data_uri)) and not Path(data_uri).exists()
-
 
 def load_source(data_uri: str) -> pd.DataFrame:
     """The table behind a path or URL, parsed (not yet cleaned)."""

@@ -37,6 +37,47 @@ def usage_errors():
         raise click.UsageError(" ".join(str(error).split())) from None
 
 
+def in_forked_child(function, *args):
+    """``function(*args)`` run in a forked child; its result, or its exception, comes back pickled.
+
+    For work that imports large libraries or reads data in a process that must stay
+    small afterwards (the CLI of a run waits through the whole run). Without fork
+    (or if the child dies without an answer) the call runs here.
+    """
+    import os
+    import pickle
+
+    if not hasattr(os, "fork"):
+        return function(*args)
+    readable, writable = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - reported through the pipe
+        os.close(readable)
+        try:
+            try:
+                answer = pickle.dumps((True, function(*args)))
+            except BaseException as error:  # noqa: BLE001 - every failure goes back to the parent
+                try:
+                    answer = pickle.dumps((False, error))
+                except Exception:  # noqa: BLE001 - an exception that does not pickle
+                    answer = pickle.dumps((False, RuntimeError(f"{type(error).__name__}: {error}")))
+            with os.fdopen(writable, "wb") as pipe:
+                pipe.write(answer)
+        finally:
+            os._exit(0)
+    os.close(writable)
+    with os.fdopen(readable, "rb") as pipe:
+        answer = pipe.read()
+    os.waitpid(child, 0)
+    try:
+        succeeded, value = pickle.loads(answer)
+    except Exception:  # noqa: BLE001 - no answer (the child was killed) or one that does not unpickle
+        return function(*args)
+    if not succeeded:
+        raise value
+    return value
+
+
 def keep_secret_out_of_parameters(data_uri: str) -> str:
     """The data URI a run's parameters may record: without credentials.
 

@@ -8,7 +8,13 @@ import click
 
 from components import config
 from components.tfdv_tool import release_memory
-from pipelines.commands.options import keep_secret_out_of_parameters, one_line_errors, resolve_store, store_option
+from pipelines.commands.options import (
+    in_forked_child,
+    keep_secret_out_of_parameters,
+    one_line_errors,
+    resolve_store,
+    store_option,
+)
 
 
 def code_version() -> str:
@@ -79,7 +85,7 @@ def preflight(data_uri: str, target: str, task: str, split, store) -> tuple[str,
 def run(data_uri, target, model_name, task, params_file, schema_file, store_uri, seed, validation_fraction,
         test_fraction, min_skill, min_score, runs_dir, runner, cache, verbose):
     """Run the training pipeline locally (kfp.local) and register the model."""
-    from components.ingest import SplitConfig, dataset_name
+    from components.splits import SplitConfig, dataset_name
     from components.storage.registry import ModelRegistry, validate_name
     from pipelines.data_pointer import resolve_data_argument
     from pipelines.local import run_pipeline, warm_processes
@@ -101,10 +107,12 @@ def run(data_uri, target, model_name, task, params_file, schema_file, store_uri,
             data_name = dataset_name(data_uri)
             model_name = model_name or data_name
             validate_name("model", model_name)
-            search_space = load_search_space(params_file)
             split = SplitConfig(validation_fraction=validation_fraction, test_fraction=test_fraction)
-            column, detected = preflight(data_uri, target, task, split, store)
-        release_memory()  # this process waits through the whole run: what the pre-flight read goes back
+            # In a child process: this one waits through the whole run and stays small (no pandas,
+            # Arrow or scikit-learn, nor the data the pre-flight read).
+            search_space, (column, detected) = in_forked_child(
+                lambda: (load_search_space(params_file), preflight(data_uri, target, task, split, store)))
+        release_memory()
         data_uri = keep_secret_out_of_parameters(data_uri)
 
         click.echo(f"run: {model_name} ({detected} of '{column}') from {data_uri} -> {store.uri}"
