@@ -341,10 +341,11 @@ def keyed(table, encoded: dict | None = None) -> Keyed:
     return Keyed(names, columns, keys, _canonical_order(keys, columns) if rows else np.arange(0))
 
 
-def hash_of(table: Keyed) -> str:
-    """The second half of :func:`describe`: the content hash (columns hashed on every core)."""
+def hash_of(table: Keyed, cores: int | None = None) -> str:
+    """The second half of :func:`describe`: the content hash (columns hashed on ``cores`` threads;
+    default: every core)."""
     rows, order = len(table.keys), table.order
-    workers = min(usable_cores(), len(table.columns)) if rows >= _HASH_BLOCK_ROWS else 1
+    workers = min(cores or usable_cores(), len(table.columns)) if rows >= _HASH_BLOCK_ROWS else 1
     if workers > 1:
         from concurrent.futures import ThreadPoolExecutor
 

@@ -40,12 +40,9 @@ def preflight(data_uri: str, target: str, task: str, split, store) -> tuple[str,
     from components.storage.datasets import DataVersions
 
     if ingest.is_version_reference(data_uri):
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
         versions = DataVersions(store)
         version = versions.resolve(data_uri)
-        table, keys = pq.read_table(pa.BufferReader(versions.read_bytes(version))), versions.read_keys(version)
+        table, keys = versions.read_table(version), versions.read_keys(version)
     else:
         (table, _), keys = ingest.clean_table(ingest.load_table(data_uri)), None
     column, train = ingest.train_target(table, target, split, keys)
