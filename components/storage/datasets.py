@@ -92,16 +92,21 @@ def take_rows(table, indices):
     return pa.Table.from_arrays(columns, schema=table.schema)
 
 
-def stored_rows(table, content) -> tuple[bytes, bytes, str, str]:
-    """The stored bytes and their sha256s: the rows in canonical order (so equal data gives equal
-    files) as Parquet, and their split keys (big-endian uint64, the same order). ``table``: Arrow or
-    pandas; ``content``: its components.content.Content or Keyed."""
+def canonical_table(table, content):
+    """``table`` (Arrow or pandas) as an Arrow table in canonical row order (``content``: its
+    components.content.Content or Keyed)."""
     import pyarrow as pa
 
     if not isinstance(table, pa.Table):
         table = pa.Table.from_pandas(table, preserve_index=False)
+    return take_rows(table, content.order)
+
+
+def stored_rows(ordered, content) -> tuple[bytes, bytes, str, str]:
+    """The stored bytes and their sha256s: the rows of :func:`canonical_table` (so equal data gives
+    equal files) as Parquet, and their split keys (big-endian uint64, the same order)."""
     buffer = io.BytesIO()
-    write_parquet(table.take(pa.array(content.order)), buffer)  # one thread: the hash has the other core
+    write_parquet(ordered, buffer)
     data, keys = buffer.getvalue(), content.keys[content.order].astype(">u8").tobytes()
     return data, keys, hashlib.sha256(data).hexdigest(), hashlib.sha256(keys).hexdigest()
 
@@ -136,10 +141,11 @@ class DataVersions:
         validate_name("data set", name)
         if not isinstance(content, Content):  # once: the keys, the stored row order and the id
             content = content or keyed(table)
-            # The rows are written (Arrow lets go of the GIL) while the hash is computed, a core each
-            # (the writer is the longer of the two): the bytes are dropped if the version exists already.
+            # The rows are ordered on every core, then written (Arrow lets go of the GIL) while the hash
+            # is computed, a core each: the bytes are dropped if the version exists already.
+            ordered = canonical_table(table, content)
             with ThreadPoolExecutor(1) as pool:
-                written = pool.submit(stored_rows, table, content)
+                written = pool.submit(stored_rows, ordered, content)
                 version_id = hash_of(content, cores=max(1, usable_cores() - 1))
                 rows = written.result()
         else:
@@ -148,7 +154,7 @@ class DataVersions:
             return self._verified(name, version_id), False
         except NotFound:
             pass
-        data, keys, data_sha256, keys_sha256 = rows or stored_rows(table, content)
+        data, keys, data_sha256, keys_sha256 = rows or stored_rows(canonical_table(table, content), content)
         data_file, keys_file = f"rows-{data_sha256}.parquet", f"keys-{keys_sha256}.u64"
         prefix = self._prefix(name, version_id)
         for file_name, file_bytes in ((data_file, data), (keys_file, keys)):
