@@ -330,15 +330,21 @@ def keyed(table, encoded: dict | None = None) -> Keyed:
     """The first half of :func:`describe`: what the stored row order needs, so a caller can start
     writing the rows while :func:`hash_of` hashes them. ``encoded``: text columns' dictionary
     encodings by name (an Arrow table's), when the caller made them already."""
+    names, columns, keys = _keys(table, encoded, keep_cells=True)
+    return Keyed(names, columns, keys, _canonical_order(keys, columns) if len(keys) else np.arange(0))
+
+
+def _keys(table, encoded: dict | None = None, keep_cells: bool = False) -> tuple[list[str], list, np.ndarray]:
+    """(sorted column names, their Cells if ``keep_cells``, each row's key), a column at a time."""
     names, rows, cells_of = _columns(table, encoded)
     keys = np.full(rows, _KEY_SEED, dtype=np.uint64)
     columns = []
     for name in names:
         cells = cells_of(name)
         _fold(keys, cells)
-        columns.append(cells)
-    keys = _finish(keys)
-    return Keyed(names, columns, keys, _canonical_order(keys, columns) if rows else np.arange(0))
+        if keep_cells:
+            columns.append(cells)
+    return names, columns, _finish(keys)
 
 
 def hash_of(table: Keyed, cores: int | None = None) -> str:
@@ -370,11 +376,7 @@ def describe(table) -> Content:
 def row_keys(table) -> np.ndarray:
     """Each row's 64-bit key (uint64, in the table's row order), without the hash: what the split is
     drawn from, for a check that needs only the split (the CLI's pre-flight)."""
-    names, rows, cells_of = _columns(table)
-    keys = np.full(rows, _KEY_SEED, dtype=np.uint64)
-    for name in names:
-        _fold(keys, cells_of(name))
-    return _finish(keys)
+    return _keys(table)[2]
 
 
 def content_hash(table) -> str:

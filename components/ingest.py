@@ -15,7 +15,6 @@ Two steps, so that everything after the first is keyed by content, not by URI:
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import re
 from dataclasses import dataclass
@@ -247,9 +246,14 @@ def find_non_finite(frame: pd.DataFrame) -> None:
             continue
         infinite = np.isinf(series.to_numpy(dtype="float64", na_value=np.nan))
         if infinite.any():
-            row = int(np.flatnonzero(infinite)[0])
-            raise StageError(f"column '{column}' holds a non-finite value ({series.iloc[row]}) at row {row + 1}; "
-                             "replace it or drop the row")
+            _refuse_non_finite(column, infinite, lambda row: series.iloc[row])
+
+
+def _refuse_non_finite(column: str, infinite: np.ndarray, value_at) -> None:
+    """The one-line error for a column's first infinite value (``value_at(row)`` gives it)."""
+    row = int(np.flatnonzero(infinite)[0])
+    raise StageError(f"column '{column}' holds a non-finite value ({value_at(row)}) at row {row + 1}; "
+                     "replace it or drop the row")
 
 
 def find_nested_values(frame: pd.DataFrame) -> None:
@@ -297,9 +301,8 @@ def _clean_table(table):
         elif pa.types.is_floating(column.type):
             infinite = pc.is_inf(column).fill_null(False)
             if pc.any(infinite).as_py():
-                row = int(np.flatnonzero(infinite.to_numpy(zero_copy_only=False))[0])
-                raise StageError(f"column '{name}' holds a non-finite value ({column[row].as_py()}) at row {row + 1}; "
-                                 "replace it or drop the row")
+                _refuse_non_finite(name, infinite.to_numpy(zero_copy_only=False),
+                                   lambda row, column=column: column[row].as_py())
     return table, mapping, encodings
 
 

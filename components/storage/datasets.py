@@ -236,14 +236,7 @@ class DataVersions:
         return matches[0]
 
     def read_bytes(self, version: DataVersion) -> bytes:
-        data = self.store.read(self._prefix(version.name, version.id) + version.data_file)
-        self._check_rows(version, hashlib.sha256(data).hexdigest())
-        return data
-
-    def _check_rows(self, version: DataVersion, sha256: str) -> None:
-        if sha256 != version.data_sha256:
-            raise StoreError(f"the rows of data version {version.ref} do not match their recorded sha256 "
-                             f"in {self.store.uri}: the store was changed outside this tool")
+        return self._read_checked(version, version.data_file, version.data_sha256, "rows")
 
     def read_table(self, version: DataVersion):
         """The rows as an Arrow table (checked against their sha256 while Parquet decodes them)."""
@@ -258,9 +251,9 @@ class DataVersions:
             try:
                 table = pq.read_table(pa.BufferReader(data))
             except Exception:  # noqa: BLE001 - bytes that are not Parquet: the checksum says why
-                self._check_rows(version, digest.result())
+                self._check(version, "rows", digest.result(), version.data_sha256)
                 raise
-            self._check_rows(version, digest.result())
+            self._check(version, "rows", digest.result(), version.data_sha256)
         return table
 
     def read_frame(self, version: DataVersion) -> "pd.DataFrame":  # noqa: F821 - pandas is imported lazily
@@ -270,10 +263,13 @@ class DataVersions:
 
     def _read_checked(self, version: DataVersion, file_name: str, sha256: str, what: str) -> bytes:
         data = self.store.read(self._prefix(version.name, version.id) + file_name)
-        if hashlib.sha256(data).hexdigest() != sha256:
+        self._check(version, what, hashlib.sha256(data).hexdigest(), sha256)
+        return data
+
+    def _check(self, version: DataVersion, what: str, actual: str, recorded: str) -> None:
+        if actual != recorded:
             raise StoreError(f"the {what} of data version {version.ref} do not match their recorded sha256 "
                              f"in {self.store.uri}: the store was changed outside this tool")
-        return data
 
     def read_keys(self, version: DataVersion):
         """The rows' split keys (uint64, in the stored row order), or None for a version without them."""
