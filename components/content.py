@@ -242,10 +242,28 @@ def _finish(keys: np.ndarray) -> np.ndarray:
     return keys
 
 
+def _argsort(keys: np.ndarray) -> np.ndarray:
+    """``np.argsort(keys)`` on every core: keys are uniform (see :func:`_finish`), so the leading bits
+    cut them into buckets of about equal size that sort apart (NumPy lets go of the GIL) and
+    concatenate in order. Equal keys may come out in any order: :func:`_canonical_order` breaks ties."""
+    cores = min(usable_cores(), 8)
+    if cores < 2 or len(keys) < 200_000:
+        return np.argsort(keys)
+    from concurrent.futures import ThreadPoolExecutor
+
+    bits = int(cores - 1).bit_length()  # 2**bits buckets, at least one per core
+    bucket = (keys >> np.uint64(64 - bits)).astype(np.uint8)
+    rows = np.argsort(bucket, kind="stable")  # a radix sort of bytes: the rows grouped by bucket
+    bounds = np.searchsorted(bucket[rows], np.arange(1, 2 ** bits))
+    groups = np.split(rows, bounds)
+    with ThreadPoolExecutor(cores) as pool:
+        return np.concatenate(list(pool.map(lambda group: group[np.argsort(keys[group])], groups)))
+
+
 def _canonical_order(keys: np.ndarray, columns: list[Cells]) -> np.ndarray:
     """Rows by key; rows with equal keys by their cells' bytes, column by column (equal rows: any
     order gives the same bytes)."""
-    order = np.argsort(keys, kind="stable")
+    order = _argsort(keys)
     sorted_keys = keys[order]
     ties = np.flatnonzero(sorted_keys[1:] == sorted_keys[:-1])
     if not len(ties):
@@ -336,14 +354,18 @@ def keyed(table, encoded: dict | None = None) -> Keyed:
 
 def _keys(table, encoded: dict | None = None, keep_cells: bool = False) -> tuple[list[str], list, np.ndarray]:
     """(sorted column names, their Cells if ``keep_cells``, each row's key), a column at a time."""
+    from concurrent.futures import ThreadPoolExecutor
+
     names, rows, cells_of = _columns(table, encoded)
     keys = np.full(rows, _KEY_SEED, dtype=np.uint64)
     columns = []
-    for name in names:
-        cells = cells_of(name)
-        _fold(keys, cells)
-        if keep_cells:
-            columns.append(cells)
+    # Columns are encoded on every core (NumPy and Arrow let go of the GIL) and folded here, in name order.
+    workers = min(usable_cores(), len(names)) if rows >= _HASH_BLOCK_ROWS else 1
+    with ThreadPoolExecutor(max(1, workers)) as pool:
+        for cells in pool.map(cells_of, names):
+            _fold(keys, cells)
+            if keep_cells:
+                columns.append(cells)
     return names, columns, _finish(keys)
 
 

@@ -173,3 +173,31 @@ def test_the_scheme_is_part_of_the_hash_and_named_in_the_manifest(file_store):
     assert version.id == content_hash(frame)
     empty = describe(pd.DataFrame({"a": []}))
     assert empty.keys.shape == (0,) and empty.id != content_hash(pd.DataFrame({"b": []}))
+
+
+@pytest.mark.parametrize("cores", [1, 2, 3, 8])
+def test_the_bucketed_argsort_sorts_as_numpy_does(monkeypatch, cores):
+    """Canonical order sorts keys a bucket per core: the same sorted keys, whatever the core count."""
+    monkeypatch.setattr(content_module, "usable_cores", lambda: cores)
+    keys = np.random.default_rng(7).integers(0, 2**64 - 1, 300_000, dtype=np.uint64, endpoint=True)
+    keys[:500] = keys[500:1000]  # equal keys
+    keys[-4:] = [0, 2**64 - 1, 2**63, 2**63 - 1]  # the buckets' edges
+    order = content_module._argsort(keys)
+    assert np.array_equal(np.sort(order), np.arange(len(keys)))  # a permutation
+    assert np.array_equal(keys[order], np.sort(keys))
+
+
+def test_a_large_table_has_one_id_and_order_whatever_its_row_order_and_core_count(monkeypatch):
+    """Above the sizes that go parallel (keys, cells, sort): still one id, one stored order."""
+    rng = np.random.default_rng(11)
+    rows = 250_000
+    # + 0.0: no -0.0, which equals 0.0 in content, so the two may come out in either order
+    table = pa.table({"x": rng.normal(size=rows).round(2) + 0.0, "k": rng.choice(["a", "b", "c"], rows),
+                      "n": rng.integers(0, 3, rows)})  # many duplicated rows: equal keys
+    shuffled = table.take(rng.permutation(rows))
+    seen = set()
+    for cores, source in ((1, table), (2, shuffled), (4, table)):
+        monkeypatch.setattr(content_module, "usable_cores", lambda cores=cores: cores)
+        described = describe(source)
+        seen.add((described.id, source.take(described.order).to_pandas().to_csv(index=False)))
+    assert len(seen) == 1

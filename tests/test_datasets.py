@@ -82,3 +82,27 @@ def test_the_gitops_pointer_pins_the_demo_wine_data(demo_data, file_store):
     pointer = read_pointer(PROJECT_ROOT / "manifests" / "gitops" / "demo-wine.data.yaml")
     version = ingest_source(str(demo_data["wine"]), file_store, "demo-wine").version
     assert pointer["ref"] == f"demo-wine@{version.id}" and pointer["rows"] == version.rows
+
+
+def test_parquet_compresses_the_columns_it_shrinks_and_equal_tables_give_equal_files(tmp_path):
+    """Snappy where it earns its time (not on noise-like floats), no text statistics, and the
+    choice depends on the content only: equal tables, equal bytes."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from components.storage.datasets import write_parquet
+
+    rng = np.random.default_rng(3)
+    rows = 100_000
+    table = pa.table({"noise": rng.normal(size=rows), "counts": rng.integers(0, 5, rows).astype(float),
+                      "word": rng.choice(["alpha", "beta"], rows), "n": rng.integers(0, 9, rows)})
+    for name in ("a", "b"):
+        write_parquet(table, tmp_path / f"{name}.parquet")
+    assert (tmp_path / "a.parquet").read_bytes() == (tmp_path / "b.parquet").read_bytes()
+    assert pq.read_table(tmp_path / "a.parquet").equals(table)
+    group = pq.ParquetFile(tmp_path / "a.parquet").metadata.row_group(0)
+    columns = {group.column(i).path_in_schema: group.column(i) for i in range(group.num_columns)}
+    assert {name: column.compression for name, column in columns.items()} == {
+        "noise": "UNCOMPRESSED", "counts": "SNAPPY", "word": "SNAPPY", "n": "SNAPPY"}
+    assert {name for name, column in columns.items() if column.is_stats_set} == {"noise", "counts", "n"}

@@ -249,3 +249,20 @@ def test_ingest_of_a_csv_gives_the_version_the_pandas_frame_gives(tmp_path, wine
     ingested = ingest_source(str(tmp_path / "wine.csv"), store, "wine")
     again, new = DataVersions(store).publish("wine", clean_frame(wine_frame)[0], source="frame")
     assert again.id == ingested.version.id and not new
+
+
+def test_columns_checked_in_parallel_report_the_first_bad_column_in_file_order(monkeypatch):
+    """Large tables are checked a column per core: the error must still name the first bad column."""
+    import pyarrow as pa
+
+    from components import content
+    from components.ingest import clean_table
+
+    monkeypatch.setattr(content, "usable_cores", lambda: 2)
+    rows = 120_000
+    infinite = pa.array(np.r_[np.ones(rows - 1), np.inf])
+    stray = pa.array(["1"] * (rows - 1) + ["oops"])
+    with pytest.raises(StageError, match="column 'a' holds a non-finite value"):
+        clean_table(pa.table({"a": infinite, "b": stray}))
+    with pytest.raises(StageError, match="column 'b' is numeric but holds 1 non-numeric value"):
+        clean_table(pa.table({"b": stray, "a": infinite}))

@@ -9,11 +9,17 @@ Atomicity rules the backends guarantee:
 - ``create`` is a conditional write: it fails with ``AlreadyExists`` when the key
   exists (S3 ``If-None-Match: *``, a hard link on a filesystem).
 - ``replace`` is compare-and-swap on the object's etag (S3 ``If-Match``).
+- ``staged`` takes an object's bytes before its key is known and publishes them
+  with the same conditional create.
 """
 
 from __future__ import annotations
 
 import abc
+import contextlib
+import hashlib
+import io
+from collections.abc import Callable, Iterator
 
 from components.errors import MlopsError
 
@@ -73,6 +79,20 @@ class ObjectStore(abc.ABC):
     def delete(self, key: str) -> None:
         """Remove ``key``; absent keys are not an error."""
 
+    @contextlib.contextmanager
+    def staged(self) -> Iterator[Staged]:
+        """An object written before its key is known (a data file named by its own sha256): write to
+        ``staged.file``, then ``staged.create(key)``. Bytes never created are dropped on exit."""
+        staged = self._stage()
+        try:
+            yield staged
+        finally:
+            staged.discard()
+
+    def _stage(self) -> Staged:
+        """In memory, then :meth:`create`; a backend that can write ahead of the key overrides it."""
+        return Staged(self)
+
     # Conveniences built on the primitives.
 
     def read(self, key: str) -> bytes:
@@ -92,3 +112,58 @@ class ObjectStore(abc.ABC):
     def get_file(self, key: str, path: str) -> None:
         with open(path, "wb") as handle:
             handle.write(self.read(key))
+
+
+class HashingWriter:
+    """A write-only binary file (what pyarrow's writers need) that passes each write to ``sink`` and
+    keeps the sha256 and size of everything written."""
+
+    closed = False
+
+    def __init__(self, sink: Callable[[memoryview], object]):
+        self._sink = sink
+        self._sha256 = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data) -> int:
+        view = memoryview(data).cast("B")
+        self._sha256.update(view)
+        self._sink(view)
+        self.size += len(view)
+        return len(view)
+
+    def writable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.size
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass  # the stage owns the bytes: a writer library closing its file must not drop them
+
+    def hexdigest(self) -> str:
+        return self._sha256.hexdigest()
+
+
+class Staged:
+    """Bytes on their way into a store (see :meth:`ObjectStore.staged`): kept in memory here."""
+
+    def __init__(self, store: ObjectStore):
+        self._store = store
+        self._buffer = io.BytesIO()
+        self.file = HashingWriter(self._buffer.write)
+
+    @property
+    def sha256(self) -> str:
+        """The sha256 of the bytes written so far (the file store's etag)."""
+        return self.file.hexdigest()
+
+    def create(self, key: str) -> str:
+        """Publish the bytes under ``key`` as :meth:`ObjectStore.create` does (AlreadyExists if taken)."""
+        return self._store.create(key, self._buffer.getvalue())
+
+    def discard(self) -> None:
+        self._buffer = io.BytesIO()

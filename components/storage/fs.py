@@ -14,9 +14,11 @@ import fcntl
 import hashlib
 import os
 import tempfile
+import threading
 from pathlib import Path
 
-from components.storage.base import AlreadyExists, NotFound, ObjectStore, PreconditionFailed, StoreError
+from components.storage.base import (AlreadyExists, HashingWriter, NotFound, ObjectStore, PreconditionFailed,
+                                     Staged, StoreError)
 
 # Temporary and lock files live beside the objects but never show up in list().
 _INTERNAL_SUFFIXES = (".tmp", ".lock")
@@ -24,6 +26,24 @@ _INTERNAL_SUFFIXES = (".tmp", ".lock")
 
 def _etag(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+@contextlib.contextmanager
+def _etag_beside(data: bytes):
+    """A future of ``_etag(data)``, computed on another thread while the caller writes and syncs the
+    file (hashlib and file writes let go of the GIL): for large objects, the hash costs no time."""
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    if len(data) < _ETAG_BESIDE_BYTES:
+        done: Future = Future()
+        done.set_result(_etag(data))
+        yield done
+        return
+    with ThreadPoolExecutor(1) as pool:
+        yield pool.submit(_etag, data)
+
+
+_ETAG_BESIDE_BYTES = 1 << 20
 
 
 # errno -> what the person should do about it
@@ -92,29 +112,37 @@ class FileStore(ObjectStore):
 
     def put(self, key: str, data: bytes) -> str:
         path = self._path(key)
-        with self._os_errors("writing", key):
+        with _etag_beside(data) as etag, self._os_errors("writing", key):
             temp_name = self._write_temp(path, data)
             with self._locked(path):
                 os.replace(temp_name, path)
-        return _etag(data)
+        return etag.result()
 
     def create(self, key: str, data: bytes) -> str:
         path = self._path(key)
-        with self._os_errors("creating", key):
+        with _etag_beside(data) as etag, self._os_errors("creating", key):
             temp_name = self._write_temp(path, data)
             try:
-                os.link(temp_name, path)
-            except FileExistsError:
-                raise AlreadyExists(f"{key} already exists in {self.uri}") from None
-            except OSError as error:
-                if error.errno in _NO_HARD_LINKS:
-                    raise StoreError(
-                        f"the store at {self.uri} is on a file system without hard links, which it needs to "
-                        "publish objects atomically; put it on a local disk or use s3:// (MinIO)") from None
-                raise
+                self._link(temp_name, path, key)
             finally:
                 os.unlink(temp_name)
-        return _etag(data)
+        return etag.result()
+
+    def _link(self, temp_name: str, path: Path, key: str) -> None:
+        """Give a written, synced temporary file its key, only if the key is free (AlreadyExists)."""
+        try:
+            os.link(temp_name, path)
+        except FileExistsError:
+            raise AlreadyExists(f"{key} already exists in {self.uri}") from None
+        except OSError as error:
+            if error.errno in _NO_HARD_LINKS:
+                raise StoreError(
+                    f"the store at {self.uri} is on a file system without hard links, which it needs to "
+                    "publish objects atomically; put it on a local disk or use s3:// (MinIO)") from None
+            raise
+
+    def _stage(self) -> Staged:
+        return _StagedFile(self)
 
     def replace(self, key: str, data: bytes, *, if_match: str) -> str:
         path = self._path(key)
@@ -140,6 +168,18 @@ class FileStore(ObjectStore):
             data = path.read_bytes()
         return data, _etag(data)
 
+    def read(self, key: str) -> bytes:
+        """The bytes alone: the etag (a sha256 of them) is not computed."""
+        path = self._path(key)
+        with self._os_errors("reading", key):
+            return path.read_bytes()
+
+    def exists(self, key: str) -> bool:
+        try:
+            return self._path(key).is_file()
+        except OSError:
+            return False
+
     def list(self, prefix: str) -> list[str]:
         if not self.root.is_dir():
             return []
@@ -161,3 +201,55 @@ class FileStore(ObjectStore):
     def delete(self, key: str) -> None:
         with self._os_errors("deleting", key), contextlib.suppress(FileNotFoundError):
             self._path(key).unlink()
+
+
+class _StagedFile(Staged):
+    """A staged object in a hidden temporary file at the store's root, written as it comes.
+
+    A thread syncs what has been written so far while the writer goes on, so the disk
+    works beside the CPU and :meth:`create` waits for little more than the last pages
+    (for a data version's rows: half the time of writing, then syncing, a buffer).
+    """
+
+    _SYNC_EVERY_SECONDS = 0.01
+
+    def __init__(self, store: FileStore):
+        self._store = store
+        with store._os_errors("writing", "a staged object"):
+            store.root.mkdir(parents=True, exist_ok=True)
+            self._fd, self._temp_name = tempfile.mkstemp(dir=store.root, prefix=".staged.", suffix=".tmp")
+        self.file = HashingWriter(self._write)
+        self._written = threading.Event()
+        self._syncer = threading.Thread(target=self._sync_behind, name="store-sync-behind", daemon=True)
+        self._syncer.start()
+
+    def _write(self, data: memoryview) -> None:
+        with self._store._os_errors("writing", "a staged object"):
+            while data:
+                data = data[os.write(self._fd, data):]
+
+    def _sync_behind(self) -> None:
+        while not self._written.wait(self._SYNC_EVERY_SECONDS):
+            try:
+                os.fdatasync(self._fd)
+            except OSError:
+                return  # the final fsync in create() reports it
+
+    def _stop_syncing(self) -> None:
+        self._written.set()
+        self._syncer.join()
+
+    def create(self, key: str) -> str:
+        path = self._store._path(key)
+        self._stop_syncing()
+        with self._store._os_errors("creating", key):
+            os.fsync(self._fd)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._store._link(self._temp_name, path, key)
+        return self.sha256
+
+    def discard(self) -> None:
+        self._stop_syncing()
+        os.close(self._fd)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self._temp_name)
