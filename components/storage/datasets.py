@@ -104,6 +104,8 @@ def _compression(table) -> dict[str, str]:
         if pa.types.is_floating(field.type) and len(column):
             sample = column.slice(0, _SAMPLE_ROWS).combine_chunks()
             values = sample.buffers()[1]
+            if values is None:
+                continue
             start, width = sample.offset * sample.type.byte_width, len(sample) * sample.type.byte_width
             values = values.slice(start, width)
             if len(pa.compress(values, "snappy", asbytes=True)) > _WORTH_COMPRESSING * len(values):
