@@ -31,7 +31,7 @@ $(TFDV_VENV)/.installed: requirements/tfdv.lock
 	rm -rf $(TFDV_VENV)
 	$(PYTHON_BOOTSTRAP) -m venv $(TFDV_VENV)
 	$(TFDV_VENV)/bin/pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r requirements/tfdv.lock
-	$(TFDV_VENV)/bin/python components/tfdv_tool.py --version
+	$(TFDV_VENV)/bin/python tools/tfdv_tool.py --version
 	touch $@
 
 lock: ## Re-resolve requirements/*.lock from the .in files (needs uv on PATH)
@@ -40,7 +40,7 @@ lock: ## Re-resolve requirements/*.lock from the .in files (needs uv on PATH)
 	    --python-platform x86_64-manylinux_2_28 -o $$env.lock; done
 
 $(DEMO_DATA)/demo-wine.csv: | $(VENV)/.installed
-	$(VENV)/bin/python -m pipelines.demo_data $(DEMO_DATA)
+	$(VENV)/bin/python -m mlops.data.demo $(DEMO_DATA)
 
 run: setup $(DEMO_DATA)/demo-wine.csv ## Demo: the whole pipeline on the wine data set (model demo-wine), registered in ./.mlops
 	$(VENV)/bin/mlops run --data $(DEMO_DATA)/demo-wine.csv --target target
@@ -62,10 +62,10 @@ bin/minio:
 MINIO_RUNTIME ?= process
 minio-up: setup ## Start MinIO on 127.0.0.1:9000 (random credentials; MINIO_RUNTIME=docker: our image); then `source .minio/env`
 	$(if $(filter process,$(MINIO_RUNTIME)),$(MAKE) --no-print-directory minio-bin)
-	MINIO_RUNTIME=$(MINIO_RUNTIME) $(VENV)/bin/python -m pipelines.minio_local up
+	MINIO_RUNTIME=$(MINIO_RUNTIME) $(VENV)/bin/python -m mlops.runners.minio_local up
 
 minio-down: ## Stop the MinIO started by minio-up (its data stays: .minio/data, or the container's volume)
-	$(VENV)/bin/python -m pipelines.minio_local down
+	$(VENV)/bin/python -m mlops.runners.minio_local down
 
 SIZES ?= 2e4 1e5
 bench: setup ## Benchmarks side by side: bench/results.{json,md,png} (SIZES="1e5 1e6" for the full run)

@@ -11,15 +11,17 @@ from pathlib import Path
 
 import pandas as pd
 
-from components import drift, model_io, register, report, validate
-from components.evaluate import evaluate_model
-from components.ingest import SplitConfig, ingest_source, split_version
-from components.metrics import resolve_metric
-from components.prepare import fit_preprocessor
-from components.storage.fs import FileStore
-from components.storage.registry import ModelRegistry
-from components.train import expand_search_space, pick_best, train_candidate
-from pipelines.search_space import load_search_space
+from mlops.stages import drift, register, validate
+from mlops.store import model_io
+from mlops.reporting import report
+from mlops.stages.evaluate import evaluate_model
+from mlops.stages.ingest import SplitConfig, ingest_source, split_version
+from mlops.stages.metrics import resolve_metric
+from mlops.stages.prepare import fit_preprocessor
+from mlops.store.fs import FileStore
+from mlops.store.registry import ModelRegistry
+from mlops.stages.train import expand_search_space, pick_best, train_candidate
+from mlops.stages.search_space import load_search_space
 
 
 def run(data: str, target: str, store_dir: str, model_name: str = "plain") -> dict:

@@ -89,8 +89,8 @@ def io_floor(csv: Path, scratch: Path, repeats: int) -> float:
 
 def ingest_seconds(csv: Path, scratch: Path, repeats: int) -> tuple[float, float]:
     """(ingest + split, the ingest stage alone): medians of seconds, each into a fresh store."""
-    from components.ingest import SplitConfig, ingest_source, split_version
-    from components.storage.fs import FileStore
+    from mlops.stages.ingest import SplitConfig, ingest_source, split_version
+    from mlops.store.fs import FileStore
 
     both, alone = [], []
     for _ in range(repeats):
@@ -121,10 +121,10 @@ def validate_comparison(csv: Path, scratch: Path, repeats: int) -> tuple[float, 
     import pyarrow.csv as pcsv
     import pyarrow.parquet as pq
 
-    from components import validate
-    from components.ingest import SplitConfig, ingest_source, split_version
-    from components.storage.fs import FileStore
-    from pipelines.local import tfdv_sidecar
+    from mlops.stages import validate
+    from mlops.stages.ingest import SplitConfig, ingest_source, split_version
+    from mlops.store.fs import FileStore
+    from mlops.runners.local import tfdv_sidecar
 
     whole = scratch / "whole.parquet"
     pq.write_table(pcsv.read_csv(str(csv)), str(whole))
@@ -260,7 +260,7 @@ def peer_environment() -> Path | None:
 
 
 def peers(repeats: int, scratch: Path) -> dict[str, float]:
-    from pipelines.demo_data import write_demo_data
+    from mlops.data.demo import write_demo_data
 
     data = {p.stem: p for p in write_demo_data(scratch / "demo")}
     peer_dir = ROOT / "bench" / "peers"
@@ -325,7 +325,7 @@ def write_outputs(results: dict, out_dir: Path) -> None:
         lines += [f"| {name} | {seconds:.1f} |" for name, seconds in results["peers"].items()]
     lines += ["", "![benchmark chart](results.png)", ""]
     (out_dir / "results.md").write_text("\n".join(lines))
-    from components.charts import _pyplot
+    from mlops.reporting.charts import _pyplot
 
     plt = _pyplot()
     figure, axis = plt.subplots(figsize=(6, 3))

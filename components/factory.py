@@ -8,7 +8,7 @@ Components are built on first use, so importing this module costs nothing.
 
 from functools import cache
 
-from components import config
+from mlops import config
 
 # Every component, in the order a training run goes, then the monitor's own.
 STAGES = ("ingest", "split", "validate", "prepare", "expand_candidates", "train", "select_best", "evaluate",

@@ -2,7 +2,7 @@
 
 Each function only unpacks its artifacts and parameters, calls the stage's plain
 logic (components/<stage>.py, which imports no kfp) through
-components.kfp_adapter, and writes typed outputs: NamedTuple parameters that
+components.adapter, and writes typed outputs: NamedTuple parameters that
 later tasks are wired to in pipelines/training.py (the compiler checks the
 wiring and the KFP UI shows them), and artifacts with their facts in
 ``.metadata``. KFP embeds each function's source in the compiled spec and runs
@@ -32,14 +32,14 @@ def ingest(
     store_uri: str,
 ) -> NamedTuple("IngestOutputs", data_version=str, source=str, columns=dict):
     """Check the run's parameters, read the data, clean it and publish it as a data version."""
-    from components import kfp_adapter as adapter
+    from components import adapter
 
     adapter.warm_start()
 
     from collections import namedtuple
 
-    from components import ingest as stage
-    from components.storage import open_store
+    from mlops.stages import ingest as stage
+    from mlops.store import open_store
 
     adapter.run("ingest", stage.check_run_parameters, model_name=model_name,
                 search_space=adapter.as_mapping(search_space), validation_fraction=validation_fraction,
@@ -64,14 +64,14 @@ def split(
     test: Output[Dataset],
 ) -> NamedTuple("SplitOutputs", target=str):
     """Split a data version by row-content hash into train, validation and test."""
-    from components import kfp_adapter as adapter
+    from components import adapter
 
     adapter.warm_start()
 
     from collections import namedtuple
 
-    from components import ingest as stage
-    from components.storage import open_store
+    from mlops.stages import ingest as stage
+    from mlops.store import open_store
 
     config = adapter.run("split", stage.SplitConfig, validation_fraction=validation_fraction,
                          test_fraction=test_fraction, salt=split_salt)
@@ -104,7 +104,7 @@ def validate(
     statistics_view: Output[HTML],
 ) -> NamedTuple("ValidateOutputs", schema_source=str):
     """TFDV statistics and anomalies of every split against the schema that applies; anomalies stop the run."""
-    from components import kfp_adapter as adapter
+    from components import adapter
 
     adapter.warm_start()
 
@@ -114,8 +114,8 @@ def validate(
     import shutil
     from collections import namedtuple
 
-    from components import validate as stage
-    from components.storage import open_store
+    from mlops.stages import validate as stage
+    from mlops.store import open_store
 
     os.makedirs(statistics.path, exist_ok=True)
     splits = {"train": train.path, "validation": validation.path, "test": test.path}
@@ -147,7 +147,7 @@ def prepare(
     preprocessor: Output[Model],
 ) -> NamedTuple("PrepareOutputs", task=str, metric=str):
     """Decide the task and the ranking metric; fit the feature transform on the training split only."""
-    from components import kfp_adapter as adapter
+    from components import adapter
 
     adapter.warm_start()
 
@@ -155,8 +155,9 @@ def prepare(
 
     import pandas as pd
 
-    from components import metrics, model_io
-    from components import prepare as stage
+    from mlops.stages import metrics
+    from mlops.store import model_io
+    from mlops.stages import prepare as stage
 
     fitted, info = adapter.run("prepare", stage.fit_preprocessor, train=pd.read_parquet(train_split.path),
                                target=target, requested_task=task)
@@ -172,11 +173,11 @@ def prepare(
 
 def expand_candidates(search_space: str, task: str, seed: int) -> list:
     """The candidates of the search space for the task (each estimator built and checked)."""
-    from components import kfp_adapter as adapter
+    from components import adapter
 
     adapter.warm_start()
 
-    from components import train as stage
+    from mlops.stages import train as stage
 
     candidates = adapter.run("train", stage.expand_search_space, search_space=adapter.as_mapping(search_space),
                              task=task, seed=seed)
@@ -193,14 +194,14 @@ def train(
     model: Output[Model],
 ):
     """Train one candidate on train and score it on validation."""
-    from components import kfp_adapter as adapter
+    from components import adapter
 
     adapter.warm_start()
 
     import pandas as pd
 
-    from components import model_io
-    from components import train as stage
+    from mlops.store import model_io
+    from mlops.stages import train as stage
 
     candidate = {**candidate, "params": adapter.restore_integers(candidate["params"])}
     transform = adapter.run("train", model_io.load, path=preprocessor.path)
@@ -220,14 +221,14 @@ def select_best(
     best: Output[Model],
 ) -> NamedTuple("SelectOutputs", candidate=str, validation_score=float):
     """Fan-in of every candidate: the best on validation by the ranking metric."""
-    from components import kfp_adapter as adapter
+    from components import adapter
 
     adapter.warm_start()
 
     import shutil
     from collections import namedtuple
 
-    from components import train as stage
+    from mlops.stages import train as stage
 
     results = [{"candidate": {**c.metadata["candidate"],
                               "params": adapter.restore_integers(c.metadata["candidate"]["params"])},
@@ -262,7 +263,7 @@ def evaluate(
     blessing: Output[Blessing],
 ) -> NamedTuple("EvaluateOutputs", blessed=bool, champion_version=int):
     """Test-set metrics against a trivial predictor and the champion: the blessing decision."""
-    from components import kfp_adapter as adapter
+    from components import adapter
 
     adapter.warm_start()
 
@@ -271,9 +272,9 @@ def evaluate(
 
     import pandas as pd
 
-    from components import evaluate as stage
-    from components import model_io
-    from components.storage import open_store
+    from mlops.stages import evaluate as stage
+    from mlops.store import model_io
+    from mlops.store import open_store
 
     model = adapter.run("evaluate", model_io.load, path=best.path)
     floor = adapter.run("evaluate", adapter.optional_float, name="min_score", text=min_score)
@@ -327,7 +328,7 @@ def register(
     registered: Output[Model],
 ) -> NamedTuple("RegisterOutputs", model_version=int, promoted=bool, promotion=str):
     """Register the model with its lineage and baseline; promote it over the champion it was compared with."""
-    from components import kfp_adapter as adapter
+    from components import adapter
 
     adapter.warm_start()
 
@@ -338,10 +339,11 @@ def register(
 
     import pandas as pd
 
-    from components import config, model_io
-    from components import register as stage
-    from components.storage import open_store
-    from components.uris import redact
+    from mlops import config
+    from mlops.store import model_io
+    from mlops.stages import register as stage
+    from mlops.store import open_store
+    from mlops.data.uris import redact
 
     if code_version == "unknown":  # not passed: the commit the image was built from
         code_version = config.CODE_VERSION.get()
@@ -397,7 +399,7 @@ def report(
 ):
     """The run report: one self-contained HTML page (also kept in the store, for `mlops ui`), and a
     Markdown summary for the KFP UI."""
-    from components import kfp_adapter as adapter
+    from components import adapter
 
     adapter.warm_start()
 
@@ -406,10 +408,10 @@ def report(
 
     import pandas as pd
 
-    from components import drift
-    from components import report as stage
-    from components.storage import open_store
-    from components.storage.registry import ModelRegistry
+    from mlops.stages import drift
+    from mlops.reporting import report as stage
+    from mlops.store import open_store
+    from mlops.store.registry import ModelRegistry
 
     store = adapter.run("report", open_store, uri=store_uri, role="pipeline")
     version = adapter.run("report", ModelRegistry(store).get, name=model_name, version=model_version)
@@ -450,7 +452,7 @@ def load_baseline(
                 split_salt=str, min_skill=float):
     """The baseline a model version carries (the champion's, unless `against` names one) as typed artifacts,
     and what a retrain of it needs."""
-    from components import kfp_adapter as adapter
+    from components import adapter
 
     adapter.warm_start()
 
@@ -459,10 +461,10 @@ def load_baseline(
     from collections import namedtuple
     from pathlib import Path
 
-    from components import model_io
-    from components import monitor as stage
-    from components.storage import open_store
-    from components.storage.registry import ModelRegistry
+    from mlops.store import model_io
+    from mlops.stages import monitor as stage
+    from mlops.store import open_store
+    from mlops.store.registry import ModelRegistry
 
     store = adapter.run("monitor", open_store, uri=store_uri, role="pipeline")
     baseline = adapter.run("monitor", stage.load_baseline, store=store, model_name=model_name, against=against)
@@ -499,7 +501,7 @@ def validate_batch(
 ) -> NamedTuple("BatchOutputs", anomaly_count=int, rows=int):
     """TFDV on a live batch: its statistics, and anomalies against the model's schema in the SERVING
     environment (the label may be absent). Anomalies are reported; the decision is the monitor's."""
-    from components import kfp_adapter as adapter
+    from components import adapter
 
     adapter.warm_start()
 
@@ -510,9 +512,9 @@ def validate_batch(
     from collections import namedtuple
     from pathlib import Path
 
-    from components import validate as stage
-    from components.storage import open_store
-    from components.storage.datasets import DataVersions
+    from mlops.stages import validate as stage
+    from mlops.store import open_store
+    from mlops.store.datasets import DataVersions
 
     store = adapter.run("monitor", open_store, uri=store_uri, role="pipeline")
     versions = DataVersions(store)
@@ -556,7 +558,7 @@ def decide(
 ) -> NamedTuple("DecisionOutputs", decision=str, action=str, retrain_data=str, log_entry=str):
     """Drift (sample-size aware), prediction drift, live performance and the policy: none, retrain or blocked.
     The decision is appended to the model's monitor log; `action` is retrain only when retraining is allowed."""
-    from components import kfp_adapter as adapter
+    from components import adapter
 
     adapter.warm_start()
 
@@ -565,9 +567,9 @@ def decide(
     from collections import namedtuple
     from pathlib import Path
 
-    from components import model_io
-    from components import monitor as stage
-    from components.storage import open_store
+    from mlops.store import model_io
+    from mlops.stages import monitor as stage
+    from mlops.store import open_store
 
     store = adapter.run("monitor", open_store, uri=store_uri, role="pipeline")
     rules = adapter.run("monitor", stage.parse_policy_text, text=policy)
@@ -587,7 +589,7 @@ def decide(
     Path(decision_record.path).write_text(json.dumps(record, indent=2, sort_keys=True), encoding="utf-8")
     decision_record.metadata.update({"decision": outcome.decision.decision, "action": outcome.action,
                                      "log_entry": outcome.log_entry})
-    from components import monitor_report
+    from mlops.reporting import monitor_report
 
     html = monitor_report.render(record)
     Path(report.path).write_text(html, encoding="utf-8")
@@ -601,12 +603,12 @@ def decide(
 
 def record_retrain(model_name: str, log_entry: str, model_version: int, promoted: bool, store_uri: str):
     """Append the retrain's outcome (the version it registered) to the monitor log."""
-    from components import kfp_adapter as adapter
+    from components import adapter
 
     adapter.warm_start()
 
-    from components import monitor as stage
-    from components.storage import open_store
+    from mlops.stages import monitor as stage
+    from mlops.store import open_store
 
     store = adapter.run("monitor", open_store, uri=store_uri, role="pipeline")
     adapter.run("monitor", stage.append_log, store=store, model_name=model_name,

@@ -80,14 +80,14 @@ ui: ## Print the URLs of the KFP UI, KFP API and MinIO on the kind cluster
 	@echo "MinIO S3 API:  http://127.0.0.1:9000   (no web console; read-only CLI credential: manifests/overlays/kind/role-reader.env)"
 
 submit: ## Submit one run to the kind cluster's KFP and wait for it (PARAMS="--param k=v ...")
-	$(PYTHON) -m pipelines.cli submit --host $(KFP_HOST) --wait $(PARAMS)
+	$(PYTHON) -m mlops.cli.main submit --host $(KFP_HOST) --wait $(PARAMS)
 
 k8s-manifests: ## Compile training_pipeline to Kubernetes-native Pipeline/PipelineVersion YAML in manifests/pipelines/
 	$(PYTHON) scripts/compile_k8s_native.py manifests/pipelines
 
 checkov: $(CHECKOV) ## Scan manifests and Dockerfiles with checkov (skips are justified inline)
 	$(CHECKOV) --quiet --compact --skip-download --framework kubernetes dockerfile github_actions \
-	  -d manifests -d components -d .github/workflows --skip-path manifests/base/kfp/
+	  -d manifests -d images -d .github/workflows --skip-path manifests/base/kfp/
 
 manifests-check: $(KUSTOMIZE) ## kustomize build + strict schema validation of every manifest, then checkov
 	$(PYTHON) -m pytest -q tests/cluster/test_cluster_manifests.py

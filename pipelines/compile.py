@@ -7,9 +7,9 @@ drift from a fresh compile.
 
 from pathlib import Path
 
-from components import config
+from mlops import config
 
-COMPILED_DIR = Path(__file__).with_name("compiled")
+COMPILED_DIR = config.COMPILED_DIR
 
 
 def pipelines() -> dict:

@@ -1,6 +1,6 @@
 """What each pipeline task gets on a Kubernetes cluster (kfp-kubernetes); kfp.local ignores it.
 
-Names of Secrets, ConfigMaps and users come from components.config, which the
+Names of Secrets, ConfigMaps and users come from mlops.config, which the
 manifests agree with (tests/cluster checks). No credential value enters the
 compiled spec: only references to the Secret.
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from components import config
+from mlops import config
 
 _QUANTITY_CPU = re.compile(r"^([0-9]+m|[0-9]+(\.[0-9]+)?)$")
 _QUANTITY_MEM = re.compile(r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$")
@@ -33,7 +33,7 @@ def apply_task_settings(task, *, role: str = "pipeline", reads_data: bool = Fals
         The task returned by calling a component inside the pipeline function.
     role : str
         "pipeline" (every task but register) or "registry" (register: the only
-        writer of model versions and aliases); see components/storage/roles.py.
+        writer of model versions and aliases); see mlops/store/roles.py.
     reads_data : bool
         Whether the task reads the data URI (ingest).
     cpu_request, cpu_limit : str
@@ -69,7 +69,7 @@ def apply_task_settings(task, *, role: str = "pipeline", reads_data: bool = Fals
     kubernetes.use_secret_as_env(task, secret_name=config.ROLE_SECRET_NAMES[role],
                                  secret_key_to_env=dict(config.MINIO_SECRET_KEY_TO_ENV))
     if reads_data:
-        from components.uris import SECRET_URI_ENV
+        from mlops.data.uris import SECRET_URI_ENV
 
         kubernetes.use_secret_as_env(task, secret_name=config.DATA_SOURCE_SECRET_NAME,
                                      secret_key_to_env={"uri": SECRET_URI_ENV}, optional=True)

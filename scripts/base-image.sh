@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Local base images made from Debian packages, for machines that cannot pull the
-# public bases of components/Dockerfile.* (python:3.11.14-slim-bookworm,
+# public bases of images/Dockerfile.* (python:3.11.14-slim-bookworm,
 # debian:12.12-slim, golang:1.26.8-bookworm): no registry, or no network to one.
 #
 #   scripts/base-image.sh debian   # debootstrap minbase + ca-certificates

@@ -85,10 +85,10 @@ class Image:
 
 def images() -> list[Image]:
     refs = image_refs(REPO)
-    components = REPO / "components"
-    return [Image("base", refs["BASE_IMAGE"], components / "Dockerfile.base"),
-            Image("tfdv", refs["TFDV_IMAGE"], components / "Dockerfile.tfdv"),
-            Image("minio", refs["MINIO_IMAGE"], components / "Dockerfile.minio")]
+    images = REPO / "images"
+    return [Image("base", refs["BASE_IMAGE"], images / "Dockerfile.base"),
+            Image("tfdv", refs["TFDV_IMAGE"], images / "Dockerfile.tfdv"),
+            Image("minio", refs["MINIO_IMAGE"], images / "Dockerfile.minio")]
 
 
 # -- docker ------------------------------------------------------------------

@@ -4,7 +4,7 @@
 # prints a value. One file per MinIO user:
 #   minio.env            MinIO's root user: MinIO itself and the bucket Job that
 #                        creates the role users, nothing else
-#   role-<role>.env      one per role of components/storage/roles.py: artifacts
+#   role-<role>.env      one per role of mlops/store/roles.py: artifacts
 #                        (KFP's artifact store), pipeline, registry, reader
 # Usage: scripts/gen-secrets.sh [dir]   (default manifests/overlays/kind)
 set -euo pipefail

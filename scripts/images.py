@@ -1,7 +1,7 @@
-"""Print the image references of components/config.py for Make and shell.
+"""Print the image references of mlops/config.py for Make and shell.
 
 `python3 scripts/images.py` prints NAME=ref lines (BASE_IMAGE=..., TFDV_IMAGE=...,
-MINIO_IMAGE=..., IMAGE_VERSION=...). components/config.py imports only the
+MINIO_IMAGE=..., IMAGE_VERSION=...). mlops/config.py imports only the
 standard library, so this needs no installed package and no virtualenv.
 """
 
@@ -13,7 +13,7 @@ NAMES = ("IMAGE_VERSION", "REGISTRY", "BASE_IMAGE", "TFDV_IMAGE", "MINIO_IMAGE")
 
 def image_refs(repo: Path) -> dict:
     sys.path.insert(0, str(repo))
-    from components import config
+    from mlops import config
 
     return {name: getattr(config, name) for name in NAMES}
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from components.config import PROJECT_ROOT
+from mlops.config import PROJECT_ROOT
 
 pytestmark = [pytest.mark.e2e, pytest.mark.tfdv, pytest.mark.browser]
 MLOPS = str(Path(sys.executable).with_name("mlops"))
@@ -112,8 +112,8 @@ def test_a_monitor_report_shows_baseline_against_live(browser, workspace):
 
 
 def test_the_registry_browser_lists_models_and_opens_their_reports(browser, workspace):
-    from pipelines.registry_site import SiteBuilder, serve
-    from components.storage.fs import FileStore
+    from mlops.reporting.registry_site import SiteBuilder, serve
+    from mlops.store.fs import FileStore
 
     site = workspace / "site"
     SiteBuilder(FileStore(workspace / ".mlops"), site).build()

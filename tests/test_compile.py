@@ -4,7 +4,7 @@ import re
 
 import yaml
 
-from components import config as images
+from mlops import config as images
 from pipelines.compile import COMPILED_DIR, compile_all
 
 

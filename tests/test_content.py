@@ -10,8 +10,8 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from components import content as content_module
-from components.content import SCHEME, _cell_record, content_hash, describe, row_keys
+from mlops.data import content as content_module
+from mlops.data.content import SCHEME, _cell_record, content_hash, describe, row_keys
 
 MASK = 2**64 - 1
 PINNED_ID = "388b0998e3e3440a60a03e5d0f9bcfe934904395323cca90fdfe3f8605050cee"
@@ -165,7 +165,7 @@ def test_different_data_never_shares_a_hash(name):
 
 
 def test_the_scheme_is_part_of_the_hash_and_named_in_the_manifest(file_store):
-    from components.storage.datasets import DataVersions
+    from mlops.store.datasets import DataVersions
 
     frame = pd.DataFrame({"p": [1, 2]})
     version, _ = DataVersions(file_store).publish("t", frame, source="x")

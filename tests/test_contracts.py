@@ -11,21 +11,22 @@ import pandas as pd
 import pytest
 import yaml
 
-from components import config, model_io
-from components.register import register_model
-from components.storage.datasets import DataVersions
-from components.storage.registry import ModelRegistry
+from mlops import config
+from mlops.store import model_io
+from mlops.stages.register import register_model
+from mlops.store.datasets import DataVersions
+from mlops.store.registry import ModelRegistry
 from pipelines.compile import COMPILED_DIR, README, readme_with_contract
 
 PYTHON = sys.executable
 
 # The stage logic and everything it builds on: importable, and testable, without KFP.
-PLAIN_MODULES = ("components.ingest", "components.validate", "components.prepare", "components.train",
-                 "components.evaluate", "components.register", "components.report", "components.metrics",
-                 "components.content", "components.model_io", "components.config", "components.errors",
-                 "components.kfp_adapter", "components.uris", "components.http_source", "components.storage.fs",
-                 "components.storage.s3", "components.storage.datasets", "components.storage.registry",
-                 "pipelines.search_space", "pipelines.data_pointer")
+PLAIN_MODULES = ("mlops.stages.ingest", "mlops.stages.validate", "mlops.stages.prepare", "mlops.stages.train",
+                 "mlops.stages.evaluate", "mlops.stages.register", "mlops.reporting.report", "mlops.stages.metrics",
+                 "mlops.data.content", "mlops.store.model_io", "mlops.config", "mlops.errors",
+                 "components.adapter", "mlops.data.uris", "mlops.data.http_source", "mlops.store.fs",
+                 "mlops.store.s3", "mlops.store.datasets", "mlops.store.registry",
+                 "mlops.stages.search_space", "mlops.data.pointer")
 
 
 def imported_after(*modules: str) -> set[str]:
@@ -40,7 +41,7 @@ def test_the_stage_logic_imports_no_kfp():
 
 def test_the_pipeline_definition_imports_no_client_code():
     loaded = imported_after("pipelines.training")
-    assert not loaded & {"pipelines.kfp_client", "pipelines.schedules", "pipelines.commands.submit"}
+    assert not loaded & {"mlops.cluster.kfp_client", "mlops.cluster.schedules", "mlops.cli.submit"}
 
 
 def test_values_between_stages_are_typed_outputs_not_json_strings():
@@ -227,7 +228,7 @@ def test_the_run_parameters_are_checked_by_the_first_task_too(tmp_path):
 
 
 def test_a_bug_in_a_stage_still_ends_with_one_line(tmp_path, capsys):
-    from components import kfp_adapter
+    from components import adapter as kfp_adapter
 
     def broken():
         return {}["missing"]

@@ -2,10 +2,10 @@
 
 import pytest
 
-from components.ingest import clean_frame
-from components.storage import NotFound, StoreError
-from components.storage.datasets import DataVersions
-from pipelines.data_pointer import PointerError, read_pointer, resolve_data_argument, write_pointer
+from mlops.stages.ingest import clean_frame
+from mlops.store import NotFound, StoreError
+from mlops.store.datasets import DataVersions
+from mlops.data.pointer import PointerError, read_pointer, resolve_data_argument, write_pointer
 
 
 def test_same_content_is_the_same_version_whatever_the_row_or_column_order(store, wine_frame):
@@ -76,8 +76,8 @@ def test_pointer_files_round_trip(tmp_path, file_store, wine_frame):
 
 def test_the_gitops_pointer_pins_the_demo_wine_data(demo_data, file_store):
     """manifests/gitops/demo-wine.data.yaml must name the version `mlops data push` gives the demo data."""
-    from components.config import PROJECT_ROOT
-    from components.ingest import ingest_source
+    from mlops.config import PROJECT_ROOT
+    from mlops.stages.ingest import ingest_source
 
     pointer = read_pointer(PROJECT_ROOT / "manifests" / "gitops" / "demo-wine.data.yaml")
     version = ingest_source(str(demo_data["wine"]), file_store, "demo-wine").version
@@ -91,7 +91,7 @@ def test_parquet_compresses_the_columns_it_shrinks_and_equal_tables_give_equal_f
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from components.storage.datasets import write_parquet
+    from mlops.store.datasets import write_parquet
 
     rng = np.random.default_rng(3)
     rows = 100_000

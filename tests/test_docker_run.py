@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from components import config
-from components.storage.fs import FileStore
-from components.storage.registry import ModelRegistry
-from components.storage.s3 import S3Store
-from pipelines import docker_runner
-from pipelines.local import RunFailed, run_pipeline
-from pipelines.minio_local import MinioContainer
+from mlops import config
+from mlops.store.fs import FileStore
+from mlops.store.registry import ModelRegistry
+from mlops.store.s3 import S3Store
+from mlops.runners import docker as docker_runner
+from mlops.runners.local import RunFailed, run_pipeline
+from mlops.runners.minio_local import MinioContainer
 
 pytestmark = [pytest.mark.docker, pytest.mark.e2e, pytest.mark.tfdv]
 MLOPS = str(Path(sys.executable).with_name("mlops"))

@@ -3,14 +3,14 @@
 import pandas as pd
 import pytest
 
-from components import model_io
-from components.errors import StageError
-from components.evaluate import decide_blessing, evaluate_model
-from components.ingest import SplitConfig, clean_frame, split_frame
-from components.metrics import resolve_metric, skill
-from components.prepare import fit_preprocessor
-from components.storage.registry import ModelRegistry
-from components.train import train_candidate
+from mlops.store import model_io
+from mlops.errors import StageError
+from mlops.stages.evaluate import decide_blessing, evaluate_model
+from mlops.stages.ingest import SplitConfig, clean_frame, split_frame
+from mlops.stages.metrics import resolve_metric, skill
+from mlops.stages.prepare import fit_preprocessor
+from mlops.store.registry import ModelRegistry
+from mlops.stages.train import train_candidate
 
 
 def bless(score, baseline=0.3, metric="f1_macro", min_skill=0.1, min_score=None, champion=None):

@@ -10,11 +10,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from components.errors import StageError
-from components.storage import StoreError
-from components.storage.datasets import DataVersions
-from components.storage.fs import FileStore
-from components.storage.registry import ModelRegistry
+from mlops.errors import StageError
+from mlops.store import StoreError
+from mlops.store.datasets import DataVersions
+from mlops.store.fs import FileStore
+from mlops.store.registry import ModelRegistry
 
 MLOPS = str(Path(sys.executable).with_name("mlops"))
 
@@ -171,7 +171,7 @@ def test_store_errors_that_cannot_be_made_for_real_here_are_one_line(tmp_path, m
 
 
 def test_a_data_file_that_cannot_be_read_is_one_line(tmp_path):
-    from components.ingest import load_source
+    from mlops.stages.ingest import load_source
 
     directory = tmp_path / "wine.csv"
     directory.mkdir()  # a directory where a file is expected

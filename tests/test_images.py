@@ -99,7 +99,7 @@ def test_build_inputs_follow_the_dockerfiles_and_dockerignore():
     assert BUILD.context_files(IMAGES["minio"]) == []
     patterns = BUILD.dockerignore_patterns()
     sent = BUILD.sent_to_docker
-    assert sent("components/train.py", patterns) and not sent("README.md", patterns)
+    assert sent("mlops/stages/train.py", patterns) and not sent("README.md", patterns)
     assert not sent("manifests/overlays/kind/minio.env", patterns) and not sent(".venv/bin/python", patterns)
 
 
@@ -231,7 +231,7 @@ def test_tfdv_image_validates_like_a_pod(docker):
     )
     result = run(docker, REFS["TFDV_IMAGE"], "python3", "-c", script)
     assert result.returncode == 0, result.stderr[-3000:]
-    tool_version = runpy.run_path(str(REPO / "components" / "tfdv_tool.py"))["TOOL_VERSION"]
+    tool_version = runpy.run_path(str(REPO / "tools" / "tfdv_tool.py"))["TOOL_VERSION"]
     assert result.stdout.splitlines() == [f"tfdv_tool {tool_version}", "1.16.1 0 40"]
 
 

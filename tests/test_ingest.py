@@ -7,9 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from components.content import content_hash, row_keys
-from components.errors import StageError
-from components.ingest import (
+from mlops.data.content import content_hash, row_keys
+from mlops.errors import StageError
+from mlops.stages.ingest import (
     SplitConfig,
     assign_splits,
     clean_frame,
@@ -19,7 +19,7 @@ from components.ingest import (
     parse_table,
     split_frame,
 )
-from components.storage.datasets import DataVersions
+from mlops.store.datasets import DataVersions
 
 
 def digest_set(frame) -> set[int]:
@@ -225,8 +225,8 @@ def test_split_config_is_validated(kwargs, message):
 ])
 def test_the_arrow_ingest_path_refuses_what_the_pandas_one_does(tmp_path, csv, message):
     """ingest_source cleans an Arrow table (clean_table); clean_frame is the pandas API: same checks."""
-    from components.ingest import clean_table, read_table
-    from components.storage.fs import FileStore
+    from mlops.stages.ingest import clean_table, read_table
+    from mlops.store.fs import FileStore
 
     path = tmp_path / "bad.csv"
     path.write_bytes(csv)
@@ -242,7 +242,7 @@ def test_the_arrow_ingest_path_refuses_what_the_pandas_one_does(tmp_path, csv, m
 
 def test_ingest_of_a_csv_gives_the_version_the_pandas_frame_gives(tmp_path, wine_frame):
     """The Arrow path (ingest) and the pandas path (publish of a DataFrame) name the same data alike."""
-    from components.storage.fs import FileStore
+    from mlops.store.fs import FileStore
 
     wine_frame.to_csv(tmp_path / "wine.csv", index=False)
     store = FileStore(tmp_path / "store")
@@ -255,8 +255,8 @@ def test_columns_checked_in_parallel_report_the_first_bad_column_in_file_order(m
     """Large tables are checked a column per core: the error must still name the first bad column."""
     import pyarrow as pa
 
-    from components import content
-    from components.ingest import clean_table
+    from mlops.data import content
+    from mlops.stages.ingest import clean_table
 
     monkeypatch.setattr(content, "usable_cores", lambda: 2)
     rows = 120_000

@@ -2,7 +2,7 @@
 
 import subprocess
 
-from components.config import PROJECT_ROOT
+from mlops.config import PROJECT_ROOT
 
 
 def make(*args) -> subprocess.CompletedProcess:

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from components.storage import StoreError
-from components.storage.datasets import DataVersions
-from components.storage.registry import ModelRegistry
-from components.storage.s3 import S3Store
-from pipelines.minio_local import MinioServer, free_port, minio_binary
+from mlops.store import StoreError
+from mlops.store.datasets import DataVersions
+from mlops.store.registry import ModelRegistry
+from mlops.store.s3 import S3Store
+from mlops.runners.minio_local import MinioServer, free_port, minio_binary
 
 pytestmark = pytest.mark.minio
 MLOPS = str(Path(sys.executable).with_name("mlops"))
@@ -64,8 +64,8 @@ def test_missing_bucket_says_how_to_make_it(minio_env):
 
 WRITER = """
 import sys
-from components.storage.s3 import S3Store
-from components.storage.registry import ModelRegistry
+from mlops.store.s3 import S3Store
+from mlops.store.registry import ModelRegistry
 ModelRegistry(S3Store.from_uri(sys.argv[1])).register(
     "big", {"model.joblib": b"x" * (256 * 1024 * 1024)}, metrics={}, lineage={})
 """
@@ -121,7 +121,7 @@ def test_killing_minio_mid_write_then_recovering(own_minio):
 def test_minio_up_writes_a_sourceable_env_file_and_down_stops_it(tmp_path):
     state = tmp_path / "state"
     env = {**os.environ, "MLOPS_MINIO_STATE_DIR": str(state), "MLOPS_MINIO_PORT": str(free_port())}
-    up = subprocess.run([PYTHON, "-m", "pipelines.minio_local", "up"], capture_output=True, text=True, env=env)
+    up = subprocess.run([PYTHON, "-m", "mlops.runners.minio_local", "up"], capture_output=True, text=True, env=env)
     try:
         assert up.returncode == 0, up.stderr
         env_file = state / "env"
@@ -132,10 +132,10 @@ def test_minio_up_writes_a_sourceable_env_file_and_down_stops_it(tmp_path):
                                  env={k: v for k, v in env.items() if not k.startswith(("AWS_", "MLOPS_STORE"))})
         assert listing.returncode == 0, listing.stderr
         assert "no models in s3://mlops/store" in listing.stdout
-        again = subprocess.run([PYTHON, "-m", "pipelines.minio_local", "up"], capture_output=True, text=True, env=env)
+        again = subprocess.run([PYTHON, "-m", "mlops.runners.minio_local", "up"], capture_output=True, text=True, env=env)
         assert "already running" in again.stdout
     finally:
-        down = subprocess.run([PYTHON, "-m", "pipelines.minio_local", "down"], capture_output=True, text=True,
+        down = subprocess.run([PYTHON, "-m", "mlops.runners.minio_local", "down"], capture_output=True, text=True,
                               env=env)
     assert down.returncode == 0 and "MinIO stopped" in down.stdout
     assert not (state / "minio.pid").exists()
@@ -190,8 +190,8 @@ def test_minio_killed_mid_run_fails_cleanly_and_a_rerun_succeeds(own_minio, demo
 
 
 def test_ingest_reads_an_s3_uri(minio_env, demo_data):
-    from components.errors import StageError
-    from components.ingest import load_source
+    from mlops.errors import StageError
+    from mlops.stages.ingest import load_source
 
     store = S3Store.from_uri("s3://test")
     store.put("raw/wine.csv", demo_data["wine"].read_bytes())

@@ -11,9 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from components import drift, monitor
-from components.storage.fs import FileStore
-from components.storage.registry import ModelRegistry
+from mlops.stages import drift, monitor
+from mlops.store.fs import FileStore
+from mlops.store.registry import ModelRegistry
 
 MLOPS = str(Path(sys.executable).with_name("mlops"))
 

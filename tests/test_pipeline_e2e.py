@@ -14,9 +14,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from components.storage.fs import FileStore
-from components.storage.registry import ModelRegistry
-from pipelines.local import RunFailed, run_pipeline
+from mlops.store.fs import FileStore
+from mlops.store.registry import ModelRegistry
+from mlops.runners.local import RunFailed, run_pipeline
 
 pytestmark = [pytest.mark.e2e, pytest.mark.tfdv]
 
@@ -188,7 +188,7 @@ def test_bad_input_inside_the_pipeline_fails_the_ingest_stage(demo_data, tmp_pat
 def _rare_class_kept_out_of_test(demo_data):
     """Wine with a fourth, rare class whose rows the content-hash split puts in train and validation
     only (a row's split depends on its own content alone, so the choice is stable)."""
-    from components.ingest import SplitConfig, clean_frame, split_frame
+    from mlops.stages.ingest import SplitConfig, clean_frame, split_frame
 
     wine = pd.read_csv(demo_data["wine"])
     rare = wine[wine["target"] == "class_0"].head(40).assign(target="class_rare", alcohol=lambda f: f["alcohol"] + 5)

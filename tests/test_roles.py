@@ -5,12 +5,12 @@ import uuid
 
 import pytest
 
-from components.storage import StoreError
-from components.storage.datasets import DataVersions
-from components.storage.registry import ModelRegistry
-from components.storage.roles import ARTIFACTS_ROLE, KFP_ARTIFACT_BUCKET, bootstrap, policies, role_environment
-from components.storage.s3 import S3Store
-from pipelines.minio_local import random_role_credentials
+from mlops.store import StoreError
+from mlops.store.datasets import DataVersions
+from mlops.store.registry import ModelRegistry
+from mlops.store.roles import ARTIFACTS_ROLE, KFP_ARTIFACT_BUCKET, bootstrap, policies, role_environment
+from mlops.store.s3 import S3Store
+from mlops.runners.minio_local import random_role_credentials
 
 pytestmark = pytest.mark.minio
 BUCKET = "roles"
@@ -89,10 +89,10 @@ def test_the_artifact_role_is_kfps_alone(as_roles, roles, monkeypatch):
 
 
 def test_the_policies_the_deploy_creates_are_the_ones_tested_here():
-    """manifests/base/minio/policies/*.json are generated from components/storage/roles.py."""
-    from components.config import PROJECT_ROOT
+    """manifests/base/minio/policies/*.json are generated from mlops/store/roles.py."""
+    from mlops.config import PROJECT_ROOT
 
     directory = PROJECT_ROOT / "manifests" / "base" / "minio" / "policies"
     for role, document in policies().items():
         committed = json.loads((directory / f"{role}.json").read_text())
-        assert committed == document, f"{role}.json is stale: run `python -m components.storage.roles`"
+        assert committed == document, f"{role}.json is stale: run `python -m mlops.store.roles`"

@@ -15,13 +15,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from components import model_io
-from components.errors import MlopsError, StageError
-from components.http_source import download
-from components.ingest import load_source
-from components.source_policy import SourcePolicy
-from components.storage import StoreError
-from components.storage.registry import ModelRegistry
+from mlops.store import model_io
+from mlops.errors import MlopsError, StageError
+from mlops.data.http_source import download
+from mlops.stages.ingest import load_source
+from mlops.data.source_policy import SourcePolicy
+from mlops.store import StoreError
+from mlops.store.registry import ModelRegistry
 
 MLOPS = str(Path(sys.executable).with_name("mlops"))
 SECRET_TOKEN = "S3CR3T-T0KEN-do-not-record"
@@ -218,7 +218,7 @@ def test_a_tampered_model_file_is_refused_by_its_manifest(file_store):
 # -- Names, reports, processes --------------------------------------------------------------------
 
 def test_a_model_name_cannot_reach_other_paths(file_store):
-    from components import validate
+    from mlops.stages import validate
 
     with pytest.raises(MlopsError, match="invalid model name '../etc'"):
         validate.curated_schema_path("../etc")
@@ -227,7 +227,7 @@ def test_a_model_name_cannot_reach_other_paths(file_store):
 
 
 def test_minio_down_signals_only_our_own_minio(tmp_path, monkeypatch):
-    from pipelines import minio_local
+    from mlops.runners import minio_local
 
     monkeypatch.setenv("MLOPS_MINIO_STATE_DIR", str(tmp_path))
     bystander = subprocess.Popen(["sleep", "60"])
@@ -241,7 +241,7 @@ def test_minio_down_signals_only_our_own_minio(tmp_path, monkeypatch):
 
 
 def test_reports_load_nothing_from_anywhere():
-    from components import report
+    from mlops.reporting import report
 
     page = report.render_report(version=_version(), validation={"tfdv_version": "1", "skew": [], "features": {}},
                                 schema_description={"source": "inferred", "origin": ""}, leaderboard=[],
@@ -262,7 +262,7 @@ def _version() -> dict:
 def test_the_compiled_specs_mount_only_each_tasks_role_secret():
     import yaml
 
-    from components import config
+    from mlops import config
     from pipelines.compile import COMPILED_DIR
 
     for name in ("training_pipeline.yaml", "monitor_pipeline.yaml"):

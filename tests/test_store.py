@@ -8,8 +8,8 @@ import threading
 
 import pytest
 
-from components.storage import AlreadyExists, NotFound, PreconditionFailed, StoreError, open_store
-from components.storage.registry import ModelRegistry
+from mlops.store import AlreadyExists, NotFound, PreconditionFailed, StoreError, open_store
+from mlops.store.registry import ModelRegistry
 
 
 def test_put_get_list_delete(store):

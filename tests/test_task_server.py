@@ -1,4 +1,4 @@
-"""The warm task server (components/task_server.py): tasks run in children forked from it, with their
+"""The warm task server (mlops/runners/task_server.py): tasks run in children forked from it, with their
 own outputs and exit status; without it they run as before."""
 
 import json
@@ -8,14 +8,14 @@ from pathlib import Path
 import pytest
 from kfp import dsl, local
 
-from components import config
-from pipelines.local import task_server
+from mlops import config
+from mlops.runners.local import task_server
 
 
 @dsl.component(base_image="python:3.11")
 def parent_command(marker: str) -> str:
     """The command line of the process this task's body ran under, and an env var it saw."""
-    from components import kfp_adapter
+    from components import adapter as kfp_adapter
 
     kfp_adapter.warm_start()
     import json
@@ -28,7 +28,7 @@ def parent_command(marker: str) -> str:
 
 @dsl.component(base_image="python:3.11")
 def fails(status: int) -> str:
-    from components import kfp_adapter
+    from components import adapter as kfp_adapter
 
     kfp_adapter.warm_start()
     raise SystemExit(status)
@@ -46,7 +46,7 @@ def test_a_task_runs_in_a_child_forked_from_the_server(local_runner, monkeypatch
         socket_path = Path(config.TASK_SERVER.get())
         assert socket_path.parent.stat().st_mode & 0o077 == 0  # a private directory
         command, seen = json.loads(parent_command(marker="MLOPS_TEST_MARKER").output)
-    assert "components.task_server" in command and seen == "seen"
+    assert "mlops.runners.task_server" in command and seen == "seen"
     assert config.TASK_SERVER.get() == "" and not socket_path.exists()  # gone with the run
 
 
@@ -58,7 +58,7 @@ def test_a_failing_task_fails_with_its_status(local_runner):
 def test_without_a_reachable_server_a_task_runs_itself(local_runner, monkeypatch, tmp_path):
     monkeypatch.setenv(config.TASK_SERVER.name, str(tmp_path / "no-such.sock"))
     command, _ = json.loads(parent_command(marker="X").output)
-    assert "components.task_server" not in command
+    assert "mlops.runners.task_server" not in command
 
 
 def test_off_turns_the_server_off_and_tasks_do_not_see_it(local_runner, monkeypatch):
@@ -66,4 +66,4 @@ def test_off_turns_the_server_off_and_tasks_do_not_see_it(local_runner, monkeypa
     with task_server("subprocess"):
         assert config.TASK_SERVER.name not in os.environ
         command, _ = json.loads(parent_command(marker="X").output)
-    assert "components.task_server" not in command and os.environ[config.TASK_SERVER.name] == "off"
+    assert "mlops.runners.task_server" not in command and os.environ[config.TASK_SERVER.name] == "off"

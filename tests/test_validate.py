@@ -9,9 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from components import config, validate
-from components.ingest import clean_frame
-from components.errors import MlopsError, StageError
+from mlops import config
+from mlops.stages import validate
+from mlops.stages.ingest import clean_frame
+from mlops.errors import MlopsError, StageError
 
 pytestmark = pytest.mark.tfdv
 
@@ -39,9 +40,9 @@ def shop_frame(rows: int = 300, seed: int = 0) -> pd.DataFrame:
 
 def test_tool_version_and_argument_errors(tmp_path):
     python = str(config.TFDV_PYTHON.get())
-    version = subprocess.run([python, str(validate.TOOL), "--version"], capture_output=True, text=True)
+    version = subprocess.run([python, str(config.TFDV_TOOL.get()), "--version"], capture_output=True, text=True)
     assert version.returncode == 0 and version.stdout.strip() == f"tfdv_tool {validate.TOOL_VERSION}"
-    missing = subprocess.run([python, str(validate.TOOL), "validate", "--split", f"train={tmp_path}/nope",
+    missing = subprocess.run([python, str(config.TFDV_TOOL.get()), "validate", "--split", f"train={tmp_path}/nope",
                               "--out", str(tmp_path)], capture_output=True, text=True)
     assert missing.returncode == 2 and "no such file" in missing.stderr
 
@@ -166,8 +167,8 @@ def test_statistics_from_tfdvs_beam_pipeline_on_the_parquet_files(tmp_path, file
 
 
 def test_the_warm_sidecar_answers_like_the_tool(tmp_path, file_store, monkeypatch):
-    """pipelines.local starts `tfdv_tool.py serve`; validate then asks it instead of starting TFDV."""
-    from pipelines.local import tfdv_sidecar
+    """mlops.runners.local starts `tfdv_tool.py serve`; validate then asks it instead of starting TFDV."""
+    from mlops.runners.local import tfdv_sidecar
 
     splits = make_splits(tmp_path / "clean", shop_frame())
     with tfdv_sidecar("subprocess"):
@@ -186,7 +187,7 @@ def test_an_idle_sidecar_leaves_and_a_later_task_starts_tfdv_itself(tmp_path, fi
     import time
 
     socket_path = tmp_path / "tfdv.sock"
-    sidecar = subprocess.Popen([str(config.TFDV_PYTHON.get()), str(validate.TOOL), "serve", "--socket",
+    sidecar = subprocess.Popen([str(config.TFDV_PYTHON.get()), str(config.TFDV_TOOL.get()), "serve", "--socket",
                                 str(socket_path), "--idle-exit", "1"], stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     try:

@@ -10,9 +10,10 @@ import pytest
 from click.testing import CliRunner
 from kfp import compiler, dsl
 
-from pipelines import kfp_client, task_settings
-from pipelines.commands.schedules import schedules as schedules_group
-from pipelines.commands.submit import submit as submit_command
+from mlops.cluster import kfp_client
+from pipelines import task_settings
+from mlops.cli.schedules import schedules as schedules_group
+from mlops.cli.submit import submit as submit_command
 from kfp_fake import ContractError, FakeKFP, check_model, contract_errors
 
 

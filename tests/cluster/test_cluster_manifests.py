@@ -1,6 +1,6 @@
 """Offline proof of the cluster artifacts: kustomize builds, strict Kubernetes
 schema validation, checks of our custom resources, and agreement between
-components/config.py, the Dockerfiles, the Makefile, the manifests and
+mlops/config.py, the Dockerfiles, the Makefile, the manifests and
 pipelines/cluster.py.
 
 kustomize and checkov come from .tools (`make tools`). Without them these tests
@@ -20,9 +20,10 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from components import config as cluster
-from components.storage import roles
-from pipelines import compile as compiling, kfp_client, schedules as schedule_sync, task_settings
+from mlops import config as cluster
+from mlops.store import roles
+from pipelines import compile as compiling, task_settings
+from mlops.cluster import kfp_client, schedules as schedule_sync
 
 REPO = Path(__file__).resolve().parents[2]
 MANIFESTS = REPO / "manifests"
@@ -255,7 +256,7 @@ def test_only_minio_and_the_bootstrap_job_hold_the_root_credential(kind_overlay)
 
 
 def test_bucket_job_creates_every_role_with_the_policy_of_roles_py(kind_overlay):
-    """The Job's role loop, its Secrets and its policy files agree with components/storage/roles.py."""
+    """The Job's role loop, its Secrets and its policy files agree with mlops/store/roles.py."""
     job = by_kind(kind_overlay, "Job", "minio-buckets")["spec"]["template"]["spec"]
     container = job["containers"][0]
     script = container["args"][0]
@@ -453,7 +454,7 @@ def test_makefile_and_dockerfiles_agree_with_images_py():
         k: IMAGES[k] for k in ("IMAGE_VERSION", "REGISTRY", "BASE_IMAGE", "TFDV_IMAGE", "MINIO_IMAGE")}
     # make images builds the names scripts/images.py prints (tests/test_images.py runs it);
     # here: no Makefile fragment hard-codes a tag of its own.
-    tfdv = (REPO / "components" / "Dockerfile.tfdv").read_text()
+    tfdv = (REPO / "images" / "Dockerfile.tfdv").read_text()
     assert f"ARG BASE_IMAGE={IMAGES['BASE_IMAGE']}" in tfdv
     for mk in (REPO / "mk").glob("*.mk"):
         assert re.search(r"localhost:5001/\S+:\S+", mk.read_text()) is None, mk.name
@@ -473,7 +474,7 @@ def test_compiled_spec_references_exactly_these_images():
 
 @pytest.mark.parametrize("name", ["Dockerfile.base", "Dockerfile.tfdv", "Dockerfile.minio"])
 def test_dockerfile_rules(name):
-    text = (REPO / "components" / name).read_text()
+    text = (REPO / "images" / name).read_text()
     args = dict(re.findall(r"^ARG (\w+)=(\S+)$", text, re.M))
     stages = re.split(r"^FROM ", text, flags=re.M)[1:]
     assert len(stages) >= 2, "multi-stage: build tools stay in the builder"
@@ -493,7 +494,7 @@ def test_dockerfile_rules(name):
 
 
 def test_run_as_user_matches_images():
-    base = (REPO / "components" / "Dockerfile.base").read_text()
+    base = (REPO / "images" / "Dockerfile.base").read_text()
     assert f"--uid {cluster.RUN_AS_USER}" in base and f"--gid {cluster.RUN_AS_GROUP}" in base
     assert f"USER {cluster.RUN_AS_USER}:{cluster.RUN_AS_GROUP}" in base
 
@@ -586,7 +587,7 @@ def test_gen_secrets_writes_one_urlsafe_credential_per_user_once(tmp_path):
 CHECKOV_ARGS = [
     "--quiet", "--compact", "--skip-download",
     "--framework", "kubernetes", "dockerfile", "github_actions",
-    "-d", str(MANIFESTS), "-d", str(REPO / "components"), "-d", str(REPO / ".github" / "workflows"),
+    "-d", str(MANIFESTS), "-d", str(REPO / "images"), "-d", str(REPO / ".github" / "workflows"),
     "--skip-path", "manifests/base/kfp/",
 ]
 
@@ -619,7 +620,7 @@ def test_checkov_passes():
 
 def test_store_config_map_matches_the_code():
     """Tasks read the store's place and the ingest allow-list from this ConfigMap (apply_task_settings)."""
-    from components.source_policy import SourcePolicy
+    from mlops.data.source_policy import SourcePolicy
 
     config_map = yaml.safe_load((REPO / "manifests/base/kfp/mlops-store-config.yaml").read_text())
     assert config_map["metadata"] == {"name": cluster.STORE_CONFIG_MAP_NAME, "namespace": cluster.KFP_NAMESPACE}

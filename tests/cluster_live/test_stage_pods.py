@@ -70,7 +70,7 @@ def run_stage(kube, pipeline, platform, task, run_id, run_parameters, outputs, t
 @pytest.fixture(scope="module")
 def incoming_data(minio_stack, tmp_path_factory):
     """demo-wine.csv dropped in s3://mlops/incoming by a data producer (the root user here)."""
-    from pipelines.demo_data import write_demo_data
+    from mlops.data.demo import write_demo_data
 
     csv = next(p for p in write_demo_data(tmp_path_factory.mktemp("demo")) if p.stem == MODEL)
     root = client("minio.env")
@@ -91,8 +91,8 @@ def stage_outputs(kube, minio_stack, incoming_data) -> dict[str, dict]:
 
 def test_ingest_pod_publishes_a_data_version_in_the_cluster_store(stage_outputs, incoming_data, monkeypatch):
     """Read back from the host with the read-only role: the version the pod published, its rows intact."""
-    from components.storage import open_store
-    from components.storage.datasets import DataVersions
+    from mlops.store import open_store
+    from mlops.store.datasets import DataVersions
 
     reader = env_file("role-reader.env")
     monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://{HOST_ENDPOINT}")

@@ -1,0 +1,152 @@
+"""Everything that adapts plain stage code to running as a KFP task, in one place.
+
+Inside a task (components/tasks.py calls these):
+
+- :func:`run` calls a stage function and turns a failure into ONE line that is the
+  last thing the task prints (a pod log, the KFP UI and `mlops run` all show it),
+  plus a record in MLOPS_ERROR_FILE for the local runner;
+- :func:`progress` prints a stage's one-line summary and appends it to
+  MLOPS_PROGRESS_FILE, which the local runner follows;
+- :func:`as_mapping`, :func:`restore_integers` and :func:`metadata_int` undo what
+  the transport does to values: kfp.local hands a dict parameter to a task inside
+  a ParallelFor already parsed (elsewhere as JSON text), and protobuf Structs (loop
+  items, artifact metadata) carry every number as a double.
+
+On the side that starts runs (mlops/runners/local.py):
+
+- :data:`LOCAL_RUNNER_WARNINGS` silences kfp.local's warnings that do not apply
+  to this project, and :func:`failure_reason` reads the failing stage's line.
+
+Nothing here imports kfp at module level: it is imported by every task.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import traceback
+from pathlib import Path
+
+from mlops.errors import MlopsError
+
+# (message regex, category) pairs for warnings.filterwarnings in the local runner.
+LOCAL_RUNNER_WARNINGS = (
+    # kfp.local warns for every task whose image name lacks "python"; ours are ours.
+    (r".*non-Python base image.*", RuntimeWarning),
+    # Cluster settings (resources, Secrets, security context) are for KFP; kfp.local ignores them.
+    (r".*have no effect in the current local runner.*", UserWarning),
+)
+
+
+def warm_start() -> None:
+    """Hand this task to the local runner's warm task server, if there is one, and exit with its status.
+
+    The first call of every task function. The server (mlops/runners/task_server.py)
+    has the stages' libraries imported already and forks a child that runs this
+    same executor invocation; without a server (a cluster, a container, a server
+    that cannot be reached) this returns and the task runs here, as it always could.
+    """
+    import os
+
+    from mlops import config
+
+    socket_path = config.TASK_SERVER.get()
+    if not socket_path:
+        return
+    from mlops.runners import task_server
+
+    if task_server.in_child():
+        return
+    try:
+        status = task_server.hand_over(socket_path)
+    except task_server.Unavailable:
+        return
+    os._exit(status)  # the child wrote the executor's output; nothing is left to do here
+
+
+def progress(stage: str, message: str) -> None:
+    """Print ``[stage] message`` and append it to MLOPS_PROGRESS_FILE when set."""
+    from mlops import config
+
+    print(f"[{stage}] {message}", flush=True)
+    progress_file = config.PROGRESS_FILE.get()
+    if progress_file:
+        record = {"stage": stage, "message": message, "time": time.time()}
+        with open(progress_file, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record) + "\n")
+
+
+def _fail(stage: str, message: str) -> None:
+    """Record the one-line reason, print it LAST on stderr, exit the task with status 1."""
+    from mlops import config
+
+    message = " ".join(message.split())
+    try:
+        error_file = config.ERROR_FILE.get()
+    except MlopsError:
+        error_file = None
+    if error_file:
+        Path(error_file).write_text(json.dumps({"stage": stage, "error": message}), encoding="utf-8")
+    sys.stdout.flush()
+    print(f"[{stage}] ERROR: {message}", file=sys.stderr, flush=True)
+    raise SystemExit(1)
+
+
+def run(stage: str, function, /, **kwargs):
+    """Call ``function(**kwargs)`` as part of ``stage``; any failure ends the task with one line.
+
+    A :class:`MlopsError` (bad input, bad data, an unreachable store, a bad
+    setting) is the user's to fix: its message is the line. Anything else is a
+    bug: the traceback goes to stderr first, for whoever debugs it, and the
+    one-line summary still comes last.
+    """
+    try:
+        return function(**kwargs)
+    except MlopsError as error:
+        _fail(stage, str(error))
+    except Exception as error:  # noqa: BLE001 - the last line must be ours, whatever was raised
+        traceback.print_exc(file=sys.stderr)
+        detail = " ".join(str(error).split())[:300]
+        _fail(stage, f"internal error: {type(error).__name__}: {detail} (a bug; the traceback is above)")
+
+
+def as_mapping(value) -> dict | list:
+    """A dict/list parameter as Python data, whether it arrived parsed or as JSON text."""
+    return value if isinstance(value, (dict, list)) else json.loads(value)
+
+
+def restore_integers(params: dict) -> dict:
+    """Whole-number floats back to ints (Structs carry every number as a double).
+
+    ``max_depth: 8`` arrives as 8.0, which scikit-learn rejects; every
+    float-typed hyperparameter accepts an int, so the reverse is always safe.
+    """
+    return {key: int(value) if isinstance(value, float) and value.is_integer() else value
+            for key, value in params.items()}
+
+
+def optional_float(name: str, text: str) -> float | None:
+    """A number given as text (KFP parameters cannot be None locally): "" means not set."""
+    from mlops.errors import StageError
+
+    if text is None or str(text).strip() == "":
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise StageError(f"{name} must be a number or empty, got {text!r}") from None
+
+
+def metadata_int(metadata: dict, key: str) -> int:
+    """An integer stored in artifact metadata (which returns it as a double)."""
+    return int(metadata[key])
+
+
+def failure_reason(error_file: Path) -> str | None:
+    """The failing stage's ``stage: reason`` line that :func:`run` recorded, if any."""
+    if not error_file.exists():
+        return None
+    record = json.loads(error_file.read_text(encoding="utf-8"))
+    return f"{record['stage']}: {record['error']}"
+

@@ -1,0 +1,58 @@
+"""The `mlops` command line: one entry point, one module per subcommand."""
+
+import os
+import sys
+
+import click
+
+from mlops.cli.compile import compile_command
+from mlops.cli.data import data
+from mlops.cli.models import models
+from mlops.cli.monitor import monitor
+from mlops.cli.run import run
+from mlops.cli.schema import schema
+from mlops.cli.schedules import schedules
+from mlops.cli.submit import submit
+from mlops.cli.ui import ui
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main():
+    """Kubeflow-native MLOps: train, validate, evaluate and register models."""
+
+
+main.add_command(run)
+main.add_command(data)
+main.add_command(schema)
+main.add_command(models)
+main.add_command(monitor)
+main.add_command(compile_command)
+main.add_command(submit)
+main.add_command(schedules)
+main.add_command(ui)
+
+
+
+def entry() -> None:
+    """The `mlops` executable: the click group, then a prompt, clean exit.
+
+    Arrow's native thread pools can abort the process while the interpreter tears
+    down ("terminate called without an active exception"), turning a one-line
+    error's exit status 1 into a crash. Every file and temporary directory is
+    closed by the commands themselves, so the process leaves with os._exit once
+    click is done and the output is flushed.
+    """
+    try:
+        main()
+        code = 0
+    except SystemExit as leaving:
+        if isinstance(leaving.code, str):
+            print(leaving.code, file=sys.stderr)
+        code = leaving.code if isinstance(leaving.code, int) else (0 if leaving.code is None else 1)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+if __name__ == "__main__":
+    entry()

@@ -1,0 +1,109 @@
+"""`mlops monitor`: live data against a model's baseline, and retraining when the policy says so."""
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import click
+
+from mlops.cli.options import (keep_secret_out_of_parameters, one_line_errors, print_listing,
+                                       resolve_store, store_option)
+
+# Exit status of a blocked batch: neither success (0) nor an input error (1).
+BLOCKED_EXIT = 3
+
+
+@click.group(invoke_without_command=True)
+@click.option("--data", "data_uri", metavar="URI",
+              help="The live batch: a path, file://, http(s):// or s3:// URI, NAME@VERSION, or a pointer file. "
+                   "The label column may be absent.")
+@click.option("--model-name", help="The model whose baseline the batch is held to.")
+@click.option("--against", default="", metavar="NAME@VERSION",
+              help="Compare with this version's baseline instead of the current champion's.")
+@click.option("--policy", "policy_file", type=click.Path(dir_okay=False),
+              help="Monitor policy YAML (thresholds, severities, cool-down; default: retrain on any drift).")
+@click.option("--retrain", is_flag=True, help="When the decision is retrain, retrain now (the training pipeline, "
+                                              "through the same blessing gate).")
+@click.option("--json", "as_json", is_flag=True, help="Print the decision record as JSON.")
+@store_option
+@click.option("--runs-dir", type=click.Path(file_okay=False, path_type=Path), envvar="MLOPS_RUNS_DIR",
+              help="Where run outputs and reports go (env MLOPS_RUNS_DIR; default ./runs).")
+@click.pass_context
+def monitor(ctx, data_uri, model_name, against, policy_file, retrain, as_json, store_uri, runs_dir):
+    """Hold a live batch to a model's baseline: decide none, retrain or blocked.
+
+    Exit status: 0 for none or retrain, 3 for blocked (the anomalies are listed), 1 for bad input.
+    `mlops monitor history NAME` lists earlier decisions.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    if not data_uri or not model_name:
+        raise click.UsageError("--data and --model-name are required (or use `mlops monitor history NAME`)")
+    from mlops.stages import ingest
+    from mlops.stages.monitor import load_baseline, load_policy
+    from mlops.store.registry import validate_name
+    from mlops.cli.run import code_version
+    from mlops.data.pointer import resolve_data_argument
+    from mlops.runners.local import run_monitor
+
+    store = resolve_store(store_uri)
+    with one_line_errors():
+        validate_name("model", model_name)
+        load_policy(policy_file)  # checked now; the pipeline gets the file's text
+        data_uri = resolve_data_argument(data_uri)
+        if Path(data_uri).is_file():
+            data_uri = str(Path(data_uri).resolve())
+        load_baseline(store, model_name, against)  # fails now, in one line, if there is nothing to compare with
+        if not ingest.is_version_reference(data_uri):
+            ingest.clean_frame(ingest.load_source(data_uri))
+    data_uri = keep_secret_out_of_parameters(data_uri)
+    arguments = dict(data_uri=data_uri, model_name=model_name, data_name=ingest.dataset_name(data_uri),
+                     against=against, policy=Path(policy_file).read_text(encoding="utf-8") if policy_file else "",
+                     allow_retrain=retrain, store_uri=store.uri, code_version=code_version())
+    click.echo(f"monitor: {data_uri} against {against or model_name + '@champion'} in {store.uri}", err=as_json)
+    with one_line_errors():
+        result = run_monitor(arguments, runs_dir=runs_dir,
+                             emit=(lambda line: click.echo(line, err=True)) if as_json else None)
+    report = result.run_dir / "monitor.html"
+    shutil.copyfile(result.report_path, report)
+    record = {**result.record, "report": str(report)}
+    if as_json:
+        click.echo(json.dumps(record, indent=2, sort_keys=True))
+    else:
+        click.echo(f"decision: {record['decision']}")
+        for reason in record["reasons"]:
+            click.echo(f"  - {reason}")
+        for warning in record["warnings"]:
+            click.echo(f"  ! {warning}")
+        if record["decision"] == "retrain" and not retrain:
+            click.echo("  (run with --retrain to retrain now)")
+        click.echo(f"report:   {report}")
+    sys.stdout.flush()
+    if record["decision"] == "blocked":
+        sys.exit(BLOCKED_EXIT)
+
+
+@monitor.command()
+@click.argument("name")
+@store_option
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
+def history(name, store_uri, as_json):
+    """Every monitor decision for model NAME, oldest first."""
+    from mlops.stages.monitor import history as monitor_history
+    from mlops.store.registry import validate_name
+
+    store = resolve_store(store_uri)
+    with one_line_errors():
+        validate_name("model", name)
+        rows = monitor_history(store, name)
+
+    def row(entry):
+        retrained = f"v{entry['retrained_version']}" if entry["retrained_version"] else "-"
+        return (f"{entry['time']:<26} v{entry['model']['version']:<6} {entry['decision']:<8} {retrained:<9} "
+                f"{entry['data_version'].split('@')[0]}@{entry['data_version'].split('@')[1][:12]}  "
+                f"{'; '.join(entry['reasons'])[:100]}")
+
+    print_listing(rows, as_json, empty=f"no monitor decisions for {name!r} in {store.uri}",
+                  header=f"{'TIME':<26} {'MODEL':<7} {'DECISION':<8} {'RETRAINED':<9} BATCH", row=row)
+

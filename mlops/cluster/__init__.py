@@ -1,0 +1,1 @@
+"""Clients of a cluster engine: the KFP API, schedules, the Argo Workflows engine."""

@@ -1,0 +1,235 @@
+"""Report: one self-contained HTML page per run, for a person to open in a browser, and a short
+Markdown summary for the KFP UI.
+
+Sections follow the pipeline: data (with each feature's distribution by split),
+validation (and train-vs-validation shift, shown with the sample sizes it comes
+from), candidates, the test (metrics beside a trivial predictor and the champion;
+confusion matrix, ROC, precision-recall and calibration curves, or predicted vs
+actual and residuals), permutation importance, the blessing decision, and the
+lineage. Charts are inline SVG (mlops.reporting.charts): the page loads nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from html import escape
+
+from mlops.reporting import charts
+
+STYLE = """
+body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:72rem;color:#222;padding:0 1rem}
+h1{margin-bottom:.2rem}h2{border-bottom:1px solid #ddd;padding-bottom:.2rem;margin-top:2rem}
+table{border-collapse:collapse;margin:.5rem 0}td,th{border:1px solid #ccc;padding:.25rem .6rem;text-align:right}
+th{background:#f4f4f4}td.l,th.l{text-align:left}.best{background:#eef8ee}
+.ok{color:#17632a;font-weight:bold}.no{color:#a11;font-weight:bold}.muted{color:#666}
+pre{background:#f7f7f7;padding:1rem;overflow:auto;font-size:.8rem}
+.charts{display:flex;flex-wrap:wrap;gap:1rem;align-items:flex-start}svg.chart{max-width:100%;height:auto}
+dl.lineage{display:grid;grid-template-columns:max-content 1fr;gap:.2rem 1rem}dl.lineage dt{font-weight:bold}
+dl.lineage dd{margin:0;font-family:ui-monospace,monospace;font-size:.85rem;overflow-wrap:anywhere}
+.badge{display:inline-block;padding:.1rem .5rem;border-radius:.3rem;color:white;font-weight:bold}
+.badge.ok{background:#17632a;color:white}.badge.no{background:#a11;color:white}
+"""
+
+
+def _table(headers: list[str], rows: list[list], left: int = 1, highlight: int | None = None) -> str:
+    def cell(tag, value, index):
+        css = ' class="l"' if index < left else ""
+        return f"<{tag}{css}>{escape(str(value))}</{tag}>"
+
+    head = "".join(cell("th", h, i) for i, h in enumerate(headers))
+    body = "".join(
+        ("<tr class='best'>" if r == highlight else "<tr>") + "".join(cell("td", v, i) for i, v in enumerate(row))
+        + "</tr>" for r, row in enumerate(rows))
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _fmt(value) -> str:
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def page(title: str, body: list[str]) -> str:
+    """A complete, self-contained HTML page."""
+    return "\n".join([f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{escape(title)}</title>"
+                      f"<style>{STYLE}</style></head><body>", *body, "</body></html>"])
+
+
+def definitions(items: list[tuple[str, object]]) -> str:
+    """A definition list (label, value) with values escaped."""
+    return "<dl class='lineage'>" + "".join(f"<dt>{escape(str(k))}</dt><dd>{escape(str(v))}</dd>"
+                                            for k, v in items) + "</dl>"
+
+
+def shift_section(rows: list[dict], left: str, right: str) -> list[str]:
+    """Distribution shift per feature, with the sample sizes and whether they can tell at all."""
+    if not rows:
+        return []
+    told = [r for r in rows if r["verdict"] != "too few rows to tell"]
+    parts = [f"<p>Shift between {left} and {right}, per feature. A feature counts as shifted only when its "
+             "distance reaches the threshold AND the difference is significant for these sample sizes "
+             "(chi-squared, Holm-corrected) AND there are enough rows to tell "
+             f"(at least {rows[0]['min_rows']}).</p>"]
+    if not told:
+        parts.append(f"<p class='muted'>{right.capitalize()} has {rows[0]['rows']} rows: too few to tell a shift "
+                     "from sampling noise, so no distance below is an alarm.</p>")
+    parts.append(_table(["feature", "measure", "distance", "threshold", "p (Holm)", f"{left} n", f"{right} n",
+                         "verdict"],
+                        [[r["feature"], r["measure"], _fmt(r["distance"]), r["threshold"], f"{r['adjusted_p']:.2g}",
+                          r["baseline_rows"], r["rows"], r["verdict"]] for r in rows], left=2))
+    return parts
+
+
+def lineage_section(version: dict) -> list[str]:
+    """The lineage record as a person reads it, then the raw record."""
+    lineage = version["lineage"]
+    data, params, blessing = lineage["data"], lineage["params"], lineage["blessing"]
+    environment = lineage.get("environment", {})
+    items = [
+        ("data version", data["ref"]), ("source", data["source"]), ("rows", json.dumps(data["rows"])),
+        ("target", data["target"]), ("split", json.dumps(lineage["split"], sort_keys=True)),
+        ("schema", f"{lineage.get('validation', {}).get('schema_source', '?')} "
+                   f"{lineage.get('validation', {}).get('schema_origin', '')}".strip()),
+        ("code version", lineage["code"]["version"]),
+        ("locks", ", ".join(f"{k} {v[:12]}" for k, v in environment.get("locks", {}).items()) or "-"),
+        ("packages", ", ".join(f"{k} {v}" for k, v in environment.get("packages", {}).items()) or "-"),
+        ("search space", f"sha256 {params.get('search_space_sha256', '')[:12]}"),
+        ("chosen candidate", f"{params['candidate']['id']} {json.dumps(params['candidate'].get('params', {}))}"),
+        ("ranking metric", params["metric"]), ("seed", lineage.get("seed")),
+        ("validation metrics", json.dumps(lineage.get("metrics", {}).get("validation", {}), sort_keys=True)),
+        ("test metrics", json.dumps(lineage.get("metrics", {}).get("test", {}), sort_keys=True)),
+        ("blessing", f"{'blessed' if blessing['blessed'] else 'not blessed'}: {blessing['reason']}"),
+        ("compared with", f"champion v{blessing['champion_version']}" if blessing.get("champion_version")
+         else "no champion"),
+        ("KFP run", f"{lineage.get('kfp', {}).get('run_name')} ({lineage.get('kfp', {}).get('run_id')})"),
+        ("model file", f"{lineage.get('model', {}).get('file')} sha256 {lineage.get('model', {}).get('sha256')}"),
+    ]
+    return ["<h2>Lineage</h2>", definitions(items),
+            "<details><summary>The whole lineage record (JSON)</summary>"
+            f"<pre>{escape(json.dumps(lineage, indent=2, sort_keys=True))}</pre></details>"]
+
+
+def render_report(*, version: dict, validation: dict, schema_description: dict, leaderboard: list[dict],
+                  evaluation: dict, frames: dict | None = None, shift: list[dict] | None = None) -> str:
+    """The run report as an HTML string.
+
+    ``version``: the registered model version (ModelVersion.to_json(), lineage
+    included); ``validation``: tfdv_tool's result; ``schema_description``: the
+    Schema artifact's metadata; ``leaderboard``: every candidate with its
+    validation metrics; ``evaluation``: the Blessing artifact's content;
+    ``frames``: split name -> DataFrame (for the distributions); ``shift``:
+    train-vs-validation FeatureDrift rows (mlops.stages.drift).
+    """
+    lineage = version["lineage"]
+    data, blessing = lineage["data"], lineage["blessing"]
+    metric = lineage["params"]["metric"]
+    name = version["name"]
+    verdict = "BLESSED" if blessing["blessed"] else "NOT BLESSED"
+    promoted = "champion" in version.get("aliases", [])
+    body = [f"<h1>Run report: {escape(name)} v{version['version']} "
+            f"<span class='badge {'ok' if blessing['blessed'] else 'no'}'>{verdict}</span></h1>",
+            f"<p class='muted'>run {escape(str(lineage['kfp']['run_name']))} · code "
+            f"{escape(str(lineage['code']['version']))}"
+            + (f" · registered {escape(version['created_at'])}" if version.get("created_at") else "") + "</p>"]
+
+    rows = data["rows"]
+    body.append("<h2>Data</h2>")
+    renamed = {original: clean for original, clean in data["columns"].items() if original != clean}
+    body.append(_table(["", "value"], [
+        ["source", data["source"]], ["data version", data["ref"]],
+        ["rows (train / validation / test)", f"{rows['train']} / {rows['validation']} / {rows['test']}"],
+        ["dropped (missing target)", data["dropped_missing_target"]], ["target", data["target"]],
+        ["renamed columns", ", ".join(f"{a} → {b}" for a, b in renamed.items()) or "none"],
+    ], left=2))
+    if frames:
+        body.append("<p>Each feature's distribution in each split:</p>")
+        body.append(f"<div class='charts'>{charts.split_distributions(frames, target=data['target'])}</div>")
+
+    body.append("<h2>Validation (TFDV)</h2>")
+    origin = schema_description.get("origin") or ""
+    body.append(f"<p class='ok'>No anomalies against the {escape(schema_description.get('source', '?'))} schema "
+                f"{escape(origin)} (TFDV {escape(validation['tfdv_version'])}).</p>")
+    body.extend(shift_section(shift or [], "train", "validation"))
+    body.append("<p class='muted'>TFDV's own facets view is the run's <code>statistics_view</code> artifact (in "
+                "the KFP UI); it loads its web components from the internet, so this page, which loads nothing, "
+                "does not embed it.</p>")
+
+    body.append("<h2>Candidates</h2>")
+    chosen = lineage["params"]["candidate"]["id"]
+    names = sorted({k for c in leaderboard for k in c["validation_metrics"]})
+    table_rows, best_row, scores, chosen_label = [], None, {}, None
+    for index, result in enumerate(leaderboard):
+        candidate = result["candidate"]
+        if candidate["id"] == chosen:
+            best_row = index
+        if metric in result["validation_metrics"]:
+            label = f"{candidate['id']} {json.dumps(candidate['params'], sort_keys=True)}"
+            scores[label] = result["validation_metrics"][metric]
+            if candidate["id"] == chosen:
+                chosen_label = label
+        table_rows.append([candidate["id"], json.dumps(candidate["params"], sort_keys=True)]
+                          + [_fmt(result["validation_metrics"].get(n, "")) for n in names])
+    body.append(f"<p>Ranked by validation <b>{escape(metric)}</b>; best: <b>{escape(chosen)}</b>.</p>")
+    if scores:
+        body.append("<div class='charts'>" + charts.horizontal_bars(
+            scores, "candidates compared", f"validation {metric}", highlight=chosen_label) + "</div>")
+    body.append(_table(["candidate", "params"] + names, table_rows, left=2, highlight=best_row))
+
+    body.append("<h2>Test</h2>")
+    test, trivial = evaluation["test_metrics"], evaluation["baseline_metrics"]
+    champion = evaluation.get("champion_metrics") or {}
+    header = ["metric", "this model", "trivial predictor"] + (
+        [f"champion v{evaluation['champion_version']}"] if champion else [])
+    body.append(_table(header, [[n, _fmt(v), _fmt(trivial.get(n, ""))] + ([_fmt(champion.get(n, ""))]
+                                                                         if champion else [])
+                                for n, v in sorted(test.items())]))
+    diagnostics = evaluation.get("diagnostics") or {}
+    figures = []
+    if evaluation.get("confusion_matrix"):
+        matrix = evaluation["confusion_matrix"]
+        figures.append(charts.confusion_heatmap(matrix["labels"], matrix["matrix"]))
+    if diagnostics.get("roc"):
+        figures.append(charts.curves(diagnostics["roc"], "roc"))
+    if diagnostics.get("precision_recall"):
+        figures.append(charts.curves(diagnostics["precision_recall"], "pr"))
+    if diagnostics.get("calibration"):
+        figures.append(charts.calibration(diagnostics["calibration"]))
+    if diagnostics.get("regression"):
+        figures.append(charts.regression_diagnostics(diagnostics["regression"]["actual"],
+                                                     diagnostics["regression"]["predicted"]))
+    if figures:
+        body.append("<div class='charts'>" + "".join(figures) + "</div>")
+    importance = diagnostics.get("importance")
+    if importance and importance.get("features"):
+        body.append(f"<h2>Permutation importance</h2><p>How much validation {escape(importance['metric'])} drops "
+                    f"when a feature's values are shuffled ({importance['rows']} validation rows, 5 repeats):</p>")
+        shown = dict(zip(importance["features"][:20], importance["mean"][:20]))
+        spread = dict(zip(importance["features"][:20], importance["std"][:20]))
+        body.append("<div class='charts'>" + charts.horizontal_bars(
+            shown, "permutation importance", f"drop in validation {importance['metric']}", errors=spread) + "</div>")
+
+    body.append("<h2>Decision</h2>")
+    body.append(f"<p class='{'ok' if blessing['blessed'] else 'no'}'>{verdict}: {escape(blessing['reason'])}</p>")
+    body.append(f"<p>Registered as <b>{escape(name)}@{version['version']}</b>; "
+                + ("the <code>champion</code> alias points to it." if promoted
+                   else "the <code>champion</code> alias was not moved to it.") + "</p>")
+    body.extend(lineage_section(version))
+    return page(f"Run report: {name} v{version['version']}", body)
+
+
+def render_summary(*, version: dict, evaluation: dict) -> str:
+    """A few lines of Markdown for the KFP UI's Markdown viewer."""
+    lineage = version["lineage"]
+    metric = lineage["params"]["metric"]
+    blessing = lineage["blessing"]
+    lines = [f"## {version['name']} v{version['version']}", "",
+             f"- data: `{lineage['data']['ref']}` ({sum(lineage['data']['rows'].values())} rows)",
+             f"- best candidate: `{lineage['params']['candidate']['id']}`",
+             f"- test {metric}: **{evaluation['score']:.4f}** (trivial predictor {evaluation['baseline_score']:.4f}, "
+             f"skill {evaluation['skill']:.2f})",
+             f"- {'blessed' if blessing['blessed'] else 'not blessed'}: {blessing['reason']}",
+             f"- champion: {'this version' if 'champion' in version.get('aliases', []) else 'unchanged'}"]
+    return "\n".join(lines) + "\n"
+
+
+def report_key(model_name: str, version: int) -> str:
+    """Where a run's report is kept in the store, beside the model version it describes."""
+    return f"reports/{model_name}/v{version:06d}.html"

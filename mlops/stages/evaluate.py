@@ -1,0 +1,167 @@
+"""Evaluate: score the chosen model on the untouched test split and decide its blessing.
+
+A model is blessed when, on the same test rows,
+
+1. it has skill over a trivial predictor (the training split's most frequent
+   class, or its mean): it closes at least ``min_skill`` of the gap between that
+   predictor and a perfect score (mlops.stages.metrics.skill), so a model that
+   learnt nothing is never crowned, not even the first one;
+2. it meets the absolute floor ``min_score``, when one is set;
+3. it is at least as good as the current champion, scored on the same rows.
+
+A champion that cannot be scored on this data (its features differ, or it is
+stored in a format that is not loaded for safety) blocks the blessing: a new
+model never replaces a champion without a like-for-like comparison; promote it
+by hand if the change is intended. The champion's version is part of the
+decision, so register can promote only over that same champion.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import pandas as pd
+from sklearn import metrics as skm
+
+from mlops.store import model_io
+from mlops.stages.metrics import is_at_least_as_good, require_metric, score_model, skill, trivial_model
+from mlops.store import ObjectStore
+from mlops.store.registry import ModelRegistry
+
+
+@dataclass
+class Blessing:
+    """The decision and everything it was based on (stored as the Blessing artifact)."""
+
+    blessed: bool
+    reason: str
+    metric: str
+    score: float
+    baseline_score: float
+    skill: float
+    min_skill: float
+    min_score: float | None
+    champion_version: int | None
+    champion_score: float | None = None
+    champion_error: str | None = None
+    test_rows: int = 0
+    test_metrics: dict = field(default_factory=dict)
+    baseline_metrics: dict = field(default_factory=dict)
+    champion_metrics: dict = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def confusion(model, features: pd.DataFrame, target: pd.Series) -> tuple[list[str], list[list[int]]]:
+    """Labels (as text) and the confusion matrix over every class the model or the data knows."""
+    predictions = model.predict(features)
+    labels = sorted(set(model.classes_) | set(pd.unique(target)), key=str)
+    matrix = skm.confusion_matrix(target, predictions, labels=labels)
+    return [str(label) for label in labels], matrix.astype(int).tolist()
+
+
+def roc_points(model, features: pd.DataFrame, target: pd.Series, max_points: int = 200) -> dict | None:
+    """ROC curve for a binary classifier (positive class = model.classes_[1])."""
+    classes = list(getattr(model, "classes_", []))
+    if len(classes) != 2 or not hasattr(model, "predict_proba") or set(pd.unique(target)) != set(classes):
+        return None
+    scores = model.predict_proba(features)[:, 1]
+    fpr, tpr, thresholds = skm.roc_curve(target, scores, pos_label=classes[1])
+    keep = np.unique(np.linspace(0, len(fpr) - 1, min(len(fpr), max_points)).astype(int))
+    # sklearn's first threshold is +inf, which JSON and KFP cannot hold.
+    finite = np.where(np.isfinite(thresholds), thresholds, 1.0)
+    return {"positive_class": str(classes[1]), "fpr": fpr[keep].tolist(), "tpr": tpr[keep].tolist(),
+            "thresholds": finite[keep].tolist()}
+
+
+def champion_scores(store: ObjectStore, model_name: str, features: pd.DataFrame, target: pd.Series,
+                    task: str) -> dict | None:
+    """The champion's version and metrics on this test split (or why it could not be scored);
+    None when the model has no champion."""
+    registry = ModelRegistry(store)
+    champion = registry.champion(model_name)
+    if champion is None:
+        return None
+    if model_io.FILE_NAME not in champion.files:
+        return {"version": champion.version,
+                "error": f"it is stored as {', '.join(sorted(champion.files))}, a format that is not loaded "
+                         "for safety (pickle)"}
+    try:
+        model = model_io.loads(registry.read_file(champion, model_io.FILE_NAME), source=f"champion {champion.ref}")
+        return {"version": champion.version, "test_metrics": score_model(model, features, target, task)}
+    except Exception as error:  # noqa: BLE001 - a champion trained on other columns fails in many ways
+        return {"version": champion.version, "error": f"{type(error).__name__}: {' '.join(str(error).split())[:300]}"}
+
+
+def decide_blessing(test_metrics: dict, baseline_metrics: dict, metric: str, min_skill: float,
+                    min_score: float | None, champion: dict | None, test_rows: int = 0) -> Blessing:
+    """The blessing from the test scores, the trivial baseline, the floor and the champion."""
+    score = require_metric(test_metrics, metric, "test")
+    baseline = require_metric(baseline_metrics, metric, "test")
+    gained = skill(score, baseline, metric)
+    decision = Blessing(blessed=False, reason="", metric=metric, score=score, baseline_score=baseline, skill=gained,
+                        min_skill=min_skill, min_score=min_score,
+                        champion_version=champion["version"] if champion else None, test_rows=test_rows,
+                        test_metrics=test_metrics, baseline_metrics=baseline_metrics)
+    versus = (f"test {metric} {score:.4f} has skill {gained:.2f} over a trivial predictor ({baseline:.4f}; "
+              f"minimum {min_skill:.2f})")
+    if gained < min_skill:
+        decision.reason = f"{versus}: it learnt too little"
+        return decision
+    if min_score is not None and not is_at_least_as_good(score, min_score, metric):
+        decision.reason = f"test {metric} {score:.4f} does not meet the floor {min_score:.4f}"
+        return decision
+    if champion is None:
+        decision.blessed = True
+        decision.reason = f"{versus}; no champion yet"
+        return decision
+    if "error" in champion:
+        decision.champion_error = champion["error"]
+        decision.reason = f"champion v{champion['version']} could not be scored on this test data ({champion['error']})"
+        return decision
+    decision.champion_metrics = champion["test_metrics"]
+    reference = require_metric(champion["test_metrics"], metric, "test")
+    decision.champion_score = reference
+    if not is_at_least_as_good(score, reference, metric):
+        decision.reason = f"test {metric} {score:.4f} is worse than champion v{champion['version']} ({reference:.4f})"
+        return decision
+    decision.blessed = True
+    decision.reason = f"{versus}; not worse than champion v{champion['version']} ({reference:.4f})"
+    return decision
+
+
+@dataclass
+class Evaluation:
+    """The blessing plus what the report and the KFP UI show of the test split."""
+
+    blessing: Blessing
+    confusion_matrix: dict | None = None
+    roc: dict | None = None
+    diagnostics: dict = field(default_factory=dict)
+
+
+def evaluate_model(model, train: pd.DataFrame, test: pd.DataFrame, target: str, task: str, metric: str,
+                   min_skill: float, min_score: float | None, store: ObjectStore, model_name: str,
+                   validation: pd.DataFrame | None = None, seed: int = 0) -> Evaluation:
+    """Everything the evaluate stage decides, and what the report draws of it."""
+    from mlops.stages import diagnostics
+
+    features, labels = test.drop(columns=[target]), test[target]
+    test_metrics = score_model(model, features, labels, task)
+    baseline_metrics = score_model(trivial_model(train[target], task), features, labels, task)
+    champion = champion_scores(store, model_name, features, labels, task)
+    blessing = decide_blessing(test_metrics, baseline_metrics, metric, min_skill, min_score, champion, len(test))
+    result = Evaluation(blessing=blessing)
+    if task == "classification":
+        categories, matrix = confusion(model, features, labels)
+        result.confusion_matrix = {"labels": categories, "matrix": matrix}
+        result.roc = roc_points(model, features, labels)
+        result.diagnostics.update(diagnostics.classification_curves(model, features, labels))
+    else:
+        result.diagnostics["regression"] = diagnostics.regression_points(model, features, labels)
+    if validation is not None:
+        result.diagnostics["importance"] = diagnostics.permutation_importance(
+            model, validation.drop(columns=[target]), validation[target], metric, task, seed)
+    return result

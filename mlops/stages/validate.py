@@ -1,0 +1,235 @@
+"""Validate: TFDV statistics, schema and anomalies for each split; stop on anomalies.
+
+TFDV runs in its own interpreter (see tfdv_tool.py); this module decides which
+schema applies and what the result means for the run:
+
+1. a schema file the run names (``--schema FILE`` / the ``schema_uri`` parameter);
+2. else the curated schema in git, ``schemas/<model_name>.pbtxt``;
+3. else the baseline schema stored for this model by its first clean run;
+4. else TFDV infers one now, and it becomes that baseline once the data passes.
+
+Any anomaly in any split stops the run before training. Train-vs-validation
+skew is measured and reported, not enforced: the split is by content hash, so
+the distances only measure sampling noise (mlops.stages.drift says when a
+sample is large enough to tell anything).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+from mlops import config
+from mlops.errors import StageError
+from mlops.store import AlreadyExists, NotFound, ObjectStore, StoreError
+
+TOOL_VERSION = "1"
+
+
+def curated_schema_path(model_name: str) -> Path | None:
+    from mlops.store.registry import validate_name
+
+    validate_name("model", model_name)  # the name becomes a path: no separators, no '..'
+    path = config.SCHEMA_DIR.get() / f"{model_name}.pbtxt"
+    return path if path.is_file() else None
+
+
+def baseline_schema_key(model_name: str) -> str:
+    return f"schemas/{model_name}/baseline.pbtxt"
+
+
+@dataclass
+class SchemaChoice:
+    """Which schema a run validates against, and where it came from."""
+
+    source: str  # file | curated | baseline | inferred
+    origin: str  # the path, URI or store key; "" when inferred
+    text: str | None  # the schema (text proto); None when TFDV infers it
+
+    def describe(self) -> str:
+        where = f" {self.origin}" if self.origin else ""
+        return {"file": f"the schema file{where}", "curated": f"the curated schema{where}",
+                "baseline": f"the stored baseline schema{where}",
+                "inferred": "a schema TFDV inferred from this data (now the model's baseline)"}[self.source]
+
+
+def read_schema_uri(schema_uri: str, store: ObjectStore) -> str:
+    """The text of a schema named by a path, file:// or s3:// URI."""
+    parsed = urlparse(schema_uri)
+    if parsed.scheme in ("", "file"):
+        path = Path(unquote(parsed.path) if parsed.scheme == "file" else schema_uri)
+        if not path.is_file():
+            raise StageError(f"schema file not found: {path}")
+        return path.read_text(encoding="utf-8")
+    if parsed.scheme == "s3":
+        from mlops.store.s3 import read_s3_uri
+
+        return read_s3_uri(schema_uri).decode("utf-8")
+    raise StageError(f"unsupported schema URI {schema_uri!r}: use a path, file:// or s3://")
+
+
+def choose_schema(model_name: str, store: ObjectStore, schema_uri: str = "") -> SchemaChoice:
+    """The schema this run is held to (see the module docstring for the order)."""
+    if schema_uri:
+        return SchemaChoice("file", schema_uri, read_schema_uri(schema_uri, store))
+    curated = curated_schema_path(model_name)
+    if curated:
+        # As in git (schemas/<model>.pbtxt), wherever the directory sits (an image has it under /opt/mlops).
+        return SchemaChoice("curated", f"{curated.parent.name}/{curated.name}", curated.read_text(encoding="utf-8"))
+    try:
+        return SchemaChoice("baseline", f"{store.uri}/{baseline_schema_key(model_name)}",
+                            store.read(baseline_schema_key(model_name)).decode("utf-8"))
+    except NotFound:
+        return SchemaChoice("inferred", "", None)
+
+
+def _ask_sidecar(socket_path: Path, argv: list[str], timeout: float) -> tuple[int, str]:
+    """Run the tool in the warm sidecar (tfdv_tool.py serve): (exit status, stderr)."""
+    import socket
+
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
+        connection.settimeout(timeout)
+        connection.connect(str(socket_path))
+        connection.sendall(json.dumps({"argv": argv}).encode("utf-8"))
+        connection.shutdown(socket.SHUT_WR)
+        chunks = []
+        while chunk := connection.recv(65536):
+            chunks.append(chunk)
+    answer = json.loads(b"".join(chunks))
+    return answer["status"], answer["stderr"]
+
+
+def _ready(socket_path: Path | None, wait_seconds: float = 60.0) -> Path | None:
+    """The sidecar's socket once it is listening (it may still be importing TFDV), or None."""
+    import time
+
+    if socket_path is None:
+        return None
+    deadline = time.monotonic() + wait_seconds
+    closed = Path(f"{socket_path}.closed")  # tfdv_tool.closed_marker: it left after its idle time
+    while not socket_path.exists():
+        if time.monotonic() > deadline or not socket_path.parent.exists() or closed.exists():
+            return None
+        time.sleep(0.05)
+    return socket_path
+
+
+def _run_tool(arguments: list[str], out_dir: str) -> dict:
+    """Run tfdv_tool.py (in the warm sidecar when the local runner started one, else under the TFDV
+    interpreter) and return the result.json it wrote."""
+    timeout = config.TFDV_TIMEOUT_SECONDS.get()
+    argv = [*arguments, "--out", out_dir]
+    sidecar = _ready(config.TFDV_SOCKET.get())
+    try:
+        if sidecar:
+            try:
+                status, stderr = _ask_sidecar(sidecar, argv, timeout)
+            except (ConnectionError, FileNotFoundError, json.JSONDecodeError):
+                sidecar = None  # it left (idle) as this task came: TFDV starts here instead
+        if not sidecar:
+            python = config.TFDV_PYTHON.get()
+            if not python.exists():
+                raise StageError(f"TFDV interpreter not found at {python}: run `make setup` or set "
+                                 "MLOPS_TFDV_PYTHON")
+            # TensorFlow's C++ logging is noise here; the tool reports through result.json.
+            env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONWARNINGS": "ignore"}
+            completed = subprocess.run([str(python), str(config.TFDV_TOOL.get()), *argv], capture_output=True, text=True, env=env,
+                                       timeout=timeout)
+            status, stderr = completed.returncode, completed.stderr
+    except (subprocess.TimeoutExpired, TimeoutError):
+        raise StageError(f"TFDV did not finish within {timeout:g} s; raise MLOPS_TFDV_TIMEOUT_SECONDS "
+                         "or validate less data") from None
+    if status != 0:
+        lines = [line for line in stderr.splitlines() if line.strip()]
+        raise StageError(f"TFDV failed: {lines[-1] if lines else f'exit status {status}'}")
+    result = json.loads(Path(out_dir, "result.json").read_text(encoding="utf-8"))
+    if result.get("tool_version") != TOOL_VERSION:
+        raise StageError(f"tfdv_tool version {result.get('tool_version')!r} does not match {TOOL_VERSION!r}")
+    return result
+
+
+def run_tfdv_tool(splits: dict[str, str], out_dir: str, schema_path: str | None = None) -> dict:
+    """Statistics, schema, anomalies and skew of the splits (tfdv_tool.py validate)."""
+    arguments = ["validate"]
+    for name, path in splits.items():
+        arguments += ["--split", f"{name}={path}"]
+    if schema_path:
+        arguments += ["--schema", str(schema_path)]
+    beam_over = config.TFDV_BEAM_OVER.get()
+    if beam_over is not None:
+        arguments += ["--beam-over", str(beam_over)]
+        arguments += [f"--beam-option={option}" for option in config.BEAM_OPTIONS.get().split()]
+    return _run_tool(arguments, out_dir)
+
+
+def validate_batch(batch_path: str, schema_text: str, label: str, baseline_statistics: bytes, out_dir: str) -> dict:
+    """A live batch against a model's schema in the SERVING environment (the label may be absent),
+    with TFDV's drift comparators against the model's training statistics (tfdv_tool.py serving).
+
+    Returns the tool's result; anomalies are reported, not raised: the monitor decides what they mean.
+    """
+    with tempfile.TemporaryDirectory() as scratch:
+        schema_path, baseline_path = Path(scratch, "schema.pbtxt"), Path(scratch, "train.pb")
+        schema_path.write_text(schema_text, encoding="utf-8")
+        baseline_path.write_bytes(baseline_statistics)
+        return _run_tool(["serving", "--batch", batch_path, "--schema", str(schema_path), "--label", label,
+                          "--baseline", str(baseline_path)], out_dir)
+
+
+def describe_anomalies(anomalies: list[dict], limit: int = 5) -> str:
+    """One line listing the anomalies (the rest are in the anomalies artifact)."""
+    parts = [f"{row['split']}/{row['feature']}: {row['kind']} ({row['detail']})" for row in anomalies[:limit]]
+    more = f"; and {len(anomalies) - limit} more" if len(anomalies) > limit else ""
+    return "; ".join(parts) + more
+
+
+@dataclass
+class Validation:
+    """The tool's result and the schema it was held to; raise_for_anomalies() stops the run."""
+
+    result: dict
+    schema: SchemaChoice
+
+    @property
+    def anomalies(self) -> list[dict]:
+        return self.result["anomalies"]
+
+    def raise_for_anomalies(self) -> None:
+        if self.anomalies:
+            raise StageError(
+                f"data validation against {self.schema.describe()} found {len(self.anomalies)} anomalies: "
+                + describe_anomalies(self.anomalies)
+                + " (fix the data, or validate against another schema with --schema FILE)")
+
+
+def validate_splits(splits: dict[str, str], model_name: str, store: ObjectStore, out_dir: str,
+                    schema_uri: str = "") -> Validation:
+    """Validate the splits against the schema that applies.
+
+    Writes statistics/<split>.pb, schema.pbtxt, statistics.html and result.json
+    to ``out_dir``. When the schema was inferred and the data passed, it becomes
+    the model's stored baseline.
+    """
+    choice = choose_schema(model_name, store, schema_uri)
+    with tempfile.TemporaryDirectory() as scratch:
+        schema_path = None
+        if choice.text is not None:
+            schema_path = Path(scratch, "schema.pbtxt")
+            schema_path.write_text(choice.text, encoding="utf-8")
+        result = run_tfdv_tool(splits, out_dir, str(schema_path) if schema_path else None)
+    validation = Validation(result=result, schema=choice)
+    validation.raise_for_anomalies()
+    if choice.source == "inferred":
+        # First clean run for this model: its schema guards every later run.
+        try:
+            store.create(baseline_schema_key(model_name), Path(out_dir, "schema.pbtxt").read_bytes())
+        except AlreadyExists:
+            pass
+        except StoreError as error:
+            raise StageError(f"could not store the baseline schema: {error}") from None
+    return validation
