@@ -75,6 +75,12 @@ STORE_CONFIG_MAP_KEYS = ("AWS_ENDPOINT_URL", "MLOPS_STORE", "MLOPS_INGEST_ALLOW"
 # The non-root user of images/Dockerfile.base and Dockerfile.tfdv.
 RUN_AS_USER = 10001
 RUN_AS_GROUP = 10001
+# Argo Workflows on kind (manifests/base/argo): the controller's namespace, the namespace
+# where Workflows run (Pod Security "restricted"), and the ServiceAccount of their pods
+# (it may only create and patch WorkflowTaskResults).
+ARGO_CONTROLLER_NAMESPACE = "argo"
+ARGO_NAMESPACE = "mlops-runs"
+ARGO_WORKFLOW_SERVICE_ACCOUNT = "mlops-workflow"
 # In-cluster address of the KFP API server and the projected token kfp reads.
 KFP_IN_CLUSTER_HOST = f"http://ml-pipeline.{KFP_NAMESPACE}.svc.cluster.local:8888"
 KFP_SA_TOKEN_PATH = "/var/run/secrets/kubeflow/pipelines/token"
