@@ -184,19 +184,23 @@ build_images() {
 # reads the git-ignored env files of overlays/kind, so kustomize runs with
 # --load-restrictor LoadRestrictionsNone). A throw-away kustomization in the cache
 # wraps them; the base image must exist (`refs` reads its ID).
+# ARGO_CONTROLLER_IMAGE / ARGO_EXECUTOR_IMAGE, when both set, are used as they are
+# and ARGO_MANIFESTS replaces manifests/ (the offline tests render a copy).
 render() {
-  local controller="" executor="" line
-  while read -r line; do
-    case "$line" in
-      ARGO_CONTROLLER_IMAGE=*) controller="${line#*=}" ;;
-      ARGO_EXECUTOR_IMAGE=*) executor="${line#*=}" ;;
-    esac
-  done < <(refs)
+  local controller="${ARGO_CONTROLLER_IMAGE:-}" executor="${ARGO_EXECUTOR_IMAGE:-}" line
+  if [ -z "$controller" ] || [ -z "$executor" ]; then
+    while read -r line; do
+      case "$line" in
+        ARGO_CONTROLLER_IMAGE=*) controller="${line#*=}" ;;
+        ARGO_EXECUTOR_IMAGE=*) executor="${line#*=}" ;;
+      esac
+    done < <(refs)
+  fi
   [ -n "$controller" ] && [ -n "$executor" ] || die "no image references"
   local dir; dir="$(mktemp -d "$CACHE/render.XXXXXX")"
   local manifests
   manifests="$(python3 -c 'import os, sys; print(os.path.relpath(sys.argv[1], sys.argv[2]))' \
-    "$repo/manifests" "$dir")"
+    "${ARGO_MANIFESTS:-$repo/manifests}" "$dir")"
   cat >"$dir/kustomization.yaml" <<EOF
 apiVersion: kustomize.config.k8s.io/v1beta1
 kind: Kustomization
