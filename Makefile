@@ -77,3 +77,4 @@ clean: ## Remove local run outputs and the embedded store (keeps the environment
 include mk/kind.mk
 include mk/cluster.mk
 include mk/images.mk
+include mk/argo.mk
