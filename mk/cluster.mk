@@ -1,6 +1,6 @@
 # The cluster path: tools, images, kind, MinIO + KFP, submission (docs/cluster.md).
 # Included by the top-level Makefile. Targets with `## text` show in `make help`.
-# Image names come from components/images.py only (read through scripts/images.py).
+# Image names come from mlops/config.py only (read through scripts/images.py).
 
 PYTHON ?= .venv/bin/python
 GO ?= $(or $(shell command -v go 2>/dev/null),/usr/local/go/bin/go)
@@ -25,7 +25,7 @@ KUBE_CONTEXT ?= kind-$(KIND_CLUSTER)
 KFP_HOST ?= http://127.0.0.1:8888
 MINIO_ENV := manifests/overlays/kind/minio.env
 
-# BASE_IMAGE, TFDV_IMAGE, MINIO_IMAGE, IMAGE_VERSION from components/images.py.
+# BASE_IMAGE, TFDV_IMAGE, MINIO_IMAGE, IMAGE_VERSION from mlops/config.py.
 $(foreach line,$(shell python3 scripts/images.py),$(eval $(line)))
 # The origin URL without user, password or token (a remote URL can carry one).
 IMAGE_SOURCE ?= $(shell python3 scripts/build_images.py --print-source)

@@ -153,11 +153,23 @@ MINIO_BIN = Setting("MLOPS_MINIO_BIN", Path, PROJECT_ROOT / "bin" / "minio", "th
 MINIO_PORT = Setting("MLOPS_MINIO_PORT", int, 9000, "port of `make minio-up`", 1)
 MINIO_STATE_DIR = Setting("MLOPS_MINIO_STATE_DIR", Path, PROJECT_ROOT / ".minio",
                           "credentials, data and pid of `make minio-up`")
+TFDV_SIDECAR = Setting("MLOPS_TFDV_SIDECAR", str, "",
+                       "off: no warm TFDV interpreter beside a local run (each validate task starts its own)")
+DATA_URI = Setting("MLOPS_DATA_URI", str, "",
+                   "(set by the CLI; on a cluster from the Secret mlops-data-source) the full data URI whose "
+                   "credential the pipeline parameter must not carry (mlops/data/uris.py)")
+S3_ENDPOINT = Setting("MLOPS_S3_ENDPOINT", str, "", "the S3 endpoint when AWS_ENDPOINT_URL is unset")
+GIT_COMMIT = Setting("MLOPS_GIT_COMMIT", str, None, "the git commit `mlops submit` keys a run on (one run per commit)")
 
 SETTINGS = (STORE, STORE_RETRIES, RUNS_DIR, SCHEMA_DIR, TFDV_PYTHON, TFDV_TOOL, TFDV_TIMEOUT_SECONDS, TFDV_SOCKET, TASK_SERVER,
             TFDV_BEAM_OVER,             BEAM_OPTIONS, LOCK_DIR, CODE_VERSION,
             PROGRESS_FILE, ERROR_FILE, HTTP_TIMEOUT_SECONDS, MAX_DOWNLOAD_BYTES, INGEST_ALLOW, MINIO_BIN, MINIO_PORT,
-            MINIO_STATE_DIR)
+            MINIO_STATE_DIR, TFDV_SIDECAR, DATA_URI, S3_ENDPOINT, GIT_COMMIT)
+
+
+def role_credential_names(role: str) -> tuple[str, str]:
+    """The variables that hold a store role's credential: ``MLOPS_<ROLE>_ACCESS_KEY_ID`` and its secret key."""
+    return f"MLOPS_{role.upper()}_ACCESS_KEY_ID", f"MLOPS_{role.upper()}_SECRET_ACCESS_KEY"
 
 
 def default_store_uri() -> str:

@@ -2,7 +2,7 @@
 # Create the kind cluster (kind-config.yaml). Two ways, chosen by KIND_NODE_SOURCE
 # (auto | registry | build; auto = registry when the registry image can be had):
 #  - registry: kind's public node image and a local registry on localhost:5001
-#    (the registry of components/images.py), following kind's "local registry"
+#    (the REGISTRY of mlops/config.py), following kind's "local registry"
 #    recipe: https://kind.sigs.k8s.io/docs/user/local-registry/
 #  - build: no container registry reachable. The node image and every image in
 #    it are built from pinned sources (scripts/kind/build.sh, cached, so only the

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from mlops import config
 from mlops.cli.options import one_line_errors, usage_errors
 
 
@@ -49,7 +50,7 @@ def read_params_file(path) -> dict:
               help="YAML mapping of pipeline parameters.")
 @click.option("--param", "param_items", multiple=True, metavar="NAME=VALUE",
               help="A pipeline parameter; repeatable; overrides --params-file.")
-@click.option("--commit", envvar="MLOPS_GIT_COMMIT", default=None,
+@click.option("--commit", envvar=config.GIT_COMMIT.name, default=None,
               help="Git commit to key the run on (one run per commit).")
 @click.option("--key", default=None,
               help="Idempotency key; default: hash of spec + parameters (+ commit).")

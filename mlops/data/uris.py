@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit, urlunsplit
 
+from mlops import config
+
 REDACTED = "REDACTED"
 
 
@@ -36,7 +38,7 @@ def redact(uri: str) -> str:
 
 # Where a data URI that carries a secret travels instead of the pipeline parameter
 # (which KFP records, logs and shows): the environment of the task that reads it.
-SECRET_URI_ENV = "MLOPS_DATA_URI"
+SECRET_URI_ENV = config.DATA_URI.name
 
 
 def carries_secret(uri: str) -> bool:
@@ -51,7 +53,5 @@ def with_secret(uri: str) -> str:
     parameter) plus the full one in the task's environment; on a cluster the full
     one comes from the optional Secret ``mlops-data-source`` (key ``uri``).
     """
-    import os
-
-    full = os.environ.get(SECRET_URI_ENV, "")
+    full = config.DATA_URI.get()
     return full if full and redact(full) == uri else uri

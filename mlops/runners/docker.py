@@ -170,8 +170,8 @@ def container_settings(run_dir: Path, arguments: dict) -> ContainerSettings:
         check_images(client)
         run_id = uuid.uuid4().hex[:12]
         environment = {"HOME": "/tmp", "TMPDIR": "/tmp", "MPLCONFIGDIR": "/tmp/matplotlib",
-                       "MLOPS_PROGRESS_FILE": str(config.PROGRESS_FILE.get() or ""),
-                       "MLOPS_ERROR_FILE": str(config.ERROR_FILE.get() or "")}
+                       config.PROGRESS_FILE.name: str(config.PROGRESS_FILE.get() or ""),
+                       config.ERROR_FILE.name: str(config.ERROR_FILE.get() or "")}
         for setting in PASSED_SETTINGS:
             if os.environ.get(setting.name):
                 environment[setting.name] = str(setting.get())

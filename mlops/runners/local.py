@@ -125,8 +125,8 @@ def _run(pipeline, arguments: dict, runs_dir, emit, verbose: bool, runner: str, 
     run_dir = runs_dir / f"{stamp}-{arguments['model_name']}{suffix}-{os.getpid()}"
     run_dir.mkdir(parents=True, exist_ok=True)
     progress_file, error_file, log_path = run_dir / "progress.jsonl", run_dir / "error.json", run_dir / "run.log"
-    previous_env = {key: os.environ.get(key) for key in ("MLOPS_PROGRESS_FILE", "MLOPS_ERROR_FILE")}
-    os.environ.update({"MLOPS_PROGRESS_FILE": str(progress_file), "MLOPS_ERROR_FILE": str(error_file)})
+    previous_env = {key: os.environ.get(key) for key in (config.PROGRESS_FILE.name, config.ERROR_FILE.name)}
+    os.environ.update({config.PROGRESS_FILE.name: str(progress_file), config.ERROR_FILE.name: str(error_file)})
 
     follower = _ProgressFollower(progress_file, emit)
     follower.start()
@@ -197,7 +197,7 @@ def tfdv_sidecar(runner: str):
     turns it off.
     """
     python = config.TFDV_PYTHON.get()
-    if runner != "subprocess" or os.environ.get("MLOPS_TFDV_SIDECAR") == "off" or not python.exists():
+    if runner != "subprocess" or config.TFDV_SIDECAR.get() == "off" or not python.exists():
         yield
         return
     with _shared(config.TFDV_SOCKET.name) as running:

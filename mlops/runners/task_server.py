@@ -32,6 +32,8 @@ import socket
 import struct
 import sys
 
+from mlops import config
+
 # Libraries the stages import, loaded once by the server (not by the tasks it forks).
 PRELOAD = (
     "numpy", "pandas", "pyarrow", "pyarrow.compute", "pyarrow.csv", "pyarrow.parquet", "scipy.stats",
@@ -141,7 +143,7 @@ def _run_child(connection: socket.socket, request: dict, fds: list[int]) -> None
             os.close(fd)
         os.environ.clear()
         os.environ.update(request["environ"])
-        os.environ.pop("MLOPS_TASK_SERVER", None)  # this process IS the task: it must not hand itself over again
+        os.environ.pop(config.TASK_SERVER.name, None)  # this process IS the task: it must not hand itself over again
         os.chdir(request["cwd"])
         sys.argv = list(request["argv"])
         from kfp.dsl import executor_main

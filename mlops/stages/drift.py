@@ -189,8 +189,3 @@ def compare_frame(profile: dict, frame: pd.DataFrame, *, thresholds: dict | None
             min_rows=min_rows, drifted=verdict == "drift", verdict=verdict, buckets=labels,
             baseline_shares=(base / base.sum()).round(6).tolist(), shares=(live / max(live.sum(), 1)).round(6).tolist()))
     return results
-
-
-def can_tell(baseline_rows: int, rows: int, min_rows: int = DEFAULT_MIN_ROWS) -> bool:
-    """Whether two samples of these sizes are large enough for a distance between them to mean anything."""
-    return min(baseline_rows, rows) >= min_rows

@@ -27,10 +27,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from mlops.stages import drift
 from mlops.errors import MlopsError
+from mlops.stages import drift
 
-DECISIONS = ("none", "retrain", "blocked")
 SEVERITIES = {"drift": ("retrain", "warn", "ignore"), "anomaly": ("block", "warn", "ignore")}
 RETRAIN_DATA = ("auto", "union", "latest")
 

@@ -33,10 +33,6 @@ REF_PATTERN = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]{0,99})@(?P<versio
 MIN_PREFIX = 8
 
 
-def is_data_ref(text: str) -> bool:
-    return bool(REF_PATTERN.match(text))
-
-
 @dataclass
 class DataVersion:
     name: str

@@ -63,8 +63,8 @@ def policies(bucket: str = config.STORE_BUCKET, prefix: str = "store") -> dict[s
 def credentials_from_env(role: str | None) -> tuple[str | None, str | None]:
     """(access key, secret key) of ``role`` from the environment (see the module docstring)."""
     if role:
-        access = os.environ.get(f"MLOPS_{role.upper()}_ACCESS_KEY_ID")
-        secret = os.environ.get(f"MLOPS_{role.upper()}_SECRET_ACCESS_KEY")
+        access_name, secret_name = config.role_credential_names(role)
+        access, secret = os.environ.get(access_name), os.environ.get(secret_name)
         if access and secret:
             return access, secret
     return os.environ.get("AWS_ACCESS_KEY_ID"), os.environ.get("AWS_SECRET_ACCESS_KEY")
@@ -74,8 +74,9 @@ def role_environment(credentials: dict[str, tuple[str, str]]) -> dict[str, str]:
     """The ``MLOPS_<ROLE>_*`` variables for a set of role credentials."""
     env = {}
     for role, (access, secret) in credentials.items():
-        env[f"MLOPS_{role.upper()}_ACCESS_KEY_ID"] = access
-        env[f"MLOPS_{role.upper()}_SECRET_ACCESS_KEY"] = secret
+        access_name, secret_name = config.role_credential_names(role)
+        env[access_name] = access
+        env[secret_name] = secret
     return env
 
 

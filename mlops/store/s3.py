@@ -34,12 +34,12 @@ def client_from_env(role: str | None = None) -> tuple[Minio, str]:
     (mlops.store.roles), and that endpoint for messages."""
     from mlops.store.roles import credentials_from_env
 
-    endpoint = os.environ.get("AWS_ENDPOINT_URL") or os.environ.get("MLOPS_S3_ENDPOINT")
+    endpoint = os.environ.get("AWS_ENDPOINT_URL") or config.S3_ENDPOINT.get()
     if not endpoint:
         raise StoreError("s3:// needs AWS_ENDPOINT_URL (e.g. http://127.0.0.1:9000; `source .minio/env`)")
     access_key, secret_key = credentials_from_env(role)
     if not access_key or not secret_key:
-        wanted = f"MLOPS_{role.upper()}_ACCESS_KEY_ID or " if role else ""
+        wanted = f"{config.role_credential_names(role)[0]} or " if role else ""
         raise StoreError(f"s3:// needs {wanted}AWS_ACCESS_KEY_ID and the matching secret key")
     parsed = urlparse(endpoint)
     if parsed.scheme not in ("http", "https") or not parsed.netloc:
