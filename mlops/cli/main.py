@@ -10,8 +10,9 @@ from mlops.cli.data import data
 from mlops.cli.models import models
 from mlops.cli.monitor import monitor
 from mlops.cli.run import run
-from mlops.cli.schema import schema
+from mlops.cli.runs import runs
 from mlops.cli.schedules import schedules
+from mlops.cli.schema import schema
 from mlops.cli.submit import submit
 from mlops.cli.ui import ui
 
@@ -30,6 +31,7 @@ main.add_command(compile_command)
 main.add_command(submit)
 main.add_command(schedules)
 main.add_command(ui)
+main.add_command(runs)
 
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from mlops import config
+from mlops.cli.summary import print_summary
 from mlops.cli.options import (
     in_forked_child,
     keep_secret_out_of_parameters,
@@ -81,11 +82,11 @@ def preflight(data_uri: str, target: str, task: str, split, store) -> tuple[str,
 def run(data_uri, target, model_name, task, params_file, schema_file, store_uri, seed, validation_fraction,
         test_fraction, min_skill, min_score, runs_dir, runner, cache, verbose):
     """Run the training pipeline locally (kfp.local) and register the model."""
-    from mlops.stages.split import SplitConfig, dataset_name
-    from mlops.store.registry import ModelRegistry, validate_name
     from mlops.data.pointer import resolve_data_argument
     from mlops.runners.local import release_memory, run_pipeline, warm_processes
     from mlops.stages.search_space import load_search_space, to_parameter
+    from mlops.stages.split import SplitConfig, dataset_name
+    from mlops.store.registry import ModelRegistry, validate_name
 
     with one_line_errors():
         for setting in config.SETTINGS:  # a bad MLOPS_* value fails now, not in the middle of the run
@@ -124,19 +125,4 @@ def run(data_uri, target, model_name, task, params_file, schema_file, store_uri,
 
     report = result.run_dir / "report.html"
     shutil.copyfile(result.report_path, report)
-    lineage = version.lineage
-    metric, blessing = lineage["params"]["metric"], lineage["blessing"]
-    if not blessing["blessed"]:
-        verdict = f"no: {blessing['reason']}"
-    elif result.promoted:
-        verdict = f"yes, now the champion: {blessing['reason']}"
-    else:
-        verdict = f"yes, but not promoted: {result.promotion}"
-    click.echo(f"data:    {lineage['data']['ref']}")
-    click.echo(f"schema:  {lineage['validation']['schema_source']} {lineage['validation']['schema_origin']}".rstrip())
-    click.echo(f"model:   {version.ref} ({lineage['params']['candidate']['id']})")
-    click.echo(f"metrics: test {metric}={lineage['metrics']['test'][metric]:.4f} "
-               f"(trivial predictor {blessing['baseline_score']:.4f}), "
-               f"validation {metric}={lineage['metrics']['validation'][metric]:.4f}")
-    click.echo(f"blessed: {verdict}")
-    click.echo(f"report:  {report}")
+    print_summary(version, result.promoted, result.promotion, str(report))

@@ -16,6 +16,10 @@ def schedules():
 
 
 @schedules.command("sync")
+@click.option("--engine", type=click.Choice(["kfp", "argo"]), default="kfp", show_default=True,
+              help="kfp: KFP recurring runs; argo: Argo CronWorkflows (through the Kubernetes API).")
+@click.option("--context", default=None, help="(argo) kubeconfig context, e.g. kind-mlops.")
+@click.option("--namespace", default=None, help="(argo) namespace of the runs. Default: mlops-runs.")
 @click.option("--host", envvar="KFP_HOST", default=None, show_envvar=True,
               help="KFP API URL. Default: the in-cluster API server.")
 @click.option("--dir", "directory", default="schedules", show_default=True,
@@ -28,12 +32,14 @@ def schedules():
 @click.option("--experiment", default="mlops", show_default=True)
 @click.option("--pipeline-name", default="training-pipeline", show_default=True)
 @click.option("--dry-run", is_flag=True, help="Print what would change; change nothing.")
-def sync(host, directory, package_path, experiment, pipeline_name, dry_run):
+def sync(engine, context, namespace, host, directory, package_path, experiment, pipeline_name, dry_run):
     """Create missing, replace changed, disable removed recurring runs.
 
     KFP cannot edit a recurring run: a changed schedule gets a new one and the
     old one is disabled and deleted. Schedules removed from git are disabled.
-    Running it again with nothing changed changes nothing.
+    Running it again with nothing changed changes nothing. On Argo, a changed
+    schedule is updated in place, a disabled one suspended and a removed one
+    deleted; CronWorkflows that are not ours are left alone.
     """
     from mlops.cluster import kfp_client
     from mlops.cluster import schedules as schedule_sync
@@ -44,6 +50,9 @@ def sync(host, directory, package_path, experiment, pipeline_name, dry_run):
     with usage_errors():
         wanted = [dataclasses.replace(s, params=kfp_client.coerce_params(packages[s.pipeline], s.params))
                   for s in schedule_sync.load_schedules(directory)]
+    if engine == "argo":
+        sync_argo(wanted, packages, context=context, namespace=namespace, dry_run=dry_run)
+        return
     with one_line_errors():
         try:
             client = kfp_client.make_client(host)
@@ -54,6 +63,30 @@ def sync(host, directory, package_path, experiment, pipeline_name, dry_run):
             raise kfp_client.ClusterError(f"schedules sync failed: {kfp_client.describe_error(error)}") from None
     prefix = "would " if dry_run else ""
     for label in ("created", "replaced", "enabled", "disabled", "unchanged"):
+        names = getattr(report, label)
+        if names:
+            click.echo(f"{prefix if label != 'unchanged' else ''}{label}: {', '.join(names)}")
+    if not report.changed:
+        click.echo("no changes")
+
+
+def sync_argo(wanted, packages, *, context, namespace, dry_run) -> None:
+    """Reconcile the schedules into Argo CronWorkflows and print what changed."""
+    from mlops.cluster import argo_client, argo_schedules
+
+    with one_line_errors():
+        try:
+            clients = argo_client.connect(context, namespace)
+            templates = {kind: argo_client.template_for(path) for kind, path in packages.items()}
+            report = argo_schedules.sync(clients, wanted, templates, dry_run=dry_run)
+        except argo_client.ClusterError:
+            raise
+        except argo_schedules.ScheduleError:
+            raise
+        except Exception as error:  # noqa: BLE001 - API errors: one line, no traceback
+            raise argo_client.ClusterError(f"schedules sync failed: {argo_client.describe_error(error)}") from None
+    prefix = "would " if dry_run else ""
+    for label in ("created", "replaced", "suspended", "deleted", "unchanged"):
         names = getattr(report, label)
         if names:
             click.echo(f"{prefix if label != 'unchanged' else ''}{label}: {', '.join(names)}")

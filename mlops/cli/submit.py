@@ -1,4 +1,4 @@
-"""`mlops submit`: run the compiled training pipeline on a KFP cluster."""
+"""`mlops submit`: run a compiled pipeline on a cluster: Kubeflow Pipelines, or Argo Workflows."""
 
 from __future__ import annotations
 
@@ -40,6 +40,14 @@ def read_params_file(path) -> dict:
 
 
 @click.command("submit")
+@click.option("--engine", type=click.Choice(["kfp", "argo"]), default="kfp", show_default=True,
+              help="kfp: a Kubeflow Pipelines API server; argo: Argo Workflows through the Kubernetes API "
+                   "(the WorkflowTemplate that `mlops compile` made from the same spec).")
+@click.option("--context", default=None, help="(argo) kubeconfig context, e.g. kind-mlops. Default: the current one.")
+@click.option("--namespace", default=None, help="(argo) namespace of the runs. Default: mlops-runs.")
+@click.option("--store", "store_uri", default=None,
+              help="(argo, --wait) the store to read the registered model from for the summary, "
+                   "e.g. s3://mlops/store (reader role credentials from the environment).")
 @click.option("--host", envvar="KFP_HOST", default=None, show_envvar=True,
               help="KFP API URL, e.g. http://127.0.0.1:8888. Default: the in-cluster "
                    "API server (with the pod's projected token).")
@@ -61,11 +69,12 @@ def read_params_file(path) -> dict:
               help="Wait for the run to finish; exit 1 unless it succeeded.")
 @click.option("--timeout", type=click.IntRange(min=1), default=3600, show_default=True,
               help="Seconds to wait with --wait.")
-def submit(host, package_path, params_file, param_items, commit, key, experiment,
-           pipeline_name, ui_host, wait, timeout):
-    """Upload the pipeline version if new and start one run, idempotently.
+def submit(engine, context, namespace, store_uri, host, package_path, params_file, param_items, commit, key,
+           experiment, pipeline_name, ui_host, wait, timeout):
+    """Start one run of a compiled pipeline on a cluster, idempotently.
 
-    The run is keyed on the compiled spec, the parameters (data_uri is the data
+    KFP: upload the pipeline version if new, then start the run. Argo: apply the
+    WorkflowTemplate if it changed, then create the Workflow. The run is keyed on the compiled spec, the parameters (data_uri is the data
     pointer) and --commit, or on --key: submitting the same key again prints the
     existing run and creates nothing.
     """
@@ -85,6 +94,10 @@ def submit(host, package_path, params_file, param_items, commit, key, experiment
         if commit and "code_version" not in raw and "code_version" in kfp_client.pipeline_parameters(package_path):
             raw["code_version"] = commit  # the lineage records the commit the run was keyed on
         params = kfp_client.coerce_params(package_path, raw)
+    if engine == "argo":
+        submit_argo(package_path, params, context=context, namespace=namespace, key=key, commit=commit,
+                    wait=wait, timeout=timeout, store_uri=store_uri)
+        return
     with one_line_errors():
         try:
             client = kfp_client.make_client(host)
@@ -99,3 +112,64 @@ def submit(host, package_path, params_file, param_items, commit, key, experiment
         click.echo(f"state: {result.state}")
         if str(result.state).upper() != "SUCCEEDED":
             sys.exit(1)
+
+
+def submit_argo(package_path, params, *, context, namespace, key, commit, wait, timeout, store_uri) -> None:
+    """Create the run as a Workflow (idempotent by key); with ``wait``, follow it and print the outcome."""
+    from mlops.cluster import argo_client
+
+    with one_line_errors():
+        try:
+            clients = argo_client.connect(context, namespace)
+            result = argo_client.submit(clients, package_path, params, key=key, commit=commit)
+        except argo_client.ClusterError:
+            raise
+        except Exception as error:  # noqa: BLE001 - API errors: one line, no traceback
+            raise argo_client.ClusterError(f"submit failed: {argo_client.describe_error(error)}") from None
+    verb = "created" if result.created else "exists (same key, not created again)"
+    click.echo(f"run {result.name} {verb} in namespace {clients.namespace} "
+               f"(WorkflowTemplate {result.template})")
+    if not wait:
+        return
+    with one_line_errors():
+        try:
+            workflow = argo_client.wait(clients, result.name, click.echo, timeout)
+        except argo_client.ClusterError:
+            raise
+        except Exception as error:  # noqa: BLE001 - API errors while waiting: one line
+            raise argo_client.ClusterError(f"waiting for {result.name} failed: "
+                                           f"{argo_client.describe_error(error)}") from None
+    phase = workflow["status"].get("phase")
+    if phase != "Succeeded":
+        click.echo(f"state: {phase}", err=True)
+        raise click.ClickException(argo_client.message(workflow) or f"run {result.name} ended {phase}")
+    click.echo(f"state: {phase}")
+    print_argo_summary(workflow, params, store_uri)
+
+
+def print_argo_summary(workflow: dict, params: dict, store_uri: str | None) -> None:
+    """The summary `mlops run` prints, read from the registry when the store is given, else the run's outputs."""
+    from mlops.cluster import argo_client
+
+    registered = argo_client.task_outputs(workflow, "register")
+    if not registered:  # not a training run (the monitor): its decision
+        decided = argo_client.task_outputs(workflow, "decide")
+        if decided:
+            click.echo(f"decision: {decided.get('action', '')}")
+        return
+    version_number = int(registered["model_version"])
+    promoted = registered.get("promoted") == "true"
+    if not store_uri:
+        click.echo(f"model:   {params.get('model_name')} v{version_number}; promoted: {promoted} "
+                   f"({registered.get('promotion', '')})")
+        return
+    from mlops.cli.options import resolve_store
+    from mlops.cli.summary import print_summary
+    from mlops.reporting.report import report_key
+    from mlops.store.registry import ModelRegistry
+
+    store = resolve_store(store_uri, role="reader")
+    with one_line_errors():
+        version = ModelRegistry(store).get(params["model_name"], version_number)
+    print_summary(version, promoted, registered.get("promotion", ""),
+                  f"{store.uri.rstrip('/')}/{report_key(params['model_name'], version_number)}")

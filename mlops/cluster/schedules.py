@@ -70,7 +70,9 @@ def check_cron(cron: str) -> None:
 
 _SCHEDULE_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _SCHEDULE_FIELDS = {"name", "cron", "pipeline", "params", "pipeline_version", "max_concurrency",
-                    "enabled", "experiment", "no_catchup"}
+                    "enabled", "experiment", "no_catchup", "timezone", "concurrency_policy"}
+# Argo CronWorkflows: what a run that is due does while the last one still runs.
+CONCURRENCY_POLICIES = ("Forbid", "Allow", "Replace")
 # What a schedule may run: the compiled spec of each (pipelines/compiled/) and its name in KFP.
 PIPELINES = {"training": ("training_pipeline.yaml", config.PIPELINE_NAME),
              "monitor": ("monitor_pipeline.yaml", config.MONITOR_PIPELINE_NAME)}
@@ -88,6 +90,8 @@ class Schedule:
     max_concurrency: int = 1
     enabled: bool = True
     no_catchup: bool = True
+    timezone: str = "UTC"  # Argo CronWorkflows (KFP's recurring runs are in UTC)
+    concurrency_policy: str = "Forbid"  # Argo CronWorkflows
 
     def fingerprint(self, version_id: str) -> str:
         """Everything a recurring run cannot change in place, hashed."""
@@ -134,9 +138,17 @@ def parse_schedule(doc: Mapping[str, Any], source: str = "<schedule>") -> Schedu
     pipeline = doc.get("pipeline", "training")
     if pipeline not in PIPELINES:
         raise ScheduleError(f"{source}: 'pipeline' must be one of {sorted(PIPELINES)}. Got {pipeline!r} instead.")
+    timezone = doc.get("timezone", "UTC")
+    if not isinstance(timezone, str) or not re.fullmatch(r"[A-Za-z0-9_+\-/]{1,64}", timezone):
+        raise ScheduleError(f"{source}: 'timezone' must be an IANA time zone name such as 'UTC' or "
+                            f"'Europe/Berlin'. Got {timezone!r} instead.")
+    policy = doc.get("concurrency_policy", "Forbid")
+    if policy not in CONCURRENCY_POLICIES:
+        raise ScheduleError(f"{source}: 'concurrency_policy' must be one of {list(CONCURRENCY_POLICIES)}. "
+                            f"Got {policy!r} instead.")
     return Schedule(name=name, cron=cron, params=dict(params), pipeline=pipeline, pipeline_version=version,
                     max_concurrency=max_c, enabled=doc.get("enabled", True),
-                    no_catchup=doc.get("no_catchup", True))
+                    no_catchup=doc.get("no_catchup", True), timezone=timezone, concurrency_policy=policy)
 
 
 def load_schedules(directory) -> list[Schedule]:
