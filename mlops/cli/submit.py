@@ -155,7 +155,7 @@ def print_argo_summary(workflow: dict, params: dict, store_uri: str | None) -> N
     if not registered:  # not a training run (the monitor): its decision
         decided = argo_client.task_outputs(workflow, "decide")
         if decided:
-            click.echo(f"decision: {decided.get('action', '')}")
+            click.echo(f"decision: {decided.get('decision', '')} (action: {decided.get('action', '')})")
         return
     version_number = int(registered["model_version"])
     promoted = registered.get("promoted") == "true"
