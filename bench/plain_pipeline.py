@@ -11,17 +11,17 @@ from pathlib import Path
 
 import pandas as pd
 
-from mlops.stages import drift, register, validate
-from mlops.store import model_io
 from mlops.reporting import report
+from mlops.stages import drift, register, validate
 from mlops.stages.evaluate import evaluate_model
 from mlops.stages.ingest import SplitConfig, ingest_source, split_version
 from mlops.stages.metrics import resolve_metric
 from mlops.stages.prepare import fit_preprocessor
+from mlops.stages.search_space import load_search_space
+from mlops.stages.train import expand_search_space, pick_best, train_candidate
+from mlops.store import model_io
 from mlops.store.fs import FileStore
 from mlops.store.registry import ModelRegistry
-from mlops.stages.train import expand_search_space, pick_best, train_candidate
-from mlops.stages.search_space import load_search_space
 
 
 def run(data: str, target: str, store_dir: str, model_name: str = "plain") -> dict:

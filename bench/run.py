@@ -38,7 +38,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -121,10 +120,10 @@ def validate_comparison(csv: Path, scratch: Path, repeats: int) -> tuple[float, 
     import pyarrow.csv as pcsv
     import pyarrow.parquet as pq
 
+    from mlops.runners.local import tfdv_sidecar
     from mlops.stages import validate
     from mlops.stages.ingest import SplitConfig, ingest_source, split_version
     from mlops.store.fs import FileStore
-    from mlops.runners.local import tfdv_sidecar
 
     whole = scratch / "whole.parquet"
     pq.write_table(pcsv.read_csv(str(csv)), str(whole))

@@ -7,15 +7,12 @@ Inside a task (components/tasks.py calls these):
   plus a record in MLOPS_ERROR_FILE for the local runner;
 - :func:`progress` prints a stage's one-line summary and appends it to
   MLOPS_PROGRESS_FILE, which the local runner follows;
-- :func:`as_mapping`, :func:`restore_integers` and :func:`metadata_int` undo what
-  the transport does to values: kfp.local hands a dict parameter to a task inside
-  a ParallelFor already parsed (elsewhere as JSON text), and protobuf Structs (loop
-  items, artifact metadata) carry every number as a double.
+- :func:`as_mapping` and :func:`restore_integers` undo what the transport does to
+  values: kfp.local hands a dict parameter to a task inside a ParallelFor already
+  parsed (elsewhere as JSON text), and protobuf Structs (loop items, artifact
+  metadata) carry every number as a double.
 
-On the side that starts runs (mlops/runners/local.py):
-
-- :data:`LOCAL_RUNNER_WARNINGS` silences kfp.local's warnings that do not apply
-  to this project, and :func:`failure_reason` reads the failing stage's line.
+The side that starts runs (mlops/runners/local.py) reads the error record back.
 
 Nothing here imports kfp at module level: it is imported by every task.
 """
@@ -29,14 +26,6 @@ import traceback
 from pathlib import Path
 
 from mlops.errors import MlopsError
-
-# (message regex, category) pairs for warnings.filterwarnings in the local runner.
-LOCAL_RUNNER_WARNINGS = (
-    # kfp.local warns for every task whose image name lacks "python"; ours are ours.
-    (r".*non-Python base image.*", RuntimeWarning),
-    # Cluster settings (resources, Secrets, security context) are for KFP; kfp.local ignores them.
-    (r".*have no effect in the current local runner.*", UserWarning),
-)
 
 
 def warm_start() -> None:
@@ -124,29 +113,3 @@ def restore_integers(params: dict) -> dict:
     """
     return {key: int(value) if isinstance(value, float) and value.is_integer() else value
             for key, value in params.items()}
-
-
-def optional_float(name: str, text: str) -> float | None:
-    """A number given as text (KFP parameters cannot be None locally): "" means not set."""
-    from mlops.errors import StageError
-
-    if text is None or str(text).strip() == "":
-        return None
-    try:
-        return float(text)
-    except ValueError:
-        raise StageError(f"{name} must be a number or empty, got {text!r}") from None
-
-
-def metadata_int(metadata: dict, key: str) -> int:
-    """An integer stored in artifact metadata (which returns it as a double)."""
-    return int(metadata[key])
-
-
-def failure_reason(error_file: Path) -> str | None:
-    """The failing stage's ``stage: reason`` line that :func:`run` recorded, if any."""
-    if not error_file.exists():
-        return None
-    record = json.loads(error_file.read_text(encoding="utf-8"))
-    return f"{record['stage']}: {record['error']}"
-

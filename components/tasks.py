@@ -156,8 +156,8 @@ def prepare(
     import pandas as pd
 
     from mlops.stages import metrics
-    from mlops.store import model_io
     from mlops.stages import prepare as stage
+    from mlops.store import model_io
 
     fitted, info = adapter.run("prepare", stage.fit_preprocessor, train=pd.read_parquet(train_split.path),
                                target=target, requested_task=task)
@@ -200,8 +200,8 @@ def train(
 
     import pandas as pd
 
-    from mlops.store import model_io
     from mlops.stages import train as stage
+    from mlops.store import model_io
 
     candidate = {**candidate, "params": adapter.restore_integers(candidate["params"])}
     transform = adapter.run("train", model_io.load, path=preprocessor.path)
@@ -273,11 +273,10 @@ def evaluate(
     import pandas as pd
 
     from mlops.stages import evaluate as stage
-    from mlops.store import model_io
-    from mlops.store import open_store
+    from mlops.store import model_io, open_store
 
     model = adapter.run("evaluate", model_io.load, path=best.path)
-    floor = adapter.run("evaluate", adapter.optional_float, name="min_score", text=min_score)
+    floor = adapter.run("evaluate", stage.optional_float, name="min_score", text=min_score)
     store = adapter.run("evaluate", open_store, uri=store_uri, role="pipeline")
     result = adapter.run("evaluate", stage.evaluate_model, model=model, train=pd.read_parquet(train_split.path),
                          test=pd.read_parquet(test_split.path), target=target, task=task, metric=metric,
@@ -340,10 +339,9 @@ def register(
     import pandas as pd
 
     from mlops import config
-    from mlops.store import model_io
-    from mlops.stages import register as stage
-    from mlops.store import open_store
     from mlops.data.uris import redact
+    from mlops.stages import register as stage
+    from mlops.store import model_io, open_store
 
     if code_version == "unknown":  # not passed: the commit the image was built from
         code_version = config.CODE_VERSION.get()
@@ -408,8 +406,8 @@ def report(
 
     import pandas as pd
 
-    from mlops.stages import drift
     from mlops.reporting import report as stage
+    from mlops.stages import drift
     from mlops.store import open_store
     from mlops.store.registry import ModelRegistry
 
@@ -461,9 +459,8 @@ def load_baseline(
     from collections import namedtuple
     from pathlib import Path
 
-    from mlops.store import model_io
     from mlops.stages import monitor as stage
-    from mlops.store import open_store
+    from mlops.store import model_io, open_store
     from mlops.store.registry import ModelRegistry
 
     store = adapter.run("monitor", open_store, uri=store_uri, role="pipeline")
@@ -567,9 +564,8 @@ def decide(
     from collections import namedtuple
     from pathlib import Path
 
-    from mlops.store import model_io
     from mlops.stages import monitor as stage
-    from mlops.store import open_store
+    from mlops.store import model_io, open_store
 
     store = adapter.run("monitor", open_store, uri=store_uri, role="pipeline")
     rules = adapter.run("monitor", stage.parse_policy_text, text=policy)

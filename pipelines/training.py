@@ -20,8 +20,8 @@ from typing import NamedTuple
 
 from kfp import dsl
 
-from mlops import config
 from components.factory import component
+from mlops import config
 from mlops.stages.search_space import DEFAULT_SEARCH_SPACE_PARAMETER
 from pipelines.task_settings import apply_task_settings as for_cluster
 

@@ -7,10 +7,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from mlops.data.demo import write_demo_data
+from mlops.runners.minio_local import MinioServer, minio_binary
 from mlops.store.fs import FileStore
 from mlops.store.s3 import S3Store
-from mlops.runners.minio_local import MinioServer, minio_binary
-from mlops.data.demo import write_demo_data
 
 
 @pytest.fixture(scope="session")

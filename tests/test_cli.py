@@ -5,8 +5,8 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from mlops.store.registry import ModelRegistry
 from mlops.cli.main import main
+from mlops.store.registry import ModelRegistry
 
 
 @pytest.fixture

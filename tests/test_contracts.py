@@ -12,8 +12,8 @@ import pytest
 import yaml
 
 from mlops import config
-from mlops.store import model_io
 from mlops.stages.register import register_model
+from mlops.store import model_io
 from mlops.store.datasets import DataVersions
 from mlops.store.registry import ModelRegistry
 from pipelines.compile import COMPILED_DIR, README, readme_with_contract

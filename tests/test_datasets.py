@@ -2,10 +2,10 @@
 
 import pytest
 
+from mlops.data.pointer import PointerError, read_pointer, resolve_data_argument, write_pointer
 from mlops.stages.ingest import clean_frame
 from mlops.store import NotFound, StoreError
 from mlops.store.datasets import DataVersions
-from mlops.data.pointer import PointerError, read_pointer, resolve_data_argument, write_pointer
 
 
 def test_same_content_is_the_same_version_whatever_the_row_or_column_order(store, wine_frame):

@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 
 from mlops import config
-from mlops.store.fs import FileStore
-from mlops.store.registry import ModelRegistry
-from mlops.store.s3 import S3Store
 from mlops.runners import docker as docker_runner
 from mlops.runners.local import RunFailed, run_pipeline
 from mlops.runners.minio_local import MinioContainer
+from mlops.store.fs import FileStore
+from mlops.store.registry import ModelRegistry
+from mlops.store.s3 import S3Store
 
 pytestmark = [pytest.mark.docker, pytest.mark.e2e, pytest.mark.tfdv]
 MLOPS = str(Path(sys.executable).with_name("mlops"))

@@ -3,14 +3,14 @@
 import pandas as pd
 import pytest
 
-from mlops.store import model_io
 from mlops.errors import StageError
 from mlops.stages.evaluate import decide_blessing, evaluate_model
 from mlops.stages.ingest import SplitConfig, clean_frame, split_frame
 from mlops.stages.metrics import resolve_metric, skill
 from mlops.stages.prepare import fit_preprocessor
-from mlops.store.registry import ModelRegistry
 from mlops.stages.train import train_candidate
+from mlops.store import model_io
+from mlops.store.registry import ModelRegistry
 
 
 def bless(score, baseline=0.3, metric="f1_macro", min_skill=0.1, min_score=None, champion=None):

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from mlops.runners.minio_local import MinioServer, free_port, minio_binary
 from mlops.store import StoreError
 from mlops.store.datasets import DataVersions
 from mlops.store.registry import ModelRegistry
 from mlops.store.s3 import S3Store
-from mlops.runners.minio_local import MinioServer, free_port, minio_binary
 
 pytestmark = pytest.mark.minio
 MLOPS = str(Path(sys.executable).with_name("mlops"))

@@ -14,9 +14,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from mlops.runners.local import RunFailed, run_pipeline
 from mlops.store.fs import FileStore
 from mlops.store.registry import ModelRegistry
-from mlops.runners.local import RunFailed, run_pipeline
 
 pytestmark = [pytest.mark.e2e, pytest.mark.tfdv]
 

@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlops.stages.prepare import check_target, detect_task, fit_preprocessor
 from mlops.errors import StageError
+from mlops.stages.prepare import check_target, detect_task, fit_preprocessor
 
 
 @pytest.mark.parametrize("values, expected", [

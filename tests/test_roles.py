@@ -5,12 +5,12 @@ import uuid
 
 import pytest
 
+from mlops.runners.minio_local import random_role_credentials
 from mlops.store import StoreError
 from mlops.store.datasets import DataVersions
 from mlops.store.registry import ModelRegistry
 from mlops.store.roles import ARTIFACTS_ROLE, KFP_ARTIFACT_BUCKET, bootstrap, policies, role_environment
 from mlops.store.s3 import S3Store
-from mlops.runners.minio_local import random_role_credentials
 
 pytestmark = pytest.mark.minio
 BUCKET = "roles"

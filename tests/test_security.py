@@ -12,15 +12,13 @@ import threading
 import time
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
-from mlops.store import model_io
-from mlops.errors import MlopsError, StageError
 from mlops.data.http_source import download
-from mlops.stages.ingest import load_source
 from mlops.data.source_policy import SourcePolicy
-from mlops.store import StoreError
+from mlops.errors import MlopsError, StageError
+from mlops.stages.ingest import load_source
+from mlops.store import StoreError, model_io
 from mlops.store.registry import ModelRegistry
 
 MLOPS = str(Path(sys.executable).with_name("mlops"))

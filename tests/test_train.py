@@ -5,13 +5,13 @@ import hashlib
 import pandas as pd
 import pytest
 
-from mlops.store import model_io
+from components.adapter import restore_integers
 from mlops.errors import StageError
 from mlops.stages.ingest import SplitConfig, clean_frame, split_frame
-from components.adapter import restore_integers
 from mlops.stages.prepare import fit_preprocessor
-from mlops.stages.train import check_search_space, expand_search_space, pick_best, train_candidate
 from mlops.stages.search_space import ParamsError, load_search_space
+from mlops.stages.train import check_search_space, expand_search_space, pick_best, train_candidate
+from mlops.store import model_io
 
 
 def ingest_frame(frame, target, config):

@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 
 from mlops import config
+from mlops.errors import MlopsError, StageError
 from mlops.stages import validate
 from mlops.stages.ingest import clean_frame
-from mlops.errors import MlopsError, StageError
 
 pytestmark = pytest.mark.tfdv
 

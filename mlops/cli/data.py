@@ -20,9 +20,9 @@ def data():
 @store_option
 def push(source, name, pointer, store_uri):
     """Store a CSV/Parquet table as an immutable, content-addressed version."""
+    from mlops.data.pointer import write_pointer
     from mlops.stages.ingest import ingest_source
     from mlops.store.registry import validate_name
-    from mlops.data.pointer import write_pointer
 
     store = resolve_store(store_uri, role="pipeline")
     with one_line_errors():

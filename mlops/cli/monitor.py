@@ -7,8 +7,7 @@ from pathlib import Path
 
 import click
 
-from mlops.cli.options import (keep_secret_out_of_parameters, one_line_errors, print_listing,
-                                       resolve_store, store_option)
+from mlops.cli.options import keep_secret_out_of_parameters, one_line_errors, print_listing, resolve_store, store_option
 
 # Exit status of a blocked batch: neither success (0) nor an input error (1).
 BLOCKED_EXIT = 3
@@ -40,12 +39,12 @@ def monitor(ctx, data_uri, model_name, against, policy_file, retrain, as_json, s
         return
     if not data_uri or not model_name:
         raise click.UsageError("--data and --model-name are required (or use `mlops monitor history NAME`)")
-    from mlops.stages import ingest
-    from mlops.stages.monitor import load_baseline, load_policy
-    from mlops.store.registry import validate_name
     from mlops.cli.run import code_version
     from mlops.data.pointer import resolve_data_argument
     from mlops.runners.local import run_monitor
+    from mlops.stages import ingest
+    from mlops.stages.monitor import load_baseline, load_policy
+    from mlops.store.registry import validate_name
 
     store = resolve_store(store_uri)
     with one_line_errors():

@@ -4,9 +4,9 @@ from pathlib import Path
 
 import click
 
-from mlops.store import NotFound, StoreError
-from mlops.stages.validate import baseline_schema_key, curated_schema_path
 from mlops.cli.options import resolve_store, store_option
+from mlops.stages.validate import baseline_schema_key, curated_schema_path
+from mlops.store import NotFound, StoreError
 
 SCHEMA_DIR = Path("schemas")
 

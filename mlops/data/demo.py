@@ -32,7 +32,7 @@ def write_demo_data(output_dir: Path) -> list[Path]:
         bunch = loader(as_frame=True)
         frame = bunch.frame.copy()
         if hasattr(bunch, "target_names"):  # classification: readable labels, not 0/1/2
-            frame["target"] = frame["target"].map(lambda index: str(bunch.target_names[index]))
+            frame["target"] = frame["target"].map(lambda index, names=bunch.target_names: str(names[index]))
         path = output_dir / f"{name}.csv"
         frame.to_csv(path, index=False)
         written.append(path)

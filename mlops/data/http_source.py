@@ -21,8 +21,8 @@ import urllib.request
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from mlops import config
-from mlops.errors import StageError
 from mlops.data.uris import redact
+from mlops.errors import StageError
 
 CHUNK_BYTES = 1 << 20
 

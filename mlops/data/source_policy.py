@@ -28,8 +28,8 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from mlops import config
-from mlops.errors import StageError
 from mlops.data.uris import redact
+from mlops.errors import StageError
 
 
 @dataclass(frozen=True)

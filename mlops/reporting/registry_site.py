@@ -20,8 +20,8 @@ import threading
 from html import escape
 from pathlib import Path
 
-from mlops.reporting import charts
 from mlops import config
+from mlops.reporting import charts
 from mlops.reporting.report import _fmt, _table, definitions, lineage_section, page
 
 

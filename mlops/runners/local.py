@@ -16,12 +16,28 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mlops import config
-from components import adapter as kfp_adapter
 from mlops.errors import MlopsError
 
 
 class RunFailed(MlopsError):
     """The pipeline stopped; the message is the failing stage's one-line reason."""
+
+
+# (message regex, category) pairs for warnings.filterwarnings in the local runner.
+LOCAL_RUNNER_WARNINGS = (
+    # kfp.local warns for every task whose image name lacks "python"; ours are ours.
+    (r".*non-Python base image.*", RuntimeWarning),
+    # Cluster settings (resources, Secrets, security context) are for KFP; kfp.local ignores them.
+    (r".*have no effect in the current local runner.*", UserWarning),
+)
+
+
+def failure_reason(error_file: Path) -> str | None:
+    """The failing stage's ``stage: reason`` line, as the task recorded it (components/adapter.py), if any."""
+    if not error_file.exists():
+        return None
+    record = json.loads(error_file.read_text(encoding="utf-8"))
+    return f"{record['stage']}: {record['error']}"
 
 
 @dataclass
@@ -132,7 +148,7 @@ def _run(pipeline, arguments: dict, runs_dir, emit, verbose: bool, runner: str, 
     follower.start()
     try:
         with open(log_path, "w", encoding="utf-8") as log, warnings.catch_warnings():
-            for message, category in kfp_adapter.LOCAL_RUNNER_WARNINGS:
+            for message, category in LOCAL_RUNNER_WARNINGS:
                 warnings.filterwarnings("ignore", message=message, category=category)
             redirect = contextlib.nullcontext() if verbose else _redirected(log)
             with redirect, _run_environment(runner), tfdv_sidecar(runner), task_server(runner):
@@ -144,7 +160,7 @@ def _run(pipeline, arguments: dict, runs_dir, emit, verbose: bool, runner: str, 
                     raise RunFailed(_failure_reason(error_file, error, log_path)) from None
                 # A container that failed fast can pass for a success (kfp.local's DockerRunner): the
                 # stage's own error record is the truth.
-                reason = kfp_adapter.failure_reason(error_file)
+                reason = failure_reason(error_file)
                 if reason:
                     raise RunFailed(reason)
     finally:
@@ -212,8 +228,6 @@ def tfdv_sidecar(runner: str):
 def _start_tfdv_sidecar(python: Path):
     import subprocess
     import tempfile
-
-    from mlops.stages import validate
 
     directory = Path(tempfile.mkdtemp(prefix="mlops-tfdv-"))  # short: a socket path has 108 bytes at most
     socket_path = directory / "tfdv.sock"
@@ -318,7 +332,7 @@ def _redirected(log):
 
 
 def _failure_reason(error_file: Path, error: Exception, log_path: Path) -> str:
-    return kfp_adapter.failure_reason(error_file) or f"{' '.join(str(error).split())} (details in {log_path})"
+    return failure_reason(error_file) or f"{' '.join(str(error).split())} (details in {log_path})"
 
 
 def _stop(process, variable: str, previous: str | None) -> None:

@@ -11,12 +11,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mlops.errors import MlopsError
+from mlops.runners.local import run_pipeline
+from mlops.stages.search_space import to_parameter
 from mlops.store import ObjectStore
 from mlops.store.datasets import DataVersions
 from mlops.store.fs import FileStore
 from mlops.store.registry import ModelRegistry, ModelVersion
-from mlops.runners.local import run_pipeline
-from mlops.stages.search_space import to_parameter
 
 
 class NotReproducible(MlopsError):

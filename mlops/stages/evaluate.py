@@ -24,9 +24,8 @@ import numpy as np
 import pandas as pd
 from sklearn import metrics as skm
 
-from mlops.store import model_io
 from mlops.stages.metrics import is_at_least_as_good, require_metric, score_model, skill, trivial_model
-from mlops.store import ObjectStore
+from mlops.store import ObjectStore, model_io
 from mlops.store.registry import ModelRegistry
 
 
@@ -52,6 +51,18 @@ class Blessing:
 
     def to_json(self) -> dict:
         return asdict(self)
+
+
+def optional_float(name: str, text: str | None) -> float | None:
+    """A number given as text (KFP parameters cannot be None locally): "" means not set."""
+    from mlops.errors import StageError
+
+    if text is None or str(text).strip() == "":
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise StageError(f"{name} must be a number or empty, got {text!r}") from None
 
 
 def confusion(model, features: pd.DataFrame, target: pd.Series) -> tuple[list[str], list[list[int]]]:

@@ -26,9 +26,9 @@ import pandas as pd
 
 from mlops import config
 from mlops.data.content import describe
+from mlops.data.uris import redact
 from mlops.errors import StageError
 from mlops.stages.split import SPLIT_SCHEME, SPLITS, SplitConfig, dataset_name, is_version_reference  # noqa: F401
-from mlops.data.uris import redact
 
 # Share of an object column's values that must parse as numbers before the
 # rest are called out as stray strings rather than a genuine text column.
@@ -48,7 +48,7 @@ def fetch_bytes(uri: str) -> tuple[bytes | memoryview, str]:
     try:
         parsed = urlparse(uri)
         scheme = parsed.scheme.lower()
-        parsed.port  # raises ValueError for a port that is not a number
+        _ = parsed.port  # raises ValueError for a port that is not a number
     except ValueError as error:
         raise StageError(f"invalid data URI {redact(uri)}: {error}") from None
     from mlops.data import source_policy
@@ -246,7 +246,7 @@ def find_non_finite(frame: pd.DataFrame) -> None:
             continue
         infinite = np.isinf(series.to_numpy(dtype="float64", na_value=np.nan))
         if infinite.any():
-            _refuse_non_finite(column, infinite, lambda row: series.iloc[row])
+            _refuse_non_finite(column, infinite, lambda row, series=series: series.iloc[row])
 
 
 def _refuse_non_finite(column: str, infinite: np.ndarray, value_at) -> None:
@@ -440,9 +440,8 @@ def ingest_source(data_uri: str, store, name: str = "") -> IngestResult:
 
     A data version reference is resolved, not re-read: its content hash is its id.
     """
-    from mlops.store.datasets import DataVersions
-
     from mlops.data.uris import with_secret
+    from mlops.store.datasets import DataVersions
 
     data_uri = with_secret(data_uri)
     versions = DataVersions(store)
@@ -533,9 +532,9 @@ def check_run_parameters(model_name: str, search_space: dict, validation_fractio
     The first task runs this, so a cluster run (which has no CLI pre-flight)
     fails in seconds with the same message `mlops run` gives.
     """
-    from components.adapter import optional_float
-    from mlops.store.registry import validate_name
+    from mlops.stages.evaluate import optional_float
     from mlops.stages.train import check_search_space
+    from mlops.store.registry import validate_name
 
     validate_name("model", model_name)
     check_search_space(search_space)

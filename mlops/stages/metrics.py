@@ -7,7 +7,12 @@ error metrics such as RMSE as well as for scores such as F1.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from mlops.errors import StageError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 # name -> (task, higher_is_better, perfect value)
 METRICS = {

@@ -16,8 +16,7 @@ import platform
 from dataclasses import asdict, dataclass
 
 from mlops import config
-from mlops.store import model_io
-from mlops.store import ObjectStore
+from mlops.store import ObjectStore, model_io
 from mlops.store.registry import AliasMoved, ModelRegistry, validate_name
 
 LINEAGE_FORMAT = 2

@@ -25,9 +25,13 @@ import io
 import json
 import re
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 from mlops.store.base import AlreadyExists, NotFound, ObjectStore, StoreError
 from mlops.store.registry import dumps, validate_name
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 REF_PATTERN = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]{0,99})@(?P<version>[0-9a-f]{8,64}|latest)$")
 MIN_PREFIX = 8
@@ -300,7 +304,7 @@ class DataVersions:
             self._check(version, "rows", digest.result(), version.data_sha256)
         return table
 
-    def read_frame(self, version: DataVersion) -> "pd.DataFrame":  # noqa: F821 - pandas is imported lazily
+    def read_frame(self, version: DataVersion) -> pd.DataFrame:
         import pandas as pd
 
         return pd.read_parquet(io.BytesIO(self.read_bytes(version)))

@@ -17,8 +17,7 @@ import tempfile
 import threading
 from pathlib import Path
 
-from mlops.store.base import (AlreadyExists, HashingWriter, NotFound, ObjectStore, PreconditionFailed,
-                                     Staged, StoreError)
+from mlops.store.base import AlreadyExists, HashingWriter, NotFound, ObjectStore, PreconditionFailed, Staged, StoreError
 
 # Temporary and lock files live beside the objects but never show up in list().
 _INTERNAL_SUFFIXES = (".tmp", ".lock")

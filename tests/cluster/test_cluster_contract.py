@@ -9,12 +9,12 @@ import click
 import pytest
 from click.testing import CliRunner
 from kfp import compiler, dsl
+from kfp_fake import ContractError, FakeKFP, check_model, contract_errors
 
-from mlops.cluster import kfp_client
-from pipelines import task_settings
 from mlops.cli.schedules import schedules as schedules_group
 from mlops.cli.submit import submit as submit_command
-from kfp_fake import ContractError, FakeKFP, check_model, contract_errors
+from mlops.cluster import kfp_client
+from pipelines import task_settings
 
 
 @dsl.component(base_image="localhost:5001/mlops-base:0.1.0", install_kfp_package=False)

@@ -10,7 +10,6 @@ skip, except under CI=true, where a missing tool fails them.
 import json
 import os
 import re
-import runpy
 import shutil
 import subprocess
 import time
@@ -21,9 +20,11 @@ import pytest
 import yaml
 
 from mlops import config as cluster
+from mlops.cluster import kfp_client
+from mlops.cluster import schedules as schedule_sync
 from mlops.store import roles
-from pipelines import compile as compiling, task_settings
-from mlops.cluster import kfp_client, schedules as schedule_sync
+from pipelines import compile as compiling
+from pipelines import task_settings
 
 REPO = Path(__file__).resolve().parents[2]
 MANIFESTS = REPO / "manifests"

@@ -12,9 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-
-from live_cluster import (CONTEXT, FORCED, HERE, MINIO_ENV, REPO, Kube, cluster_answers, need,
-                          render_minio_stack)
+from live_cluster import CONTEXT, FORCED, HERE, MINIO_ENV, REPO, Kube, cluster_answers, need, render_minio_stack
 
 
 def pytest_collection_modifyitems(config, items):

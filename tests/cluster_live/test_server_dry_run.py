@@ -17,7 +17,6 @@ import sys
 
 import pytest
 import yaml
-
 from live_cluster import REPO, need
 
 pytestmark = pytest.mark.cluster

@@ -11,7 +11,6 @@ import re
 
 import pytest
 import yaml
-
 from live_cluster import REPO, images, pod_manifest, run_pod, secret_values
 
 pytestmark = pytest.mark.cluster

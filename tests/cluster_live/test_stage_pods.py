@@ -16,14 +16,12 @@ rest, and the egress policy of pipeline pods is enforced.
 
 from __future__ import annotations
 
-import io
 import json
 import time
 import uuid
 
 import pytest
 import yaml
-
 from live_cluster import REPO, images, pod_manifest, run_pod
 from stage_pods import KFP_BUCKET, V2_LABEL, executor_input, load_spec, stage_pod
 
@@ -109,7 +107,7 @@ def test_split_pod_writes_three_artifacts_to_kfp_bucket(stage_outputs):
     artifacts = stage_outputs["split"]["artifacts"]
     assert set(artifacts) == {"train", "validation", "test"}
     kfp = client("role-artifacts.env")
-    for name, entry in artifacts.items():
+    for _name, entry in artifacts.items():
         uri = entry["artifacts"][0]["uri"]
         prefix = uri[len(f"minio://{KFP_BUCKET}/"):]
         objects = list(kfp.list_objects(KFP_BUCKET, prefix=prefix, recursive=True))
