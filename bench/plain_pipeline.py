@@ -50,39 +50,82 @@ def run(data: str, target: str, store_dir: str, model_name: str = "plain") -> di
         lap("prepare")
         results = []
         for candidate in expand_search_space(search_space, info["task"], seed=42):
-            fitted, scores = train_candidate(candidate, transform, frames["train"], frames["validation"],
-                                             result.target, info["task"], seed=42)
+            fitted, scores = train_candidate(
+                candidate, transform, frames["train"], frames["validation"], result.target, info["task"], seed=42
+            )
             results.append({"candidate": candidate, "validation_metrics": scores, "model": fitted})
         best = pick_best(results, metric)
         lap("train")
-        evaluation = evaluate_model(best["model"], frames["train"], frames["test"], result.target, info["task"],
-                                    metric, 0.1, None, store, model_name, validation=frames["validation"], seed=42)
+        evaluation = evaluate_model(
+            best["model"],
+            frames["train"],
+            frames["test"],
+            result.target,
+            info["task"],
+            metric,
+            0.1,
+            None,
+            store,
+            model_name,
+            validation=frames["validation"],
+            seed=42,
+        )
         lap("evaluate")
         model_bytes = model_io.dumps(best["model"])
         lineage = register.build_lineage(
-            data={"ref": ingested.version.full_ref, "source": data, "content_hash": ingested.version.id,
-                  "rows": result.rows, "columns": ingested.columns, "target": result.target,
-                  "dropped_missing_target": result.dropped_missing_target},
-            split=result.split.to_json(), validation={"schema_source": checked.schema.source}, task=info["task"],
-            search_space=search_space, candidate=best["candidate"], metric=metric,
+            data={
+                "ref": ingested.version.full_ref,
+                "source": data,
+                "content_hash": ingested.version.id,
+                "rows": result.rows,
+                "columns": ingested.columns,
+                "target": result.target,
+                "dropped_missing_target": result.dropped_missing_target,
+            },
+            split=result.split.to_json(),
+            validation={"schema_source": checked.schema.source},
+            task=info["task"],
+            search_space=search_space,
+            candidate=best["candidate"],
+            metric=metric,
             validation_metrics=best["validation_metrics"],
-            blessing={**evaluation.blessing.to_json()}, seed=42, code_version="plain", run_id="plain",
-            run_name="plain", model_sha256="")
-        baseline = register.baseline_files(best["model"], frames["train"], frames["test"], result.target,
-                                           b"schema", b"statistics")
-        registration = register.register_model(store, model_name, model_bytes, lineage,
-                                               evaluation.blessing.blessed,
-                                               evaluation.blessing.champion_version, baseline)
+            blessing={**evaluation.blessing.to_json()},
+            seed=42,
+            code_version="plain",
+            run_id="plain",
+            run_name="plain",
+            model_sha256="",
+        )
+        baseline = register.baseline_files(
+            best["model"], frames["train"], frames["test"], result.target, b"schema", b"statistics"
+        )
+        registration = register.register_model(
+            store,
+            model_name,
+            model_bytes,
+            lineage,
+            evaluation.blessing.blessed,
+            evaluation.blessing.champion_version,
+            baseline,
+        )
         lap("register")
         version = ModelRegistry(store).get(model_name, registration.version)
-        shift = [row.to_json() for row in drift.compare_frame(drift.profile_frame(frames["train"]),
-                                                              frames["validation"])]
+        shift = [
+            row.to_json() for row in drift.compare_frame(drift.profile_frame(frames["train"]), frames["validation"])
+        ]
         page = report.render_report(
-            version=version.to_json(), validation=checked.result,
+            version=version.to_json(),
+            validation=checked.result,
             schema_description={"source": checked.schema.source, "origin": checked.schema.origin},
             leaderboard=[{k: v for k, v in r.items() if k != "model"} for r in results],
-            evaluation={**evaluation.blessing.to_json(), "confusion_matrix": evaluation.confusion_matrix,
-                        "diagnostics": evaluation.diagnostics}, frames=frames, shift=shift)
+            evaluation={
+                **evaluation.blessing.to_json(),
+                "confusion_matrix": evaluation.confusion_matrix,
+                "diagnostics": evaluation.diagnostics,
+            },
+            frames=frames,
+            shift=shift,
+        )
         Path(store_dir, "report.html").write_text(page, encoding="utf-8")
         lap("report")
     return seconds

@@ -46,8 +46,16 @@ TFDV_PYTHON = str(ROOT / ".venv-tfdv" / "bin" / "python")
 PEER_CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "kfp-mlops" / "bench"
 # 3.18.0's mlflow-skinny 3.18.0 is not on the package index reached here (checked 2026-11-29).
 MLFLOW_VERSION = "3.17.2"
-TARGETS = {"ingest_vs_floor": 3.0, "validate_vs_raw_tfdv": 0.8, "overhead_ratio": 1.3, "cache_rerun_ratio": 0.15,
-           "peak_rss_gb": 2.5, "scaling_ratio": 12.0, "cli_startup_seconds": 1.0, "wine_seconds": 12.0}
+TARGETS = {
+    "ingest_vs_floor": 3.0,
+    "validate_vs_raw_tfdv": 0.8,
+    "overhead_ratio": 1.3,
+    "cache_rerun_ratio": 0.15,
+    "peak_rss_gb": 2.5,
+    "scaling_ratio": 12.0,
+    "cli_startup_seconds": 1.0,
+    "wine_seconds": 12.0,
+}
 
 
 def median_of(action, repeats: int) -> float:
@@ -69,8 +77,9 @@ def synthetic_csv(rows: int, path: Path, width: int = 20) -> Path:
     columns = {f"x{i:02d}": rng.normal(size=rows).round(5) for i in range(width - 3)}
     columns["colour"] = rng.choice(["red", "green", "blue"], rows)
     columns["grade"] = rng.choice([f"g{i}" for i in range(10)], rows)
-    signal = columns["x00"] + 0.5 * columns["x01"] - columns["x02"] + (columns["colour"] == "red") + rng.normal(
-        0, 1, rows)
+    signal = (
+        columns["x00"] + 0.5 * columns["x01"] - columns["x02"] + (columns["colour"] == "red") + rng.normal(0, 1, rows)
+    )
     columns["label"] = np.where(signal > 0, "yes", "no")
     pcsv.write_csv(pa.table(columns), str(path))
     return path
@@ -128,17 +137,26 @@ def validate_comparison(csv: Path, scratch: Path, repeats: int) -> tuple[float, 
     whole = scratch / "whole.parquet"
     pq.write_table(pcsv.read_csv(str(csv)), str(whole))
     raw = statistics.median(
-        float(subprocess.run([TFDV_PYTHON, "-c", RAW_TFDV, str(whole)], capture_output=True, text=True, check=True,
-                             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}).stdout.split()[-1])
-        for _ in range(repeats))
+        float(
+            subprocess.run(
+                [TFDV_PYTHON, "-c", RAW_TFDV, str(whole)],
+                capture_output=True,
+                text=True,
+                check=True,
+                env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+            ).stdout.split()[-1]
+        )
+        for _ in range(repeats)
+    )
     store = FileStore(tempfile.mkdtemp(dir=scratch))
     version = ingest_source(str(csv), store, "bench").version
     paths = {name: str(Path(store.root, name)) for name in ("train", "validation", "test")}
     split_version(store, version.full_ref, "label", SplitConfig(), paths)
     with tfdv_sidecar("subprocess"):
         validate._ready(Path(os.environ["MLOPS_TFDV_SOCKET"]))  # warm, as in a run
-        stage = median_of(lambda: validate.validate_splits(paths, "bench", store, tempfile.mkdtemp(dir=scratch)),
-                          repeats)
+        stage = median_of(
+            lambda: validate.validate_splits(paths, "bench", store, tempfile.mkdtemp(dir=scratch)), repeats
+        )
     return raw, stage
 
 
@@ -188,8 +206,17 @@ class PeakMemory(threading.Thread):
 def mlops_run(csv: Path, workdir: Path, cache: bool = False, model: str = "bench") -> tuple[float, float, Path, float]:
     """(seconds, peak RSS in GB, run directory, peak PSS in GB) of one `mlops run`."""
     workdir.mkdir(parents=True, exist_ok=True)
-    command = [MLOPS, "run", "--data", str(csv), "--target", "label", "--model-name", model,
-               "--cache" if cache else "--no-cache"]
+    command = [
+        MLOPS,
+        "run",
+        "--data",
+        str(csv),
+        "--target",
+        "label",
+        "--model-name",
+        model,
+        "--cache" if cache else "--no-cache",
+    ]
     started = time.perf_counter()
     process = subprocess.Popen(command, cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     memory = PeakMemory(process.pid)
@@ -226,17 +253,30 @@ def stage_seconds(run_dir: Path) -> dict[str, float]:
 def plain_seconds(csv: Path, scratch: Path) -> float:
     store = tempfile.mkdtemp(dir=scratch)
     started = time.perf_counter()
-    subprocess.run([PYTHON, str(ROOT / "bench" / "plain_pipeline.py"), str(csv), "label", store], check=True,
-                   capture_output=True, text=True)
+    subprocess.run(
+        [PYTHON, str(ROOT / "bench" / "plain_pipeline.py"), str(csv), "label", store],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     return time.perf_counter() - started
 
 
 def cli_startup(repeats: int) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as scratch:
         store = Path(scratch, "store").as_uri()
-        return {" ".join(command): round(median_of(lambda c=command: subprocess.run(
-            [MLOPS, *c, *(["--store", store] if c[0] != "--help" else [])], check=True, capture_output=True),
-            repeats), 3) for command in (["--help"], ["models", "list"], ["data", "list"])}
+        return {
+            " ".join(command): round(
+                median_of(
+                    lambda c=command: subprocess.run(
+                        [MLOPS, *c, *(["--store", store] if c[0] != "--help" else [])], check=True, capture_output=True
+                    ),
+                    repeats,
+                ),
+                3,
+            )
+            for command in (["--help"], ["models", "list"], ["data", "list"])
+        }
 
 
 def peer_environment() -> Path | None:
@@ -248,8 +288,11 @@ def peer_environment() -> Path | None:
     if not ready.exists():  # a venv whose install failed half-way is made again
         shutil.rmtree(venv, ignore_errors=True)
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        installed = subprocess.run([str(python), "-m", "pip", "install", "--quiet", f"mlflow=={MLFLOW_VERSION}"],
-                                   capture_output=True, text=True)
+        installed = subprocess.run(
+            [str(python), "-m", "pip", "install", "--quiet", f"mlflow=={MLFLOW_VERSION}"],
+            capture_output=True,
+            text=True,
+        )
         if installed.returncode != 0:
             print(f"MLflow could not be installed: {installed.stderr.strip().splitlines()[-1:]}")
             shutil.rmtree(venv, ignore_errors=True)
@@ -263,21 +306,35 @@ def peers(repeats: int, scratch: Path) -> dict[str, float]:
 
     data = {p.stem: p for p in write_demo_data(scratch / "demo")}
     peer_dir = ROOT / "bench" / "peers"
-    results = {"plain scikit-learn script": median_of(lambda: subprocess.run(
-        [PYTHON, str(peer_dir / "wine_plain.py"), tempfile.mkdtemp(dir=scratch)], check=True, capture_output=True),
-        repeats)}
+    results = {
+        "plain scikit-learn script": median_of(
+            lambda: subprocess.run(
+                [PYTHON, str(peer_dir / "wine_plain.py"), tempfile.mkdtemp(dir=scratch)],
+                check=True,
+                capture_output=True,
+            ),
+            repeats,
+        )
+    }
     mlflow_python = peer_environment()
     if mlflow_python:
+
         def mlflow_run():
             out = tempfile.mkdtemp(dir=scratch)  # also its cwd: MLflow's default artifact root is ./mlruns
-            subprocess.run([str(mlflow_python), str(peer_dir / "wine_mlflow.py"), out], check=True,
-                           capture_output=True, cwd=out)
+            subprocess.run(
+                [str(mlflow_python), str(peer_dir / "wine_mlflow.py"), out], check=True, capture_output=True, cwd=out
+            )
+
         results[f"MLflow {MLFLOW_VERSION} (defaults, SQLite)"] = median_of(mlflow_run, repeats)
 
     def warm_mlops():
         work = Path(tempfile.mkdtemp(dir=scratch))
-        subprocess.run([MLOPS, "run", "--data", str(data["demo-wine"]), "--target", "target", "--no-cache"],
-                       cwd=work, check=True, capture_output=True)
+        subprocess.run(
+            [MLOPS, "run", "--data", str(data["demo-wine"]), "--target", "target", "--no-cache"],
+            cwd=work,
+            check=True,
+            capture_output=True,
+        )
 
     warm_mlops()  # warm the file cache once, as the peers' imports are warm
     results["mlops run (kfp.local, TFDV, report)"] = median_of(warm_mlops, repeats)
@@ -286,41 +343,68 @@ def peers(repeats: int, scratch: Path) -> dict[str, float]:
 
 def write_outputs(results: dict, out_dir: Path) -> None:
     (out_dir / "results.json").write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
-    lines = ["# Benchmark results", "",
-             f"{results['machine']}; {results['date']}. Medians of {results['repeats']} repeats unless noted. "
-             f"Command: `{results['command']}`. Targets from the performance issue in brackets.", "",
-             "Ingest at rows x 10 columns (the issue's shape for its ingest targets): ingest + split (read, "
-             "clean, hash, publish, split, write the splits) and the ingest stage alone (up to the published "
-             "data version), each over the I/O floor of the same table in the same run (an Arrow CSV read plus a "
-             "Parquet write); the last column is ingest + split at 20 columns.", "",
-             "| rows | ingest + split / floor [≤ 3] | rows/s [≥ 1M] | ingest stage / floor | rows/s | "
-             "ingest + split / floor, 20 columns |", "| ---: | ---: | ---: | ---: | ---: | ---: |"]
+    lines = [
+        "# Benchmark results",
+        "",
+        f"{results['machine']}; {results['date']}. Medians of {results['repeats']} repeats unless noted. "
+        f"Command: `{results['command']}`. Targets from the performance issue in brackets.",
+        "",
+        "Ingest at rows x 10 columns (the issue's shape for its ingest targets): ingest + split (read, "
+        "clean, hash, publish, split, write the splits) and the ingest stage alone (up to the published "
+        "data version), each over the I/O floor of the same table in the same run (an Arrow CSV read plus a "
+        "Parquet write); the last column is ingest + split at 20 columns.",
+        "",
+        "| rows | ingest + split / floor [≤ 3] | rows/s [≥ 1M] | ingest stage / floor | rows/s | "
+        "ingest + split / floor, 20 columns |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
     for size in results["sizes"]:
         key = str(size)
-        lines.append(f"| {size:,} | {results['ingest_vs_floor'][key]:.2f} | {results['ingest_rows_per_second'][key]:,.0f}"
-                     f" | {results['ingest_stage_vs_floor'][key]:.2f} | "
-                     f"{results['ingest_stage_rows_per_second'][key]:,.0f} | "
-                     f"{results['ingest_vs_floor_20_columns'][key]:.2f} |")
-    lines += ["", "The whole run at rows x 20 columns:", "",
-              "| rows | validate vs raw TFDV [≥ 0.8] | mlops run / plain script [≤ 1.3] | peak RSS GB, summed "
-              "[≤ 2.5] | peak PSS GB |", "| ---: | ---: | ---: | ---: | ---: |"]
+        lines.append(
+            f"| {size:,} | {results['ingest_vs_floor'][key]:.2f} | {results['ingest_rows_per_second'][key]:,.0f}"
+            f" | {results['ingest_stage_vs_floor'][key]:.2f} | "
+            f"{results['ingest_stage_rows_per_second'][key]:,.0f} | "
+            f"{results['ingest_vs_floor_20_columns'][key]:.2f} |"
+        )
+    lines += [
+        "",
+        "The whole run at rows x 20 columns:",
+        "",
+        "| rows | validate vs raw TFDV [≥ 0.8] | mlops run / plain script [≤ 1.3] | peak RSS GB, summed "
+        "[≤ 2.5] | peak PSS GB |",
+        "| ---: | ---: | ---: | ---: | ---: |",
+    ]
     for size in results["sizes"]:
         key = str(size)
-        lines.append(f"| {size:,} | {results['validate_vs_raw_tfdv'][key]:.2f} | {results['overhead_ratio'][key]:.2f} | "
-                     f"{results['peak_rss_gb'][key]:.2f} | {results['peak_pss_gb'][key]:.2f} |")
-    lines += ["", f"- Unchanged re-run over the first run (KFP's cache, at {results['largest']:,} rows): "
-                  f"**{results['cache_rerun_ratio']:.2f}** [≤ 0.15]",
-              f"- Scaling of `mlops run`, T({results['largest']:,}) / T({results['smallest']:,}): "
-              f"**{results['scaling_ratio']:.1f}** [≤ 12]; exponent {results['scaling_exponent']:.2f}",
-              "- CLI start-up (median seconds): " + ", ".join(f"`mlops {k}` {v:.2f}"
-                                                             for k, v in results["cli_startup_seconds"].items())
-              + " [≤ 1]", "", "Seconds per stage of the largest `mlops run` (candidates summed):", "",
-              "| stage | seconds |", "| --- | ---: |"]
+        lines.append(
+            f"| {size:,} | {results['validate_vs_raw_tfdv'][key]:.2f} | {results['overhead_ratio'][key]:.2f} | "
+            f"{results['peak_rss_gb'][key]:.2f} | {results['peak_pss_gb'][key]:.2f} |"
+        )
+    lines += [
+        "",
+        f"- Unchanged re-run over the first run (KFP's cache, at {results['largest']:,} rows): "
+        f"**{results['cache_rerun_ratio']:.2f}** [≤ 0.15]",
+        f"- Scaling of `mlops run`, T({results['largest']:,}) / T({results['smallest']:,}): "
+        f"**{results['scaling_ratio']:.1f}** [≤ 12]; exponent {results['scaling_exponent']:.2f}",
+        "- CLI start-up (median seconds): "
+        + ", ".join(f"`mlops {k}` {v:.2f}" for k, v in results["cli_startup_seconds"].items())
+        + " [≤ 1]",
+        "",
+        "Seconds per stage of the largest `mlops run` (candidates summed):",
+        "",
+        "| stage | seconds |",
+        "| --- | ---: |",
+    ]
     lines += [f"| {stage} | {seconds:.1f} |" for stage, seconds in results["stage_seconds"].items()]
     if results.get("peers"):
-        lines += ["", "The same small job (wine, 178 rows: split, 4 candidates, the best, its test score, "
-                      "registered), warm, side by side [`mlops run` ≤ 12 s]:", "", "| how | seconds |",
-                  "| --- | ---: |"]
+        lines += [
+            "",
+            "The same small job (wine, 178 rows: split, 4 candidates, the best, its test score, "
+            "registered), warm, side by side [`mlops run` ≤ 12 s]:",
+            "",
+            "| how | seconds |",
+            "| --- | ---: |",
+        ]
         lines += [f"| {name} | {seconds:.1f} |" for name, seconds in results["peers"].items()]
     lines += ["", "![benchmark chart](results.png)", ""]
     (out_dir / "results.md").write_text("\n".join(lines))
@@ -343,20 +427,32 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--no-peers", action="store_true")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, one repeat, no peers, a scratch output")
-    parser.add_argument("--output", type=Path, help="where results.json/.md/.png go (default bench/; a scratch "
-                                                    "directory for --smoke)")
+    parser.add_argument(
+        "--output", type=Path, help="where results.json/.md/.png go (default bench/; a scratch directory for --smoke)"
+    )
     args = parser.parse_args()
     if args.smoke:
         args.sizes, args.repeats, args.no_peers = [3000], 1, True
     sizes = sorted(int(size) for size in args.sizes)
-    results = {"machine": f"{platform.machine()}, Python {platform.python_version()}, {os.cpu_count()} cores",
-               "date": time.strftime("%Y-%m-%d"), "repeats": args.repeats, "sizes": sizes,
-               "command": "make bench SIZES=\"" + " ".join(f"{s:.0e}".replace("e+0", "e") for s in args.sizes) + "\"",
-               "ingest_vs_floor": {}, "ingest_rows_per_second": {}, "ingest_stage_vs_floor": {},
-               "ingest_stage_rows_per_second": {}, "ingest_vs_floor_20_columns": {},
-               "validate_vs_raw_tfdv": {}, "overhead_ratio": {},
-               "mlops_run_seconds": {}, "plain_seconds": {}, "peak_rss_gb": {}, "peak_pss_gb": {},
-               "targets": TARGETS}
+    results = {
+        "machine": f"{platform.machine()}, Python {platform.python_version()}, {os.cpu_count()} cores",
+        "date": time.strftime("%Y-%m-%d"),
+        "repeats": args.repeats,
+        "sizes": sizes,
+        "command": 'make bench SIZES="' + " ".join(f"{s:.0e}".replace("e+0", "e") for s in args.sizes) + '"',
+        "ingest_vs_floor": {},
+        "ingest_rows_per_second": {},
+        "ingest_stage_vs_floor": {},
+        "ingest_stage_rows_per_second": {},
+        "ingest_vs_floor_20_columns": {},
+        "validate_vs_raw_tfdv": {},
+        "overhead_ratio": {},
+        "mlops_run_seconds": {},
+        "plain_seconds": {},
+        "peak_rss_gb": {},
+        "peak_pss_gb": {},
+        "targets": TARGETS,
+    }
     with tempfile.TemporaryDirectory(prefix="mlops-bench-") as scratch_name:
         scratch = Path(scratch_name)
         for size in sizes:
@@ -383,17 +479,23 @@ def main() -> None:
             results["peak_rss_gb"][key] = round(max(run[1] for run in runs), 3)
             results["peak_pss_gb"][key] = round(max(run[3] for run in runs), 3)
             results["stage_seconds"] = stage_seconds(runs[-1][2])
-            print(f"{size:,} rows: ingest/floor {results['ingest_vs_floor'][key]}, validate/raw "
-                  f"{results['validate_vs_raw_tfdv'][key]}, overhead {results['overhead_ratio'][key]}", flush=True)
+            print(
+                f"{size:,} rows: ingest/floor {results['ingest_vs_floor'][key]}, validate/raw "
+                f"{results['validate_vs_raw_tfdv'][key]}, overhead {results['overhead_ratio'][key]}",
+                flush=True,
+            )
         largest, smallest = sizes[-1], sizes[0]
         csv = scratch / f"data-{largest}.csv"
         first = mlops_run(csv, scratch / "cache", cache=True)[0]
         rerun = mlops_run(csv, scratch / "cache", cache=True)[0]
         results["cache_rerun_ratio"] = round(rerun / first, 3)
         ratio = results["mlops_run_seconds"][str(largest)] / results["mlops_run_seconds"][str(smallest)]
-        results.update(largest=largest, smallest=smallest, scaling_ratio=round(ratio, 2),
-                       scaling_exponent=round(math.log(ratio) / math.log(largest / smallest), 3)
-                       if largest > smallest else 0.0)
+        results.update(
+            largest=largest,
+            smallest=smallest,
+            scaling_ratio=round(ratio, 2),
+            scaling_exponent=round(math.log(ratio) / math.log(largest / smallest), 3) if largest > smallest else 0.0,
+        )
         results["cli_startup_seconds"] = cli_startup(max(3, args.repeats))
         results["peers"] = {} if args.no_peers else peers(args.repeats, scratch)
     output = args.output or (Path(tempfile.mkdtemp(prefix="mlops-bench-smoke-")) if args.smoke else ROOT / "bench")

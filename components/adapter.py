@@ -111,5 +111,6 @@ def restore_integers(params: dict) -> dict:
     ``max_depth: 8`` arrives as 8.0, which scikit-learn rejects; every
     float-typed hyperparameter accepts an int, so the reverse is always safe.
     """
-    return {key: int(value) if isinstance(value, float) and value.is_integer() else value
-            for key, value in params.items()}
+    return {
+        key: int(value) if isinstance(value, float) and value.is_integer() else value for key, value in params.items()
+    }

@@ -11,8 +11,23 @@ from functools import cache
 from mlops import config
 
 # Every component, in the order a training run goes, then the monitor's own.
-STAGES = ("ingest", "split", "validate", "prepare", "expand_candidates", "train", "select_best", "evaluate",
-          "register", "report", "load_baseline", "validate_batch", "decide", "retrain_gate", "record_retrain")
+STAGES = (
+    "ingest",
+    "split",
+    "validate",
+    "prepare",
+    "expand_candidates",
+    "train",
+    "select_best",
+    "evaluate",
+    "register",
+    "report",
+    "load_baseline",
+    "validate_batch",
+    "decide",
+    "retrain_gate",
+    "record_retrain",
+)
 # The validate stage needs the TFDV interpreter; every other stage runs on the base image.
 IMAGES = {"validate": config.TFDV_IMAGE, "validate_batch": config.TFDV_IMAGE}
 

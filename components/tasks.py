@@ -41,14 +41,23 @@ def ingest(
     from mlops.stages import ingest as stage
     from mlops.store import open_store
 
-    adapter.run("ingest", stage.check_run_parameters, model_name=model_name,
-                search_space=adapter.as_mapping(search_space), validation_fraction=validation_fraction,
-                test_fraction=test_fraction, min_score=min_score)
+    adapter.run(
+        "ingest",
+        stage.check_run_parameters,
+        model_name=model_name,
+        search_space=adapter.as_mapping(search_space),
+        validation_fraction=validation_fraction,
+        test_fraction=test_fraction,
+        min_score=min_score,
+    )
     store = adapter.run("ingest", open_store, uri=store_uri, role="pipeline")
     result = adapter.run("ingest", stage.ingest_source, data_uri=data_uri, store=store, name=data_name)
     version = result.version
-    adapter.progress("ingest", f"{version.rows} rows x {len(version.columns)} columns -> data version "
-                               f"{version.ref}{' (new)' if result.new else ''}")
+    adapter.progress(
+        "ingest",
+        f"{version.rows} rows x {len(version.columns)} columns -> data version "
+        f"{version.ref}{' (new)' if result.new else ''}",
+    )
     return namedtuple("IngestOutputs", "data_version source columns")(version.full_ref, result.source, result.columns)
 
 
@@ -73,21 +82,42 @@ def split(
     from mlops.stages import ingest as stage
     from mlops.store import open_store
 
-    config = adapter.run("split", stage.SplitConfig, validation_fraction=validation_fraction,
-                         test_fraction=test_fraction, salt=split_salt)
+    config = adapter.run(
+        "split",
+        stage.SplitConfig,
+        validation_fraction=validation_fraction,
+        test_fraction=test_fraction,
+        salt=split_salt,
+    )
     store = adapter.run("split", open_store, uri=store_uri, role="pipeline")
     paths = {"train": train.path, "validation": validation.path, "test": test.path}
-    result = adapter.run("split", stage.split_version, store=store, data_version=data_version, target=target,
-                         split=config, paths=paths)
+    result = adapter.run(
+        "split", stage.split_version, store=store, data_version=data_version, target=target, split=config, paths=paths
+    )
     for name, artifact in (("train", train), ("validation", validation), ("test", test)):
-        artifact.metadata.update({"split": name, "rows": result.rows[name], "data_version": data_version,
-                                  "target": result.target, "format": "parquet"})
-    train.metadata.update({"split_config": config.to_json(), "rows_by_split": result.rows,
-                           "dropped_missing_target": result.dropped_missing_target})
+        artifact.metadata.update(
+            {
+                "split": name,
+                "rows": result.rows[name],
+                "data_version": data_version,
+                "target": result.target,
+                "format": "parquet",
+            }
+        )
+    train.metadata.update(
+        {
+            "split_config": config.to_json(),
+            "rows_by_split": result.rows,
+            "dropped_missing_target": result.dropped_missing_target,
+        }
+    )
     rows = result.rows
-    adapter.progress("split", f"target '{result.target}': train {rows['train']}, validation {rows['validation']}, "
-                              f"test {rows['test']}" + (f"; {result.dropped_missing_target} rows without a target "
-                                                        "dropped" if result.dropped_missing_target else ""))
+    adapter.progress(
+        "split",
+        f"target '{result.target}': train {rows['train']}, validation {rows['validation']}, "
+        f"test {rows['test']}"
+        + (f"; {result.dropped_missing_target} rows without a target dropped" if result.dropped_missing_target else ""),
+    )
     return namedtuple("SplitOutputs", "target")(result.target)
 
 
@@ -120,8 +150,15 @@ def validate(
     os.makedirs(statistics.path, exist_ok=True)
     splits = {"train": train.path, "validation": validation.path, "test": test.path}
     store = adapter.run("validate", open_store, uri=store_uri, role="pipeline")
-    checked = adapter.run("validate", stage.validate_splits, splits=splits, model_name=model_name, store=store,
-                          out_dir=statistics.path, schema_uri=schema_uri)
+    checked = adapter.run(
+        "validate",
+        stage.validate_splits,
+        splits=splits,
+        model_name=model_name,
+        store=store,
+        out_dir=statistics.path,
+        schema_uri=schema_uri,
+    )
     result = checked.result
     shutil.copyfile(os.path.join(statistics.path, "statistics.html"), statistics_view.path)
     shutil.copyfile(os.path.join(statistics.path, "schema.pbtxt"), schema.path)
@@ -129,13 +166,22 @@ def validate(
         json.dump(result["anomalies"], handle)
     with open(schema.path, "rb") as handle:
         schema_sha256 = hashlib.sha256(handle.read()).hexdigest()
-    schema.metadata.update({"source": checked.schema.source, "origin": checked.schema.origin,
-                            "sha256": schema_sha256, "model_name": model_name})
-    statistics.metadata.update({"splits": sorted(splits), "tfdv_version": result["tfdv_version"],
-                                "schema_source": checked.schema.source})
+    schema.metadata.update(
+        {
+            "source": checked.schema.source,
+            "origin": checked.schema.origin,
+            "sha256": schema_sha256,
+            "model_name": model_name,
+        }
+    )
+    statistics.metadata.update(
+        {"splits": sorted(splits), "tfdv_version": result["tfdv_version"], "schema_source": checked.schema.source}
+    )
     anomalies.metadata["count"] = len(result["anomalies"])
-    adapter.progress("validate", f"no anomalies against {checked.schema.describe()} "
-                                 "(another schema: --schema FILE or another --model-name)")
+    adapter.progress(
+        "validate",
+        f"no anomalies against {checked.schema.describe()} (another schema: --schema FILE or another --model-name)",
+    )
     return namedtuple("ValidateOutputs", "schema_source")(checked.schema.source)
 
 
@@ -159,15 +205,23 @@ def prepare(
     from mlops.stages import prepare as stage
     from mlops.store import model_io
 
-    fitted, info = adapter.run("prepare", stage.fit_preprocessor, train=pd.read_parquet(train_split.path),
-                               target=target, requested_task=task)
-    metric = adapter.run("prepare", metrics.resolve_metric,
-                         name=adapter.as_mapping(search_space).get("metric", "auto"), task=info["task"])
+    fitted, info = adapter.run(
+        "prepare", stage.fit_preprocessor, train=pd.read_parquet(train_split.path), target=target, requested_task=task
+    )
+    metric = adapter.run(
+        "prepare",
+        metrics.resolve_metric,
+        name=adapter.as_mapping(search_space).get("metric", "auto"),
+        task=info["task"],
+    )
     model_io.save(fitted, preprocessor.path)
     preprocessor.metadata.update({**info, "metric": metric, "format": model_io.FORMAT})
-    adapter.progress("prepare", f"{info['task']} of '{target}' ranked by {metric}: {len(info['numeric_features'])} "
-                                f"numeric and {len(info['categorical_features'])} categorical features -> "
-                                f"{info['output_features']} model inputs (fitted on train only)")
+    adapter.progress(
+        "prepare",
+        f"{info['task']} of '{target}' ranked by {metric}: {len(info['numeric_features'])} "
+        f"numeric and {len(info['categorical_features'])} categorical features -> "
+        f"{info['output_features']} model inputs (fitted on train only)",
+    )
     return namedtuple("PrepareOutputs", "task metric")(info["task"], metric)
 
 
@@ -179,8 +233,9 @@ def expand_candidates(search_space: str, task: str, seed: int) -> list:
 
     from mlops.stages import train as stage
 
-    candidates = adapter.run("train", stage.expand_search_space, search_space=adapter.as_mapping(search_space),
-                             task=task, seed=seed)
+    candidates = adapter.run(
+        "train", stage.expand_search_space, search_space=adapter.as_mapping(search_space), task=task, seed=seed
+    )
     adapter.progress("train", f"{len(candidates)} candidates: " + ", ".join(c["id"] for c in candidates))
     return candidates
 
@@ -206,13 +261,22 @@ def train(
     candidate = {**candidate, "params": adapter.restore_integers(candidate["params"])}
     transform = adapter.run("train", model_io.load, path=preprocessor.path)
     fitted, scores = adapter.run(
-        "train", stage.train_candidate, candidate=candidate, preprocessor=transform,
-        train=pd.read_parquet(train_split.path), validation=pd.read_parquet(validation_split.path),
-        target=preprocessor.metadata["target"], task=preprocessor.metadata["task"], seed=seed)
+        "train",
+        stage.train_candidate,
+        candidate=candidate,
+        preprocessor=transform,
+        train=pd.read_parquet(train_split.path),
+        validation=pd.read_parquet(validation_split.path),
+        target=preprocessor.metadata["target"],
+        task=preprocessor.metadata["task"],
+        seed=seed,
+    )
     model_io.save(fitted, model.path)
     model.metadata.update({"candidate": candidate, "validation_metrics": scores, "format": model_io.FORMAT})
-    adapter.progress("train", f"{candidate['id']} {candidate['params']}: "
-                              + ", ".join(f"{k}={v:.4f}" for k, v in sorted(scores.items())))
+    adapter.progress(
+        "train",
+        f"{candidate['id']} {candidate['params']}: " + ", ".join(f"{k}={v:.4f}" for k, v in sorted(scores.items())),
+    )
 
 
 def select_best(
@@ -230,18 +294,33 @@ def select_best(
 
     from mlops.stages import train as stage
 
-    results = [{"candidate": {**c.metadata["candidate"],
-                              "params": adapter.restore_integers(c.metadata["candidate"]["params"])},
-                "validation_metrics": c.metadata["validation_metrics"], "path": c.path} for c in candidates]
+    results = [
+        {
+            "candidate": {
+                **c.metadata["candidate"],
+                "params": adapter.restore_integers(c.metadata["candidate"]["params"]),
+            },
+            "validation_metrics": c.metadata["validation_metrics"],
+            "path": c.path,
+        }
+        for c in candidates
+    ]
     winner = adapter.run("train", stage.pick_best, results=results, metric=metric)
     shutil.copyfile(winner["path"], best.path)
     score = winner["validation_metrics"][metric]
-    best.metadata.update({"candidate": winner["candidate"], "metric": metric,
-                          "validation_metrics": winner["validation_metrics"],
-                          "leaderboard": [{"candidate": r["candidate"], "validation_metrics": r["validation_metrics"]}
-                                          for r in results]})
-    adapter.progress("train", f"best of {len(results)}: {winner['candidate']['id']} ({metric}={score:.4f} "
-                              "on validation)")
+    best.metadata.update(
+        {
+            "candidate": winner["candidate"],
+            "metric": metric,
+            "validation_metrics": winner["validation_metrics"],
+            "leaderboard": [
+                {"candidate": r["candidate"], "validation_metrics": r["validation_metrics"]} for r in results
+            ],
+        }
+    )
+    adapter.progress(
+        "train", f"best of {len(results)}: {winner['candidate']['id']} ({metric}={score:.4f} on validation)"
+    )
     return namedtuple("SelectOutputs", "candidate validation_score")(winner["candidate"]["id"], score)
 
 
@@ -278,10 +357,22 @@ def evaluate(
     model = adapter.run("evaluate", model_io.load, path=best.path)
     floor = adapter.run("evaluate", stage.optional_float, name="min_score", text=min_score)
     store = adapter.run("evaluate", open_store, uri=store_uri, role="pipeline")
-    result = adapter.run("evaluate", stage.evaluate_model, model=model, train=pd.read_parquet(train_split.path),
-                         test=pd.read_parquet(test_split.path), target=target, task=task, metric=metric,
-                         min_skill=min_skill, min_score=floor, store=store, model_name=model_name,
-                         validation=pd.read_parquet(validation_split.path), seed=seed)
+    result = adapter.run(
+        "evaluate",
+        stage.evaluate_model,
+        model=model,
+        train=pd.read_parquet(train_split.path),
+        test=pd.read_parquet(test_split.path),
+        target=target,
+        task=task,
+        metric=metric,
+        min_skill=min_skill,
+        min_score=floor,
+        store=store,
+        model_name=model_name,
+        validation=pd.read_parquet(validation_split.path),
+        seed=seed,
+    )
     decision = result.blessing
     for name, value in sorted(decision.test_metrics.items()):
         metrics.log_metric(f"test_{name}", value)
@@ -289,19 +380,38 @@ def evaluate(
     metrics.log_metric("skill", decision.skill)
     metrics.log_metric("blessed", 1.0 if decision.blessed else 0.0)
     if result.confusion_matrix:
-        classification_metrics.log_confusion_matrix(result.confusion_matrix["labels"],
-                                                    result.confusion_matrix["matrix"])
+        classification_metrics.log_confusion_matrix(
+            result.confusion_matrix["labels"], result.confusion_matrix["matrix"]
+        )
     if result.roc:
         classification_metrics.log_roc_curve(result.roc["fpr"], result.roc["tpr"], result.roc["thresholds"])
     with open(blessing.path, "w", encoding="utf-8") as handle:
-        json.dump({**decision.to_json(), "confusion_matrix": result.confusion_matrix, "roc": result.roc,
-                   "diagnostics": result.diagnostics}, handle, indent=2, sort_keys=True)
-    blessing.metadata.update({"blessed": decision.blessed, "reason": decision.reason, "metric": metric,
-                              "score": decision.score, "champion_version": decision.champion_version or 0})
-    adapter.progress("evaluate", f"test {metric}={decision.score:.4f} on {decision.test_rows} rows; "
-                                 f"{'BLESSED' if decision.blessed else 'not blessed'}: {decision.reason}")
-    return namedtuple("EvaluateOutputs", "blessed champion_version")(decision.blessed,
-                                                                       decision.champion_version or 0)
+        json.dump(
+            {
+                **decision.to_json(),
+                "confusion_matrix": result.confusion_matrix,
+                "roc": result.roc,
+                "diagnostics": result.diagnostics,
+            },
+            handle,
+            indent=2,
+            sort_keys=True,
+        )
+    blessing.metadata.update(
+        {
+            "blessed": decision.blessed,
+            "reason": decision.reason,
+            "metric": metric,
+            "score": decision.score,
+            "champion_version": decision.champion_version or 0,
+        }
+    )
+    adapter.progress(
+        "evaluate",
+        f"test {metric}={decision.score:.4f} on {decision.test_rows} rows; "
+        f"{'BLESSED' if decision.blessed else 'not blessed'}: {decision.reason}",
+    )
+    return namedtuple("EvaluateOutputs", "blessed champion_version")(decision.blessed, decision.champion_version or 0)
 
 
 def register(
@@ -351,34 +461,77 @@ def register(
         decision = json.load(handle)
     facts = train_split.metadata
     lineage = stage.build_lineage(
-        data={"ref": data_version, "source": data_source, "content_hash": data_version.split("@", 1)[1],
-              "rows": {k: int(v) for k, v in facts["rows_by_split"].items()}, "columns": columns,
-              "target": facts["target"], "dropped_missing_target": int(facts["dropped_missing_target"])},
+        data={
+            "ref": data_version,
+            "source": data_source,
+            "content_hash": data_version.split("@", 1)[1],
+            "rows": {k: int(v) for k, v in facts["rows_by_split"].items()},
+            "columns": columns,
+            "target": facts["target"],
+            "dropped_missing_target": int(facts["dropped_missing_target"]),
+        },
         split=facts["split_config"],
-        validation={"schema_source": schema.metadata["source"], "schema_origin": schema.metadata["origin"],
-                    "schema_sha256": schema.metadata["sha256"], "tfdv_version": statistics.metadata["tfdv_version"]},
-        task=task, search_space=adapter.as_mapping(search_space),
-        candidate={**best.metadata["candidate"], "params": adapter.restore_integers(best.metadata["candidate"]["params"])},
+        validation={
+            "schema_source": schema.metadata["source"],
+            "schema_origin": schema.metadata["origin"],
+            "schema_sha256": schema.metadata["sha256"],
+            "tfdv_version": statistics.metadata["tfdv_version"],
+        },
+        task=task,
+        search_space=adapter.as_mapping(search_space),
+        candidate={
+            **best.metadata["candidate"],
+            "params": adapter.restore_integers(best.metadata["candidate"]["params"]),
+        },
         metric=best.metadata["metric"],
-        validation_metrics=best.metadata["validation_metrics"], blessing=decision, seed=seed,
-        code_version=code_version, run_id=run_id, run_name=run_name,
-        model_sha256=hashlib.sha256(model_bytes).hexdigest())
-    baseline = adapter.run("register", stage.baseline_files, model=model_io.loads(model_bytes, source=best.path),
-                           train=pd.read_parquet(train_split.path), test=pd.read_parquet(test_split.path),
-                           target=facts["target"], schema=Path(schema.path).read_bytes(),
-                           train_statistics=(Path(statistics.path) / "statistics" / "train.pb").read_bytes())
+        validation_metrics=best.metadata["validation_metrics"],
+        blessing=decision,
+        seed=seed,
+        code_version=code_version,
+        run_id=run_id,
+        run_name=run_name,
+        model_sha256=hashlib.sha256(model_bytes).hexdigest(),
+    )
+    baseline = adapter.run(
+        "register",
+        stage.baseline_files,
+        model=model_io.loads(model_bytes, source=best.path),
+        train=pd.read_parquet(train_split.path),
+        test=pd.read_parquet(test_split.path),
+        target=facts["target"],
+        schema=Path(schema.path).read_bytes(),
+        train_statistics=(Path(statistics.path) / "statistics" / "train.pb").read_bytes(),
+    )
     store = adapter.run("register", open_store, uri=store_uri, role="registry")
-    result = adapter.run("register", stage.register_model, store=store, model_name=model_name,
-                         model_bytes=model_bytes, lineage=lineage, blessed=blessed,
-                         compared_champion=champion_version or None, baseline_files=baseline)
-    registered.metadata.update({"name": result.name, "version": result.version, "ref": result.ref,
-                                "promoted": result.promoted, "store": redact(result.store)})
+    result = adapter.run(
+        "register",
+        stage.register_model,
+        store=store,
+        model_name=model_name,
+        model_bytes=model_bytes,
+        lineage=lineage,
+        blessed=blessed,
+        compared_champion=champion_version or None,
+        baseline_files=baseline,
+    )
+    registered.metadata.update(
+        {
+            "name": result.name,
+            "version": result.version,
+            "ref": result.ref,
+            "promoted": result.promoted,
+            "store": redact(result.store),
+        }
+    )
     with open(registered.path, "w", encoding="utf-8") as handle:
         json.dump(result.to_json(), handle)
-    adapter.progress("register", f"{result.ref} in {redact(result.store)} "
-                                 f"({'champion -> this version' if result.promoted else result.reason})")
-    return namedtuple("RegisterOutputs", "model_version promoted promotion")(result.version, result.promoted,
-                                                                            result.reason)
+    adapter.progress(
+        "register",
+        f"{result.ref} in {redact(result.store)} ({'champion -> this version' if result.promoted else result.reason})",
+    )
+    return namedtuple("RegisterOutputs", "model_version promoted promotion")(
+        result.version, result.promoted, result.reason
+    )
 
 
 def report(
@@ -417,15 +570,25 @@ def report(
         validation = json.load(handle)
     with open(blessing.path, encoding="utf-8") as handle:
         decision = json.load(handle)
-    frames = {name: pd.read_parquet(split.path)
-              for name, split in (("train", train_split), ("validation", validation_split), ("test", test_split))}
+    frames = {
+        name: pd.read_parquet(split.path)
+        for name, split in (("train", train_split), ("validation", validation_split), ("test", test_split))
+    }
     shift = [row.to_json() for row in drift.compare_frame(drift.profile_frame(frames["train"]), frames["validation"])]
-    page = adapter.run("report", stage.render_report, version=version.to_json(), validation=validation,
-                       schema_description=schema.metadata,
-                       leaderboard=[{**row, "candidate": {**row["candidate"],
-                                                          "params": adapter.restore_integers(row["candidate"]["params"])}}
-                                    for row in best.metadata["leaderboard"]],
-                       evaluation=decision, frames=frames, shift=shift)
+    page = adapter.run(
+        "report",
+        stage.render_report,
+        version=version.to_json(),
+        validation=validation,
+        schema_description=schema.metadata,
+        leaderboard=[
+            {**row, "candidate": {**row["candidate"], "params": adapter.restore_integers(row["candidate"]["params"])}}
+            for row in best.metadata["leaderboard"]
+        ],
+        evaluation=decision,
+        frames=frames,
+        shift=shift,
+    )
     with open(run_report.path, "w", encoding="utf-8") as handle:
         handle.write(page)
     adapter.run("report", store.put, key=stage.report_key(model_name, model_version), data=page.encode("utf-8"))
@@ -445,9 +608,21 @@ def load_baseline(
     statistics: Output[Statistics],
     profile: Output[Artifact],
     champion: Output[Model],
-) -> NamedTuple("BaselineOutputs", model_version=int, data_name=str, target=str, task=str, metric=str,
-                test_score=float, search_space=str, seed=int, validation_fraction=float, test_fraction=float,
-                split_salt=str, min_skill=float):
+) -> NamedTuple(
+    "BaselineOutputs",
+    model_version=int,
+    data_name=str,
+    target=str,
+    task=str,
+    metric=str,
+    test_score=float,
+    search_space=str,
+    seed=int,
+    validation_fraction=float,
+    test_fraction=float,
+    split_salt=str,
+    min_skill=float,
+):
     """The baseline a model version carries (the champion's, unless `against` names one) as typed artifacts,
     and what a retrain of it needs."""
     from components import adapter
@@ -476,14 +651,29 @@ def load_baseline(
     schema.metadata["source"] = "registered"
     metric = lineage["params"]["metric"]
     split = lineage["split"]
-    adapter.progress("monitor", f"baseline of {version.ref} ({'champion' if not against else 'as asked'}): "
-                                f"{baseline.profile['rows']} training rows, schema {lineage['validation']['schema_source']}")
-    return namedtuple("BaselineOutputs", "model_version data_name target task metric test_score search_space seed "
-                                         "validation_fraction test_fraction split_salt min_skill")(
-        version.version, lineage["data"]["ref"].split("@", 1)[0], baseline.target, lineage["task"], metric,
-        float(lineage["metrics"]["test"][metric]), json.dumps(lineage["params"]["search_space"], sort_keys=True),
-        int(lineage["seed"]), float(split["validation_fraction"]), float(split["test_fraction"]), split["salt"],
-        float(lineage["blessing"].get("min_skill", 0.1)))
+    adapter.progress(
+        "monitor",
+        f"baseline of {version.ref} ({'champion' if not against else 'as asked'}): "
+        f"{baseline.profile['rows']} training rows, schema {lineage['validation']['schema_source']}",
+    )
+    return namedtuple(
+        "BaselineOutputs",
+        "model_version data_name target task metric test_score search_space seed "
+        "validation_fraction test_fraction split_salt min_skill",
+    )(
+        version.version,
+        lineage["data"]["ref"].split("@", 1)[0],
+        baseline.target,
+        lineage["task"],
+        metric,
+        float(lineage["metrics"]["test"][metric]),
+        json.dumps(lineage["params"]["search_space"], sort_keys=True),
+        int(lineage["seed"]),
+        float(split["validation_fraction"]),
+        float(split["test_fraction"]),
+        split["salt"],
+        float(lineage["blessing"].get("min_skill", 0.1)),
+    )
 
 
 def validate_batch(
@@ -520,17 +710,24 @@ def validate_batch(
     with tempfile.TemporaryDirectory() as scratch:
         batch_path = os.path.join(scratch, "batch.parquet")
         Path(batch_path).write_bytes(versions.read_bytes(batch))
-        result = adapter.run("monitor", stage.validate_batch, batch_path=batch_path,
-                             schema_text=Path(schema.path).read_text(encoding="utf-8"), label=target,
-                             baseline_statistics=Path(statistics.path, "statistics", "train.pb").read_bytes(),
-                             out_dir=live_statistics.path)
+        result = adapter.run(
+            "monitor",
+            stage.validate_batch,
+            batch_path=batch_path,
+            schema_text=Path(schema.path).read_text(encoding="utf-8"),
+            label=target,
+            baseline_statistics=Path(statistics.path, "statistics", "train.pb").read_bytes(),
+            out_dir=live_statistics.path,
+        )
     shutil.copyfile(os.path.join(live_statistics.path, "statistics.html"), statistics_view.path)
     with open(anomalies.path, "w", encoding="utf-8") as handle:
         json.dump(result["anomalies"], handle)
     anomalies.metadata["count"] = len(result["anomalies"])
     live_statistics.metadata.update({"splits": ["live"], "tfdv_version": result["tfdv_version"]})
-    adapter.progress("monitor", f"{result['rows']} rows; {len(result['anomalies'])} anomalies against the schema "
-                                "(SERVING environment)")
+    adapter.progress(
+        "monitor",
+        f"{result['rows']} rows; {len(result['anomalies'])} anomalies against the schema (SERVING environment)",
+    )
     return namedtuple("BatchOutputs", "anomaly_count rows")(len(result["anomalies"]), result["rows"])
 
 
@@ -576,25 +773,43 @@ def decide(
     with open(os.path.join(live_statistics.path, "result.json"), encoding="utf-8") as handle:
         tfdv_result = json.load(handle)
     kept_at = stage.report_key(model_name)
-    outcome = adapter.run("monitor", stage.monitor_batch, store=store, model_name=model_name,
-                          model_version=model_version, data_version=data_version, target=target, task=task,
-                          metric=metric, test_score=test_score, profile=baseline_profile,
-                          model=model_io.load(champion.path), anomalies=found, policy=rules,
-                          allow_retrain=allow_retrain, report_key=kept_at)
+    outcome = adapter.run(
+        "monitor",
+        stage.monitor_batch,
+        store=store,
+        model_name=model_name,
+        model_version=model_version,
+        data_version=data_version,
+        target=target,
+        task=task,
+        metric=metric,
+        test_score=test_score,
+        profile=baseline_profile,
+        model=model_io.load(champion.path),
+        anomalies=found,
+        policy=rules,
+        allow_retrain=allow_retrain,
+        report_key=kept_at,
+    )
     record = {**outcome.decision.to_json(), "tfdv_drift": tfdv_result.get("tfdv_drift", [])}
     Path(decision_record.path).write_text(json.dumps(record, indent=2, sort_keys=True), encoding="utf-8")
-    decision_record.metadata.update({"decision": outcome.decision.decision, "action": outcome.action,
-                                     "log_entry": outcome.log_entry})
+    decision_record.metadata.update(
+        {"decision": outcome.decision.decision, "action": outcome.action, "log_entry": outcome.log_entry}
+    )
     from mlops.reporting import monitor_report
 
     html = monitor_report.render(record)
     Path(report.path).write_text(html, encoding="utf-8")
     adapter.run("monitor", store.put, key=kept_at, data=html.encode("utf-8"))
     Path(summary.path).write_text(monitor_report.summary(record), encoding="utf-8")
-    adapter.progress("monitor", f"decision: {outcome.decision.decision} ({'; '.join(outcome.decision.reasons)})"
-                                + (f"; retraining on {outcome.retrain_data}" if outcome.action == "retrain" else ""))
+    adapter.progress(
+        "monitor",
+        f"decision: {outcome.decision.decision} ({'; '.join(outcome.decision.reasons)})"
+        + (f"; retraining on {outcome.retrain_data}" if outcome.action == "retrain" else ""),
+    )
     return namedtuple("DecisionOutputs", "decision action retrain_data log_entry")(
-        outcome.decision.decision, outcome.action, outcome.retrain_data, outcome.log_entry)
+        outcome.decision.decision, outcome.action, outcome.retrain_data, outcome.log_entry
+    )
 
 
 def record_retrain(model_name: str, log_entry: str, model_version: int, promoted: bool, store_uri: str):
@@ -607,11 +822,21 @@ def record_retrain(model_name: str, log_entry: str, model_version: int, promoted
     from mlops.store import open_store
 
     store = adapter.run("monitor", open_store, uri=store_uri, role="pipeline")
-    adapter.run("monitor", stage.append_log, store=store, model_name=model_name,
-                entry={"type": "retrain", "decision_entry": log_entry, "retrained_version": model_version,
-                       "promoted": promoted})
-    adapter.progress("monitor", f"retrained: {model_name}@{model_version}"
-                                f"{' (now the champion)' if promoted else ' (not promoted)'}")
+    adapter.run(
+        "monitor",
+        stage.append_log,
+        store=store,
+        model_name=model_name,
+        entry={
+            "type": "retrain",
+            "decision_entry": log_entry,
+            "retrained_version": model_version,
+            "promoted": promoted,
+        },
+    )
+    adapter.progress(
+        "monitor", f"retrained: {model_name}@{model_version}{' (now the champion)' if promoted else ' (not promoted)'}"
+    )
 
 
 def retrain_gate(action: str) -> str:

@@ -123,48 +123,116 @@ STORE = Setting("MLOPS_STORE", str, "", "store URI: file:///abs/path or s3://BUC
 STORE_RETRIES = Setting("MLOPS_STORE_RETRIES", int, 5, "S3 retries with backoff before a store call fails", 0)
 RUNS_DIR = Setting("MLOPS_RUNS_DIR", Path, None, "where `mlops run` writes run outputs and reports (default ./runs)")
 SCHEMA_DIR = Setting("MLOPS_SCHEMA_DIR", Path, PROJECT_ROOT / "schemas", "curated TFDV schemas, <model>.pbtxt")
-TFDV_PYTHON = Setting("MLOPS_TFDV_PYTHON", Path, PROJECT_ROOT / ".venv-tfdv" / "bin" / "python",
-                      "the interpreter that has TFDV (its own pinned environment)")
-TFDV_TOOL = Setting("MLOPS_TFDV_TOOL", Path, PROJECT_ROOT / "tools" / "tfdv_tool.py",
-                    "the TFDV tool script (tools/tfdv_tool.py), run by the TFDV interpreter")
-TFDV_TIMEOUT_SECONDS = Setting("MLOPS_TFDV_TIMEOUT_SECONDS", float, 1800.0,
-                               "seconds TFDV may take before the validate stage gives up", 1)
-TFDV_SOCKET = Setting("MLOPS_TFDV_SOCKET", Path, None,
-                      "(set by the local runner) the warm TFDV sidecar's socket; without it TFDV starts per task")
-TASK_SERVER = Setting("MLOPS_TASK_SERVER", str, "",
-                      "(set by the local runner) the warm task server's socket (mlops/runners/task_server.py); "
-                      "without it each task imports its libraries itself")
-TFDV_BEAM_OVER = Setting("MLOPS_TFDV_BEAM_OVER_ROWS", int, None,
-                         "splits with more rows get their statistics from TFDV's Beam pipeline (default: never)", 0)
-BEAM_OPTIONS = Setting("MLOPS_BEAM_OPTIONS", str, "",
-                       "Beam pipeline options for those statistics, e.g. '--runner=DirectRunner "
-                       "--direct_num_workers=2' (a distributed runner can take over)")
+TFDV_PYTHON = Setting(
+    "MLOPS_TFDV_PYTHON",
+    Path,
+    PROJECT_ROOT / ".venv-tfdv" / "bin" / "python",
+    "the interpreter that has TFDV (its own pinned environment)",
+)
+TFDV_TOOL = Setting(
+    "MLOPS_TFDV_TOOL",
+    Path,
+    PROJECT_ROOT / "tools" / "tfdv_tool.py",
+    "the TFDV tool script (tools/tfdv_tool.py), run by the TFDV interpreter",
+)
+TFDV_TIMEOUT_SECONDS = Setting(
+    "MLOPS_TFDV_TIMEOUT_SECONDS", float, 1800.0, "seconds TFDV may take before the validate stage gives up", 1
+)
+TFDV_SOCKET = Setting(
+    "MLOPS_TFDV_SOCKET",
+    Path,
+    None,
+    "(set by the local runner) the warm TFDV sidecar's socket; without it TFDV starts per task",
+)
+TASK_SERVER = Setting(
+    "MLOPS_TASK_SERVER",
+    str,
+    "",
+    "(set by the local runner) the warm task server's socket (mlops/runners/task_server.py); "
+    "without it each task imports its libraries itself",
+)
+TFDV_BEAM_OVER = Setting(
+    "MLOPS_TFDV_BEAM_OVER_ROWS",
+    int,
+    None,
+    "splits with more rows get their statistics from TFDV's Beam pipeline (default: never)",
+    0,
+)
+BEAM_OPTIONS = Setting(
+    "MLOPS_BEAM_OPTIONS",
+    str,
+    "",
+    "Beam pipeline options for those statistics, e.g. '--runner=DirectRunner "
+    "--direct_num_workers=2' (a distributed runner can take over)",
+)
 LOCK_DIR = Setting("MLOPS_LOCK_DIR", Path, PROJECT_ROOT / "requirements", "the lock files recorded in lineage")
 CODE_VERSION = Setting("MLOPS_CODE_VERSION", str, "unknown", "the git commit an image was built from")
 PROGRESS_FILE = Setting("MLOPS_PROGRESS_FILE", Path, None, "(set by the local runner) stages append progress here")
 ERROR_FILE = Setting("MLOPS_ERROR_FILE", Path, None, "(set by the local runner) a failing stage writes its reason here")
-HTTP_TIMEOUT_SECONDS = Setting("MLOPS_HTTP_TIMEOUT_SECONDS", float, 60.0,
-                               "overall deadline of an http(s) download by ingest", 1)
-MAX_DOWNLOAD_BYTES = Setting("MLOPS_MAX_DOWNLOAD_BYTES", int, 256 * 1024**2,
-                             "largest source ingest downloads (well under a task's 2Gi memory limit)", 1)
-INGEST_ALLOW = Setting("MLOPS_INGEST_ALLOW", str, "",
-                       "sources ingest may read (mlops/data/source_policy.py); empty: anything (local default)")
+HTTP_TIMEOUT_SECONDS = Setting(
+    "MLOPS_HTTP_TIMEOUT_SECONDS", float, 60.0, "overall deadline of an http(s) download by ingest", 1
+)
+MAX_DOWNLOAD_BYTES = Setting(
+    "MLOPS_MAX_DOWNLOAD_BYTES",
+    int,
+    256 * 1024**2,
+    "largest source ingest downloads (well under a task's 2Gi memory limit)",
+    1,
+)
+INGEST_ALLOW = Setting(
+    "MLOPS_INGEST_ALLOW",
+    str,
+    "",
+    "sources ingest may read (mlops/data/source_policy.py); empty: anything (local default)",
+)
 MINIO_BIN = Setting("MLOPS_MINIO_BIN", Path, PROJECT_ROOT / "bin" / "minio", "the MinIO server binary")
 MINIO_PORT = Setting("MLOPS_MINIO_PORT", int, 9000, "port of `make minio-up`", 1)
-MINIO_STATE_DIR = Setting("MLOPS_MINIO_STATE_DIR", Path, PROJECT_ROOT / ".minio",
-                          "credentials, data and pid of `make minio-up`")
-TFDV_SIDECAR = Setting("MLOPS_TFDV_SIDECAR", str, "",
-                       "off: no warm TFDV interpreter beside a local run (each validate task starts its own)")
-DATA_URI = Setting("MLOPS_DATA_URI", str, "",
-                   "(set by the CLI; on a cluster from the Secret mlops-data-source) the full data URI whose "
-                   "credential the pipeline parameter must not carry (mlops/data/uris.py)")
+MINIO_STATE_DIR = Setting(
+    "MLOPS_MINIO_STATE_DIR", Path, PROJECT_ROOT / ".minio", "credentials, data and pid of `make minio-up`"
+)
+TFDV_SIDECAR = Setting(
+    "MLOPS_TFDV_SIDECAR",
+    str,
+    "",
+    "off: no warm TFDV interpreter beside a local run (each validate task starts its own)",
+)
+DATA_URI = Setting(
+    "MLOPS_DATA_URI",
+    str,
+    "",
+    "(set by the CLI; on a cluster from the Secret mlops-data-source) the full data URI whose "
+    "credential the pipeline parameter must not carry (mlops/data/uris.py)",
+)
 S3_ENDPOINT = Setting("MLOPS_S3_ENDPOINT", str, "", "the S3 endpoint when AWS_ENDPOINT_URL is unset")
 GIT_COMMIT = Setting("MLOPS_GIT_COMMIT", str, None, "the git commit `mlops submit` keys a run on (one run per commit)")
 
-SETTINGS = (STORE, STORE_RETRIES, RUNS_DIR, SCHEMA_DIR, TFDV_PYTHON, TFDV_TOOL, TFDV_TIMEOUT_SECONDS, TFDV_SOCKET, TASK_SERVER,
-            TFDV_BEAM_OVER,             BEAM_OPTIONS, LOCK_DIR, CODE_VERSION,
-            PROGRESS_FILE, ERROR_FILE, HTTP_TIMEOUT_SECONDS, MAX_DOWNLOAD_BYTES, INGEST_ALLOW, MINIO_BIN, MINIO_PORT,
-            MINIO_STATE_DIR, TFDV_SIDECAR, DATA_URI, S3_ENDPOINT, GIT_COMMIT)
+SETTINGS = (
+    STORE,
+    STORE_RETRIES,
+    RUNS_DIR,
+    SCHEMA_DIR,
+    TFDV_PYTHON,
+    TFDV_TOOL,
+    TFDV_TIMEOUT_SECONDS,
+    TFDV_SOCKET,
+    TASK_SERVER,
+    TFDV_BEAM_OVER,
+    BEAM_OPTIONS,
+    LOCK_DIR,
+    CODE_VERSION,
+    PROGRESS_FILE,
+    ERROR_FILE,
+    HTTP_TIMEOUT_SECONDS,
+    MAX_DOWNLOAD_BYTES,
+    INGEST_ALLOW,
+    MINIO_BIN,
+    MINIO_PORT,
+    MINIO_STATE_DIR,
+    TFDV_SIDECAR,
+    DATA_URI,
+    S3_ENDPOINT,
+    GIT_COMMIT,
+)
 
 
 def role_credential_names(role: str) -> tuple[str, str]:

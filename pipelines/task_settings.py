@@ -15,8 +15,16 @@ _QUANTITY_CPU = re.compile(r"^([0-9]+m|[0-9]+(\.[0-9]+)?)$")
 _QUANTITY_MEM = re.compile(r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$")
 
 
-def apply_task_settings(task, *, role: str = "pipeline", reads_data: bool = False, cpu_request: str = "250m",
-                        cpu_limit: str = "1", memory_request: str = "512Mi", memory_limit: str = "2Gi"):
+def apply_task_settings(
+    task,
+    *,
+    role: str = "pipeline",
+    reads_data: bool = False,
+    cpu_request: str = "250m",
+    cpu_limit: str = "1",
+    memory_request: str = "512Mi",
+    memory_limit: str = "2Gi",
+):
     """Give one pipeline task what it needs to run on our cluster, and nothing more.
 
     The store credential of its role only, as env vars from that role's Secret
@@ -53,32 +61,44 @@ def apply_task_settings(task, *, role: str = "pipeline", reads_data: bool = Fals
     """
     from kfp import kubernetes
 
-    for name, value, pattern in (("cpu_request", cpu_request, _QUANTITY_CPU), ("cpu_limit", cpu_limit, _QUANTITY_CPU),
-                                 ("memory_request", memory_request, _QUANTITY_MEM),
-                                 ("memory_limit", memory_limit, _QUANTITY_MEM)):
+    for name, value, pattern in (
+        ("cpu_request", cpu_request, _QUANTITY_CPU),
+        ("cpu_limit", cpu_limit, _QUANTITY_CPU),
+        ("memory_request", memory_request, _QUANTITY_MEM),
+        ("memory_limit", memory_limit, _QUANTITY_MEM),
+    ):
         if not isinstance(value, str) or not pattern.match(value):
-            raise ValueError(f"The '{name}' parameter of apply_task_settings must be a Kubernetes quantity string "
-                             f"such as {'250m' if 'cpu' in name else '512Mi'!r}. Got {value!r} instead.")
+            raise ValueError(
+                f"The '{name}' parameter of apply_task_settings must be a Kubernetes quantity string "
+                f"such as {'250m' if 'cpu' in name else '512Mi'!r}. Got {value!r} instead."
+            )
     task.set_cpu_request(cpu_request)
     task.set_cpu_limit(cpu_limit)
     task.set_memory_request(memory_request)
     task.set_memory_limit(memory_limit)
     if role not in config.ROLE_SECRET_NAMES:
-        raise ValueError(f"The 'role' parameter of apply_task_settings must be 'pipeline' or 'registry'. "
-                         f"Got {role!r} instead.")
-    kubernetes.use_secret_as_env(task, secret_name=config.ROLE_SECRET_NAMES[role],
-                                 secret_key_to_env=dict(config.MINIO_SECRET_KEY_TO_ENV))
+        raise ValueError(
+            f"The 'role' parameter of apply_task_settings must be 'pipeline' or 'registry'. Got {role!r} instead."
+        )
+    kubernetes.use_secret_as_env(
+        task, secret_name=config.ROLE_SECRET_NAMES[role], secret_key_to_env=dict(config.MINIO_SECRET_KEY_TO_ENV)
+    )
     if reads_data:
         from mlops.data.uris import SECRET_URI_ENV
 
-        kubernetes.use_secret_as_env(task, secret_name=config.DATA_SOURCE_SECRET_NAME,
-                                     secret_key_to_env={"uri": SECRET_URI_ENV}, optional=True)
+        kubernetes.use_secret_as_env(
+            task, secret_name=config.DATA_SOURCE_SECRET_NAME, secret_key_to_env={"uri": SECRET_URI_ENV}, optional=True
+        )
     kubernetes.empty_dir_mount(task, volume_name="tmp", mount_path="/tmp", size_limit="2Gi")
     # From a ConfigMap, not task.set_env_variable: kfp.local applies container env
     # to local subprocesses too, and a cluster-internal endpoint would break
     # `mlops run --store s3://...` against a local MinIO.
-    kubernetes.use_config_map_as_env(task, config_map_name=config.STORE_CONFIG_MAP_NAME,
-                                     config_map_key_to_env={key: key for key in config.STORE_CONFIG_MAP_KEYS})
-    kubernetes.set_security_context(task, run_as_user=config.RUN_AS_USER, run_as_group=config.RUN_AS_GROUP,
-                                    run_as_non_root=True)
+    kubernetes.use_config_map_as_env(
+        task,
+        config_map_name=config.STORE_CONFIG_MAP_NAME,
+        config_map_key_to_env={key: key for key in config.STORE_CONFIG_MAP_KEYS},
+    )
+    kubernetes.set_security_context(
+        task, run_as_user=config.RUN_AS_USER, run_as_group=config.RUN_AS_GROUP, run_as_non_root=True
+    )
     return task

@@ -31,9 +31,11 @@ select_best, evaluate = component("select_best"), component("evaluate")
 register, report = component("register"), component("report")
 
 
-@dsl.pipeline(name=config.PIPELINE_NAME,
-              description="Ingest, validate (TFDV), prepare, train candidates in parallel, evaluate against a "
-                          "trivial predictor and the champion, register.")
+@dsl.pipeline(
+    name=config.PIPELINE_NAME,
+    description="Ingest, validate (TFDV), prepare, train candidates in parallel, evaluate against a "
+    "trivial predictor and the champion, register.",
+)
 def training_pipeline(
     data_uri: str,
     target: str,
@@ -52,58 +54,134 @@ def training_pipeline(
     code_version: str = "unknown",
 ) -> NamedTuple("RunOutputs", model_version=int, promoted=bool, promotion=str, report=dsl.HTML):
     # 1. Ingest: check the run's parameters, read the data, publish it as a content-addressed data version.
-    data = for_cluster(ingest(data_uri=data_uri, data_name=data_name, model_name=model_name, search_space=search_space,
-                              validation_fraction=validation_fraction, test_fraction=test_fraction,
-                              min_score=min_score, store_uri=store_uri).set_caching_options(False), reads_data=True)
+    data = for_cluster(
+        ingest(
+            data_uri=data_uri,
+            data_name=data_name,
+            model_name=model_name,
+            search_space=search_space,
+            validation_fraction=validation_fraction,
+            test_fraction=test_fraction,
+            min_score=min_score,
+            store_uri=store_uri,
+        ).set_caching_options(False),
+        reads_data=True,
+    )
 
     # 2. Split the data version by row-content hash (cacheable: its input is the content id).
-    splits = for_cluster(split(data_version=data.outputs["data_version"], target=target,
-                               validation_fraction=validation_fraction, test_fraction=test_fraction,
-                               split_salt=split_salt, store_uri=store_uri))
+    splits = for_cluster(
+        split(
+            data_version=data.outputs["data_version"],
+            target=target,
+            validation_fraction=validation_fraction,
+            test_fraction=test_fraction,
+            split_salt=split_salt,
+            store_uri=store_uri,
+        )
+    )
     train_split, validation_split, test_split = (splits.outputs[name] for name in ("train", "validation", "test"))
 
     # 3. Validate with TFDV against the schema that applies: anomalies stop the run.
-    checked = for_cluster(validate(train=train_split, validation=validation_split, test=test_split,
-                                   model_name=model_name, schema_uri=schema_uri, store_uri=store_uri)
-                          .set_caching_options(False), memory_request="1Gi", memory_limit="4Gi")
+    checked = for_cluster(
+        validate(
+            train=train_split,
+            validation=validation_split,
+            test=test_split,
+            model_name=model_name,
+            schema_uri=schema_uri,
+            store_uri=store_uri,
+        ).set_caching_options(False),
+        memory_request="1Gi",
+        memory_limit="4Gi",
+    )
 
     # 4. Prepare features: the task and ranking metric, the transform fitted on train only.
-    features = for_cluster(prepare(train_split=train_split, target=splits.outputs["target"], task=task,
-                                   search_space=search_space).after(checked))
+    features = for_cluster(
+        prepare(train_split=train_split, target=splits.outputs["target"], task=task, search_space=search_space).after(
+            checked
+        )
+    )
 
     # 5. Train every candidate of the search space in parallel, then pick the best on validation.
     candidates = for_cluster(expand_candidates(search_space=search_space, task=features.outputs["task"], seed=seed))
     with dsl.ParallelFor(candidates.output, name="candidates", parallelism=config.MAX_PARALLEL_CANDIDATES) as item:
-        fitted = for_cluster(train(candidate=item, train_split=train_split, validation_split=validation_split,
-                                   preprocessor=features.outputs["preprocessor"], seed=seed))
-    best = for_cluster(select_best(candidates=dsl.Collected(fitted.outputs["model"]),
-                                   metric=features.outputs["metric"]))
+        fitted = for_cluster(
+            train(
+                candidate=item,
+                train_split=train_split,
+                validation_split=validation_split,
+                preprocessor=features.outputs["preprocessor"],
+                seed=seed,
+            )
+        )
+    best = for_cluster(
+        select_best(candidates=dsl.Collected(fitted.outputs["model"]), metric=features.outputs["metric"])
+    )
 
     # 6. Evaluate on the untouched test split against a trivial predictor, the floor and the champion.
-    evaluation = for_cluster(evaluate(best=best.outputs["best"], train_split=train_split,
-                                      validation_split=validation_split, test_split=test_split,
-                                      target=splits.outputs["target"], task=features.outputs["task"],
-                                      metric=features.outputs["metric"], model_name=model_name, min_skill=min_skill,
-                                      min_score=min_score, seed=seed, store_uri=store_uri)
-                             .set_caching_options(False))
+    evaluation = for_cluster(
+        evaluate(
+            best=best.outputs["best"],
+            train_split=train_split,
+            validation_split=validation_split,
+            test_split=test_split,
+            target=splits.outputs["target"],
+            task=features.outputs["task"],
+            metric=features.outputs["metric"],
+            model_name=model_name,
+            min_skill=min_skill,
+            min_score=min_score,
+            seed=seed,
+            store_uri=store_uri,
+        ).set_caching_options(False)
+    )
 
     # 7. Register with lineage and baseline; promote only over the champion that was compared against.
-    registration = for_cluster(register(
-        best=best.outputs["best"], blessing=evaluation.outputs["blessing"], train_split=train_split,
-        test_split=test_split, statistics=checked.outputs["statistics"], schema=checked.outputs["schema"],
-        blessed=evaluation.outputs["blessed"], champion_version=evaluation.outputs["champion_version"],
-        model_name=model_name, task=features.outputs["task"], data_version=data.outputs["data_version"],
-        data_source=data.outputs["source"], columns=data.outputs["columns"], search_space=search_space, seed=seed,
-        code_version=code_version, run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
-        run_name=dsl.PIPELINE_JOB_NAME_PLACEHOLDER, store_uri=store_uri).set_caching_options(False), role="registry")
+    registration = for_cluster(
+        register(
+            best=best.outputs["best"],
+            blessing=evaluation.outputs["blessing"],
+            train_split=train_split,
+            test_split=test_split,
+            statistics=checked.outputs["statistics"],
+            schema=checked.outputs["schema"],
+            blessed=evaluation.outputs["blessed"],
+            champion_version=evaluation.outputs["champion_version"],
+            model_name=model_name,
+            task=features.outputs["task"],
+            data_version=data.outputs["data_version"],
+            data_source=data.outputs["source"],
+            columns=data.outputs["columns"],
+            search_space=search_space,
+            seed=seed,
+            code_version=code_version,
+            run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
+            run_name=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
+            store_uri=store_uri,
+        ).set_caching_options(False),
+        role="registry",
+    )
 
     # 8. The run report: one HTML page, and a Markdown summary for the KFP UI.
-    page = for_cluster(report(model_name=model_name, model_version=registration.outputs["model_version"],
-                              train_split=train_split, validation_split=validation_split, test_split=test_split,
-                              statistics=checked.outputs["statistics"],
-                              schema=checked.outputs["schema"], best=best.outputs["best"], blessing=evaluation.outputs["blessing"],
-                              store_uri=store_uri).set_caching_options(False))
+    page = for_cluster(
+        report(
+            model_name=model_name,
+            model_version=registration.outputs["model_version"],
+            train_split=train_split,
+            validation_split=validation_split,
+            test_split=test_split,
+            statistics=checked.outputs["statistics"],
+            schema=checked.outputs["schema"],
+            best=best.outputs["best"],
+            blessing=evaluation.outputs["blessing"],
+            store_uri=store_uri,
+        ).set_caching_options(False)
+    )
 
     RunOutputs = NamedTuple("RunOutputs", model_version=int, promoted=bool, promotion=str, report=dsl.HTML)
-    return RunOutputs(model_version=registration.outputs["model_version"], promoted=registration.outputs["promoted"],
-                      promotion=registration.outputs["promotion"], report=page.outputs["run_report"])
+    return RunOutputs(
+        model_version=registration.outputs["model_version"],
+        promoted=registration.outputs["promoted"],
+        promotion=registration.outputs["promotion"],
+        report=page.outputs["run_report"],
+    )

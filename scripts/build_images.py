@@ -86,17 +86,20 @@ class Image:
 def images() -> list[Image]:
     refs = image_refs(REPO)
     images = REPO / "images"
-    return [Image("base", refs["BASE_IMAGE"], images / "Dockerfile.base"),
-            Image("tfdv", refs["TFDV_IMAGE"], images / "Dockerfile.tfdv"),
-            Image("minio", refs["MINIO_IMAGE"], images / "Dockerfile.minio")]
+    return [
+        Image("base", refs["BASE_IMAGE"], images / "Dockerfile.base"),
+        Image("tfdv", refs["TFDV_IMAGE"], images / "Dockerfile.tfdv"),
+        Image("minio", refs["MINIO_IMAGE"], images / "Dockerfile.minio"),
+    ]
 
 
 # -- docker ------------------------------------------------------------------
 
 
 def docker(*args: str, check: bool = True, timeout: float | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([os.environ.get("DOCKER", "docker"), *args], capture_output=True, text=True,
-                          check=check, timeout=timeout)
+    return subprocess.run(
+        [os.environ.get("DOCKER", "docker"), *args], capture_output=True, text=True, check=check, timeout=timeout
+    )
 
 
 def image_id(ref: str) -> str | None:
@@ -148,8 +151,7 @@ def sent_to_docker(relative: str, patterns: list[tuple[bool, str]]) -> bool:
     prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
     sent = True
     for include, pattern in patterns:
-        if any(fnmatch.fnmatchcase(p, pattern) or fnmatch.fnmatchcase(p, pattern.replace("**/", ""))
-               for p in prefixes):
+        if any(fnmatch.fnmatchcase(p, pattern) or fnmatch.fnmatchcase(p, pattern.replace("**/", "")) for p in prefixes):
             sent = include
     return sent
 
@@ -298,8 +300,16 @@ def build(image: Image, build_args: dict[str, str], digest: str, log_dir: Path) 
 
 
 def build_once(image: Image, build_args: dict[str, str], digest: str, log_path: Path) -> bool:
-    command = [os.environ.get("DOCKER", "docker"), "build", "--file", str(image.dockerfile), "--tag", image.ref,
-               "--label", f"{INPUTS_LABEL}={digest}"]
+    command = [
+        os.environ.get("DOCKER", "docker"),
+        "build",
+        "--file",
+        str(image.dockerfile),
+        "--tag",
+        image.ref,
+        "--label",
+        f"{INPUTS_LABEL}={digest}",
+    ]
     for name, value in build_args.items():
         command += ["--build-arg", f"{name}={value}"]
     env = buildkit_env()
@@ -307,8 +317,10 @@ def build_once(image: Image, build_args: dict[str, str], digest: str, log_path: 
         command.append("--force-rm")  # the legacy builder keeps a failed step's container otherwise
     command.append(str(REPO))
     started = time.monotonic()
-    with open(log_path, "w") as log, subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                                      text=True, env=env) as process:
+    with (
+        open(log_path, "w") as log,
+        subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env) as process,
+    ):
         for line in process.stdout:
             log.write(line)
             # One line per step: "Step 5/28 : RUN ..." (legacy) or "#7 [build 3/9] RUN ..." (BuildKit).
@@ -361,12 +373,20 @@ def clean(all_images: list[Image]) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="build_images", description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="only report; exit 1 if an image is missing or stale")
-    parser.add_argument("--bases", choices=("auto", "public", "local"), default=os.environ.get("IMAGE_BASES", "auto"),
-                        help="public bases, local Debian-made ones, or public when pullable (default: auto)")
-    parser.add_argument("--print-source", action="store_true",
-                        help="print the source URL the labels get (the git remote without credentials) and exit")
-    parser.add_argument("--clean", action="store_true",
-                        help="remove the images, the local bases and the layer cache built on them")
+    parser.add_argument(
+        "--bases",
+        choices=("auto", "public", "local"),
+        default=os.environ.get("IMAGE_BASES", "auto"),
+        help="public bases, local Debian-made ones, or public when pullable (default: auto)",
+    )
+    parser.add_argument(
+        "--print-source",
+        action="store_true",
+        help="print the source URL the labels get (the git remote without credentials) and exit",
+    )
+    parser.add_argument(
+        "--clean", action="store_true", help="remove the images, the local bases and the layer cache built on them"
+    )
     args = parser.parse_args(argv)
     if args.print_source:
         print(source_url())
@@ -405,8 +425,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
         previous = image_id(image.ref)
         build(image, build_args, digest, log_dir)
-        print(f"images: {image.ref}: {size_mb(image.ref):.0f} MB (budget {SIZE_BUDGET_MB[image.name]} MB)",
-              flush=True)
+        print(f"images: {image.ref}: {size_mb(image.ref):.0f} MB (budget {SIZE_BUDGET_MB[image.name]} MB)", flush=True)
         if previous and previous != image_id(image.ref) and image_label(previous, INPUTS_LABEL):
             replaced.append(previous)
     # The images these builds replaced (made by this script: they carry its label), newest

@@ -27,8 +27,7 @@ def pending_objects(apps, batch, namespaces) -> list[str]:
                 and (st.available_replicas or 0) >= want
             )
             if not ok:
-                pending.append(f"deployment {ns}/{dep.metadata.name} "
-                               f"({st.available_replicas or 0}/{want} available)")
+                pending.append(f"deployment {ns}/{dep.metadata.name} ({st.available_replicas or 0}/{want} available)")
         for job in batch.list_namespaced_job(ns).items:
             if job.metadata.annotations and "argocd.argoproj.io/hook" in job.metadata.annotations:
                 continue
@@ -57,8 +56,7 @@ def main(argv=None) -> int:
             print(f"ready: {', '.join(args.namespace)}")
             return 0
         if time.monotonic() > deadline:
-            print("not ready after %ds:\n  %s" % (args.timeout, "\n  ".join(pending)),
-                  file=sys.stderr)
+            print("not ready after %ds:\n  %s" % (args.timeout, "\n  ".join(pending)), file=sys.stderr)
             return 1
         print(f"waiting for {len(pending)}: {pending[0]}{' …' if len(pending) > 1 else ''}")
         time.sleep(args.interval)

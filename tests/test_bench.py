@@ -15,12 +15,23 @@ pytestmark = pytest.mark.e2e
 
 def test_bench_smoke_writes_every_figure_the_issue_names(tmp_path):
     out = tmp_path / "bench"
-    done = subprocess.run([sys.executable, str(ROOT / "bench" / "run.py"), "--smoke", "--output", str(out)],
-                          capture_output=True, text=True, timeout=900)
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "run.py"), "--smoke", "--output", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     results = json.loads((out / "results.json").read_text())
-    for per_size in ("overhead_ratio", "validate_vs_raw_tfdv", "ingest_vs_floor", "ingest_stage_vs_floor",
-                     "ingest_vs_floor_20_columns", "peak_rss_gb", "peak_pss_gb"):
+    for per_size in (
+        "overhead_ratio",
+        "validate_vs_raw_tfdv",
+        "ingest_vs_floor",
+        "ingest_stage_vs_floor",
+        "ingest_vs_floor_20_columns",
+        "peak_rss_gb",
+        "peak_pss_gb",
+    ):
         assert set(results[per_size]) == {"3000"}, per_size
         assert results[per_size]["3000"] > 0
     for figure in ("cache_rerun_ratio", "scaling_exponent"):

@@ -29,9 +29,18 @@ def browser():
 
     with sync_playwright() as playwright:
         # The flags a closed network needs: no background fetches, no updates, no sync.
-        instance = playwright.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync"])
+        instance = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
         yield instance
         instance.close()
 
@@ -41,15 +50,25 @@ def workspace(tmp_path_factory, demo_data):
     """A store with a classification run, a regression run, and a monitor decision."""
     work = tmp_path_factory.mktemp("browser")
     for name in ("wine", "diabetes"):
-        result = subprocess.run([MLOPS, "run", "--data", str(demo_data[name]), "--target", "target"], cwd=work,
-                                capture_output=True, text=True, timeout=900)
+        result = subprocess.run(
+            [MLOPS, "run", "--data", str(demo_data[name]), "--target", "target"],
+            cwd=work,
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
         assert result.returncode == 0, result.stderr
     wine = pd.read_csv(demo_data["wine"])
     live = wine.sample(600, replace=True, random_state=1).drop(columns=["target"])
     live["alcohol"] += 1.5
     live.to_csv(work / "live.csv", index=False)
-    result = subprocess.run([MLOPS, "monitor", "--data", "live.csv", "--model-name", "demo-wine"], cwd=work,
-                            capture_output=True, text=True, timeout=900)
+    result = subprocess.run(
+        [MLOPS, "monitor", "--data", "live.csv", "--model-name", "demo-wine"],
+        cwd=work,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert result.returncode == 0, result.stderr
     return work
 
@@ -95,14 +114,31 @@ def _report(work: Path, model: str) -> Path:
 
 def test_a_classification_report_shows_its_charts_offline(browser, workspace):
     seen = visit(browser, _report(workspace, "demo-wine").as_uri(), "report-classification.png")
-    assert_charts(seen, {"feature distributions by split", "candidates compared", "confusion matrix", "ROC curves",
-                         "precision-recall curves", "calibration curve", "permutation importance"})
+    assert_charts(
+        seen,
+        {
+            "feature distributions by split",
+            "candidates compared",
+            "confusion matrix",
+            "ROC curves",
+            "precision-recall curves",
+            "calibration curve",
+            "permutation importance",
+        },
+    )
 
 
 def test_a_regression_report_shows_its_charts_offline(browser, workspace):
     seen = visit(browser, _report(workspace, "demo-diabetes").as_uri(), "report-regression.png")
-    assert_charts(seen, {"feature distributions by split", "candidates compared", "predicted vs actual and residuals",
-                         "permutation importance"})
+    assert_charts(
+        seen,
+        {
+            "feature distributions by split",
+            "candidates compared",
+            "predicted vs actual and residuals",
+            "permutation importance",
+        },
+    )
 
 
 def test_a_monitor_report_shows_baseline_against_live(browser, workspace):

@@ -19,8 +19,12 @@ def mlops(file_store):
 def registry(file_store):
     registry = ModelRegistry(file_store)
     for score in (0.8, 0.9):
-        registry.register("wine", {"model.joblib": b"m"}, metrics={"test_f1_macro": score},
-                          lineage={"params": {"metric": "f1_macro"}, "data": {"ref": "wine@abc", "content_hash": "h"}})
+        registry.register(
+            "wine",
+            {"model.joblib": b"m"},
+            metrics={"test_f1_macro": score},
+            lineage={"params": {"metric": "f1_macro"}, "data": {"ref": "wine@abc", "content_hash": "h"}},
+        )
     registry.set_alias("wine", "champion", 1)
     return registry
 
@@ -28,8 +32,10 @@ def registry(file_store):
 def test_models_list_table_and_json(mlops, registry):
     table = mlops("models", "list")
     assert table.exit_code == 0
-    assert [line.split()[:3] for line in table.output.splitlines()[1:]] == [["wine", "1", "champion"],
-                                                                            ["wine", "2", "-"]]
+    assert [line.split()[:3] for line in table.output.splitlines()[1:]] == [
+        ["wine", "1", "champion"],
+        ["wine", "2", "-"],
+    ]
     rows = json.loads(mlops("models", "list", "--json").output)
     assert {"name", "version", "aliases", "metrics", "data_hash", "created_at"} <= set(rows[0])
     assert "lineage" not in rows[0] and rows[0]["data_version"] == "wine@abc"
@@ -48,12 +54,15 @@ def test_models_show_promote_and_tag(mlops, registry):
     assert json.loads(mlops("models", "tag", "wine@2", "stage=").output) == {"owner": "ml-team"}
 
 
-@pytest.mark.parametrize("args, message", [
-    (("models", "show", "wine@7"), "model wine@7 not found"),
-    (("models", "promote", "wine@champion-typo"), "no alias 'champion-typo'"),
-    (("models", "promote", "wine@1", "--alias", "bad/alias"), "invalid alias name 'bad/alias'"),
-    (("models", "reproduce", "wine@1"), "the lineage of wine@1 lacks data.target, task, split.validation_fraction"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("models", "show", "wine@7"), "model wine@7 not found"),
+        (("models", "promote", "wine@champion-typo"), "no alias 'champion-typo'"),
+        (("models", "promote", "wine@1", "--alias", "bad/alias"), "invalid alias name 'bad/alias'"),
+        (("models", "reproduce", "wine@1"), "the lineage of wine@1 lacks data.target, task, split.validation_fraction"),
+    ],
+)
 def test_registry_errors_are_one_line(mlops, registry, args, message):
     result = mlops(*args)
     assert result.exit_code == 1 and message in result.output and result.output.count("\n") == 1, result.output
@@ -65,8 +74,9 @@ def test_tag_usage_error(mlops, registry):
 
 
 def test_data_push_list_show(mlops, demo_data, tmp_path):
-    pushed = mlops("data", "push", str(demo_data["wine"]), "--name", "wine", "--pointer",
-                   str(tmp_path / "wine.data.yaml"))
+    pushed = mlops(
+        "data", "push", str(demo_data["wine"]), "--name", "wine", "--pointer", str(tmp_path / "wine.data.yaml")
+    )
     assert pushed.exit_code == 0 and "new version" in pushed.output
     again = mlops("data", "push", str(demo_data["wine"]), "--name", "wine")
     assert "unchanged: same content as the existing version" in again.output

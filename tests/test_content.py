@@ -31,7 +31,7 @@ def reference(frame: pd.DataFrame) -> tuple[str, list[int]]:
     columns = sorted(frame.columns)
     width = {"bool": 1, "number": 8, "text": 32}
     kinds = {c: _kind(frame[c].astype(object)) for c in columns}
-    cells = {c: [_cell_record(v)[:1 + width[kinds[c]]] for v in frame[c].astype(object)] for c in columns}
+    cells = {c: [_cell_record(v)[: 1 + width[kinds[c]]] for v in frame[c].astype(object)] for c in columns}
     keys = []
     for row in range(len(frame)):
         key = content_module._KEY_SEED
@@ -55,8 +55,9 @@ def reference(frame: pd.DataFrame) -> tuple[str, list[int]]:
             column.update(len(distinct).to_bytes(8, "big") + b"".join(distinct))
             payloads = [distinct.index(p).to_bytes(4, "big") for p in payloads]
         column.update(b"".join(payloads))
-        overall.update(len(c.encode()).to_bytes(8, "big") + c.encode() + width[kinds[c]].to_bytes(2, "big")
-                       + column.digest())
+        overall.update(
+            len(c.encode()).to_bytes(8, "big") + c.encode() + width[kinds[c]].to_bytes(2, "big") + column.digest()
+        )
     return overall.hexdigest(), keys
 
 
@@ -129,16 +130,23 @@ def test_the_scheme_id_of_a_fixed_table_is_pinned():
 
 def test_independent_of_row_order_column_order_number_spelling_and_source_type():
     frame = pd.DataFrame({"a": [1, 2, 3], "b": ["x", "y", "z"]})
-    variants = [frame.iloc[::-1], frame[["b", "a"]], frame.assign(a=[1.0, 2.0, 3.0]),
-                frame.assign(a=pd.Series([1, 2, 3], dtype=object)), frame.assign(b=pd.array(["x", "y", "z"],
-                                                                                             dtype="str"))]
+    variants = [
+        frame.iloc[::-1],
+        frame[["b", "a"]],
+        frame.assign(a=[1.0, 2.0, 3.0]),
+        frame.assign(a=pd.Series([1, 2, 3], dtype=object)),
+        frame.assign(b=pd.array(["x", "y", "z"], dtype="str")),
+    ]
     assert {content_hash(v) for v in variants} == {content_hash(frame)}
 
 
 # Pairs of different tables that a naive encoding confuses; every one must get its own hash.
 ADVERSARIAL = {
     # cells joined with a separator: the separator inside a value (the v1 collision)
-    "separator in a value": (pd.DataFrame({"p": ["a\x1fsb"], "q": ["c"]}), pd.DataFrame({"p": ["a"], "q": ["b\x1fsc"]})),
+    "separator in a value": (
+        pd.DataFrame({"p": ["a\x1fsb"], "q": ["c"]}),
+        pd.DataFrame({"p": ["a"], "q": ["b\x1fsc"]}),
+    ),
     # a number and its text
     "number vs text": (pd.DataFrame({"p": [1]}), pd.DataFrame({"p": ["1"]})),
     # missing vs the empty string
@@ -192,8 +200,13 @@ def test_a_large_table_has_one_id_and_order_whatever_its_row_order_and_core_coun
     rng = np.random.default_rng(11)
     rows = 250_000
     # + 0.0: no -0.0, which equals 0.0 in content, so the two may come out in either order
-    table = pa.table({"x": rng.normal(size=rows).round(2) + 0.0, "k": rng.choice(["a", "b", "c"], rows),
-                      "n": rng.integers(0, 3, rows)})  # many duplicated rows: equal keys
+    table = pa.table(
+        {
+            "x": rng.normal(size=rows).round(2) + 0.0,
+            "k": rng.choice(["a", "b", "c"], rows),
+            "n": rng.integers(0, 3, rows),
+        }
+    )  # many duplicated rows: equal keys
     shuffled = table.take(rng.permutation(rows))
     seen = set()
     for cores, source in ((1, table), (2, shuffled), (4, table)):

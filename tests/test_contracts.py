@@ -21,12 +21,29 @@ from pipelines.compile import COMPILED_DIR, README, readme_with_contract
 PYTHON = sys.executable
 
 # The stage logic and everything it builds on: importable, and testable, without KFP.
-PLAIN_MODULES = ("mlops.stages.ingest", "mlops.stages.validate", "mlops.stages.prepare", "mlops.stages.train",
-                 "mlops.stages.evaluate", "mlops.stages.register", "mlops.reporting.report", "mlops.stages.metrics",
-                 "mlops.data.content", "mlops.store.model_io", "mlops.config", "mlops.errors",
-                 "components.adapter", "mlops.data.uris", "mlops.data.http_source", "mlops.store.fs",
-                 "mlops.store.s3", "mlops.store.datasets", "mlops.store.registry",
-                 "mlops.stages.search_space", "mlops.data.pointer")
+PLAIN_MODULES = (
+    "mlops.stages.ingest",
+    "mlops.stages.validate",
+    "mlops.stages.prepare",
+    "mlops.stages.train",
+    "mlops.stages.evaluate",
+    "mlops.stages.register",
+    "mlops.reporting.report",
+    "mlops.stages.metrics",
+    "mlops.data.content",
+    "mlops.store.model_io",
+    "mlops.config",
+    "mlops.errors",
+    "components.adapter",
+    "mlops.data.uris",
+    "mlops.data.http_source",
+    "mlops.store.fs",
+    "mlops.store.s3",
+    "mlops.store.datasets",
+    "mlops.store.registry",
+    "mlops.stages.search_space",
+    "mlops.data.pointer",
+)
 
 
 def imported_after(*modules: str) -> set[str]:
@@ -55,13 +72,21 @@ def test_values_between_stages_are_typed_outputs_not_json_strings():
     assert evaluate_inputs["metric"]["taskOutputParameter"]["producerTask"] == "prepare"
     register_inputs = tasks["register"]["inputs"]["parameters"]
     assert register_inputs["champion_version"]["taskOutputParameter"] == {
-        "producerTask": "evaluate", "outputParameterKey": "champion_version"}
-    types = {name: component["outputDefinitions"]["artifacts"]
-             for name, component in spec["components"].items() if "outputDefinitions" in component
-             and "artifacts" in component["outputDefinitions"]}
+        "producerTask": "evaluate",
+        "outputParameterKey": "champion_version",
+    }
+    types = {
+        name: component["outputDefinitions"]["artifacts"]
+        for name, component in spec["components"].items()
+        if "outputDefinitions" in component and "artifacts" in component["outputDefinitions"]
+    }
     validate_outputs = {key: value["artifactType"]["schemaTitle"] for key, value in types["comp-validate"].items()}
-    assert validate_outputs == {"statistics": "mlops.Statistics", "schema": "mlops.Schema",
-                                "anomalies": "mlops.Anomalies", "statistics_view": "system.HTML"}
+    assert validate_outputs == {
+        "statistics": "mlops.Statistics",
+        "schema": "mlops.Schema",
+        "anomalies": "mlops.Anomalies",
+        "statistics_view": "system.HTML",
+    }
     assert types["comp-evaluate"]["blessing"]["artifactType"]["schemaTitle"] == "mlops.Blessing"
     # No stage result travels as a JSON string any more.
     for component in spec["components"].values():
@@ -87,9 +112,13 @@ def test_the_readme_stage_contract_table_is_generated_from_the_components():
 
 # -- The champion moves only over the champion that was compared against ---------------------
 
+
 def _lineage(reason="blessed"):
-    return {"metrics": {"test": {"f1_macro": 0.9}}, "params": {"candidate": {"id": "c01"}},
-            "blessing": {"reason": reason}}
+    return {
+        "metrics": {"test": {"f1_macro": 0.9}},
+        "params": {"candidate": {"id": "c01"}},
+        "blessing": {"reason": reason},
+    }
 
 
 def _register(store, compared, blessed=True):
@@ -129,6 +158,7 @@ def test_a_first_champion_race_is_lost_safely(store):
 
 
 # -- Data versions under concurrent publishes ----------------------------------------------
+
 
 class PausingStore:
     """Delegates to a store; calls ``before_manifest`` once, just before the first manifest create."""
@@ -186,6 +216,7 @@ def test_many_concurrent_publishers_end_with_one_readable_version(store, wine_fr
 
 # -- A stage failure, as a pod shows it ------------------------------------------------------
 
+
 def _executor_command(function: str) -> list[str]:
     spec = next(yaml.safe_load_all((COMPILED_DIR / "training_pipeline.yaml").read_text()))
     container = spec["deploymentSpec"]["executors"][f"exec-{function}"]["container"]
@@ -195,9 +226,13 @@ def _executor_command(function: str) -> list[str]:
 def _run_like_a_pod(tmp_path, function: str, parameters: dict, outputs: dict) -> subprocess.CompletedProcess:
     """The task's container command from the compiled spec, with an executor input as KFP's launcher writes."""
     command, args = _executor_command(function)
-    executor_input = {"inputs": {"parameterValues": parameters},
-                      "outputs": {"parameters": {name: {"outputFile": str(tmp_path / name)} for name in outputs},
-                                  "outputFile": str(tmp_path / "executor_output.json")}}
+    executor_input = {
+        "inputs": {"parameterValues": parameters},
+        "outputs": {
+            "parameters": {name: {"outputFile": str(tmp_path / name)} for name in outputs},
+            "outputFile": str(tmp_path / "executor_output.json"),
+        },
+    }
     args = [json.dumps(executor_input) if arg == "{{$}}" else arg for arg in args]
     env = {"PATH": f"{Path(PYTHON).parent}:/usr/bin:/bin", "HOME": str(tmp_path)}
     return subprocess.run([*command, *args], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
@@ -206,9 +241,16 @@ def _run_like_a_pod(tmp_path, function: str, parameters: dict, outputs: dict) ->
 def test_a_stage_failure_is_the_last_line_a_pod_log_shows(tmp_path):
     empty = tmp_path / "empty.csv"
     empty.write_text("")
-    parameters = {"data_uri": str(empty), "data_name": "", "model_name": "m", "search_space": json.dumps(
-        {"candidates": {"classification": {"knn": {}}}}), "validation_fraction": 0.15, "test_fraction": 0.15,
-        "min_score": "", "store_uri": (tmp_path / "store").as_uri()}
+    parameters = {
+        "data_uri": str(empty),
+        "data_name": "",
+        "model_name": "m",
+        "search_space": json.dumps({"candidates": {"classification": {"knn": {}}}}),
+        "validation_fraction": 0.15,
+        "test_fraction": 0.15,
+        "min_score": "",
+        "store_uri": (tmp_path / "store").as_uri(),
+    }
     result = _run_like_a_pod(tmp_path, "ingest", parameters, ["data_version", "source", "columns"])
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1] == "[ingest] ERROR: empty.csv is empty"
@@ -217,14 +259,22 @@ def test_a_stage_failure_is_the_last_line_a_pod_log_shows(tmp_path):
 
 def test_the_run_parameters_are_checked_by_the_first_task_too(tmp_path):
     """A cluster run has no CLI pre-flight: the first task gives the same message."""
-    parameters = {"data_uri": "x.csv", "data_name": "", "model_name": "m", "search_space": json.dumps(
-        {"candidates": {"classification": {"random_forest": {"n_estimator": [10]}}}}), "validation_fraction": 0.15,
-        "test_fraction": 0.15, "min_score": "", "store_uri": (tmp_path / "store").as_uri()}
+    parameters = {
+        "data_uri": "x.csv",
+        "data_name": "",
+        "model_name": "m",
+        "search_space": json.dumps({"candidates": {"classification": {"random_forest": {"n_estimator": [10]}}}}),
+        "validation_fraction": 0.15,
+        "test_fraction": 0.15,
+        "min_score": "",
+        "store_uri": (tmp_path / "store").as_uri(),
+    }
     result = _run_like_a_pod(tmp_path, "ingest", parameters, ["data_version", "source", "columns"])
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1] == (
         "[ingest] ERROR: unknown hyperparameter 'n_estimator' for random_forest (classification) "
-        "(did you mean 'n_estimators'?)")
+        "(did you mean 'n_estimators'?)"
+    )
 
 
 def test_a_bug_in_a_stage_still_ends_with_one_line(tmp_path, capsys):

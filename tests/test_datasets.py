@@ -95,8 +95,14 @@ def test_parquet_compresses_the_columns_it_shrinks_and_equal_tables_give_equal_f
 
     rng = np.random.default_rng(3)
     rows = 100_000
-    table = pa.table({"noise": rng.normal(size=rows), "counts": rng.integers(0, 5, rows).astype(float),
-                      "word": rng.choice(["alpha", "beta"], rows), "n": rng.integers(0, 9, rows)})
+    table = pa.table(
+        {
+            "noise": rng.normal(size=rows),
+            "counts": rng.integers(0, 5, rows).astype(float),
+            "word": rng.choice(["alpha", "beta"], rows),
+            "n": rng.integers(0, 9, rows),
+        }
+    )
     for name in ("a", "b"):
         write_parquet(table, tmp_path / f"{name}.parquet")
     assert (tmp_path / "a.parquet").read_bytes() == (tmp_path / "b.parquet").read_bytes()
@@ -104,5 +110,9 @@ def test_parquet_compresses_the_columns_it_shrinks_and_equal_tables_give_equal_f
     group = pq.ParquetFile(tmp_path / "a.parquet").metadata.row_group(0)
     columns = {group.column(i).path_in_schema: group.column(i) for i in range(group.num_columns)}
     assert {name: column.compression for name, column in columns.items()} == {
-        "noise": "UNCOMPRESSED", "counts": "SNAPPY", "word": "SNAPPY", "n": "SNAPPY"}
+        "noise": "UNCOMPRESSED",
+        "counts": "SNAPPY",
+        "word": "SNAPPY",
+        "n": "SNAPPY",
+    }
     assert {name for name, column in columns.items() if column.is_stats_set} == {"noise", "counts", "n"}

@@ -17,17 +17,30 @@ def bless(score, baseline=0.3, metric="f1_macro", min_skill=0.1, min_score=None,
     return decide_blessing({metric: score}, {metric: baseline}, metric, min_skill, min_score, champion)
 
 
-@pytest.mark.parametrize("kwargs, blessed, reason", [
-    # the trivial predictor scores 0.3: skill = (score - 0.3) / (1 - 0.3)
-    ({"score": 0.9}, True, "has skill 0.86 over a trivial predictor (0.3000; minimum 0.10); no champion yet"),
-    ({"score": 0.35}, False, "has skill 0.07 over a trivial predictor (0.3000; minimum 0.10): it learnt too little"),
-    ({"score": 0.9, "min_score": 0.95}, False, "does not meet the floor 0.9500"),
-    ({"score": 0.9, "champion": {"version": 3, "test_metrics": {"f1_macro": 0.95}}}, False,
-     "is worse than champion v3 (0.9500)"),
-    ({"score": 0.95, "champion": {"version": 3, "test_metrics": {"f1_macro": 0.95}}}, True,
-     "not worse than champion v3 (0.9500)"),
-    ({"score": 0.99, "champion": {"version": 3, "error": "KeyError: 'x'"}}, False, "could not be scored"),
-])
+@pytest.mark.parametrize(
+    "kwargs, blessed, reason",
+    [
+        # the trivial predictor scores 0.3: skill = (score - 0.3) / (1 - 0.3)
+        ({"score": 0.9}, True, "has skill 0.86 over a trivial predictor (0.3000; minimum 0.10); no champion yet"),
+        (
+            {"score": 0.35},
+            False,
+            "has skill 0.07 over a trivial predictor (0.3000; minimum 0.10): it learnt too little",
+        ),
+        ({"score": 0.9, "min_score": 0.95}, False, "does not meet the floor 0.9500"),
+        (
+            {"score": 0.9, "champion": {"version": 3, "test_metrics": {"f1_macro": 0.95}}},
+            False,
+            "is worse than champion v3 (0.9500)",
+        ),
+        (
+            {"score": 0.95, "champion": {"version": 3, "test_metrics": {"f1_macro": 0.95}}},
+            True,
+            "not worse than champion v3 (0.9500)",
+        ),
+        ({"score": 0.99, "champion": {"version": 3, "error": "KeyError: 'x'"}}, False, "could not be scored"),
+    ],
+)
 def test_blessing_rules(kwargs, blessed, reason):
     decision = bless(**kwargs)
     assert decision.blessed is blessed and reason in decision.reason, decision.reason
@@ -63,8 +76,9 @@ def _fit(frame, candidate):
     cleaned, _ = clean_frame(frame)
     result = split_frame(cleaned, "target", SplitConfig())
     transform, info = fit_preprocessor(result.splits["train"], "target")
-    model, _ = train_candidate(candidate, transform, result.splits["train"], result.splits["validation"],
-                               "target", info["task"], seed=1)
+    model, _ = train_candidate(
+        candidate, transform, result.splits["train"], result.splits["validation"], "target", info["task"], seed=1
+    )
     return model, result.splits["train"], result.splits["test"]
 
 
@@ -94,8 +108,9 @@ def test_evaluation_against_a_registered_champion(demo_data, file_store):
 
 def test_a_champion_that_cannot_score_this_data_blocks_blessing(demo_data, file_store):
     wine, _, _ = _fit(pd.read_csv(demo_data["wine"]), {"id": "c01", "family": "logistic_regression", "params": {}})
-    cancer, train, test = _fit(pd.read_csv(demo_data["breast_cancer"]),
-                               {"id": "c01", "family": "logistic_regression", "params": {}})
+    cancer, train, test = _fit(
+        pd.read_csv(demo_data["breast_cancer"]), {"id": "c01", "family": "logistic_regression", "params": {}}
+    )
     _register_champion(file_store, "m", wine)
     result = evaluate_model(cancer, train, test, "target", "classification", "f1_macro", 0.1, None, file_store, "m")
     assert not result.blessing.blessed and "could not be scored" in result.blessing.reason

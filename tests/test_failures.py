@@ -23,8 +23,9 @@ def mlops(*args, cwd, env=None, user=None) -> subprocess.CompletedProcess:
     command = [MLOPS, *args]
     if user:  # run as another user (for real permission errors)
         command = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups", *command]
-    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=300,
-                          env={**os.environ, **(env or {})})
+    return subprocess.run(
+        command, cwd=cwd, capture_output=True, text=True, timeout=300, env={**os.environ, **(env or {})}
+    )
 
 
 def assert_one_line(result, message):
@@ -69,32 +70,76 @@ def _params(workdir, text) -> str:
 
 CASES = {
     # an inf in a feature, with column and row
-    "inf": (lambda d, w: ["--data", _wine(d, w, _infinite_magnesium), "--target", "target"],
-        "column 'magnesium' holds a non-finite value (inf) at row 42; replace it or drop the row"),
-    "nested": (lambda d, w: ["--data", _nested_parquet(d, w), "--target", "target"],
-               "column 'tags' is nested (lists or structs); flatten it into plain columns first"),
-    "misspelled-hyperparameter": (lambda d, w: ["--data", _wine(d, w), "--target", "target", "--params", _params(
-        w, "candidates:\n  classification:\n    random_forest: {n_estimator: [10]}\n")],
-        "unknown hyperparameter 'n_estimator' for random_forest (classification) (did you mean 'n_estimators'?)"),
-    "bad-hyperparameter-value": (lambda d, w: ["--data", _wine(d, w), "--target", "target", "--params", _params(
-        w, "candidates:\n  classification:\n    knn: {n_neighbors: [0]}\n")],
-        "bad parameters for knn (classification): The 'n_neighbors' parameter of KNeighborsClassifier"),
-    "malformed-params": (lambda d, w: ["--data", _wine(d, w), "--target", "target", "--params", _params(
-        w, "candidates: {classification: [\n")], "is not valid YAML"),
-    "port-not-a-number": (lambda d, w: ["--data", "http://host:abc/x.csv", "--target", "target"],
-                          "invalid data URI http://host:abc/x.csv: Port could not be cast to integer value"),
-    "malformed-data-version": (lambda d, w: ["--data", "wine@xyz", "--target", "target"],
-                               "data version reference 'wine@xyz' is malformed: use NAME@VERSION"),
-    "unknown-data-version": (lambda d, w: ["--data", "wine@deadbeef", "--target", "target"],
-                             "no data set 'wine' in file://"),
-    "columns-that-clean-alike": (lambda d, w: ["--data", _wine(d, w, lambda f: f.assign(**{"Mal ic Acid": 1.0})
-                                                               .rename(columns={"malic_acid": "mal_ic_acid"})),
-                                               "--target", "target"],
-                                 "columns 'mal_ic_acid' and 'Mal ic Acid' both clean to 'mal_ic_acid'"),
-    "setting-not-a-number": (lambda d, w: ["--data", _wine(d, w), "--target", "target"],
-                             "MLOPS_TFDV_TIMEOUT_SECONDS must be a number, got 'soon'"),
-    "bad-model-name": (lambda d, w: ["--data", _wine(d, w), "--target", "target", "--model-name", "../etc"],
-                       "invalid model name '../etc'"),
+    "inf": (
+        lambda d, w: ["--data", _wine(d, w, _infinite_magnesium), "--target", "target"],
+        "column 'magnesium' holds a non-finite value (inf) at row 42; replace it or drop the row",
+    ),
+    "nested": (
+        lambda d, w: ["--data", _nested_parquet(d, w), "--target", "target"],
+        "column 'tags' is nested (lists or structs); flatten it into plain columns first",
+    ),
+    "misspelled-hyperparameter": (
+        lambda d, w: [
+            "--data",
+            _wine(d, w),
+            "--target",
+            "target",
+            "--params",
+            _params(w, "candidates:\n  classification:\n    random_forest: {n_estimator: [10]}\n"),
+        ],
+        "unknown hyperparameter 'n_estimator' for random_forest (classification) (did you mean 'n_estimators'?)",
+    ),
+    "bad-hyperparameter-value": (
+        lambda d, w: [
+            "--data",
+            _wine(d, w),
+            "--target",
+            "target",
+            "--params",
+            _params(w, "candidates:\n  classification:\n    knn: {n_neighbors: [0]}\n"),
+        ],
+        "bad parameters for knn (classification): The 'n_neighbors' parameter of KNeighborsClassifier",
+    ),
+    "malformed-params": (
+        lambda d, w: [
+            "--data",
+            _wine(d, w),
+            "--target",
+            "target",
+            "--params",
+            _params(w, "candidates: {classification: [\n"),
+        ],
+        "is not valid YAML",
+    ),
+    "port-not-a-number": (
+        lambda d, w: ["--data", "http://host:abc/x.csv", "--target", "target"],
+        "invalid data URI http://host:abc/x.csv: Port could not be cast to integer value",
+    ),
+    "malformed-data-version": (
+        lambda d, w: ["--data", "wine@xyz", "--target", "target"],
+        "data version reference 'wine@xyz' is malformed: use NAME@VERSION",
+    ),
+    "unknown-data-version": (
+        lambda d, w: ["--data", "wine@deadbeef", "--target", "target"],
+        "no data set 'wine' in file://",
+    ),
+    "columns-that-clean-alike": (
+        lambda d, w: [
+            "--data",
+            _wine(d, w, lambda f: f.assign(**{"Mal ic Acid": 1.0}).rename(columns={"malic_acid": "mal_ic_acid"})),
+            "--target",
+            "target",
+        ],
+        "columns 'mal_ic_acid' and 'Mal ic Acid' both clean to 'mal_ic_acid'",
+    ),
+    "setting-not-a-number": (
+        lambda d, w: ["--data", _wine(d, w), "--target", "target"],
+        "MLOPS_TFDV_TIMEOUT_SECONDS must be a number, got 'soon'",
+    ),
+    "bad-model-name": (
+        lambda d, w: ["--data", _wine(d, w), "--target", "target", "--model-name", "../etc"],
+        "invalid model name '../etc'",
+    ),
 }
 ENV = {"setting-not-a-number": {"MLOPS_TFDV_TIMEOUT_SECONDS": "soon"}}
 
@@ -108,6 +153,7 @@ def test_a_bad_run_fails_in_one_line_before_anything_runs(case, demo_data, tmp_p
 
 
 # -- A filesystem store that cannot be written ----------------------------------------------
+
 
 @pytest.fixture
 def world_readable(tmp_path_factory):
@@ -129,8 +175,9 @@ def test_a_store_this_user_may_not_write_is_one_line(demo_data, world_readable):
     os.chmod(data, 0o644)
     store = world_readable / "store"
     store.mkdir(mode=0o755)  # owned by root
-    result = mlops("data", "push", str(data), "--name", "wine", "--store", store.as_uri(), cwd=world_readable,
-                   user=65534)
+    result = mlops(
+        "data", "push", str(data), "--name", "wine", "--store", store.as_uri(), cwd=world_readable, user=65534
+    )
     assert_one_line(result, f"cannot write the store at {store.as_uri()}")
     assert "permission denied: give this user write access, or choose another --store [EACCES]" in result.stderr
 
@@ -138,35 +185,41 @@ def test_a_store_this_user_may_not_write_is_one_line(demo_data, world_readable):
 def test_a_store_on_a_read_only_file_system_is_one_line(demo_data, tmp_path):
     mount_point = tmp_path / "readonly"
     mount_point.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(mount_point)],
-                             capture_output=True, text=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(mount_point)], capture_output=True, text=True
+    )
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a read-only file system here: {mounted.stderr.strip()}")
     try:
-        result = mlops("data", "push", str(demo_data["wine"]), "--name", "wine", "--store", mount_point.as_uri(),
-                       cwd=tmp_path)
+        result = mlops(
+            "data", "push", str(demo_data["wine"]), "--name", "wine", "--store", mount_point.as_uri(), cwd=tmp_path
+        )
         assert_one_line(result, "the file system is read-only: choose a writable --store [EROFS]")
     finally:
         subprocess.run(["umount", str(mount_point)], check=True)
 
 
-@pytest.mark.parametrize("error, message", [
-    # A directory removed under the store while it writes.
-    (errno.ENOENT, "a directory on the path does not exist (or was removed while writing) [ENOENT]"),
-    # FAT, some FUSE and network mounts have no hard links, which atomic publishing needs.
-    (errno.EPERM, "is on a file system without hard links, which it needs to publish objects atomically"),
-    (errno.ENOTSUP, "is on a file system without hard links"),
-])
-def test_store_errors_that_cannot_be_made_for_real_here_are_one_line(tmp_path, monkeypatch, wine_frame, error,
-                                                                     message):
+@pytest.mark.parametrize(
+    "error, message",
+    [
+        # A directory removed under the store while it writes.
+        (errno.ENOENT, "a directory on the path does not exist (or was removed while writing) [ENOENT]"),
+        # FAT, some FUSE and network mounts have no hard links, which atomic publishing needs.
+        (errno.EPERM, "is on a file system without hard links, which it needs to publish objects atomically"),
+        (errno.ENOTSUP, "is on a file system without hard links"),
+    ],
+)
+def test_store_errors_that_cannot_be_made_for_real_here_are_one_line(tmp_path, monkeypatch, wine_frame, error, message):
     """ENOENT mid-write and a file system without hard links cannot be produced on this machine's
     disks, so os.link fails on cue; the mapping to one line is what is tested."""
+
     def failing_link(source, target):
         raise OSError(error, os.strerror(error))
 
     monkeypatch.setattr(os, "link", failing_link)
-    with pytest.raises(StoreError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")
-                       .replace("]", r"\]")):
+    with pytest.raises(
+        StoreError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[").replace("]", r"\]")
+    ):
         DataVersions(FileStore(tmp_path / "store")).publish("wine", wine_frame, source="x")
 
 

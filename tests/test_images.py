@@ -37,15 +37,28 @@ IMAGES = {image.name: image for image in BUILD.images()}
 IN_CI = os.environ.get("CI", "").lower() == "true"
 # How a pipeline pod runs (components.task_settings): uid/gid 10001, no capabilities, no
 # privilege gain, a read-only root filesystem and one writable /tmp (HOME points there).
-POD_LIKE = ["--read-only", "--tmpfs", "/tmp",
-            "--user", "10001:10001", "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
-            "--network", "none"]
+POD_LIKE = [
+    "--read-only",
+    "--tmpfs",
+    "/tmp",
+    "--user",
+    "10001:10001",
+    "--cap-drop",
+    "ALL",
+    "--security-opt",
+    "no-new-privileges",
+    "--network",
+    "none",
+]
 
 
 def images_in(obj) -> set[str]:
     if isinstance(obj, dict):
-        return set().union(*(({v} if k == "image" and isinstance(v, str) else images_in(v))
-                             for k, v in obj.items())) if obj else set()
+        return (
+            set().union(*(({v} if k == "image" and isinstance(v, str) else images_in(v)) for k, v in obj.items()))
+            if obj
+            else set()
+        )
     if isinstance(obj, list):
         return set().union(*(images_in(v) for v in obj)) if obj else set()
     return set()
@@ -55,10 +68,10 @@ def images_in(obj) -> set[str]:
 
 
 def test_make_images_builds_the_images_of_scripts_images_py():
-    assert [image.ref for image in BUILD.images()] == [REFS["BASE_IMAGE"], REFS["TFDV_IMAGE"],
-                                                          REFS["MINIO_IMAGE"]]
-    out = subprocess.run(["python3", str(REPO / "scripts" / "images.py")], capture_output=True, text=True,
-                         check=True).stdout
+    assert [image.ref for image in BUILD.images()] == [REFS["BASE_IMAGE"], REFS["TFDV_IMAGE"], REFS["MINIO_IMAGE"]]
+    out = subprocess.run(
+        ["python3", str(REPO / "scripts" / "images.py")], capture_output=True, text=True, check=True
+    ).stdout
     printed = dict(line.split("=", 1) for line in out.split())
     assert {printed[k] for k in ("BASE_IMAGE", "TFDV_IMAGE", "MINIO_IMAGE")} == {i.ref for i in IMAGES.values()}
 
@@ -75,16 +88,19 @@ def test_compiled_specs_name_exactly_the_built_images():
     assert {REFS["BASE_IMAGE"], REFS["TFDV_IMAGE"]} <= used
 
 
-@pytest.mark.parametrize("remote, expected", [
-    ("https://github.com/org/repo.git", "https://github.com/org/repo.git"),
-    ("https://x-access-token:ghs_abc123@github.com/org/repo.git", "https://github.com/org/repo.git"),
-    ("https://oauth2:glpat-secret@gitlab.example.com/org/repo", "https://gitlab.example.com/org/repo"),
-    ("https://user@github.com/org/repo.git?access_token=abc#frag", "https://github.com/org/repo.git"),
-    ("git@github.com:org/repo.git", "https://github.com/org/repo.git"),
-    ("ssh://git@github.com:22/org/repo.git", "https://github.com/org/repo.git"),
-    ("/home/someone/src/repo", "unknown"),
-    ("file:///srv/git/repo.git", "unknown"),
-])
+@pytest.mark.parametrize(
+    "remote, expected",
+    [
+        ("https://github.com/org/repo.git", "https://github.com/org/repo.git"),
+        ("https://x-access-token:ghs_abc123@github.com/org/repo.git", "https://github.com/org/repo.git"),
+        ("https://oauth2:glpat-secret@gitlab.example.com/org/repo", "https://gitlab.example.com/org/repo"),
+        ("https://user@github.com/org/repo.git?access_token=abc#frag", "https://github.com/org/repo.git"),
+        ("git@github.com:org/repo.git", "https://github.com/org/repo.git"),
+        ("ssh://git@github.com:22/org/repo.git", "https://github.com/org/repo.git"),
+        ("/home/someone/src/repo", "unknown"),
+        ("file:///srv/git/repo.git", "unknown"),
+    ],
+)
 def test_source_label_never_carries_credentials(remote, expected):
     assert BUILD.public_source_url(remote) == expected
 
@@ -94,8 +110,7 @@ def test_build_inputs_follow_the_dockerfiles_and_dockerignore():
     assert "pyproject.toml" in base and "requirements/main.lock" in base and "schemas/demo-wine.pbtxt" in base
     assert any(f.startswith("components/") for f in base) and any(f.startswith("pipelines/") for f in base)
     assert not [f for f in base if "__pycache__" in f or f.endswith((".pyc", ".env")) or "Dockerfile" in f]
-    assert [f.relative_to(REPO).as_posix() for f in BUILD.context_files(IMAGES["tfdv"])] == \
-        ["requirements/tfdv.lock"]
+    assert [f.relative_to(REPO).as_posix() for f in BUILD.context_files(IMAGES["tfdv"])] == ["requirements/tfdv.lock"]
     assert BUILD.context_files(IMAGES["minio"]) == []
     patterns = BUILD.dockerignore_patterns()
     sent = BUILD.sent_to_docker
@@ -127,20 +142,25 @@ def docker() -> str:
     binary = shutil.which("docker")
     if binary is None or subprocess.run([binary, "info"], capture_output=True).returncode != 0:
         need("no Docker engine answers: run `make engine-up`")
-    missing = [ref for ref in (i.ref for i in IMAGES.values())
-               if subprocess.run([binary, "image", "inspect", ref], capture_output=True).returncode != 0]
+    missing = [
+        ref
+        for ref in (i.ref for i in IMAGES.values())
+        if subprocess.run([binary, "image", "inspect", ref], capture_output=True).returncode != 0
+    ]
     if missing:
         need(f"images not built: {', '.join(missing)}: run `make images`")
     return binary
 
 
 def inspect(docker: str, ref: str) -> dict:
-    return json.loads(subprocess.run([docker, "image", "inspect", ref], capture_output=True, text=True,
-                                     check=True).stdout)[0]
+    return json.loads(
+        subprocess.run([docker, "image", "inspect", ref], capture_output=True, text=True, check=True).stdout
+    )[0]
 
 
-def run(docker: str, ref: str, *command: str, entrypoint: str | None = None,
-        options: list[str] = POD_LIKE) -> subprocess.CompletedProcess:
+def run(
+    docker: str, ref: str, *command: str, entrypoint: str | None = None, options: list[str] = POD_LIKE
+) -> subprocess.CompletedProcess:
     args = [docker, "run", "--rm", *options] + (["--entrypoint", entrypoint] if entrypoint else []) + [ref]
     return subprocess.run(args + list(command), capture_output=True, text=True, timeout=600)
 
@@ -148,8 +168,9 @@ def run(docker: str, ref: str, *command: str, entrypoint: str | None = None,
 @pytest.mark.docker
 def test_images_are_up_to_date_with_their_inputs(docker):
     # What CI relies on to reuse images: an unchanged tree needs no build.
-    result = subprocess.run(["python3", str(REPO / "scripts" / "build_images.py"), "--check"],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        ["python3", str(REPO / "scripts" / "build_images.py"), "--check"], capture_output=True, text=True
+    )
     if result.returncode != 0:
         need("images older than their inputs: run `make images`\n" + result.stdout + result.stderr)
 
@@ -218,7 +239,8 @@ def test_tfdv_image_validates_like_a_pod(docker):
         "import components\n"
         "tool = os.path.join(os.path.dirname(components.__file__), 'tfdv_tool.py')\n"
         "python = os.environ['MLOPS_TFDV_PYTHON']\n"
-        "print(subprocess.run([python, tool, '--version'], capture_output=True, text=True, check=True).stdout.strip())\n"
+        "version = subprocess.run([python, tool, '--version'], capture_output=True, text=True, check=True)\n"
+        "print(version.stdout.strip())\n"
         "work = tempfile.mkdtemp()\n"
         "frame = pd.DataFrame({'x': [float(i) for i in range(40)], 'c': ['a', 'b'] * 20})\n"
         "for split in ('train', 'validation'):\n"
@@ -237,8 +259,17 @@ def test_tfdv_image_validates_like_a_pod(docker):
 
 @pytest.mark.docker
 def test_minio_image_runs_read_only(docker):
-    options = ["--read-only", "--tmpfs", "/tmp", "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
-               "--network", "none"]
+    options = [
+        "--read-only",
+        "--tmpfs",
+        "/tmp",
+        "--cap-drop",
+        "ALL",
+        "--security-opt",
+        "no-new-privileges",
+        "--network",
+        "none",
+    ]
     for binary in ("minio", "mc"):
         result = run(docker, REFS["MINIO_IMAGE"], "--version", entrypoint=binary, options=options)
         assert result.returncode == 0 and "go1.26.8" in result.stdout, result.stderr

@@ -37,13 +37,16 @@ def read_and_split(uri, target, config):
     return ingest_frame(load_source(uri), target, config)
 
 
-@pytest.mark.parametrize("original, expected", [
-    ("od280/od315_of_diluted_wines", "od280_od315_of_diluted_wines"),
-    ("Age (years)", "age_years"),
-    ("  mean radius ", "mean_radius"),
-    ("2nd feature", "c_2nd_feature"),   # names must not start with a digit
-    ("%%%", "column_0"),                # nothing usable left
-])
+@pytest.mark.parametrize(
+    "original, expected",
+    [
+        ("od280/od315_of_diluted_wines", "od280_od315_of_diluted_wines"),
+        ("Age (years)", "age_years"),
+        ("  mean radius ", "mean_radius"),
+        ("2nd feature", "c_2nd_feature"),  # names must not start with a digit
+        ("%%%", "column_0"),  # nothing usable left
+    ],
+)
 def test_normalize_column_names(original, expected):
     assert normalize_column_names([original]) == {original: expected}
 
@@ -121,11 +124,14 @@ def test_reads_over_http(tmp_path, wine_frame):
         server.shutdown()
 
 
-@pytest.mark.parametrize("original, cleaned", [
-    ("Wine Class", "wine_class"),          # a space and capitals
-    ("Survived", "survived"),              # a capital
-    ("Quality (1-10)!", "quality_1_10"),   # punctuation
-])
+@pytest.mark.parametrize(
+    "original, cleaned",
+    [
+        ("Wine Class", "wine_class"),  # a space and capitals
+        ("Survived", "survived"),  # a capital
+        ("Quality (1-10)!", "quality_1_10"),  # punctuation
+    ],
+)
 def test_target_may_be_given_by_its_original_name(wine_frame, original, cleaned):
     frame = wine_frame.rename(columns={"target": original})
     assert ingest_frame(frame, original, SplitConfig()).target == cleaned
@@ -142,12 +148,16 @@ def test_rows_without_a_target_are_dropped_and_counted(wine_frame):
 
 # Bad input: each gets one clear line. --------------------------------------
 
-@pytest.mark.parametrize("content, message", [
-    (b"", "is empty"),
-    (b"   \n\n", "is empty"),
-    (b"a,b,target\n", "header but no data rows"),
-    (b"a,b\n\xff\xfe,1\n", "not UTF-8 text"),
-])
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"", "is empty"),
+        (b"   \n\n", "is empty"),
+        (b"a,b,target\n", "header but no data rows"),
+        (b"a,b\n\xff\xfe,1\n", "not UTF-8 text"),
+    ],
+)
 def test_unreadable_files(content, message):
     with pytest.raises(StageError, match=message):
         parse_table(content, "data.csv")
@@ -197,7 +207,9 @@ def test_missing_target_names_the_columns(wine_frame):
 def test_numeric_column_holding_strings(wine_frame):
     frame = wine_frame.astype({"alcohol": object})
     frame.loc[17, "alcohol"] = "n/a"
-    with pytest.raises(StageError, match=r"column 'alcohol' is numeric but holds 1 non-numeric value\(s\), e.g. 'n/a' at row 18"):
+    with pytest.raises(
+        StageError, match=r"column 'alcohol' is numeric but holds 1 non-numeric value\(s\), e.g. 'n/a' at row 18"
+    ):
         ingest_frame(frame, "target", SplitConfig())
 
 
@@ -206,23 +218,31 @@ def test_too_few_rows_for_the_split(wine_frame):
         ingest_frame(wine_frame.iloc[:12], "target", SplitConfig())
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"validation_fraction": 0.0}, "validation_fraction must be a number between 0 and 1"),
-    ({"test_fraction": 1.5}, "test_fraction must be a number between 0 and 1"),
-    ({"validation_fraction": 0.5, "test_fraction": 0.45}, "must leave at least 10% for training"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"validation_fraction": 0.0}, "validation_fraction must be a number between 0 and 1"),
+        ({"test_fraction": 1.5}, "test_fraction must be a number between 0 and 1"),
+        ({"validation_fraction": 0.5, "test_fraction": 0.45}, "must leave at least 10% for training"),
+    ],
+)
 def test_split_config_is_validated(kwargs, message):
     with pytest.raises(StageError, match=message):
         SplitConfig(**kwargs)
 
 
-@pytest.mark.parametrize("csv, message", [
-    (b"a,b\n" + b"".join(b"%d,x\n" % i for i in range(30)) + b"n/a?,y\n",
-     r"column 'a' is numeric but holds 1 non-numeric value\(s\), e.g. 'n/a\?' at row 31"),
-    (b"a,b\n1.5,x\ninf,y\n2.5,z\n", r"column 'a' holds a non-finite value \(inf\) at row 2"),
-    (b"A b,a_b\n1,2\n", "columns 'A b' and 'a_b' both clean to 'a_b'"),
-    (b"a,b\n1,x\xff\n2,y\n", r"not UTF-8 text \(byte 0xff at offset 7\)"),
-])
+@pytest.mark.parametrize(
+    "csv, message",
+    [
+        (
+            b"a,b\n" + b"".join(b"%d,x\n" % i for i in range(30)) + b"n/a?,y\n",
+            r"column 'a' is numeric but holds 1 non-numeric value\(s\), e.g. 'n/a\?' at row 31",
+        ),
+        (b"a,b\n1.5,x\ninf,y\n2.5,z\n", r"column 'a' holds a non-finite value \(inf\) at row 2"),
+        (b"A b,a_b\n1,2\n", "columns 'A b' and 'a_b' both clean to 'a_b'"),
+        (b"a,b\n1,x\xff\n2,y\n", r"not UTF-8 text \(byte 0xff at offset 7\)"),
+    ],
+)
 def test_the_arrow_ingest_path_refuses_what_the_pandas_one_does(tmp_path, csv, message):
     """ingest_source cleans an Arrow table (clean_table); clean_frame is the pandas API: same checks."""
     from mlops.stages.ingest import clean_table, read_table

@@ -6,14 +6,16 @@ from mlops.config import PROJECT_ROOT
 
 
 def make(*args) -> subprocess.CompletedProcess:
-    return subprocess.run(["make", "--no-print-directory", "-C", str(PROJECT_ROOT), *args], capture_output=True,
-                          text=True)
+    return subprocess.run(
+        ["make", "--no-print-directory", "-C", str(PROJECT_ROOT), *args], capture_output=True, text=True
+    )
 
 
 def test_help_lists_the_user_facing_targets():
     listed = {line.split()[0] for line in make("help").stdout.splitlines() if line.strip()}
     assert {"setup", "run", "test", "compile", "minio-up", "minio-down", "images", "deploy"} <= {
-        name.replace("\x1b[36m", "").replace("\x1b[0m", "") for name in listed}
+        name.replace("\x1b[36m", "").replace("\x1b[0m", "") for name in listed
+    }
 
 
 def test_setup_is_up_to_date_after_it_ran():

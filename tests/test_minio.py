@@ -27,7 +27,9 @@ def own_minio(tmp_path, monkeypatch):
     """A MinIO of this test's own, which the test may kill and restart."""
     binary = minio_binary()
     if not binary.exists():
-        pytest.skip("MinIO binary missing: run `make minio-bin`") if not os.environ.get("CI") else pytest.fail("no MinIO")
+        pytest.skip("MinIO binary missing: run `make minio-bin`") if not os.environ.get("CI") else pytest.fail(
+            "no MinIO"
+        )
     server = MinioServer.with_random_credentials(tmp_path / "data", binary=binary).start()
     server.create_bucket("faults")
     for key, value in server.env().items():
@@ -49,12 +51,15 @@ def test_unreachable_endpoint_is_one_clear_error(monkeypatch):
 
 def test_wrong_credentials_are_one_clear_error_on_the_command_line(minio_env, tmp_path):
     env = {**os.environ, "AWS_SECRET_ACCESS_KEY": "not-the-secret", "MLOPS_STORE_RETRIES": "1"}
-    result = subprocess.run([MLOPS, "models", "list", "--store", "s3://test/x"], capture_output=True, text=True,
-                            env=env, cwd=tmp_path)
+    result = subprocess.run(
+        [MLOPS, "models", "list", "--store", "s3://test/x"], capture_output=True, text=True, env=env, cwd=tmp_path
+    )
     assert result.returncode == 1
-    assert result.stderr == (f"Error: the store at {minio_env.endpoint} rejected the credentials "
-                             "(SignatureDoesNotMatch) while listing models/: check AWS_ACCESS_KEY_ID and "
-                             "AWS_SECRET_ACCESS_KEY\n")
+    assert result.stderr == (
+        f"Error: the store at {minio_env.endpoint} rejected the credentials "
+        "(SignatureDoesNotMatch) while listing models/: check AWS_ACCESS_KEY_ID and "
+        "AWS_SECRET_ACCESS_KEY\n"
+    )
 
 
 def test_missing_bucket_says_how_to_make_it(minio_env):
@@ -127,16 +132,23 @@ def test_minio_up_writes_a_sourceable_env_file_and_down_stops_it(tmp_path):
         env_file = state / "env"
         assert oct(env_file.stat().st_mode & 0o777) == "0o600"
         assert oct((state / "credentials.json").stat().st_mode & 0o777) == "0o600"
-        listing = subprocess.run(["bash", "-c", f"source {env_file} && {MLOPS} models list"],
-                                 capture_output=True, text=True, cwd=tmp_path,
-                                 env={k: v for k, v in env.items() if not k.startswith(("AWS_", "MLOPS_STORE"))})
+        listing = subprocess.run(
+            ["bash", "-c", f"source {env_file} && {MLOPS} models list"],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            env={k: v for k, v in env.items() if not k.startswith(("AWS_", "MLOPS_STORE"))},
+        )
         assert listing.returncode == 0, listing.stderr
         assert "no models in s3://mlops/store" in listing.stdout
-        again = subprocess.run([PYTHON, "-m", "mlops.runners.minio_local", "up"], capture_output=True, text=True, env=env)
+        again = subprocess.run(
+            [PYTHON, "-m", "mlops.runners.minio_local", "up"], capture_output=True, text=True, env=env
+        )
         assert "already running" in again.stdout
     finally:
-        down = subprocess.run([PYTHON, "-m", "mlops.runners.minio_local", "down"], capture_output=True, text=True,
-                              env=env)
+        down = subprocess.run(
+            [PYTHON, "-m", "mlops.runners.minio_local", "down"], capture_output=True, text=True, env=env
+        )
     assert down.returncode == 0 and "MinIO stopped" in down.stdout
     assert not (state / "minio.pid").exists()
 
@@ -149,8 +161,7 @@ def test_pipeline_with_its_store_on_minio_and_reproduce(minio_env, demo_data, tm
     def mlops(*args):
         return subprocess.run([MLOPS, *args], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
 
-    pushed = mlops("data", "push", str(demo_data["breast_cancer"]), "--name", "cancer", "--pointer",
-                   "cancer.data.yaml")
+    pushed = mlops("data", "push", str(demo_data["breast_cancer"]), "--name", "cancer", "--pointer", "cancer.data.yaml")
     assert pushed.returncode == 0, pushed.stderr
     run = mlops("run", "--data", "cancer.data.yaml", "--target", "target")
     assert run.returncode == 0, run.stderr

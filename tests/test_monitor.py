@@ -29,6 +29,7 @@ def _profile(frame):
 
 # -- Drift that knows its sample size -----------------------------------------------------------
 
+
 def test_tiny_batches_never_drift(cancer):
     profile = _profile(cancer.sample(400, random_state=0))
     for seed in range(5):
@@ -78,33 +79,58 @@ def test_holm_correction():
 
 # -- The policy -------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("document, message", [
-    ({"treshold": 1}, "unknown setting 'treshold'"),
-    ({"alpha": "low"}, "alpha must be a number >= 0"),
-    ({"min_rows": 0}, "min_rows must be a whole number >= 1"),
-    ({"drift_severity": "panic"}, "drift_severity must be one of retrain, warn, ignore"),
-    ({"anomaly_kinds": {"SCHEMA_MISSING_COLUMN": "retrain"}}, "anomaly severity for SCHEMA_MISSING_COLUMN must be"),
-    ({"features": {"x": {"limit": 1}}}, "features.x takes threshold and severity"),
-    ({"retrain_data": "all"}, "retrain_data must be one of auto, union, latest"),
-    ([1, 2], "must be a mapping"),
-])
+
+@pytest.mark.parametrize(
+    "document, message",
+    [
+        ({"treshold": 1}, "unknown setting 'treshold'"),
+        ({"alpha": "low"}, "alpha must be a number >= 0"),
+        ({"min_rows": 0}, "min_rows must be a whole number >= 1"),
+        ({"drift_severity": "panic"}, "drift_severity must be one of retrain, warn, ignore"),
+        ({"anomaly_kinds": {"SCHEMA_MISSING_COLUMN": "retrain"}}, "anomaly severity for SCHEMA_MISSING_COLUMN must be"),
+        ({"features": {"x": {"limit": 1}}}, "features.x takes threshold and severity"),
+        ({"retrain_data": "all"}, "retrain_data must be one of auto, union, latest"),
+        ([1, 2], "must be a mapping"),
+    ],
+)
 def test_bad_policies_are_one_line(document, message):
     with pytest.raises(monitor.PolicyError, match=message):
         monitor.parse_policy(document)
 
 
 def _feature(name="x", drifted=True, distance=0.3):
-    return drift.FeatureDrift(feature=name, kind="numeric", measure="jensen_shannon_divergence", distance=distance,
-                              threshold=0.1, p_value=1e-9, adjusted_p=1e-9, alpha=0.01, baseline_rows=400, rows=2000,
-                              min_rows=100, drifted=drifted, verdict="drift" if drifted else "no drift", buckets=[],
-                              baseline_shares=[], shares=[])
+    return drift.FeatureDrift(
+        feature=name,
+        kind="numeric",
+        measure="jensen_shannon_divergence",
+        distance=distance,
+        threshold=0.1,
+        p_value=1e-9,
+        adjusted_p=1e-9,
+        alpha=0.01,
+        baseline_rows=400,
+        rows=2000,
+        min_rows=100,
+        drifted=drifted,
+        verdict="drift" if drifted else "no drift",
+        buckets=[],
+        baseline_shares=[],
+        shares=[],
+    )
 
 
 def _decide(features=(), anomalies=(), performance=None, policy=None, history=(), prediction=None):
-    return monitor.decide(model={"name": "m", "version": 1, "metric": "f1_macro", "test_score": 0.9},
-                          data_version="live@abc", rows=2000, features=list(features), anomalies=list(anomalies),
-                          prediction=prediction, performance=performance, policy=policy or monitor.Policy(),
-                          history=list(history))
+    return monitor.decide(
+        model={"name": "m", "version": 1, "metric": "f1_macro", "test_score": 0.9},
+        data_version="live@abc",
+        rows=2000,
+        features=list(features),
+        anomalies=list(anomalies),
+        prediction=prediction,
+        performance=performance,
+        policy=policy or monitor.Policy(),
+        history=list(history),
+    )
 
 
 def test_the_default_policy_retrains_on_any_drifting_feature():
@@ -122,8 +148,10 @@ def test_anomalies_block_unless_the_policy_says_warn():
 
 def test_the_policy_can_require_a_share_of_features_and_per_feature_severities():
     half = monitor.parse_policy({"drifted_share": 0.5})
-    assert _decide([_feature("x"), _feature("y", drifted=False), _feature("z", drifted=False)],
-                   policy=half).decision == "none"
+    assert (
+        _decide([_feature("x"), _feature("y", drifted=False), _feature("z", drifted=False)], policy=half).decision
+        == "none"
+    )
     quiet = monitor.parse_policy({"features": {"x": {"severity": "warn"}}})
     decision = _decide([_feature("x")], policy=quiet)
     assert decision.decision == "none" and decision.warnings
@@ -141,8 +169,12 @@ def test_a_degraded_live_metric_retrains():
 
 def test_the_cool_down_holds_for_the_same_champion_and_the_same_data():
     now = dt.datetime.now(dt.timezone.utc)
-    recent = {"retrain_triggered": True, "time": (now - dt.timedelta(hours=2)).isoformat(),
-              "model": {"version": 1}, "data_version": "live@old"}
+    recent = {
+        "retrain_triggered": True,
+        "time": (now - dt.timedelta(hours=2)).isoformat(),
+        "model": {"version": 1},
+        "data_version": "live@old",
+    }
     decision = _decide([_feature()], history=[recent])
     assert decision.decision == "none" and decision.reasons[0].startswith("cool-down: a retrain for champion v1")
     old = {**recent, "time": (now - dt.timedelta(hours=30)).isoformat()}
@@ -154,10 +186,21 @@ def test_the_cool_down_holds_for_the_same_champion_and_the_same_data():
 
 
 def test_the_monitor_log_is_append_only(store):
-    first = monitor.append_log(store, "m", {"type": "decision", "decision": "retrain", "model": {"version": 1},
-                                            "data_version": "d@1", "reasons": ["x"], "retrain_triggered": True})
-    monitor.append_log(store, "m", {"type": "retrain", "decision_entry": first, "retrained_version": 2,
-                                    "promoted": True})
+    first = monitor.append_log(
+        store,
+        "m",
+        {
+            "type": "decision",
+            "decision": "retrain",
+            "model": {"version": 1},
+            "data_version": "d@1",
+            "reasons": ["x"],
+            "retrain_triggered": True,
+        },
+    )
+    monitor.append_log(
+        store, "m", {"type": "retrain", "decision_entry": first, "retrained_version": 2, "promoted": True}
+    )
     rows = monitor.history(store, "m")
     assert [(r["decision"], r["retrained_version"], r["promoted"]) for r in rows] == [("retrain", 2, True)]
     assert len(store.list("monitor/m/log/")) == 2
@@ -166,24 +209,31 @@ def test_the_monitor_log_is_append_only(store):
 # -- The whole loop, on real data ---------------------------------------------------------------
 
 
-
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, cancer, demo_data):
     """A workspace where demo-breast-cancer has a champion, and batches of live data."""
     work = tmp_path_factory.mktemp("monitor")
-    result = subprocess.run([MLOPS, "run", "--data", str(demo_data["breast_cancer"]), "--target", "target"],
-                            cwd=work, capture_output=True, text=True, timeout=900)
+    result = subprocess.run(
+        [MLOPS, "run", "--data", str(demo_data["breast_cancer"]), "--target", "target"],
+        cwd=work,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert result.returncode == 0, result.stderr
     batches = {
         "clean": cancer.sample(3000, replace=True, random_state=1),
         "shifted": cancer.sample(2000, replace=True, random_state=2).assign(
-            **{"mean radius": lambda f: f["mean radius"] + 1.5 * cancer["mean radius"].std()}),
+            **{"mean radius": lambda f: f["mean radius"] + 1.5 * cancer["mean radius"].std()}
+        ),
         "tiny": cancer.sample(30, random_state=3).drop(columns=["target"]),
-        "unlabelled-shift": cancer.sample(1500, replace=True, random_state=4).drop(columns=["target"]).assign(
-            **{"worst area": lambda f: f["worst area"] * 1.8}),
+        "unlabelled-shift": cancer.sample(1500, replace=True, random_state=4)
+        .drop(columns=["target"])
+        .assign(**{"worst area": lambda f: f["worst area"] * 1.8}),
         "missing": cancer.sample(500, replace=True, random_state=5).drop(columns=["mean radius"]),
         "typechange": cancer.sample(500, replace=True, random_state=6).assign(
-            **{"mean texture": lambda f: f["mean texture"].astype(str) + "x"}),
+            **{"mean texture": lambda f: f["mean texture"].astype(str) + "x"}
+        ),
         "degraded": _flip_labels(cancer.sample(1000, replace=True, random_state=7), share=0.4),
     }
     for name, frame in batches.items():
@@ -199,8 +249,13 @@ def _flip_labels(frame, share):
 
 
 def watch(work, batch, *extra):
-    result = subprocess.run([MLOPS, "monitor", "--data", f"{batch}.csv", "--model-name", "demo-breast-cancer",
-                             "--json", *extra], cwd=work, capture_output=True, text=True, timeout=900)
+    result = subprocess.run(
+        [MLOPS, "monitor", "--data", f"{batch}.csv", "--model-name", "demo-breast-cancer", "--json", *extra],
+        cwd=work,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     record = json.loads(result.stdout) if result.stdout.strip().startswith("{") else None
     return result, record
 
@@ -211,19 +266,26 @@ def versions(work):
 
 @pytest.mark.e2e
 @pytest.mark.tfdv
-@pytest.mark.parametrize("batch, decision", [
-    ("clean", "none"),              # a large clean resample
-    ("tiny", "none"),               # 30 rows, no labels
-    ("unlabelled-shift", "retrain"),  # label-less: drift alone decides
-    ("degraded", "retrain"),        # labels: the champion's live metric fell
-])
+@pytest.mark.parametrize(
+    "batch, decision",
+    [
+        ("clean", "none"),  # a large clean resample
+        ("tiny", "none"),  # 30 rows, no labels
+        ("unlabelled-shift", "retrain"),  # label-less: drift alone decides
+        ("degraded", "retrain"),  # labels: the champion's live metric fell
+    ],
+)
 def test_monitor_decisions_on_real_batches(trained, batch, decision):
     result, record = watch(trained, batch)
     assert result.returncode == 0, result.stderr
     assert record["decision"] == decision, record["reasons"]
     assert {"decision", "reasons", "features", "model", "data_version"} <= set(record)
-    assert record["model"] == {"name": "demo-breast-cancer", "version": 1, "metric": "f1_macro",
-                               "test_score": record["model"]["test_score"]}
+    assert record["model"] == {
+        "name": "demo-breast-cancer",
+        "version": 1,
+        "metric": "f1_macro",
+        "test_score": record["model"]["test_score"],
+    }
     assert Path(record["report"]).is_file()
     if batch == "degraded":
         assert record["performance"]["degraded"] and not any(f["drifted"] for f in record["features"])
@@ -252,8 +314,13 @@ def test_a_shifted_batch_retrains_through_the_blessing_gate_and_then_cools_down(
     assert retrained.lineage["blessing"]["reason"]  # the same gate decided
     champion = ModelRegistry(FileStore(trained / ".mlops")).champion("demo-breast-cancer").version
     assert champion == (2 if retrained.lineage["blessing"]["blessed"] else 1)
-    history = subprocess.run([MLOPS, "monitor", "history", "demo-breast-cancer", "--json"], cwd=trained,
-                             capture_output=True, text=True, timeout=120)
+    history = subprocess.run(
+        [MLOPS, "monitor", "history", "demo-breast-cancer", "--json"],
+        cwd=trained,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     rows = json.loads(history.stdout)
     assert [row["retrained_version"] for row in rows if row["retrain_triggered"]] == [2]
     if champion == 2:  # the new champion was trained on the batch: against its baseline nothing drifts

@@ -60,7 +60,8 @@ def test_multiclass_run_registers_a_champion_and_writes_the_report(workdir, demo
     assert lineage["validation"]["schema_source"] == "curated"
     assert lineage["blessing"]["champion_version"] is None and lineage["blessing"]["skill"] > 0.5
     assert {"model.skops", "lineage.json", "baseline/schema.pbtxt", "baseline/train_statistics.pb"} <= set(
-        version.files)
+        version.files
+    )
     assert lineage["split"]["scheme"] == "row-key-v3"
     assert lineage["seed"] == 42 and lineage["task"] == "classification"
     assert set(lineage["environment"]["locks"]) == {"main.lock", "tfdv.lock"}
@@ -69,10 +70,18 @@ def test_multiclass_run_registers_a_champion_and_writes_the_report(workdir, demo
 
     report = Path(lines[-1].split("report:", 1)[1].strip())
     html = report.read_text(encoding="utf-8")
-    for section in ("<h2>Data</h2>", "<h2>Validation (TFDV)</h2>", "<h2>Candidates</h2>", "<h2>Test</h2>",
-                    "trivial predictor", "confusion matrix", "<h2>Decision</h2>", "<h2>Lineage</h2>"):
+    for section in (
+        "<h2>Data</h2>",
+        "<h2>Validation (TFDV)</h2>",
+        "<h2>Candidates</h2>",
+        "<h2>Test</h2>",
+        "trivial predictor",
+        "confusion matrix",
+        "<h2>Decision</h2>",
+        "<h2>Lineage</h2>",
+    ):
         assert section in html, section
-    assert "<script" not in html and "src=\"http" not in html  # a report loads nothing from anywhere
+    assert "<script" not in html and 'src="http' not in html  # a report loads nothing from anywhere
 
 
 def test_a_model_trained_from_a_csv_file_reproduces_bit_for_bit(workdir):
@@ -88,8 +97,10 @@ def test_a_model_that_misses_the_floor_is_registered_but_not_promoted(workdir, d
     assert result.returncode == 0, result.stderr
     assert "blessed: no: test f1_macro" in result.stdout and "does not meet the floor 1.0100" in result.stdout
     versions = registered(workdir / ".mlops", "demo-wine")
-    assert [(v.version, v.aliases, v.tags["blessed"]) for v in versions] == [(1, ["champion"], "true"),
-                                                                             (2, [], "false")]
+    assert [(v.version, v.aliases, v.tags["blessed"]) for v in versions] == [
+        (1, ["champion"], "true"),
+        (2, [], "false"),
+    ]
 
 
 def test_data_that_breaks_the_curated_schema_stops_the_run(workdir, demo_data, tmp_path):
@@ -139,6 +150,7 @@ def test_regression_run_with_a_target_name_that_cleaning_changes(workdir, demo_d
 
 # Bad input: one line on stderr, exit 1, nothing registered. ---------------
 
+
 def _wine_variant(demo_data, change) -> str:
     return change(Path(demo_data["wine"]).read_text(encoding="utf-8"))
 
@@ -147,12 +159,18 @@ BAD_INPUTS = {
     "empty": (lambda d: b"", "is empty"),
     "header-only": (lambda d: _wine_variant(d, lambda t: t.splitlines()[0] + "\n").encode(), "header but no data rows"),
     "not-utf8": (lambda d: _wine_variant(d, lambda t: t).encode("utf-16"), "is not UTF-8 text"),
-    "numeric-with-strings": (lambda d: _wine_variant(d, lambda t: t.replace("\n14.23,", "\nabc,", 1)).encode(),
-                             "column 'alcohol' is numeric but holds 1 non-numeric value(s), e.g. 'abc'"),
-    "one-class": (lambda d: pd.read_csv(d["wine"]).assign(target="class_0").to_csv(index=False).encode(),
-                  "has only one class ('class_0')"),
-    "too-few-rows": (lambda d: "\n".join(_wine_variant(d, lambda t: t).splitlines()[:13]).encode(),
-                     "too few rows for the split"),
+    "numeric-with-strings": (
+        lambda d: _wine_variant(d, lambda t: t.replace("\n14.23,", "\nabc,", 1)).encode(),
+        "column 'alcohol' is numeric but holds 1 non-numeric value(s), e.g. 'abc'",
+    ),
+    "one-class": (
+        lambda d: pd.read_csv(d["wine"]).assign(target="class_0").to_csv(index=False).encode(),
+        "has only one class ('class_0')",
+    ),
+    "too-few-rows": (
+        lambda d: "\n".join(_wine_variant(d, lambda t: t).splitlines()[:13]).encode(),
+        "too few rows for the split",
+    ),
 }
 
 
@@ -180,8 +198,16 @@ def test_bad_input_inside_the_pipeline_fails_the_ingest_stage(demo_data, tmp_pat
     data = tmp_path / "empty.csv"
     data.write_bytes(b"")
     with pytest.raises(RunFailed, match="^ingest: empty.csv is empty$"):
-        run_pipeline({"data_uri": str(data), "target": "target", "model_name": "empty",
-                      "store_uri": (tmp_path / "store").as_uri()}, runs_dir=tmp_path / "runs", emit=lambda line: None)
+        run_pipeline(
+            {
+                "data_uri": str(data),
+                "target": "target",
+                "model_name": "empty",
+                "store_uri": (tmp_path / "store").as_uri(),
+            },
+            runs_dir=tmp_path / "runs",
+            emit=lambda line: None,
+        )
     assert not (tmp_path / "store").exists()
 
 
@@ -206,8 +232,10 @@ def test_a_metric_the_test_split_cannot_compute_fails_the_run_in_one_line(demo_d
     params.write_text("metric: roc_auc\ncandidates:\n  classification:\n    logistic_regression: {C: [1.0]}\n")
     result = mlops("run", "--data", str(data), "--target", "target", "--params", str(params), cwd=tmp_path)
     assert result.returncode == 1 and result.stderr.count("\n") == 1, result.stderr
-    assert ("evaluate: metric 'roc_auc' cannot be computed on the test split (it needs every class present in "
-            "that split); choose another metric in the params file or add rows") in result.stderr
+    assert (
+        "evaluate: metric 'roc_auc' cannot be computed on the test split (it needs every class present in "
+        "that split); choose another metric in the params file or add rows"
+    ) in result.stderr
     assert registered(tmp_path / ".mlops", "wine") == [] and "Traceback" not in result.stderr
 
 
@@ -215,8 +243,14 @@ def test_a_tfdv_run_past_its_deadline_fails_the_run_in_one_line(demo_data, tmp_p
     # The warm sidecar computes wine's statistics well within a second; TFDV's Beam pipeline (every
     # split, MLOPS_TFDV_BEAM_OVER_ROWS=0) takes seconds to start, so the deadline passes.
     env = {**os.environ, "MLOPS_TFDV_TIMEOUT_SECONDS": "1", "MLOPS_TFDV_BEAM_OVER_ROWS": "0"}
-    result = subprocess.run([MLOPS, "run", "--data", str(demo_data["wine"]), "--target", "target"], cwd=tmp_path,
-                            capture_output=True, text=True, timeout=600, env=env)
+    result = subprocess.run(
+        [MLOPS, "run", "--data", str(demo_data["wine"]), "--target", "target"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
     assert result.returncode == 1 and result.stderr.count("\n") == 1, result.stderr
     assert "validate: TFDV did not finish within 1 s; raise MLOPS_TFDV_TIMEOUT_SECONDS" in result.stderr
     assert registered(tmp_path / ".mlops", "demo-wine") == []

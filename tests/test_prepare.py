@@ -8,13 +8,16 @@ from mlops.errors import StageError
 from mlops.stages.prepare import check_target, detect_task, fit_preprocessor
 
 
-@pytest.mark.parametrize("values, expected", [
-    (["a", "b", "a"], "classification"),          # strings
-    ([True, False, True], "classification"),      # bools
-    ([0, 1, 2, 1, 0], "classification"),           # few whole numbers
-    (np.linspace(0, 1, 50), "regression"),         # continuous
-    (list(range(100)), "regression"),              # many whole numbers
-])
+@pytest.mark.parametrize(
+    "values, expected",
+    [
+        (["a", "b", "a"], "classification"),  # strings
+        ([True, False, True], "classification"),  # bools
+        ([0, 1, 2, 1, 0], "classification"),  # few whole numbers
+        (np.linspace(0, 1, 50), "regression"),  # continuous
+        (list(range(100)), "regression"),  # many whole numbers
+    ],
+)
 def test_detect_task(values, expected):
     assert detect_task(pd.Series(values, name="y")) == expected
 
@@ -26,10 +29,13 @@ def test_requested_task_is_checked():
         detect_task(pd.Series([1, 2], name="y"), "ranking")
 
 
-@pytest.mark.parametrize("values, task, message", [
-    (["yes"] * 10, "classification", "has only one class \\('yes'\\)"),
-    ([3.5] * 10, "regression", "is constant"),
-])
+@pytest.mark.parametrize(
+    "values, task, message",
+    [
+        (["yes"] * 10, "classification", "has only one class \\('yes'\\)"),
+        ([3.5] * 10, "regression", "is constant"),
+    ],
+)
 def test_degenerate_targets(values, task, message):
     with pytest.raises(StageError, match=message):
         check_target(pd.Series(values, name="y"), task)
@@ -44,12 +50,14 @@ def test_transform_is_fitted_on_train_only():
 
 
 def test_categories_unseen_missing_and_mixed_types_are_handled():
-    train = pd.DataFrame({
-        "colour": ["red", "blue", None, "red"],
-        "flag": [True, False, None, True],
-        "x": [1.0, None, 3.0, 4.0],
-        "y": [0, 1, 0, 1],
-    })
+    train = pd.DataFrame(
+        {
+            "colour": ["red", "blue", None, "red"],
+            "flag": [True, False, None, True],
+            "x": [1.0, None, 3.0, 4.0],
+            "y": [0, 1, 0, 1],
+        }
+    )
     transform, info = fit_preprocessor(train, "y")
     assert info["categorical_features"] == ["colour", "flag"]
     serving = pd.DataFrame({"colour": ["green", None], "flag": [None, False], "x": [None, 2.0]})

@@ -94,16 +94,20 @@ def server(tmp_path, wine_frame):
 
 # -- Sources under policy -------------------------------------------------------------------------
 
+
 def test_without_an_allow_list_everything_local_may_be_read(server):
     assert len(load_source(server.url("/wine.csv"))) == 178
 
 
-@pytest.mark.parametrize("entries, uri_path, message", [
-    # a host that is not listed
-    (("https://data.example.com",), "/wine.csv", "host '127.0.0.1' is not in MLOPS_INGEST_ALLOW"),
-    # listed by name, but it resolves to loopback: refused unless its range is listed
-    (("http://127.0.0.1",), "/wine.csv", "may not connect to 127.0.0.1 at 127.0.0.1: a loopback"),
-])
+@pytest.mark.parametrize(
+    "entries, uri_path, message",
+    [
+        # a host that is not listed
+        (("https://data.example.com",), "/wine.csv", "host '127.0.0.1' is not in MLOPS_INGEST_ALLOW"),
+        # listed by name, but it resolves to loopback: refused unless its range is listed
+        (("http://127.0.0.1",), "/wine.csv", "may not connect to 127.0.0.1 at 127.0.0.1: a loopback"),
+    ],
+)
 def test_hosts_are_checked_by_name_and_by_the_address_connected_to(server, monkeypatch, entries, uri_path, message):
     monkeypatch.setenv("MLOPS_INGEST_ALLOW", ",".join(entries))
     with pytest.raises(StageError, match=message):
@@ -127,11 +131,14 @@ def test_the_metadata_address_is_refused_even_when_a_host_name_points_there():
         policy.check_address("metadata.internal", "169.254.169.254")
 
 
-@pytest.mark.parametrize("uri, message", [
-    ("s3://mlpipeline/v2/artifacts/x.csv", "that bucket is not in MLOPS_INGEST_ALLOW"),
-    ("/etc/passwd", "may not read the local file /etc/passwd"),
-    ("ftp://example.com/x.csv", "scheme 'ftp' is not allowed"),
-])
+@pytest.mark.parametrize(
+    "uri, message",
+    [
+        ("s3://mlpipeline/v2/artifacts/x.csv", "that bucket is not in MLOPS_INGEST_ALLOW"),
+        ("/etc/passwd", "may not read the local file /etc/passwd"),
+        ("ftp://example.com/x.csv", "scheme 'ftp' is not allowed"),
+    ],
+)
 def test_buckets_files_and_schemes_are_checked(monkeypatch, uri, message):
     monkeypatch.setenv("MLOPS_INGEST_ALLOW", "s3://mlops/incoming,file:/srv/data")
     with pytest.raises(StageError, match=message):
@@ -150,6 +157,7 @@ def test_a_download_is_capped_while_streaming_and_bounded_in_time(server):
 
 
 # -- Credentials in a data URI: they work, and are never recorded -----------------------------------
+
 
 def test_user_info_becomes_basic_auth_and_is_not_sent_to_another_host(tmp_path, wine_frame):
     wine_frame.to_csv(tmp_path / "wine.csv", index=False)
@@ -179,8 +187,9 @@ def test_a_run_from_a_uri_with_credentials_records_them_nowhere(tmp_path, wine_f
     work.mkdir()
     try:
         uri = private.url(f"/wine.csv?X-Amz-Signature={SECRET_SIGNATURE}", f"alice:{SECRET_TOKEN}@")
-        result = subprocess.run([MLOPS, "run", "--data", uri, "--target", "target"], cwd=work, capture_output=True,
-                                text=True, timeout=900)
+        result = subprocess.run(
+            [MLOPS, "run", "--data", uri, "--target", "target"], cwd=work, capture_output=True, text=True, timeout=900
+        )
     finally:
         private.stop()
     assert result.returncode == 0, result.stderr
@@ -195,6 +204,7 @@ def test_a_run_from_a_uri_with_credentials_records_them_nowhere(tmp_path, wine_f
 
 
 # -- Models load safely --------------------------------------------------------------------------
+
 
 def test_a_model_naming_an_untrusted_type_is_refused_before_it_is_built():
     from sklearn.pipeline import Pipeline
@@ -214,6 +224,7 @@ def test_a_tampered_model_file_is_refused_by_its_manifest(file_store):
 
 
 # -- Names, reports, processes --------------------------------------------------------------------
+
 
 def test_a_model_name_cannot_reach_other_paths(file_store):
     from mlops.stages import validate
@@ -241,19 +252,36 @@ def test_minio_down_signals_only_our_own_minio(tmp_path, monkeypatch):
 def test_reports_load_nothing_from_anywhere():
     from mlops.reporting import report
 
-    page = report.render_report(version=_version(), validation={"tfdv_version": "1", "skew": [], "features": {}},
-                                schema_description={"source": "inferred", "origin": ""}, leaderboard=[],
-                                evaluation={"test_metrics": {"f1_macro": 0.9}, "baseline_metrics": {"f1_macro": 0.3}})
-    assert "<script" not in page and "<iframe" not in page and "http" not in page.split("</style>", 1)[1].replace(
-        "http://127", "")
+    page = report.render_report(
+        version=_version(),
+        validation={"tfdv_version": "1", "skew": [], "features": {}},
+        schema_description={"source": "inferred", "origin": ""},
+        leaderboard=[],
+        evaluation={"test_metrics": {"f1_macro": 0.9}, "baseline_metrics": {"f1_macro": 0.3}},
+    )
+    assert (
+        "<script" not in page
+        and "<iframe" not in page
+        and "http" not in page.split("</style>", 1)[1].replace("http://127", "")
+    )
 
 
 def _version() -> dict:
-    lineage = {"data": {"rows": {"train": 1, "validation": 1, "test": 1}, "columns": {}, "source": "s", "ref": "d@1",
-                        "dropped_missing_target": 0, "target": "t"},
-               "blessing": {"blessed": True, "reason": "r"}, "params": {"metric": "f1_macro",
-                                                                       "candidate": {"id": "c01"}},
-               "kfp": {"run_name": "r"}, "code": {"version": "v"}, "split": {}}
+    lineage = {
+        "data": {
+            "rows": {"train": 1, "validation": 1, "test": 1},
+            "columns": {},
+            "source": "s",
+            "ref": "d@1",
+            "dropped_missing_target": 0,
+            "target": "t",
+        },
+        "blessing": {"blessed": True, "reason": "r"},
+        "params": {"metric": "f1_macro", "candidate": {"id": "c01"}},
+        "kfp": {"run_name": "r"},
+        "code": {"version": "v"},
+        "split": {},
+    }
     return {"name": "m", "version": 1, "lineage": lineage, "aliases": []}
 
 

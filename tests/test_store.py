@@ -63,8 +63,13 @@ def test_concurrent_creates_have_exactly_one_winner(store):
 
 def test_registry_versions_aliases_and_tags(store):
     registry = ModelRegistry(store)
-    first = registry.register("wine", {"model.joblib": b"m1"}, metrics={"test_f1": 0.9},
-                              lineage={"data": {"content_hash": "abc"}}, tags={"team": "a"})
+    first = registry.register(
+        "wine",
+        {"model.joblib": b"m1"},
+        metrics={"test_f1": 0.9},
+        lineage={"data": {"content_hash": "abc"}},
+        tags={"team": "a"},
+    )
     second = registry.register("wine", {"model.joblib": b"m2"}, metrics={"test_f1": 0.95}, lineage={})
     assert (first.version, second.version) == (1, 2)
     assert registry.set_alias("wine", "champion", 1) is None
@@ -114,8 +119,11 @@ def test_concurrent_registrations_get_distinct_versions(store):
 
     def register(index):
         barrier.wait()
-        versions.append(registry.register("race", {"model.joblib": str(index).encode()}, metrics={},
-                                          lineage={"writer": index}).version)
+        versions.append(
+            registry.register(
+                "race", {"model.joblib": str(index).encode()}, metrics={}, lineage={"writer": index}
+            ).version
+        )
 
     threads = [threading.Thread(target=register, args=(i,)) for i in range(8)]
     [t.start() for t in threads]
@@ -171,7 +179,7 @@ def test_a_staged_object_is_published_by_a_conditional_create_or_dropped(store):
     data = bytes(range(256)) * 12_000  # 3 MB, written in pieces as a Parquet writer does
     with store.staged() as staged:
         for start in range(0, len(data), 1 << 20):
-            staged.file.write(data[start:start + (1 << 20)])
+            staged.file.write(data[start : start + (1 << 20)])
         assert staged.sha256 == hashlib.sha256(data).hexdigest() and staged.file.tell() == len(data)
         etag = staged.create(f"rows/{staged.sha256}")
     assert store.get(f"rows/{hashlib.sha256(data).hexdigest()}") == (data, etag)

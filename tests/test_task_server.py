@@ -36,8 +36,7 @@ def fails(status: int) -> str:
 
 @pytest.fixture
 def local_runner(tmp_path):
-    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path / "root"),
-               raise_on_error=True)
+    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path / "root"), raise_on_error=True)
 
 
 def test_a_task_runs_in_a_child_forked_from_the_server(local_runner, monkeypatch):

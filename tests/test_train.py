@@ -35,21 +35,29 @@ def test_grid_expansion_and_stable_ids():
     ]
 
 
-@pytest.mark.parametrize("space, message", [
-    ({"candidates": {"classification": {"ridge": {}}}}, "unknown model family 'ridge' for classification"),
-    ({"candidates": {"regression": {"ridge": {}}}}, "no candidates for task 'classification'"),
-    ({"families": {}}, "unknown key 'families' in the search space"),
-    # a misspelled hyperparameter, with a suggestion
-    ({"candidates": {"classification": {"random_forest": {"n_estimator": [10]}}}},
-     "unknown hyperparameter 'n_estimator' for random_forest \\(classification\\) \\(did you mean 'n_estimators'\\?\\)"),
-    # a value scikit-learn rejects, found before anything trains
-    ({"candidates": {"classification": {"random_forest": {"n_estimators": [0]}}}},
-     "bad parameters for random_forest \\(classification\\): The 'n_estimators' parameter"),
-    ({"candidates": {"classification": {"knn": {"n_jobs": 4}}}}, "'n_jobs' is set by the pipeline"),
-    ({"metric": "f1", "candidates": {"classification": {"knn": {}}}}, "unknown metric 'f1'"),
-    ({"candidates": {"clasification": {"knn": {}}}}, "unknown task 'clasification' under candidates"),
-    ({"candidates": {"classification": {"knn": {"n_neighbors": []}}}}, "n_neighbors is an empty list"),
-])
+@pytest.mark.parametrize(
+    "space, message",
+    [
+        ({"candidates": {"classification": {"ridge": {}}}}, "unknown model family 'ridge' for classification"),
+        ({"candidates": {"regression": {"ridge": {}}}}, "no candidates for task 'classification'"),
+        ({"families": {}}, "unknown key 'families' in the search space"),
+        # a misspelled hyperparameter, with a suggestion
+        (
+            {"candidates": {"classification": {"random_forest": {"n_estimator": [10]}}}},
+            "unknown hyperparameter 'n_estimator' for random_forest \\(classification\\) "
+            "\\(did you mean 'n_estimators'\\?\\)",
+        ),
+        # a value scikit-learn rejects, found before anything trains
+        (
+            {"candidates": {"classification": {"random_forest": {"n_estimators": [0]}}}},
+            "bad parameters for random_forest \\(classification\\): The 'n_estimators' parameter",
+        ),
+        ({"candidates": {"classification": {"knn": {"n_jobs": 4}}}}, "'n_jobs' is set by the pipeline"),
+        ({"metric": "f1", "candidates": {"classification": {"knn": {}}}}, "unknown metric 'f1'"),
+        ({"candidates": {"clasification": {"knn": {}}}}, "unknown task 'clasification' under candidates"),
+        ({"candidates": {"classification": {"knn": {"n_neighbors": []}}}}, "n_neighbors is an empty list"),
+    ],
+)
 def test_bad_search_spaces(space, message):
     with pytest.raises(StageError, match=message):
         expand_search_space(space, "classification")
@@ -86,10 +94,12 @@ def test_training_is_bit_identical_for_the_same_seed(demo_data, dataset, task):
     assert info["task"] == task
     digests = set()
     for candidate in expand_search_space(load_search_space(), task):
-        first, scores = train_candidate(candidate, transform, result.splits["train"], result.splits["validation"],
-                                        "target", task, seed=42)
-        second, again = train_candidate(candidate, transform, result.splits["train"], result.splits["validation"],
-                                        "target", task, seed=42)
+        first, scores = train_candidate(
+            candidate, transform, result.splits["train"], result.splits["validation"], "target", task, seed=42
+        )
+        second, again = train_candidate(
+            candidate, transform, result.splits["train"], result.splits["validation"], "target", task, seed=42
+        )
         assert scores == again
         blobs = [hashlib.sha256(model_io.dumps(model)).hexdigest() for model in (first, second)]
         assert blobs[0] == blobs[1], candidate["id"]

@@ -31,19 +31,24 @@ def make_splits(directory: Path, frame: pd.DataFrame) -> dict[str, str]:
 def shop_frame(rows: int = 300, seed: int = 0) -> pd.DataFrame:
     """A small table with a closed categorical domain, a numeric and a label."""
     rng = np.random.default_rng(seed)
-    return pd.DataFrame({
-        "colour": rng.choice(["red", "green", "blue"], rows),
-        "price": rng.normal(10, 2, rows).round(2),
-        "bought": rng.choice(["yes", "no"], rows),
-    })
+    return pd.DataFrame(
+        {
+            "colour": rng.choice(["red", "green", "blue"], rows),
+            "price": rng.normal(10, 2, rows).round(2),
+            "bought": rng.choice(["yes", "no"], rows),
+        }
+    )
 
 
 def test_tool_version_and_argument_errors(tmp_path):
     python = str(config.TFDV_PYTHON.get())
     version = subprocess.run([python, str(config.TFDV_TOOL.get()), "--version"], capture_output=True, text=True)
     assert version.returncode == 0 and version.stdout.strip() == f"tfdv_tool {validate.TOOL_VERSION}"
-    missing = subprocess.run([python, str(config.TFDV_TOOL.get()), "validate", "--split", f"train={tmp_path}/nope",
-                              "--out", str(tmp_path)], capture_output=True, text=True)
+    missing = subprocess.run(
+        [python, str(config.TFDV_TOOL.get()), "validate", "--split", f"train={tmp_path}/nope", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+    )
     assert missing.returncode == 2 and "no such file" in missing.stderr
 
 
@@ -66,16 +71,24 @@ def test_first_run_stores_the_baseline_that_later_runs_are_held_to(tmp_path, fil
     first = validate.validate_splits(clean, "shop", file_store, str(tmp_path / "run1"))
     assert first.schema.source == "inferred"
     assert b'name: "colour"' in file_store.read(validate.baseline_schema_key("shop"))
-    second = validate.validate_splits(make_splits(tmp_path / "again", shop_frame(seed=1)), "shop", file_store,
-                                      str(tmp_path / "run2"))
+    second = validate.validate_splits(
+        make_splits(tmp_path / "again", shop_frame(seed=1)), "shop", file_store, str(tmp_path / "run2")
+    )
     assert second.schema.source == "baseline" and second.anomalies == []
 
 
-@pytest.mark.parametrize("change, feature, kind", [
-    (lambda f: f.assign(price=f["price"].astype(str) + " EUR"), "price", "UNEXPECTED_DATA_TYPE"),
-    (lambda f: f.drop(columns=["colour"]), "colour", "SCHEMA_MISSING_COLUMN"),
-    (lambda f: f.assign(colour=f["colour"].replace("blue", "purple")), "colour", "ENUM_TYPE_UNEXPECTED_STRING_VALUES"),
-])
+@pytest.mark.parametrize(
+    "change, feature, kind",
+    [
+        (lambda f: f.assign(price=f["price"].astype(str) + " EUR"), "price", "UNEXPECTED_DATA_TYPE"),
+        (lambda f: f.drop(columns=["colour"]), "colour", "SCHEMA_MISSING_COLUMN"),
+        (
+            lambda f: f.assign(colour=f["colour"].replace("blue", "purple")),
+            "colour",
+            "ENUM_TYPE_UNEXPECTED_STRING_VALUES",
+        ),
+    ],
+)
 def test_data_that_changes_under_the_baseline_stops_the_run(tmp_path, file_store, change, feature, kind):
     validate.validate_splits(make_splits(tmp_path / "clean", shop_frame()), "shop", file_store, str(tmp_path / "a"))
     changed = make_splits(tmp_path / "changed", change(shop_frame(seed=2)))
@@ -94,7 +107,9 @@ def test_a_curated_schema_in_git_wins_over_the_baseline(tmp_path, file_store, mo
     schema = (tmp_path / "a" / "schema.pbtxt").read_text().replace('  value: "blue"\n', "")
     (curated / "shop.pbtxt").write_text(schema)
     monkeypatch.setenv("MLOPS_SCHEMA_DIR", str(curated))
-    with pytest.raises(StageError, match="against the curated schema .*shop.pbtxt found .*colour: ENUM_TYPE_UNEXPECTED_STRING_VALUES"):
+    with pytest.raises(
+        StageError, match="against the curated schema .*shop.pbtxt found .*colour: ENUM_TYPE_UNEXPECTED_STRING_VALUES"
+    ):
         validate.validate_splits(splits, "shop", file_store, str(tmp_path / "b"))
 
 
@@ -108,22 +123,26 @@ def test_the_curated_demo_schema_in_git_bounds_alcohol(tmp_path, file_store, win
     """schemas/demo-wine.pbtxt is curated: alcohol is a percentage."""
     assert validate.curated_schema_path("demo-wine") is not None
     wine_frame, _ = clean_frame(wine_frame)  # as ingest hands it on
-    clean = validate.validate_splits(make_splits(tmp_path / "clean", wine_frame), "demo-wine", file_store,
-                                     str(tmp_path / "a"))
+    clean = validate.validate_splits(
+        make_splits(tmp_path / "clean", wine_frame), "demo-wine", file_store, str(tmp_path / "a")
+    )
     assert clean.schema.source == "curated" and clean.schema.origin == "schemas/demo-wine.pbtxt"
     assert not file_store.exists(validate.baseline_schema_key("demo-wine"))  # a curated schema needs no baseline
     impossible = wine_frame.assign(alcohol=wine_frame["alcohol"] * 10)
-    with pytest.raises(StageError, match="against the curated schema schemas/demo-wine.pbtxt found .*alcohol: "
-                                         "FLOAT_TYPE_BIG_FLOAT"):
-        validate.validate_splits(make_splits(tmp_path / "bad", impossible), "demo-wine", file_store,
-                                 str(tmp_path / "b"))
+    with pytest.raises(
+        StageError, match="against the curated schema schemas/demo-wine.pbtxt found .*alcohol: FLOAT_TYPE_BIG_FLOAT"
+    ):
+        validate.validate_splits(
+            make_splits(tmp_path / "bad", impossible), "demo-wine", file_store, str(tmp_path / "b")
+        )
 
 
 def test_a_user_data_set_named_like_a_demo_is_not_held_to_the_demo_schema(tmp_path, file_store):
     """A user's own wine.csv (other columns) trains as model `wine`: no curated schema applies."""
     theirs = shop_frame().rename(columns={"bought": "cultivar"})
-    checked = validate.validate_splits(make_splits(tmp_path / "theirs", theirs), "wine", file_store,
-                                       str(tmp_path / "out"))
+    checked = validate.validate_splits(
+        make_splits(tmp_path / "theirs", theirs), "wine", file_store, str(tmp_path / "out")
+    )
     assert checked.schema.source == "inferred" and checked.anomalies == []
     assert "TFDV inferred" in checked.schema.describe()
 
@@ -162,8 +181,9 @@ def test_statistics_from_tfdvs_beam_pipeline_on_the_parquet_files(tmp_path, file
     monkeypatch.delenv("MLOPS_TFDV_BEAM_OVER_ROWS")
     in_memory = validate.run_tfdv_tool(splits, str(tmp_path / "memory"))
     assert in_memory["statistics_engine"] == "in-memory"
-    assert {f["feature"] for f in in_memory["features"]["train"]} == {f["feature"] for f in
-                                                                      checked.result["features"]["train"]}
+    assert {f["feature"] for f in in_memory["features"]["train"]} == {
+        f["feature"] for f in checked.result["features"]["train"]
+    }
 
 
 def test_the_warm_sidecar_answers_like_the_tool(tmp_path, file_store, monkeypatch):
@@ -187,9 +207,20 @@ def test_an_idle_sidecar_leaves_and_a_later_task_starts_tfdv_itself(tmp_path, fi
     import time
 
     socket_path = tmp_path / "tfdv.sock"
-    sidecar = subprocess.Popen([str(config.TFDV_PYTHON.get()), str(config.TFDV_TOOL.get()), "serve", "--socket",
-                                str(socket_path), "--idle-exit", "1"], stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    sidecar = subprocess.Popen(
+        [
+            str(config.TFDV_PYTHON.get()),
+            str(config.TFDV_TOOL.get()),
+            "serve",
+            "--socket",
+            str(socket_path),
+            "--idle-exit",
+            "1",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
     try:
         monkeypatch.setenv(config.TFDV_SOCKET.name, str(socket_path))
         splits = make_splits(tmp_path / "clean", shop_frame())

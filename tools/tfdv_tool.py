@@ -63,22 +63,26 @@ def _anomaly_rows(split, anomalies):
     rows = []
     for feature, info in sorted(anomalies.anomaly_info.items()):
         for reason in info.reason:
-            rows.append({
-                "split": split,
-                "feature": feature,
-                "kind": anomalies_pb2.AnomalyInfo.Type.Name(reason.type),
-                "severity": anomalies_pb2.AnomalyInfo.Severity.Name(info.severity),
-                "detail": reason.description or reason.short_description,
-            })
+            rows.append(
+                {
+                    "split": split,
+                    "feature": feature,
+                    "kind": anomalies_pb2.AnomalyInfo.Type.Name(reason.type),
+                    "severity": anomalies_pb2.AnomalyInfo.Severity.Name(info.severity),
+                    "detail": reason.description or reason.short_description,
+                }
+            )
     dataset_info = anomalies.dataset_anomaly_info
     for reason in dataset_info.reason:
-        rows.append({
-            "split": split,
-            "feature": "(dataset)",
-            "kind": anomalies_pb2.AnomalyInfo.Type.Name(reason.type),
-            "severity": anomalies_pb2.AnomalyInfo.Severity.Name(dataset_info.severity),
-            "detail": reason.description or reason.short_description,
-        })
+        rows.append(
+            {
+                "split": split,
+                "feature": "(dataset)",
+                "kind": anomalies_pb2.AnomalyInfo.Type.Name(reason.type),
+                "severity": anomalies_pb2.AnomalyInfo.Severity.Name(dataset_info.severity),
+                "detail": reason.description or reason.short_description,
+            }
+        )
     return rows
 
 
@@ -101,13 +105,15 @@ def _skew_rows(tfdv, schema, lhs_stats, rhs_stats, js_threshold, linf_threshold)
     rows = []
     for info in anomalies.drift_skew_info:
         for measurement in info.skew_measurements:
-            rows.append({
-                "feature": ".".join(info.path.step),
-                "measure": measurement.Type.Name(measurement.type).lower(),
-                "value": round(float(measurement.value), 6),
-                "threshold": float(measurement.threshold),
-                "exceeded": float(measurement.value) > float(measurement.threshold),
-            })
+            rows.append(
+                {
+                    "feature": ".".join(info.path.step),
+                    "measure": measurement.Type.Name(measurement.type).lower(),
+                    "value": round(float(measurement.value), 6),
+                    "threshold": float(measurement.threshold),
+                    "exceeded": float(measurement.value) > float(measurement.threshold),
+                }
+            )
     return sorted(rows, key=lambda row: row["feature"])
 
 
@@ -119,15 +125,31 @@ def _feature_summary(statistics):
         if feature.HasField("num_stats"):
             stats = feature.num_stats
             common = stats.common_stats
-            rows.append({"feature": name, "type": "numeric", "missing": int(common.num_missing),
-                         "mean": stats.mean, "std_dev": stats.std_dev, "min": stats.min, "max": stats.max,
-                         "zeros": int(stats.num_zeros)})
+            rows.append(
+                {
+                    "feature": name,
+                    "type": "numeric",
+                    "missing": int(common.num_missing),
+                    "mean": stats.mean,
+                    "std_dev": stats.std_dev,
+                    "min": stats.min,
+                    "max": stats.max,
+                    "zeros": int(stats.num_zeros),
+                }
+            )
         elif feature.HasField("string_stats"):
             stats = feature.string_stats
             common = stats.common_stats
             top = stats.top_values[0].value if stats.top_values else ""
-            rows.append({"feature": name, "type": "categorical", "missing": int(common.num_missing),
-                         "unique": int(stats.unique), "top": top})
+            rows.append(
+                {
+                    "feature": name,
+                    "type": "categorical",
+                    "missing": int(common.num_missing),
+                    "unique": int(stats.unique),
+                    "top": top,
+                }
+            )
     return rows
 
 
@@ -158,11 +180,13 @@ def statistics(path, beam, beam_options):
     with tempfile.TemporaryDirectory() as scratch:
         output = os.path.join(scratch, "stats.pb")
         with beam_sdk.Pipeline(options=PipelineOptions(list(beam_options) or ["--runner=DirectRunner"])) as pipeline:
-            _ = (pipeline
-                 | "Read" >> parquetio.ReadFromParquetBatched(path)
-                 | "AsFeatureLists" >> beam_sdk.FlatMap(_as_feature_lists)
-                 | "Statistics" >> tfdv.GenerateStatistics(tfdv.StatsOptions())
-                 | "Write" >> tfdv.WriteStatisticsToBinaryFile(output))
+            _ = (
+                pipeline
+                | "Read" >> parquetio.ReadFromParquetBatched(path)
+                | "AsFeatureLists" >> beam_sdk.FlatMap(_as_feature_lists)
+                | "Statistics" >> tfdv.GenerateStatistics(tfdv.StatsOptions())
+                | "Write" >> tfdv.WriteStatisticsToBinaryFile(output)
+            )
         return stats_util.load_stats_binary(output)
 
 
@@ -173,8 +197,9 @@ def _as_feature_lists(table):
     from tfx_bsl.arrow import table_util
 
     for batch in table.to_batches():
-        columns = [column.cast(pa.string()) if pa.types.is_large_string(column.type) else column
-                   for column in batch.columns]
+        columns = [
+            column.cast(pa.string()) if pa.types.is_large_string(column.type) else column for column in batch.columns
+        ]
         yield table_util.CanonicalizeRecordBatch(pa.RecordBatch.from_arrays(columns, batch.schema.names))
 
 
@@ -270,8 +295,14 @@ def _drift_rows(tfdv, schema, baseline, live, js_threshold, linf_threshold):
     rows = []
     for info in anomalies.drift_skew_info:
         for measurement in info.drift_measurements:
-            rows.append({"feature": ".".join(info.path.step), "measure": measurement.Type.Name(measurement.type).lower(),
-                         "value": round(float(measurement.value), 6), "threshold": float(measurement.threshold)})
+            rows.append(
+                {
+                    "feature": ".".join(info.path.step),
+                    "measure": measurement.Type.Name(measurement.type).lower(),
+                    "value": round(float(measurement.value), 6),
+                    "threshold": float(measurement.threshold),
+                }
+            )
     return sorted(rows, key=lambda row: row["feature"])
 
 
@@ -292,12 +323,18 @@ def serving(batch_path, schema_path, label, baseline_path, out_dir, js_threshold
     with open(baseline_path, "rb") as handle:
         baseline.ParseFromString(handle.read())
     drift = _drift_rows(tfdv, schema, baseline, live, js_threshold, linf_threshold) if not anomalies else []
-    html = display_util.get_statistics_html(lhs_statistics=baseline, rhs_statistics=live, lhs_name="baseline (train)",
-                                            rhs_name="live")
+    html = display_util.get_statistics_html(
+        lhs_statistics=baseline, rhs_statistics=live, lhs_name="baseline (train)", rhs_name="live"
+    )
     with open(os.path.join(out_dir, "statistics.html"), "w", encoding="utf-8") as handle:
         handle.write(html)
-    result = {"tool_version": TOOL_VERSION, "tfdv_version": tfdv.__version__, "anomalies": anomalies,
-              "tfdv_drift": drift, "rows": int(live.datasets[0].num_examples)}
+    result = {
+        "tool_version": TOOL_VERSION,
+        "tfdv_version": tfdv.__version__,
+        "anomalies": anomalies,
+        "tfdv_drift": drift,
+        "rows": int(live.datasets[0].num_examples),
+    }
     with open(os.path.join(out_dir, "result.json"), "w", encoding="utf-8") as handle:
         json.dump(result, handle, indent=2, sort_keys=True)
     return result
@@ -320,15 +357,26 @@ def main(argv=None):
     check.add_argument("--out", required=True, help="output directory")
     check.add_argument("--js-threshold", type=float, default=DEFAULT_JS_THRESHOLD)
     check.add_argument("--linf-threshold", type=float, default=DEFAULT_LINF_THRESHOLD)
-    check.add_argument("--beam-over", type=int, default=None,
-                       help="use TFDV's Beam pipeline for a split with more rows than this")
-    check.add_argument("--beam-option", action="append", default=[], metavar="OPTION",
-                       help="a Beam pipeline option, e.g. --beam-option=--runner=DirectRunner (repeatable)")
+    check.add_argument(
+        "--beam-over", type=int, default=None, help="use TFDV's Beam pipeline for a split with more rows than this"
+    )
+    check.add_argument(
+        "--beam-option",
+        action="append",
+        default=[],
+        metavar="OPTION",
+        help="a Beam pipeline option, e.g. --beam-option=--runner=DirectRunner (repeatable)",
+    )
     sidecar = commands.add_parser("serve", help="answer requests on a UNIX socket with TFDV already imported")
     sidecar.add_argument("--socket", required=True)
     sidecar.add_argument("--parent", type=int, default=None, help="exit when this process is gone")
-    sidecar.add_argument("--idle-exit", type=float, default=None, metavar="SECONDS",
-                         help="after a request, exit when no other comes for this long")
+    sidecar.add_argument(
+        "--idle-exit",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="after a request, exit when no other comes for this long",
+    )
     live = commands.add_parser("serving", help="a live batch against the schema (SERVING) and the baseline")
     live.add_argument("--batch", required=True, help="the batch (Parquet or CSV)")
     live.add_argument("--schema", required=True, help="the schema .pbtxt the model was validated against")
@@ -346,8 +394,9 @@ def main(argv=None):
             if not os.path.isfile(path):
                 parser.error(f"no such file {path}")
         try:
-            result = serving(args.batch, args.schema, args.label, args.baseline, args.out, args.js_threshold,
-                             args.linf_threshold)
+            result = serving(
+                args.batch, args.schema, args.label, args.baseline, args.out, args.js_threshold, args.linf_threshold
+            )
         except Exception as error:  # one line for the caller, whatever TFDV raised
             print(f"tfdv_tool: {type(error).__name__}: {' '.join(str(error).split())}", file=sys.stderr)
             return 1
@@ -361,8 +410,9 @@ def main(argv=None):
     if args.schema and not os.path.isfile(args.schema):
         parser.error(f"no such schema file {args.schema}")
     try:
-        result = validate(splits, args.schema, args.out, args.js_threshold, args.linf_threshold, args.beam_over,
-                          args.beam_option)
+        result = validate(
+            splits, args.schema, args.out, args.js_threshold, args.linf_threshold, args.beam_over, args.beam_option
+        )
     except Exception as error:  # one line for the caller, whatever TFDV raised
         print(f"tfdv_tool: {type(error).__name__}: {' '.join(str(error).split())}", file=sys.stderr)
         return 1
@@ -426,8 +476,9 @@ def serve(socket_path, parent=None, idle_exit=None):
                     status = main(request["argv"])
                 except SystemExit as leaving:  # argparse's exit status 2
                     status = leaving.code if isinstance(leaving.code, int) else 1
-            connection.sendall(json.dumps({"status": status, "stdout": stdout.getvalue(),
-                                           "stderr": stderr.getvalue()}).encode("utf-8"))
+            connection.sendall(
+                json.dumps({"status": status, "stdout": stdout.getvalue(), "stderr": stderr.getvalue()}).encode("utf-8")
+            )
             connection.shutdown(socket.SHUT_WR)
         release_memory()
 

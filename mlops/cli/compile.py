@@ -8,8 +8,13 @@ from pipelines.compile import COMPILED_DIR, compile_all
 
 
 @click.command("compile")
-@click.option("--output-dir", type=click.Path(file_okay=False, path_type=Path), default=COMPILED_DIR,
-              show_default=True, help="Where to write the compiled specs.")
+@click.option(
+    "--output-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=COMPILED_DIR,
+    show_default=True,
+    help="Where to write the compiled specs.",
+)
 def compile_command(output_dir: Path):
     """Compile the pipelines to KFP pipeline spec YAML."""
     for path in compile_all(output_dir):

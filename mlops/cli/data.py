@@ -15,8 +15,9 @@ def data():
 @data.command()
 @click.argument("source", metavar="PATH|URI")
 @click.option("--name", required=True, help="Data set name (letters, digits, '.', '_', '-').")
-@click.option("--pointer", type=click.Path(dir_okay=False),
-              help="Also write a pointer file (NAME.data.yaml) to commit to git.")
+@click.option(
+    "--pointer", type=click.Path(dir_okay=False), help="Also write a pointer file (NAME.data.yaml) to commit to git."
+)
 @store_option
 def push(source, name, pointer, store_uri):
     """Store a CSV/Parquet table as an immutable, content-addressed version."""
@@ -50,10 +51,12 @@ def list_versions(name, store_uri, as_json):
         names = [name] if name else versions_store.names()
         versions = [version for each in names for version in versions_store.versions(each)]
     print_listing(
-        [version.to_json() for version in versions], as_json,
+        [version.to_json() for version in versions],
+        as_json,
         empty=f"no data versions in {versions_store.store.uri}",
         header=f"{'DATA VERSION':<34} {'ROWS':>8} {'COLUMNS':>7}  {'CREATED':<32} SOURCE",
-        row=lambda v: f"{v['ref']:<34} {v['rows']:>8} {len(v['columns']):>7}  {v['created_at']:<32} {v['source']}")
+        row=lambda v: f"{v['ref']:<34} {v['rows']:>8} {len(v['columns']):>7}  {v['created_at']:<32} {v['source']}",
+    )
 
 
 @data.command()

@@ -34,7 +34,6 @@ main.add_command(ui)
 main.add_command(runs)
 
 
-
 def entry() -> None:
     """The `mlops` executable: the click group, then a prompt, clean exit.
 

@@ -31,13 +31,20 @@ def list_models(store_uri, as_json):
         metric = version.lineage.get("params", {}).get("metric")
         shown = {k: v for k, v in version.metrics.items() if k == f"test_{metric}"} or version.metrics
         text = ", ".join(f"{k}={v:.4f}" for k, v in sorted(shown.items()))
-        return (f"{version.name:<24} {version.version:>7}  {','.join(version.aliases) or '-':<20} "
-                f"{version.created_at:<25} {text}")
+        return (
+            f"{version.name:<24} {version.version:>7}  {','.join(version.aliases) or '-':<20} "
+            f"{version.created_at:<25} {text}"
+        )
 
     if as_json:  # the listing leaves out the (long) lineage record; `models show` has it
         versions = [{k: v for k, v in version.to_json().items() if k != "lineage"} for version in versions]
-    print_listing(versions, as_json, empty=f"no models in {registry.store.uri}",
-                  header=f"{'MODEL':<24} {'VERSION':>7}  {'ALIASES':<20} {'CREATED':<25} METRICS", row=row)
+    print_listing(
+        versions,
+        as_json,
+        empty=f"no models in {registry.store.uri}",
+        header=f"{'MODEL':<24} {'VERSION':>7}  {'ALIASES':<20} {'CREATED':<25} METRICS",
+        row=row,
+    )
 
 
 @models.command()

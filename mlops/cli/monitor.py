@@ -14,20 +14,39 @@ BLOCKED_EXIT = 3
 
 
 @click.group(invoke_without_command=True)
-@click.option("--data", "data_uri", metavar="URI",
-              help="The live batch: a path, file://, http(s):// or s3:// URI, NAME@VERSION, or a pointer file. "
-                   "The label column may be absent.")
+@click.option(
+    "--data",
+    "data_uri",
+    metavar="URI",
+    help="The live batch: a path, file://, http(s):// or s3:// URI, NAME@VERSION, or a pointer file. "
+    "The label column may be absent.",
+)
 @click.option("--model-name", help="The model whose baseline the batch is held to.")
-@click.option("--against", default="", metavar="NAME@VERSION",
-              help="Compare with this version's baseline instead of the current champion's.")
-@click.option("--policy", "policy_file", type=click.Path(dir_okay=False),
-              help="Monitor policy YAML (thresholds, severities, cool-down; default: retrain on any drift).")
-@click.option("--retrain", is_flag=True, help="When the decision is retrain, retrain now (the training pipeline, "
-                                              "through the same blessing gate).")
+@click.option(
+    "--against",
+    default="",
+    metavar="NAME@VERSION",
+    help="Compare with this version's baseline instead of the current champion's.",
+)
+@click.option(
+    "--policy",
+    "policy_file",
+    type=click.Path(dir_okay=False),
+    help="Monitor policy YAML (thresholds, severities, cool-down; default: retrain on any drift).",
+)
+@click.option(
+    "--retrain",
+    is_flag=True,
+    help="When the decision is retrain, retrain now (the training pipeline, through the same blessing gate).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the decision record as JSON.")
 @store_option
-@click.option("--runs-dir", type=click.Path(file_okay=False, path_type=Path), envvar="MLOPS_RUNS_DIR",
-              help="Where run outputs and reports go (env MLOPS_RUNS_DIR; default ./runs).")
+@click.option(
+    "--runs-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="MLOPS_RUNS_DIR",
+    help="Where run outputs and reports go (env MLOPS_RUNS_DIR; default ./runs).",
+)
 @click.pass_context
 def monitor(ctx, data_uri, model_name, against, policy_file, retrain, as_json, store_uri, runs_dir):
     """Hold a live batch to a model's baseline: decide none, retrain or blocked.
@@ -57,13 +76,21 @@ def monitor(ctx, data_uri, model_name, against, policy_file, retrain, as_json, s
         if not ingest.is_version_reference(data_uri):
             ingest.clean_frame(ingest.load_source(data_uri))
     data_uri = keep_secret_out_of_parameters(data_uri)
-    arguments = dict(data_uri=data_uri, model_name=model_name, data_name=ingest.dataset_name(data_uri),
-                     against=against, policy=Path(policy_file).read_text(encoding="utf-8") if policy_file else "",
-                     allow_retrain=retrain, store_uri=store.uri, code_version=code_version())
+    arguments = dict(
+        data_uri=data_uri,
+        model_name=model_name,
+        data_name=ingest.dataset_name(data_uri),
+        against=against,
+        policy=Path(policy_file).read_text(encoding="utf-8") if policy_file else "",
+        allow_retrain=retrain,
+        store_uri=store.uri,
+        code_version=code_version(),
+    )
     click.echo(f"monitor: {data_uri} against {against or model_name + '@champion'} in {store.uri}", err=as_json)
     with one_line_errors():
-        result = run_monitor(arguments, runs_dir=runs_dir,
-                             emit=(lambda line: click.echo(line, err=True)) if as_json else None)
+        result = run_monitor(
+            arguments, runs_dir=runs_dir, emit=(lambda line: click.echo(line, err=True)) if as_json else None
+        )
     report = result.run_dir / "monitor.html"
     shutil.copyfile(result.report_path, report)
     record = {**result.record, "report": str(report)}
@@ -99,10 +126,16 @@ def history(name, store_uri, as_json):
 
     def row(entry):
         retrained = f"v{entry['retrained_version']}" if entry["retrained_version"] else "-"
-        return (f"{entry['time']:<26} v{entry['model']['version']:<6} {entry['decision']:<8} {retrained:<9} "
-                f"{entry['data_version'].split('@')[0]}@{entry['data_version'].split('@')[1][:12]}  "
-                f"{'; '.join(entry['reasons'])[:100]}")
+        return (
+            f"{entry['time']:<26} v{entry['model']['version']:<6} {entry['decision']:<8} {retrained:<9} "
+            f"{entry['data_version'].split('@')[0]}@{entry['data_version'].split('@')[1][:12]}  "
+            f"{'; '.join(entry['reasons'])[:100]}"
+        )
 
-    print_listing(rows, as_json, empty=f"no monitor decisions for {name!r} in {store.uri}",
-                  header=f"{'TIME':<26} {'MODEL':<7} {'DECISION':<8} {'RETRAINED':<9} BATCH", row=row)
-
+    print_listing(
+        rows,
+        as_json,
+        empty=f"no monitor decisions for {name!r} in {store.uri}",
+        header=f"{'TIME':<26} {'MODEL':<7} {'DECISION':<8} {'RETRAINED':<9} BATCH",
+        row=row,
+    )

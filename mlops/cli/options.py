@@ -14,8 +14,13 @@ import click
 from mlops.errors import MlopsError
 
 store_option = click.option(
-    "--store", "store_uri", envvar="MLOPS_STORE", default=None, metavar="URI",
-    help="file:///abs/path or s3://BUCKET/PREFIX (env MLOPS_STORE; default ./.mlops).")
+    "--store",
+    "store_uri",
+    envvar="MLOPS_STORE",
+    default=None,
+    metavar="URI",
+    help="file:///abs/path or s3://BUCKET/PREFIX (env MLOPS_STORE; default ./.mlops).",
+)
 
 
 @contextlib.contextmanager

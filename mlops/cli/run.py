@@ -7,7 +7,6 @@ from pathlib import Path
 import click
 
 from mlops import config
-from mlops.cli.summary import print_summary
 from mlops.cli.options import (
     in_forked_child,
     keep_secret_out_of_parameters,
@@ -15,16 +14,22 @@ from mlops.cli.options import (
     resolve_store,
     store_option,
 )
+from mlops.cli.summary import print_summary
 
 
 def code_version() -> str:
     """The git commit of this code, with ``-dirty`` when the work tree has changes."""
     root = str(config.PROJECT_ROOT)
     try:
-        commit = subprocess.run(["git", "-C", root, "rev-parse", "HEAD"], capture_output=True, text=True,
-                                check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", root, "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, check=True).stdout.strip()
+        commit = subprocess.run(
+            ["git", "-C", root, "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", root, "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return commit + ("-dirty" if dirty else "")
@@ -52,35 +57,85 @@ def preflight(data_uri: str, target: str, task: str, split, store) -> tuple[str,
 
 
 @click.command()
-@click.option("--data", "data_uri", required=True, metavar="URI",
-              help="CSV or Parquet (a path, file://, http(s):// or s3:// URI), a data version NAME@VERSION "
-                   "or NAME@latest, or a pointer file NAME.data.yaml.")
+@click.option(
+    "--data",
+    "data_uri",
+    required=True,
+    metavar="URI",
+    help="CSV or Parquet (a path, file://, http(s):// or s3:// URI), a data version NAME@VERSION "
+    "or NAME@latest, or a pointer file NAME.data.yaml.",
+)
 @click.option("--target", required=True, help="The column to predict, as named in the data.")
 @click.option("--model-name", help="Registry name (default: the data set's name, i.e. the file's stem).")
-@click.option("--task", type=click.Choice(("auto", "classification", "regression")), default=config.DEFAULT_TASK,
-              show_default=True)
-@click.option("--params", "params_file", type=click.Path(dir_okay=False),
-              help="Search space YAML (default: pipelines/params/default.yaml).")
-@click.option("--schema", "schema_file", type=click.Path(dir_okay=False, exists=True, path_type=Path),
-              help="Validate against this TFDV schema (.pbtxt) instead of the curated/baseline one.")
+@click.option(
+    "--task",
+    type=click.Choice(("auto", "classification", "regression")),
+    default=config.DEFAULT_TASK,
+    show_default=True,
+)
+@click.option(
+    "--params",
+    "params_file",
+    type=click.Path(dir_okay=False),
+    help="Search space YAML (default: pipelines/params/default.yaml).",
+)
+@click.option(
+    "--schema",
+    "schema_file",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="Validate against this TFDV schema (.pbtxt) instead of the curated/baseline one.",
+)
 @store_option
 @click.option("--seed", type=int, default=config.DEFAULT_SEED, show_default=True)
 @click.option("--validation-fraction", type=float, default=config.DEFAULT_VALIDATION_FRACTION, show_default=True)
 @click.option("--test-fraction", type=float, default=config.DEFAULT_TEST_FRACTION, show_default=True)
-@click.option("--min-skill", type=float, default=config.DEFAULT_MIN_SKILL, show_default=True,
-              help="Share of the gap between a trivial predictor and a perfect test score the model must close.")
-@click.option("--min-score", type=float, default=None,
-              help="An absolute floor on the test metric (default: none).")
-@click.option("--runs-dir", type=click.Path(file_okay=False, path_type=Path), envvar="MLOPS_RUNS_DIR",
-              help="Where run outputs and reports go (env MLOPS_RUNS_DIR; default ./runs).")
-@click.option("--runner", type=click.Choice(("subprocess", "docker")), default="subprocess", show_default=True,
-              help="subprocess: each task a process of this Python; docker: each task in its image, as on a "
-                   "cluster (needs `make engine-up images`).")
-@click.option("--cache/--no-cache", default=True, show_default=True,
-              help="Reuse task outputs whose inputs are unchanged (keyed by the data version's content).")
+@click.option(
+    "--min-skill",
+    type=float,
+    default=config.DEFAULT_MIN_SKILL,
+    show_default=True,
+    help="Share of the gap between a trivial predictor and a perfect test score the model must close.",
+)
+@click.option("--min-score", type=float, default=None, help="An absolute floor on the test metric (default: none).")
+@click.option(
+    "--runs-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="MLOPS_RUNS_DIR",
+    help="Where run outputs and reports go (env MLOPS_RUNS_DIR; default ./runs).",
+)
+@click.option(
+    "--runner",
+    type=click.Choice(("subprocess", "docker")),
+    default="subprocess",
+    show_default=True,
+    help="subprocess: each task a process of this Python; docker: each task in its image, as on a "
+    "cluster (needs `make engine-up images`).",
+)
+@click.option(
+    "--cache/--no-cache",
+    default=True,
+    show_default=True,
+    help="Reuse task outputs whose inputs are unchanged (keyed by the data version's content).",
+)
 @click.option("--verbose", is_flag=True, help="Show kfp.local's task logs instead of writing them to run.log.")
-def run(data_uri, target, model_name, task, params_file, schema_file, store_uri, seed, validation_fraction,
-        test_fraction, min_skill, min_score, runs_dir, runner, cache, verbose):
+def run(
+    data_uri,
+    target,
+    model_name,
+    task,
+    params_file,
+    schema_file,
+    store_uri,
+    seed,
+    validation_fraction,
+    test_fraction,
+    min_skill,
+    min_score,
+    runs_dir,
+    runner,
+    cache,
+    verbose,
+):
     """Run the training pipeline locally (kfp.local) and register the model."""
     from mlops.data.pointer import resolve_data_argument
     from mlops.runners.local import release_memory, run_pipeline, warm_processes
@@ -97,6 +152,7 @@ def run(data_uri, target, model_name, task, params_file, schema_file, store_uri,
         # The pipeline graph, built before the pre-flight imports scikit-learn: building it calls
         # inspect.stack() dozens of times (kfp), which costs twice as much with thousands more modules loaded.
         import pipelines.training  # noqa: F401
+
         with one_line_errors():
             data_uri = resolve_data_argument(data_uri)
             if Path(data_uri).is_file():  # tasks may run elsewhere (a container): name the file absolutely
@@ -108,17 +164,31 @@ def run(data_uri, target, model_name, task, params_file, schema_file, store_uri,
             # In a child process: this one waits through the whole run and stays small (no pandas,
             # Arrow or scikit-learn, nor the data the pre-flight read).
             search_space, (column, detected) = in_forked_child(
-                lambda: (load_search_space(params_file), preflight(data_uri, target, task, split, store)))
+                lambda: (load_search_space(params_file), preflight(data_uri, target, task, split, store))
+            )
         release_memory()
         data_uri = keep_secret_out_of_parameters(data_uri)
 
-        click.echo(f"run: {model_name} ({detected} of '{column}') from {data_uri} -> {store.uri}"
-                   + (" (each task in its container)" if runner == "docker" else ""))
-        arguments = dict(data_uri=data_uri, target=target, model_name=model_name, data_name=data_name,
-                         store_uri=store.uri, task=task, search_space=to_parameter(search_space),
-                         schema_uri=str(schema_file.resolve()) if schema_file else "", seed=seed,
-                         validation_fraction=validation_fraction, test_fraction=test_fraction, min_skill=min_skill,
-                         min_score="" if min_score is None else repr(min_score), code_version=code_version())
+        click.echo(
+            f"run: {model_name} ({detected} of '{column}') from {data_uri} -> {store.uri}"
+            + (" (each task in its container)" if runner == "docker" else "")
+        )
+        arguments = dict(
+            data_uri=data_uri,
+            target=target,
+            model_name=model_name,
+            data_name=data_name,
+            store_uri=store.uri,
+            task=task,
+            search_space=to_parameter(search_space),
+            schema_uri=str(schema_file.resolve()) if schema_file else "",
+            seed=seed,
+            validation_fraction=validation_fraction,
+            test_fraction=test_fraction,
+            min_skill=min_skill,
+            min_score="" if min_score is None else repr(min_score),
+            code_version=code_version(),
+        )
         with one_line_errors():
             result = run_pipeline(arguments, runs_dir=runs_dir, verbose=verbose, runner=runner, cache=cache)
             version = ModelRegistry(store).get(model_name, result.model_version)

@@ -19,8 +19,9 @@ def schema():
 @schema.command()
 @click.argument("name")
 @store_option
-@click.option("--output", type=click.Path(dir_okay=False, path_type=Path),
-              help="Where to write it (default: schemas/NAME.pbtxt).")
+@click.option(
+    "--output", type=click.Path(dir_okay=False, path_type=Path), help="Where to write it (default: schemas/NAME.pbtxt)."
+)
 def pull(name, store_uri, output):
     """Write the schema TFDV inferred on NAME's first run to schemas/NAME.pbtxt.
 
@@ -37,9 +38,17 @@ def pull(name, store_uri, output):
     if output.exists():
         raise click.ClickException(f"{output} exists; remove it first to replace the curated schema")
     output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(f"# TFDV schema for {name!r}: curated in git, validated against by every run.\n"
-                      f"# Started from the baseline TFDV inferred on its first run (`mlops schema pull`).\n"
-                      + text, encoding="utf-8")
+    output.write_text(
+        f"# TFDV schema for {name!r}: curated in git, validated against by every run.\n"
+        f"# Started from the baseline TFDV inferred on its first run (`mlops schema pull`).\n" + text,
+        encoding="utf-8",
+    )
     active = curated_schema_path(name)
-    click.echo(f"wrote {output}" + ("" if active and active.resolve() == output.resolve() else
-                                   " (note: runs read curated schemas from MLOPS_SCHEMA_DIR or <repo>/schemas)"))
+    click.echo(
+        f"wrote {output}"
+        + (
+            ""
+            if active and active.resolve() == output.resolve()
+            else " (note: runs read curated schemas from MLOPS_SCHEMA_DIR or <repo>/schemas)"
+        )
+    )

@@ -18,8 +18,10 @@ def print_summary(version, promoted: bool, promotion: str, report: str) -> None:
     click.echo(f"data:    {lineage['data']['ref']}")
     click.echo(f"schema:  {lineage['validation']['schema_source']} {lineage['validation']['schema_origin']}".rstrip())
     click.echo(f"model:   {version.ref} ({lineage['params']['candidate']['id']})")
-    click.echo(f"metrics: test {metric}={lineage['metrics']['test'][metric]:.4f} "
-               f"(trivial predictor {blessing['baseline_score']:.4f}), "
-               f"validation {metric}={lineage['metrics']['validation'][metric]:.4f}")
+    click.echo(
+        f"metrics: test {metric}={lineage['metrics']['test'][metric]:.4f} "
+        f"(trivial predictor {blessing['baseline_score']:.4f}), "
+        f"validation {metric}={lineage['metrics']['validation'][metric]:.4f}"
+    )
     click.echo(f"blessed: {verdict}")
     click.echo(f"report:  {report}")

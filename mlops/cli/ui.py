@@ -11,10 +11,18 @@ from mlops.cli.options import one_line_errors, resolve_store, store_option
 
 @click.command("ui")
 @store_option
-@click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True,
-              help="Port on 127.0.0.1 (0: any free port).")
-@click.option("--output", type=click.Path(file_okay=False, path_type=Path),
-              help="Write the pages here (default: a temporary directory).")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8765,
+    show_default=True,
+    help="Port on 127.0.0.1 (0: any free port).",
+)
+@click.option(
+    "--output",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Write the pages here (default: a temporary directory).",
+)
 @click.option("--build-only", is_flag=True, help="Write the pages and exit; do not serve them.")
 def ui(store_uri, port, output, build_only):
     """Browse models, versions, aliases, data versions, monitor decisions and their reports.
@@ -32,8 +40,9 @@ def ui(store_uri, port, output, build_only):
         click.echo(str(index))
         return
     server, _ = serve(directory, port)
-    click.echo(f"registry of {store.uri} at http://127.0.0.1:{server.server_address[1]}/ (read-only; Ctrl-C stops)",
-               nl=True)
+    click.echo(
+        f"registry of {store.uri} at http://127.0.0.1:{server.server_address[1]}/ (read-only; Ctrl-C stops)", nl=True
+    )
     try:
         while True:
             time.sleep(3600)

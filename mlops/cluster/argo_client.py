@@ -76,8 +76,9 @@ def ensure_template(clients: Clients, template: dict) -> str:
     name = template["metadata"]["name"]
     body = {**template, "metadata": {**template["metadata"], "namespace": clients.namespace}}
     try:
-        current = clients.custom.get_namespaced_custom_object(GROUP, VERSION, clients.namespace,
-                                                              "workflowtemplates", name)
+        current = clients.custom.get_namespaced_custom_object(
+            GROUP, VERSION, clients.namespace, "workflowtemplates", name
+        )
     except ApiException as error:
         if error.status != 404:
             raise
@@ -87,8 +88,7 @@ def ensure_template(clients: Clients, template: dict) -> str:
     if current["metadata"].get("annotations", {}).get(argo.ANNOTATION_SPEC) == wanted:
         return "current"
     body["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
-    clients.custom.replace_namespaced_custom_object(GROUP, VERSION, clients.namespace, "workflowtemplates",
-                                                    name, body)
+    clients.custom.replace_namespaced_custom_object(GROUP, VERSION, clients.namespace, "workflowtemplates", name, body)
     return "updated"
 
 
@@ -103,11 +103,19 @@ def run_manifest(pipeline: str, params: Mapping[str, Any], key: str, commit: str
     if commit:
         labels[LABEL_COMMIT] = re.sub(r"[^A-Za-z0-9_.-]", "-", commit)[:63].strip("-_.")
         annotations[ANNOTATION_COMMIT] = commit
-    return {"apiVersion": f"{GROUP}/{VERSION}", "kind": "Workflow",
-            "metadata": {"name": workflow_name(pipeline, key), "labels": labels, "annotations": annotations},
-            "spec": {"workflowTemplateRef": {"name": pipeline},
-                     "arguments": {"parameters": [{"name": name, "value": argo.text_value(value)}
-                                                  for name, value in sorted(params.items())]}}}
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "Workflow",
+        "metadata": {"name": workflow_name(pipeline, key), "labels": labels, "annotations": annotations},
+        "spec": {
+            "workflowTemplateRef": {"name": pipeline},
+            "arguments": {
+                "parameters": [
+                    {"name": name, "value": argo.text_value(value)} for name, value in sorted(params.items())
+                ]
+            },
+        },
+    }
 
 
 @dataclasses.dataclass
@@ -118,8 +126,9 @@ class Submitted:
     template: str  # created | updated | current
 
 
-def submit(clients: Clients, package_path, params: Mapping[str, Any], *, key: str | None = None,
-           commit: str | None = None) -> Submitted:
+def submit(
+    clients: Clients, package_path, params: Mapping[str, Any], *, key: str | None = None, commit: str | None = None
+) -> Submitted:
     """Apply the template if it changed, then create the run unless one with the same key exists."""
     from kubernetes.client.exceptions import ApiException
 
@@ -146,8 +155,9 @@ def list_runs(clients: Clients, commit: str | None = None) -> list[dict]:
     selector = argo.LABEL_PIPELINE
     if commit:
         selector += f",{LABEL_COMMIT}={commit}"
-    items = clients.custom.list_namespaced_custom_object(GROUP, VERSION, clients.namespace, "workflows",
-                                                         label_selector=selector)["items"]
+    items = clients.custom.list_namespaced_custom_object(
+        GROUP, VERSION, clients.namespace, "workflows", label_selector=selector
+    )["items"]
     return sorted(items, key=lambda w: w["metadata"].get("creationTimestamp", ""), reverse=True)
 
 
@@ -159,8 +169,13 @@ def message(workflow: dict) -> str:
 def pod_nodes(workflow: dict) -> list[dict]:
     """The task pods of a run (not the exit handler), in the order they finished."""
     nodes = workflow.get("status", {}).get("nodes", {}) or {}
-    pods = [n for n in nodes.values() if n.get("type") == "Pod" and not n.get("templateName", "").startswith(
-        argo.EXIT_HANDLER) and argo.EXIT_HANDLER not in n.get("displayName", "")]
+    pods = [
+        n
+        for n in nodes.values()
+        if n.get("type") == "Pod"
+        and not n.get("templateName", "").startswith(argo.EXIT_HANDLER)
+        and argo.EXIT_HANDLER not in n.get("displayName", "")
+    ]
     return sorted(pods, key=lambda n: (n.get("finishedAt") or "9999", n.get("startedAt") or ""))
 
 
@@ -180,8 +195,7 @@ def progress_lines(node: dict) -> list[str]:
         return []
 
 
-def wait(clients: Clients, name: str, emit: Callable[[str], None], timeout: float,
-         poll: float = 2.0) -> dict:
+def wait(clients: Clients, name: str, emit: Callable[[str], None], timeout: float, poll: float = 2.0) -> dict:
     """Follow a run until it finishes, emitting each task's progress lines as it completes."""
     deadline = time.monotonic() + timeout
     shown: set[str] = set()
@@ -211,8 +225,9 @@ def logs(clients: Clients, workflow: dict, task: str | None = None) -> Iterable[
     """(task, log text) of each task pod's main container, in the order the tasks finished."""
     name = workflow["metadata"]["name"]
     pods = clients.core.list_namespaced_pod(clients.namespace, label_selector=f"workflows.argoproj.io/workflow={name}")
-    by_node = {(pod.metadata.annotations or {}).get("workflows.argoproj.io/node-id"): pod.metadata.name
-               for pod in pods.items}
+    by_node = {
+        (pod.metadata.annotations or {}).get("workflows.argoproj.io/node-id"): pod.metadata.name for pod in pods.items
+    }
     for node in pod_nodes(workflow):
         if task and task_name(node) != task:
             continue
@@ -231,8 +246,10 @@ def summary(workflow: dict) -> dict[str, str]:
     """What the run decided, from its register and evaluate tasks' outputs."""
     registered = task_outputs(workflow, "register")
     evaluated = task_outputs(workflow, "evaluate")
-    return {**{f"evaluate.{k}": v for k, v in evaluated.items() if k != argo.PROGRESS_PARAMETER},
-            **{f"register.{k}": v for k, v in registered.items() if k != argo.PROGRESS_PARAMETER}}
+    return {
+        **{f"evaluate.{k}": v for k, v in evaluated.items() if k != argo.PROGRESS_PARAMETER},
+        **{f"register.{k}": v for k, v in registered.items() if k != argo.PROGRESS_PARAMETER},
+    }
 
 
 def packaged(pipeline: str) -> Path:

@@ -32,8 +32,10 @@ def argo_cron(schedule: Schedule) -> str:
     if len(fields) == 1 and fields[0].startswith("@"):
         return fields[0]
     if fields[0] != "0":
-        raise ScheduleError(f"schedule {schedule.name!r}: Argo CronWorkflows run on whole minutes; "
-                            f"the seconds field must be 0, got {fields[0]!r} in {schedule.cron!r}")
+        raise ScheduleError(
+            f"schedule {schedule.name!r}: Argo CronWorkflows run on whole minutes; "
+            f"the seconds field must be 0, got {fields[0]!r} in {schedule.cron!r}"
+        )
     return " ".join(fields[1:])
 
 
@@ -47,17 +49,26 @@ def cron_workflow(schedule: Schedule, template_name: str) -> dict:
         "successfulJobsHistoryLimit": HISTORY_LIMIT,
         "failedJobsHistoryLimit": HISTORY_LIMIT,
         "workflowMetadata": {"labels": {argo.LABEL_PIPELINE: template_name, LABEL_SCHEDULE: schedule.name}},
-        "workflowSpec": {"workflowTemplateRef": {"name": template_name},
-                         "arguments": {"parameters": [{"name": k, "value": argo.text_value(v)}
-                                                      for k, v in sorted(schedule.params.items())]}},
+        "workflowSpec": {
+            "workflowTemplateRef": {"name": template_name},
+            "arguments": {
+                "parameters": [{"name": k, "value": argo.text_value(v)} for k, v in sorted(schedule.params.items())]
+            },
+        },
     }
     if schedule.no_catchup:
         spec["startingDeadlineSeconds"] = 60  # a run missed by more than a minute is skipped, not caught up
     fingerprint = hashlib.sha256(_canonical(spec)).hexdigest()[:12]
-    return {"apiVersion": f"{GROUP}/{VERSION}", "kind": "CronWorkflow",
-            "metadata": {"name": schedule.name, "labels": {LABEL_SCHEDULE: schedule.name},
-                         "annotations": {ANNOTATION_FINGERPRINT: fingerprint}},
-            "spec": spec}
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "CronWorkflow",
+        "metadata": {
+            "name": schedule.name,
+            "labels": {LABEL_SCHEDULE: schedule.name},
+            "annotations": {ANNOTATION_FINGERPRINT: fingerprint},
+        },
+        "spec": spec,
+    }
 
 
 @dataclasses.dataclass
@@ -73,13 +84,18 @@ class SyncReport:
         return bool(self.created or self.replaced or self.suspended or self.deleted)
 
 
-def sync(clients: Clients, schedules: list[Schedule], templates: Mapping[str, dict], *,
-         dry_run: bool = False) -> SyncReport:
+def sync(
+    clients: Clients, schedules: list[Schedule], templates: Mapping[str, dict], *, dry_run: bool = False
+) -> SyncReport:
     """Reconcile our CronWorkflows with the schedules; ``templates``: pipeline kind -> WorkflowTemplate."""
     report = SyncReport()
     api, namespace = clients.custom, clients.namespace
-    existing = {item["metadata"]["name"]: item for item in api.list_namespaced_custom_object(
-        GROUP, VERSION, namespace, "cronworkflows", label_selector=LABEL_SCHEDULE)["items"]}
+    existing = {
+        item["metadata"]["name"]: item
+        for item in api.list_namespaced_custom_object(
+            GROUP, VERSION, namespace, "cronworkflows", label_selector=LABEL_SCHEDULE
+        )["items"]
+    }
     applied: set[str] = set()
     for schedule in schedules:
         template = templates[schedule.pipeline]
@@ -92,13 +108,16 @@ def sync(clients: Clients, schedules: list[Schedule], templates: Mapping[str, di
             if not dry_run:
                 api.create_namespaced_custom_object(GROUP, VERSION, namespace, "cronworkflows", wanted)
             report.created.append(schedule.name)
-        elif current["metadata"].get("annotations", {}).get(ANNOTATION_FINGERPRINT) != \
-                wanted["metadata"]["annotations"][ANNOTATION_FINGERPRINT]:
+        elif (
+            current["metadata"].get("annotations", {}).get(ANNOTATION_FINGERPRINT)
+            != wanted["metadata"]["annotations"][ANNOTATION_FINGERPRINT]
+        ):
             if not dry_run:
                 wanted["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
                 api.replace_namespaced_custom_object(GROUP, VERSION, namespace, "cronworkflows", schedule.name, wanted)
-            (report.suspended if not schedule.enabled and not current["spec"].get("suspend")
-             else report.replaced).append(schedule.name)
+            (
+                report.suspended if not schedule.enabled and not current["spec"].get("suspend") else report.replaced
+            ).append(schedule.name)
         else:
             report.unchanged.append(schedule.name)
     for name in sorted(existing):  # ours, but no longer declared

@@ -28,6 +28,7 @@ DEFAULT_PIPELINE_NAME = config.PIPELINE_NAME
 
 # -- Keys and hashes -------------------------------------------------------------
 
+
 def _canonical(obj: Any) -> bytes:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str).encode()
 
@@ -52,7 +53,6 @@ def run_key(spec_sha: str, params: Mapping[str, Any], commit: str | None = None)
 def version_name_for(spec_sha: str) -> str:
     """Pipeline version name for a spec: the same spec is uploaded once."""
     return f"spec-{spec_sha[:12]}"
-
 
 
 # -- Parameters ------------------------------------------------------------------
@@ -82,15 +82,16 @@ def pipeline_parameters(package_path) -> dict[str, dict]:
         spec = components.load_component_from_file(str(package_path)).component_spec
     except Exception as error:  # noqa: BLE001 - kfp raises several types for a bad file
         raise ParameterError(f"{package_path} is not a compiled pipeline kfp can read: {error}") from None
-    return {name: {"type": str(spec.type), "optional": bool(spec.optional) or spec.default is not None}
-            for name, spec in (spec.inputs or {}).items()}
+    return {
+        name: {"type": str(spec.type), "optional": bool(spec.optional) or spec.default is not None}
+        for name, spec in (spec.inputs or {}).items()
+    }
 
 
 def _coerce(name: str, value: Any, kind: str) -> Any:
     want = _PARAM_TYPES.get(kind, str)
     if want is str:
-        return value if isinstance(value, str) else json.dumps(value) if isinstance(
-            value, (dict, list)) else str(value)
+        return value if isinstance(value, str) else json.dumps(value) if isinstance(value, (dict, list)) else str(value)
     if isinstance(value, str):
         try:
             value = yaml.safe_load(value)
@@ -129,6 +130,7 @@ def coerce_params(package_path, raw: Mapping[str, Any]) -> dict[str, Any]:
 
 # -- Client helpers --------------------------------------------------------------
 
+
 def make_client(host: str | None = None, *, token_path: str | None = None):
     """A kfp.Client for `host`, or for the in-cluster API server when host is None.
 
@@ -147,9 +149,7 @@ def make_client(host: str | None = None, *, token_path: str | None = None):
 
 
 def _eq_filter(key: str, value: str) -> str:
-    return json.dumps(
-        {"predicates": [{"operation": "EQUALS", "key": key, "string_value": value}]}
-    )
+    return json.dumps({"predicates": [{"operation": "EQUALS", "key": key, "string_value": value}]})
 
 
 def _paged(list_call: Callable[..., Any], attr: str, **kwargs) -> Iterable[Any]:
@@ -167,9 +167,7 @@ def ensure_experiment(client, name: str = DEFAULT_EXPERIMENT) -> str:
     return client.create_experiment(name=name).experiment_id
 
 
-def ensure_pipeline_version(
-    client, package_path, pipeline_name: str = DEFAULT_PIPELINE_NAME
-) -> tuple[str, str]:
+def ensure_pipeline_version(client, package_path, pipeline_name: str = DEFAULT_PIPELINE_NAME) -> tuple[str, str]:
     """(pipeline_id, version_id) for this compiled spec, uploading only what is missing.
 
     The version name is derived from the spec's sha256, so re-running this with the
@@ -180,24 +178,25 @@ def ensure_pipeline_version(
     pipeline_id = client.get_pipeline_id(pipeline_name)
     if pipeline_id is None:
         pipeline = client.upload_pipeline(
-            package_path, pipeline_name=pipeline_name,
+            package_path,
+            pipeline_name=pipeline_name,
             description="Uploaded by mlops submit / mlops schedules sync.",
         )
         pipeline_id = pipeline.pipeline_id
     for version in _paged(
-        client.list_pipeline_versions, "pipeline_versions",
-        pipeline_id=pipeline_id, filter=_eq_filter("display_name", version_name),
+        client.list_pipeline_versions,
+        "pipeline_versions",
+        pipeline_id=pipeline_id,
+        filter=_eq_filter("display_name", version_name),
     ):
         if version.display_name == version_name:
             return pipeline_id, version.pipeline_version_id
-    version = client.upload_pipeline_version(
-        package_path, pipeline_version_name=version_name, pipeline_id=pipeline_id
-    )
+    version = client.upload_pipeline_version(package_path, pipeline_version_name=version_name, pipeline_id=pipeline_id)
     return pipeline_id, version.pipeline_version_id
 
 
-
 # -- Submit ----------------------------------------------------------------------
+
 
 def describe_error(err: BaseException) -> str:
     """One line for a failed call: the API's own message when it sent one."""
@@ -228,8 +227,10 @@ def run_display_name(pipeline_name: str, key: str) -> str:
 def find_run(client, experiment_id: str, display_name: str):
     """The existing run with exactly this display name in the experiment, or None."""
     for run in _paged(
-        client.list_runs, "runs",
-        experiment_id=experiment_id, filter=_eq_filter("display_name", display_name),
+        client.list_runs,
+        "runs",
+        experiment_id=experiment_id,
+        filter=_eq_filter("display_name", display_name),
     ):
         if run.display_name == display_name:
             return run
@@ -267,8 +268,11 @@ def submit(
     else:
         pipeline_id, version_id = ensure_pipeline_version(client, package_path, pipeline_name)
         run = client.run_pipeline(
-            experiment_id=experiment_id, job_name=name, params=dict(params),
-            pipeline_id=pipeline_id, version_id=version_id,
+            experiment_id=experiment_id,
+            job_name=name,
+            params=dict(params),
+            pipeline_id=pipeline_id,
+            version_id=version_id,
             service_account=service_account,
         )
         run_id, created = run.run_id, True

@@ -66,6 +66,7 @@ class Content:
 
 # The cells of one column ---------------------------------------------------
 
+
 @dataclass
 class Cells:
     """One column's cells: a tag per cell and a fixed-width payload per cell, ``(n, width)`` bytes.
@@ -96,7 +97,7 @@ class Cells:
         if self.payload.shape[1] == 8:
             return self.payload.view("<u8").reshape(-1)
         padded = np.zeros((len(self.tags), 8), dtype=np.uint8)
-        padded[:, :self.payload.shape[1]] = self.payload
+        padded[:, : self.payload.shape[1]] = self.payload
         return padded.view("<u8").reshape(-1)
 
     def rows(self) -> np.ndarray:
@@ -129,8 +130,9 @@ def _bool_cells(values: np.ndarray, missing: np.ndarray) -> Cells:
 
 def _coded_cells(codes: np.ndarray, uniques, missing: np.ndarray) -> Cells:
     """A column given as codes into its distinct values (ignored where missing): 32-byte payloads."""
-    table = np.frombuffer(b"".join(_cell_record(v) for v in uniques) or bytes(_RECORD_WIDTH),
-                          dtype=np.uint8).reshape(-1, _RECORD_WIDTH)
+    table = np.frombuffer(b"".join(_cell_record(v) for v in uniques) or bytes(_RECORD_WIDTH), dtype=np.uint8).reshape(
+        -1, _RECORD_WIDTH
+    )
     table = np.vstack([table, np.zeros((1, _RECORD_WIDTH), dtype=np.uint8)])  # the last row: missing
     codes = np.where(missing, len(table) - 1, codes).astype(np.int32 if len(table) < 2**31 else np.int64)
     return Cells(table[:, 0][codes], codes=codes, table=np.ascontiguousarray(table[:, 1:]))
@@ -151,8 +153,9 @@ def _cell_record(value) -> bytes:
 
 
 def _all_numbers(values) -> bool:
-    return all(isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
-               for v in values)
+    return all(
+        isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_)) for v in values
+    )
 
 
 def column_cells(series: pd.Series) -> Cells:
@@ -203,8 +206,7 @@ def arrow_column_cells(column, encoded=None) -> Cells:
     if pa.types.is_boolean(kind):
         missing = column.is_null().to_numpy(zero_copy_only=False)
         return _bool_cells(column.fill_null(False).to_numpy(zero_copy_only=False), missing)
-    if (pa.types.is_signed_integer(kind) or kind in (pa.uint8(), pa.uint16(), pa.uint32())) \
-            and column.null_count == 0:
+    if (pa.types.is_signed_integer(kind) or kind in (pa.uint8(), pa.uint16(), pa.uint32())) and column.null_count == 0:
         return _number_cells(column.to_numpy(), np.zeros(len(column), dtype=bool))
     if (pa.types.is_integer(kind) and kind != pa.uint64()) or kind in (pa.float32(), pa.float64()):
         # pandas reads an integer column with nulls as float64; a null and a NaN are both missing
@@ -219,6 +221,7 @@ def arrow_column_cells(column, encoded=None) -> Cells:
 
 
 # Keys, order and the hash --------------------------------------------------
+
 
 def _fold(keys: np.ndarray, cells: Cells) -> None:
     """Mix one column's cells into the rows' keys, in place: xor in each cell's first payload word
@@ -254,7 +257,7 @@ def _argsort(keys: np.ndarray) -> np.ndarray:
     bits = int(cores - 1).bit_length()  # 2**bits buckets, at least one per core
     bucket = (keys >> np.uint64(64 - bits)).astype(np.uint8)
     rows = np.argsort(bucket, kind="stable")  # a radix sort of bytes: the rows grouped by bucket
-    bounds = np.searchsorted(bucket[rows], np.arange(1, 2 ** bits))
+    bounds = np.searchsorted(bucket[rows], np.arange(1, 2**bits))
     groups = np.split(rows, bounds)
     with ThreadPoolExecutor(cores) as pool:
         return np.concatenate(list(pool.map(lambda group: group[np.argsort(keys[group])], groups)))
@@ -290,10 +293,10 @@ def _column_digest(cells: Cells, order: np.ndarray) -> bytes:
         rank[used] = inverse.reshape(-1)
         digest.update(len(distinct).to_bytes(8, "big") + distinct.tobytes())
         for first in range(0, len(order), _HASH_BLOCK_ROWS):
-            digest.update(rank[cells.codes[order[first:first + _HASH_BLOCK_ROWS]]].tobytes())
+            digest.update(rank[cells.codes[order[first : first + _HASH_BLOCK_ROWS]]].tobytes())
         return digest.digest()
     for first in range(0, len(order), _HASH_BLOCK_ROWS):
-        digest.update(cells.payload_in(order[first:first + _HASH_BLOCK_ROWS]).tobytes())
+        digest.update(cells.payload_in(order[first : first + _HASH_BLOCK_ROWS]).tobytes())
     return digest.digest()
 
 

@@ -97,8 +97,9 @@ def download(uri: str, *, max_bytes: int | None = None, deadline_seconds: float 
             chunks, total = [], 0
             while True:
                 if time.monotonic() - started > deadline_seconds:
-                    raise StageError(f"downloading {shown} took longer than {deadline_seconds:g} s "
-                                     "(MLOPS_HTTP_TIMEOUT_SECONDS)")
+                    raise StageError(
+                        f"downloading {shown} took longer than {deadline_seconds:g} s (MLOPS_HTTP_TIMEOUT_SECONDS)"
+                    )
                 chunk = response.read1(CHUNK_BYTES)  # what has arrived: the deadline is checked between reads
                 if not chunk:
                     break

@@ -30,8 +30,11 @@ def write_pointer(path: str | Path, version: DataVersion, store_uri: str) -> Pat
         raise PointerError(f"pointer file names end in {POINTER_SUFFIX}, got {path.name!r}")
     path.parent.mkdir(parents=True, exist_ok=True)
     body = {"name": version.name, "version": version.id, "rows": version.rows, "store": store_uri}
-    path.write_text(f"# Pins data set {version.name!r}; written by `mlops data push`. Commit this file.\n"
-                    + yaml.safe_dump(body, sort_keys=False), encoding="utf-8")
+    path.write_text(
+        f"# Pins data set {version.name!r}; written by `mlops data push`. Commit this file.\n"
+        + yaml.safe_dump(body, sort_keys=False),
+        encoding="utf-8",
+    )
     return path
 
 

@@ -54,12 +54,13 @@ class SourcePolicy:
         if scheme in ("", "file"):
             path = Path(unquote(parts.path) if scheme == "file" else uri).resolve()
             if not any(path.is_relative_to(Path(entry.split(":", 1)[1]).resolve()) for entry in self._of("file:")):
-                raise StageError(f"ingest may not read the local file {path}: it is not under a file: entry of "
-                                 "MLOPS_INGEST_ALLOW")
+                raise StageError(
+                    f"ingest may not read the local file {path}: it is not under a file: entry of MLOPS_INGEST_ALLOW"
+                )
             return
         if scheme == "s3":
             target = f"{parts.netloc}/{parts.path.lstrip('/')}"
-            allowed = [entry[len("s3://"):].rstrip("/") for entry in self._of("s3://")]
+            allowed = [entry[len("s3://") :].rstrip("/") for entry in self._of("s3://")]
             if not any(target == bucket or target.startswith(bucket + "/") for bucket in allowed):
                 raise StageError(f"ingest may not read {shown}: that bucket is not in MLOPS_INGEST_ALLOW")
             return
@@ -85,11 +86,13 @@ class SourcePolicy:
         if self.open:
             return
         ip = ipaddress.ip_address(address)
-        if any(ip in ipaddress.ip_network(entry[len("cidr:"):], strict=False) for entry in self._of("cidr:")):
+        if any(ip in ipaddress.ip_network(entry[len("cidr:") :], strict=False) for entry in self._of("cidr:")):
             return
         if not ip.is_global:
-            raise StageError(f"ingest may not connect to {host} at {address}: a loopback, link-local or private "
-                             "address (list it as a cidr: entry of MLOPS_INGEST_ALLOW to allow it)")
+            raise StageError(
+                f"ingest may not connect to {host} at {address}: a loopback, link-local or private "
+                "address (list it as a cidr: entry of MLOPS_INGEST_ALLOW to allow it)"
+            )
 
 
 def current() -> SourcePolicy:

@@ -26,8 +26,17 @@ def _pyplot():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    plt.rcParams.update({"svg.fonttype": "none", "font.size": 8, "axes.titlesize": 9, "axes.spines.top": False,
-                         "axes.spines.right": False, "figure.dpi": 72, "svg.hashsalt": "mlops"})
+    plt.rcParams.update(
+        {
+            "svg.fonttype": "none",
+            "font.size": 8,
+            "axes.titlesize": 9,
+            "axes.spines.top": False,
+            "axes.spines.right": False,
+            "figure.dpi": 72,
+            "svg.hashsalt": "mlops",
+        }
+    )
     return plt
 
 
@@ -39,7 +48,7 @@ def _svg(figure, title: str) -> str:
     figure.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None})
     plt.close(figure)
     text = buffer.getvalue()
-    text = text[text.index("<svg"):]
+    text = text[text.index("<svg") :]
     # One self-contained page holds many charts: make their element ids unique.
     prefix = f"chart{next(_CHART_NUMBERS)}"
     text = re.sub(r'id="([^"]+)"', lambda m: f'id="{prefix}-{m.group(1)}"', text)
@@ -72,15 +81,26 @@ def split_distributions(frames: dict, target: str | None = None, max_features: i
             values = np.concatenate([s.dropna().to_numpy(dtype=float) for s in columns.values()])
             edges = np.histogram_bin_edges(values, bins=20) if len(values) else np.linspace(0, 1, 21)
             for split, series in columns.items():
-                axis.hist(series.dropna().to_numpy(dtype=float), bins=edges, density=True, histtype="step",
-                          color=PALETTE.get(split), label=f"{split} (n={series.notna().sum()})")
+                axis.hist(
+                    series.dropna().to_numpy(dtype=float),
+                    bins=edges,
+                    density=True,
+                    histtype="step",
+                    color=PALETTE.get(split),
+                    label=f"{split} (n={series.notna().sum()})",
+                )
         else:
             shares = {split: series.astype(str).value_counts(normalize=True) for split, series in columns.items()}
             categories = list(pd.concat(shares.values()).groupby(level=0).sum().sort_values(ascending=False).index[:8])
             width = 0.8 / len(shares)
             for index, (split, share) in enumerate(shares.items()):
-                axis.bar(np.arange(len(categories)) + index * width, [share.get(c, 0.0) for c in categories],
-                         width=width, color=PALETTE.get(split), label=split)
+                axis.bar(
+                    np.arange(len(categories)) + index * width,
+                    [share.get(c, 0.0) for c in categories],
+                    width=width,
+                    color=PALETTE.get(split),
+                    label=split,
+                )
             axis.set_xticks(np.arange(len(categories)) + 0.4 - width / 2)
             axis.set_xticklabels([c[:10] for c in categories], rotation=45, ha="right")
         axis.set_title(name + (" (target)" if name == target else ""))
@@ -95,8 +115,13 @@ def shares_comparison(rows: list[dict], left: str = "baseline", right: str = "li
     figure, axes = _grid(len(rows))
     for axis, row in zip(axes, rows):
         positions = np.arange(len(row["buckets"]))
-        axis.bar(positions - 0.2, row["baseline_shares"], width=0.4, color=PALETTE[left], label=f"{left} "
-                 f"(n={row['baseline_rows']})")
+        axis.bar(
+            positions - 0.2,
+            row["baseline_shares"],
+            width=0.4,
+            color=PALETTE[left],
+            label=f"{left} (n={row['baseline_rows']})",
+        )
         axis.bar(positions + 0.2, row["shares"], width=0.4, color=PALETTE[right], label=f"{right} (n={row['rows']})")
         verdict = row["verdict"]
         axis.set_title(f"{row['feature']}: {verdict}", color="#a11" if row.get("drifted") else "#222")
@@ -115,8 +140,14 @@ def confusion_heatmap(labels: list[str], matrix: list[list[int]]) -> str:
     axis.imshow(values, cmap="Blues")
     for i in range(len(labels)):
         for j in range(len(labels)):
-            axis.text(j, i, str(values[i, j]), ha="center", va="center",
-                      color="white" if values[i, j] > values.max() / 2 else "black")
+            axis.text(
+                j,
+                i,
+                str(values[i, j]),
+                ha="center",
+                va="center",
+                color="white" if values[i, j] > values.max() / 2 else "black",
+            )
     axis.set_xticks(range(len(labels)), labels=labels, rotation=45, ha="right")
     axis.set_yticks(range(len(labels)), labels=labels)
     axis.set_xlabel("predicted")
@@ -173,15 +204,24 @@ def regression_diagnostics(actual: list[float], predicted: list[float]) -> str:
     return _svg(figure, "predicted vs actual and residuals")
 
 
-def horizontal_bars(values: dict[str, float], title: str, xlabel: str, highlight: str | None = None,
-                    errors: dict[str, float] | None = None) -> str:
+def horizontal_bars(
+    values: dict[str, float],
+    title: str,
+    xlabel: str,
+    highlight: str | None = None,
+    errors: dict[str, float] | None = None,
+) -> str:
     """One bar per name (candidates by score, features by importance)."""
     plt = _pyplot()
     names = list(values)
     figure, axis = plt.subplots(figsize=(5.0, 0.3 * len(names) + 0.8))
     colors = ["#2ca02c" if name == highlight else "#1f77b4" for name in names]
-    axis.barh(range(len(names)), [values[n] for n in names], color=colors,
-              xerr=[errors.get(n, 0.0) for n in names] if errors else None)
+    axis.barh(
+        range(len(names)),
+        [values[n] for n in names],
+        color=colors,
+        xerr=[errors.get(n, 0.0) for n in names] if errors else None,
+    )
     axis.set_yticks(range(len(names)), labels=[n[:60] for n in names])
     axis.invert_yaxis()
     axis.set_xlabel(xlabel)
@@ -195,8 +235,15 @@ def metric_over_versions(points: list[tuple[int, float]], metric: str, champion:
     versions = [v for v, _ in points]
     axis.plot(versions, [s for _, s in points], marker="o", markersize=4)
     if champion in versions:
-        axis.plot([champion], [dict(points)[champion]], marker="*", markersize=12, color="#d62728",
-                  linestyle="none", label=f"champion v{champion}")
+        axis.plot(
+            [champion],
+            [dict(points)[champion]],
+            marker="*",
+            markersize=12,
+            color="#d62728",
+            linestyle="none",
+            label=f"champion v{champion}",
+        )
         axis.legend(fontsize=7, frameon=False)
     axis.set_xticks(versions)
     axis.set_xlabel("version")

@@ -13,53 +13,90 @@ def render(record: dict) -> str:
     model = record["model"]
     decision = record["decision"]
     css = {"none": "ok", "retrain": "no", "blocked": "no"}[decision]
-    parts = [f"<h1>Monitor: {escape(model['name'])} v{model['version']}</h1>",
-             f"<p class='muted'>batch {escape(record['data_version'])} · {record['rows']} rows · {escape(record['time'])}"
-             "</p>",
-             f"<p class='{css}'>Decision: {escape(decision.upper())}</p>",
-             "<ul>" + "".join(f"<li>{escape(reason)}</li>" for reason in record["reasons"]) + "</ul>"]
+    parts = [
+        f"<h1>Monitor: {escape(model['name'])} v{model['version']}</h1>",
+        f"<p class='muted'>batch {escape(record['data_version'])} · {record['rows']} rows · {escape(record['time'])}"
+        "</p>",
+        f"<p class='{css}'>Decision: {escape(decision.upper())}</p>",
+        "<ul>" + "".join(f"<li>{escape(reason)}</li>" for reason in record["reasons"]) + "</ul>",
+    ]
     if record.get("warnings"):
         parts.append("<p>Warnings:</p><ul>" + "".join(f"<li>{escape(w)}</li>" for w in record["warnings"]) + "</ul>")
     if record.get("anomalies"):
         parts.append("<h2>Schema anomalies (SERVING environment)</h2>")
-        parts.append(_table(["feature", "kind", "detail"],
-                            [[a["feature"], a["kind"], a["detail"]] for a in record["anomalies"]], left=3))
+        parts.append(
+            _table(
+                ["feature", "kind", "detail"],
+                [[a["feature"], a["kind"], a["detail"]] for a in record["anomalies"]],
+                left=3,
+            )
+        )
     if record.get("features"):
         parts.append("<h2>Drift per feature</h2>")
-        parts.append("<p class='muted'>A feature drifts only when the distance reaches its threshold AND the "
-                     "difference is significant for these sample sizes (chi-squared, Holm-corrected) AND the batch "
-                     "has enough rows.</p>")
+        parts.append(
+            "<p class='muted'>A feature drifts only when the distance reaches its threshold AND the "
+            "difference is significant for these sample sizes (chi-squared, Holm-corrected) AND the batch "
+            "has enough rows.</p>"
+        )
         parts.append("<div class='charts'>" + charts.shares_comparison(record["features"]) + "</div>")
-        parts.append(_table(["feature", "measure", "distance", "threshold", "p (Holm)", "baseline n", "live n",
-                             "verdict"],
-                            [[f["feature"], f["measure"], _fmt(f["distance"]), f["threshold"], f"{f['adjusted_p']:.2g}",
-                              f["baseline_rows"], f["rows"], f["verdict"]] for f in record["features"]], left=2))
+        parts.append(
+            _table(
+                ["feature", "measure", "distance", "threshold", "p (Holm)", "baseline n", "live n", "verdict"],
+                [
+                    [
+                        f["feature"],
+                        f["measure"],
+                        _fmt(f["distance"]),
+                        f["threshold"],
+                        f"{f['adjusted_p']:.2g}",
+                        f["baseline_rows"],
+                        f["rows"],
+                        f["verdict"],
+                    ]
+                    for f in record["features"]
+                ],
+                left=2,
+            )
+        )
     prediction = record.get("prediction_drift")
     if prediction:
         parts.append("<h2>Predictions</h2>")
-        parts.append("<div class='charts'>" + charts.shares_comparison([prediction], left="baseline", right="live")
-                     + "</div>")
-        parts.append(f"<p>{escape(prediction['measure'])} {prediction['distance']:.4f} between the champion's "
-                     f"predictions on its test split and on this batch (p={prediction['adjusted_p']:.2g}): "
-                     f"{escape(prediction['verdict'])}.</p>")
+        parts.append(
+            "<div class='charts'>" + charts.shares_comparison([prediction], left="baseline", right="live") + "</div>"
+        )
+        parts.append(
+            f"<p>{escape(prediction['measure'])} {prediction['distance']:.4f} between the champion's "
+            f"predictions on its test split and on this batch (p={prediction['adjusted_p']:.2g}): "
+            f"{escape(prediction['verdict'])}.</p>"
+        )
     performance = record.get("performance")
     if performance:
         parts.append("<h2>Live performance</h2>")
-        parts.append(f"<p>{escape(performance['metric'])}: {performance['live']:.4f} live vs "
-                     f"{performance['registered']:.4f} registered on {performance['rows']} labelled rows: "
-                     f"{escape(performance['verdict'])}.</p>")
+        parts.append(
+            f"<p>{escape(performance['metric'])}: {performance['live']:.4f} live vs "
+            f"{performance['registered']:.4f} registered on {performance['rows']} labelled rows: "
+            f"{escape(performance['verdict'])}.</p>"
+        )
     if record.get("tfdv_drift"):
         parts.append("<h2>TFDV's drift comparators (for reference)</h2>")
-        parts.append(_table(["feature", "measure", "value"],
-                            [[r["feature"], r["measure"], _fmt(r["value"])] for r in record["tfdv_drift"]], left=2))
+        parts.append(
+            _table(
+                ["feature", "measure", "value"],
+                [[r["feature"], r["measure"], _fmt(r["value"])] for r in record["tfdv_drift"]],
+                left=2,
+            )
+        )
     return page(f"Monitor: {model['name']}", parts)
 
 
 def summary(record: dict) -> str:
     """A few lines of Markdown for the KFP UI."""
     drifted = [f["feature"] for f in record.get("features", []) if f["drifted"]]
-    lines = [f"## Monitor {record['model']['name']} v{record['model']['version']}: **{record['decision']}**", "",
-             f"- batch `{record['data_version']}` ({record['rows']} rows)",
-             f"- drifting features: {', '.join(drifted) or 'none'}"]
+    lines = [
+        f"## Monitor {record['model']['name']} v{record['model']['version']}: **{record['decision']}**",
+        "",
+        f"- batch `{record['data_version']}` ({record['rows']} rows)",
+        f"- drifting features: {', '.join(drifted) or 'none'}",
+    ]
     lines += [f"- {reason}" for reason in record["reasons"]]
     return "\n".join(lines) + "\n"

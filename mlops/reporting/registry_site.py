@@ -73,25 +73,44 @@ class SiteBuilder:
             versions = self.registry.versions(name)
             champion = self.registry.champion(name)
             self._model_pages(name, versions, champion)
-            rows.append(f"<tr><td class='l'>{_link(f'models/{name}.html', name)}</td><td>{len(versions)}</td>"
-                        f"<td>{'v' + str(champion.version) if champion else '-'}</td>"
-                        f"<td class='l'>{escape(versions[-1].created_at if versions else '')}</td></tr>")
-        body = ["<h1>Registry</h1>", f"<p class='muted'>store {escape(self.store.uri)} · read-only</p>",
-                "<h2>Models</h2>",
-                "<table><tr><th class='l'>model</th><th>versions</th><th>champion</th><th class='l'>latest</th></tr>"
-                + "".join(rows) + "</table>" if rows else "<p>No models yet.</p>", "<h2>Data sets</h2>"]
+            rows.append(
+                f"<tr><td class='l'>{_link(f'models/{name}.html', name)}</td><td>{len(versions)}</td>"
+                f"<td>{'v' + str(champion.version) if champion else '-'}</td>"
+                f"<td class='l'>{escape(versions[-1].created_at if versions else '')}</td></tr>"
+            )
+        body = [
+            "<h1>Registry</h1>",
+            f"<p class='muted'>store {escape(self.store.uri)} · read-only</p>",
+            "<h2>Models</h2>",
+            "<table><tr><th class='l'>model</th><th>versions</th><th>champion</th><th class='l'>latest</th></tr>"
+            + "".join(rows)
+            + "</table>"
+            if rows
+            else "<p>No models yet.</p>",
+            "<h2>Data sets</h2>",
+        ]
         if data_sets:
-            body.append("<ul>" + "".join(f"<li>{_link(f'data/{n}.html', n)} ({len(self.data.versions(n))} versions)"
-                                         "</li>" for n in data_sets) + "</ul>")
+            body.append(
+                "<ul>"
+                + "".join(
+                    f"<li>{_link(f'data/{n}.html', n)} ({len(self.data.versions(n))} versions)</li>" for n in data_sets
+                )
+                + "</ul>"
+            )
             for name in data_sets:
                 self._data_page(name)
         else:
             body.append("<p>No data versions yet.</p>")
         body.append("<h2>Monitor</h2>")
         if monitored:
-            body.append("<ul>" + "".join(f"<li>{_link(f'monitor/{n}.html', n)} "
-                                         f"({len(monitor_history(self.store, n))} decisions)</li>"
-                                         for n in monitored) + "</ul>")
+            body.append(
+                "<ul>"
+                + "".join(
+                    f"<li>{_link(f'monitor/{n}.html', n)} ({len(monitor_history(self.store, n))} decisions)</li>"
+                    for n in monitored
+                )
+                + "</ul>"
+            )
             for name in monitored:
                 self._monitor_page(name)
         else:
@@ -103,56 +122,111 @@ class SiteBuilder:
         from mlops.reporting.report import report_key
 
         history = self.registry.alias_history(name, config.CHAMPION_ALIAS)
-        metric = next((v.lineage.get("params", {}).get("metric") for v in reversed(versions)
-                       if v.lineage.get("params")), None)
+        metric = next(
+            (v.lineage.get("params", {}).get("metric") for v in reversed(versions) if v.lineage.get("params")), None
+        )
         table = []
         for version in versions:
             lineage = version.lineage
             report = self._report(report_key(name, version.version))
             self._version_page(name, version, report)
-            table.append([f"v{version.version}", version.created_at,
-                          lineage.get("params", {}).get("candidate", {}).get("id", "-"),
-                          _fmt(version.metrics.get(f"test_{metric}", "-")) if metric else "-",
-                          "yes" if lineage.get("blessing", {}).get("blessed") else "no",
-                          ", ".join(version.aliases) or "-"])
-        body = [f"<h1>Model card: {escape(name)}</h1>", f"<p>{_link('../index.html', 'registry')}</p>",
-                definitions([("champion", f"v{champion.version}" if champion else "none"),
-                             ("champion since", _champion_since(history, champion.version if champion else None)),
-                             ("versions", len(versions)), ("ranking metric", metric or "-"),
-                             ("trained on", champion.lineage.get("data", {}).get("ref", "-") if champion else "-")])]
-        points = [(v.version, v.metrics[f"test_{metric}"]) for v in versions if metric and f"test_{metric}" in v.metrics]
+            table.append(
+                [
+                    f"v{version.version}",
+                    version.created_at,
+                    lineage.get("params", {}).get("candidate", {}).get("id", "-"),
+                    _fmt(version.metrics.get(f"test_{metric}", "-")) if metric else "-",
+                    "yes" if lineage.get("blessing", {}).get("blessed") else "no",
+                    ", ".join(version.aliases) or "-",
+                ]
+            )
+        body = [
+            f"<h1>Model card: {escape(name)}</h1>",
+            f"<p>{_link('../index.html', 'registry')}</p>",
+            definitions(
+                [
+                    ("champion", f"v{champion.version}" if champion else "none"),
+                    ("champion since", _champion_since(history, champion.version if champion else None)),
+                    ("versions", len(versions)),
+                    ("ranking metric", metric or "-"),
+                    ("trained on", champion.lineage.get("data", {}).get("ref", "-") if champion else "-"),
+                ]
+            ),
+        ]
+        points = [
+            (v.version, v.metrics[f"test_{metric}"]) for v in versions if metric and f"test_{metric}" in v.metrics
+        ]
         if points:
-            body.append("<div class='charts'>" + charts.metric_over_versions(
-                points, metric, champion.version if champion else None) + "</div>")
+            body.append(
+                "<div class='charts'>"
+                + charts.metric_over_versions(points, metric, champion.version if champion else None)
+                + "</div>"
+            )
         body.append("<h2>Versions</h2>")
-        body.append("<table><tr><th class='l'>version</th><th class='l'>created</th><th class='l'>candidate</th>"
-                    f"<th>test {escape(metric or '')}</th><th>blessed</th><th class='l'>aliases</th></tr>"
-                    + "".join("<tr>" + f"<td class='l'>{_link(f'{name}/{row[0]}.html', row[0])}</td>"
-                              + "".join(f"<td{' class=l' if i in (0, 1, 4) else ''}>{escape(str(v))}</td>"
-                                        for i, v in enumerate(row[1:])) + "</tr>" for row in table) + "</table>")
+        body.append(
+            "<table><tr><th class='l'>version</th><th class='l'>created</th><th class='l'>candidate</th>"
+            f"<th>test {escape(metric or '')}</th><th>blessed</th><th class='l'>aliases</th></tr>"
+            + "".join(
+                "<tr>"
+                + f"<td class='l'>{_link(f'{name}/{row[0]}.html', row[0])}</td>"
+                + "".join(
+                    f"<td{' class=l' if i in (0, 1, 4) else ''}>{escape(str(v))}</td>" for i, v in enumerate(row[1:])
+                )
+                + "</tr>"
+                for row in table
+            )
+            + "</table>"
+        )
         body.append("<h2>Champion history</h2>")
-        body.append(_table(["when", "champion", "before", "why"],
-                           [[m.get("at") or "?", f"v{m['version']}", f"v{m['previous']}" if m.get("previous") else "-",
-                             m.get("reason") or ""] for m in reversed(history)], left=4) if history
-                    else "<p>Never promoted.</p>")
+        body.append(
+            _table(
+                ["when", "champion", "before", "why"],
+                [
+                    [
+                        m.get("at") or "?",
+                        f"v{m['version']}",
+                        f"v{m['previous']}" if m.get("previous") else "-",
+                        m.get("reason") or "",
+                    ]
+                    for m in reversed(history)
+                ],
+                left=4,
+            )
+            if history
+            else "<p>Never promoted.</p>"
+        )
         self._write(f"models/{name}.html", page(f"Model card: {name}", body))
 
     def _version_page(self, name, version, report: str | None) -> None:
-        body = [f"<h1>{escape(name)} v{version.version}</h1>",
-                f"<p>{_link(f'../{name}.html', 'model card')} · "
-                + (_link(f"../../{report}", "run report") if report else "no run report kept") + "</p>",
-                definitions([("created", version.created_at), ("aliases", ", ".join(version.aliases) or "-"),
-                             ("tags", json.dumps(version.tags, sort_keys=True)),
-                             ("files", ", ".join(sorted(version.files)))])]
+        body = [
+            f"<h1>{escape(name)} v{version.version}</h1>",
+            f"<p>{_link(f'../{name}.html', 'model card')} · "
+            + (_link(f"../../{report}", "run report") if report else "no run report kept")
+            + "</p>",
+            definitions(
+                [
+                    ("created", version.created_at),
+                    ("aliases", ", ".join(version.aliases) or "-"),
+                    ("tags", json.dumps(version.tags, sort_keys=True)),
+                    ("files", ", ".join(sorted(version.files))),
+                ]
+            ),
+        ]
         if version.lineage.get("data") and version.lineage.get("blessing"):
             body.extend(lineage_section(version.to_json()))
         self._write(f"models/{name}/v{version.version}.html", page(f"{name} v{version.version}", body))
 
     def _data_page(self, name) -> None:
         versions = self.data.versions(name)
-        body = [f"<h1>Data set: {escape(name)}</h1>", f"<p>{_link('../index.html', 'registry')}</p>",
-                _table(["version", "rows", "columns", "created", "source"],
-                       [[v.ref, v.rows, len(v.columns), v.created_at, v.source] for v in versions], left=1)]
+        body = [
+            f"<h1>Data set: {escape(name)}</h1>",
+            f"<p>{_link('../index.html', 'registry')}</p>",
+            _table(
+                ["version", "rows", "columns", "created", "source"],
+                [[v.ref, v.rows, len(v.columns), v.created_at, v.source] for v in versions],
+                left=1,
+            ),
+        ]
         self._write(f"data/{name}.html", page(f"Data set: {name}", body))
 
     def _monitor_page(self, name) -> None:
@@ -161,16 +235,22 @@ class SiteBuilder:
         rows = []
         for entry in monitor_history(self.store, name):
             report = self._report(entry["report_key"]) if entry.get("report_key") else None
-            rows.append(f"<tr><td class='l'>{escape(entry['time'])}</td><td>v{entry['model']['version']}</td>"
-                        f"<td class='l'>{escape(entry['decision'])}</td>"
-                        f"<td>{'v' + str(entry['retrained_version']) if entry['retrained_version'] else '-'}</td>"
-                        f"<td class='l'>{escape(entry['data_version'])}</td>"
-                        f"<td class='l'>{escape('; '.join(entry['reasons']))}</td>"
-                        f"<td class='l'>{_link('../' + report, 'report') if report else '-'}</td></tr>")
-        body = [f"<h1>Monitor: {escape(name)}</h1>", f"<p>{_link('../index.html', 'registry')}</p>",
-                "<table><tr><th class='l'>time</th><th>model</th><th class='l'>decision</th><th>retrained</th>"
-                "<th class='l'>batch</th><th class='l'>reasons</th><th class='l'>report</th></tr>"
-                + "".join(rows) + "</table>"]
+            rows.append(
+                f"<tr><td class='l'>{escape(entry['time'])}</td><td>v{entry['model']['version']}</td>"
+                f"<td class='l'>{escape(entry['decision'])}</td>"
+                f"<td>{'v' + str(entry['retrained_version']) if entry['retrained_version'] else '-'}</td>"
+                f"<td class='l'>{escape(entry['data_version'])}</td>"
+                f"<td class='l'>{escape('; '.join(entry['reasons']))}</td>"
+                f"<td class='l'>{_link('../' + report, 'report') if report else '-'}</td></tr>"
+            )
+        body = [
+            f"<h1>Monitor: {escape(name)}</h1>",
+            f"<p>{_link('../index.html', 'registry')}</p>",
+            "<table><tr><th class='l'>time</th><th>model</th><th class='l'>decision</th><th>retrained</th>"
+            "<th class='l'>batch</th><th class='l'>reasons</th><th class='l'>report</th></tr>"
+            + "".join(rows)
+            + "</table>",
+        ]
         self._write(f"monitor/{name}.html", page(f"Monitor: {name}", body))
 
 

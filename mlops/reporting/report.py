@@ -38,8 +38,11 @@ def _table(headers: list[str], rows: list[list], left: int = 1, highlight: int |
 
     head = "".join(cell("th", h, i) for i, h in enumerate(headers))
     body = "".join(
-        ("<tr class='best'>" if r == highlight else "<tr>") + "".join(cell("td", v, i) for i, v in enumerate(row))
-        + "</tr>" for r, row in enumerate(rows))
+        ("<tr class='best'>" if r == highlight else "<tr>")
+        + "".join(cell("td", v, i) for i, v in enumerate(row))
+        + "</tr>"
+        for r, row in enumerate(rows)
+    )
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
@@ -49,14 +52,23 @@ def _fmt(value) -> str:
 
 def page(title: str, body: list[str]) -> str:
     """A complete, self-contained HTML page."""
-    return "\n".join([f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{escape(title)}</title>"
-                      f"<style>{STYLE}</style></head><body>", *body, "</body></html>"])
+    return "\n".join(
+        [
+            f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{escape(title)}</title>"
+            f"<style>{STYLE}</style></head><body>",
+            *body,
+            "</body></html>",
+        ]
+    )
 
 
 def definitions(items: list[tuple[str, object]]) -> str:
     """A definition list (label, value) with values escaped."""
-    return "<dl class='lineage'>" + "".join(f"<dt>{escape(str(k))}</dt><dd>{escape(str(v))}</dd>"
-                                            for k, v in items) + "</dl>"
+    return (
+        "<dl class='lineage'>"
+        + "".join(f"<dt>{escape(str(k))}</dt><dd>{escape(str(v))}</dd>" for k, v in items)
+        + "</dl>"
+    )
 
 
 def shift_section(rows: list[dict], left: str, right: str) -> list[str]:
@@ -64,17 +76,36 @@ def shift_section(rows: list[dict], left: str, right: str) -> list[str]:
     if not rows:
         return []
     told = [r for r in rows if r["verdict"] != "too few rows to tell"]
-    parts = [f"<p>Shift between {left} and {right}, per feature. A feature counts as shifted only when its "
-             "distance reaches the threshold AND the difference is significant for these sample sizes "
-             "(chi-squared, Holm-corrected) AND there are enough rows to tell "
-             f"(at least {rows[0]['min_rows']}).</p>"]
+    parts = [
+        f"<p>Shift between {left} and {right}, per feature. A feature counts as shifted only when its "
+        "distance reaches the threshold AND the difference is significant for these sample sizes "
+        "(chi-squared, Holm-corrected) AND there are enough rows to tell "
+        f"(at least {rows[0]['min_rows']}).</p>"
+    ]
     if not told:
-        parts.append(f"<p class='muted'>{right.capitalize()} has {rows[0]['rows']} rows: too few to tell a shift "
-                     "from sampling noise, so no distance below is an alarm.</p>")
-    parts.append(_table(["feature", "measure", "distance", "threshold", "p (Holm)", f"{left} n", f"{right} n",
-                         "verdict"],
-                        [[r["feature"], r["measure"], _fmt(r["distance"]), r["threshold"], f"{r['adjusted_p']:.2g}",
-                          r["baseline_rows"], r["rows"], r["verdict"]] for r in rows], left=2))
+        parts.append(
+            f"<p class='muted'>{right.capitalize()} has {rows[0]['rows']} rows: too few to tell a shift "
+            "from sampling noise, so no distance below is an alarm.</p>"
+        )
+    parts.append(
+        _table(
+            ["feature", "measure", "distance", "threshold", "p (Holm)", f"{left} n", f"{right} n", "verdict"],
+            [
+                [
+                    r["feature"],
+                    r["measure"],
+                    _fmt(r["distance"]),
+                    r["threshold"],
+                    f"{r['adjusted_p']:.2g}",
+                    r["baseline_rows"],
+                    r["rows"],
+                    r["verdict"],
+                ]
+                for r in rows
+            ],
+            left=2,
+        )
+    )
     return parts
 
 
@@ -84,31 +115,51 @@ def lineage_section(version: dict) -> list[str]:
     data, params, blessing = lineage["data"], lineage["params"], lineage["blessing"]
     environment = lineage.get("environment", {})
     items = [
-        ("data version", data["ref"]), ("source", data["source"]), ("rows", json.dumps(data["rows"])),
-        ("target", data["target"]), ("split", json.dumps(lineage["split"], sort_keys=True)),
-        ("schema", f"{lineage.get('validation', {}).get('schema_source', '?')} "
-                   f"{lineage.get('validation', {}).get('schema_origin', '')}".strip()),
+        ("data version", data["ref"]),
+        ("source", data["source"]),
+        ("rows", json.dumps(data["rows"])),
+        ("target", data["target"]),
+        ("split", json.dumps(lineage["split"], sort_keys=True)),
+        (
+            "schema",
+            f"{lineage.get('validation', {}).get('schema_source', '?')} "
+            f"{lineage.get('validation', {}).get('schema_origin', '')}".strip(),
+        ),
         ("code version", lineage["code"]["version"]),
         ("locks", ", ".join(f"{k} {v[:12]}" for k, v in environment.get("locks", {}).items()) or "-"),
         ("packages", ", ".join(f"{k} {v}" for k, v in environment.get("packages", {}).items()) or "-"),
         ("search space", f"sha256 {params.get('search_space_sha256', '')[:12]}"),
         ("chosen candidate", f"{params['candidate']['id']} {json.dumps(params['candidate'].get('params', {}))}"),
-        ("ranking metric", params["metric"]), ("seed", lineage.get("seed")),
+        ("ranking metric", params["metric"]),
+        ("seed", lineage.get("seed")),
         ("validation metrics", json.dumps(lineage.get("metrics", {}).get("validation", {}), sort_keys=True)),
         ("test metrics", json.dumps(lineage.get("metrics", {}).get("test", {}), sort_keys=True)),
         ("blessing", f"{'blessed' if blessing['blessed'] else 'not blessed'}: {blessing['reason']}"),
-        ("compared with", f"champion v{blessing['champion_version']}" if blessing.get("champion_version")
-         else "no champion"),
+        (
+            "compared with",
+            f"champion v{blessing['champion_version']}" if blessing.get("champion_version") else "no champion",
+        ),
         ("KFP run", f"{lineage.get('kfp', {}).get('run_name')} ({lineage.get('kfp', {}).get('run_id')})"),
         ("model file", f"{lineage.get('model', {}).get('file')} sha256 {lineage.get('model', {}).get('sha256')}"),
     ]
-    return ["<h2>Lineage</h2>", definitions(items),
-            "<details><summary>The whole lineage record (JSON)</summary>"
-            f"<pre>{escape(json.dumps(lineage, indent=2, sort_keys=True))}</pre></details>"]
+    return [
+        "<h2>Lineage</h2>",
+        definitions(items),
+        "<details><summary>The whole lineage record (JSON)</summary>"
+        f"<pre>{escape(json.dumps(lineage, indent=2, sort_keys=True))}</pre></details>",
+    ]
 
 
-def render_report(*, version: dict, validation: dict, schema_description: dict, leaderboard: list[dict],
-                  evaluation: dict, frames: dict | None = None, shift: list[dict] | None = None) -> str:
+def render_report(
+    *,
+    version: dict,
+    validation: dict,
+    schema_description: dict,
+    leaderboard: list[dict],
+    evaluation: dict,
+    frames: dict | None = None,
+    shift: list[dict] | None = None,
+) -> str:
     """The run report as an HTML string.
 
     ``version``: the registered model version (ModelVersion.to_json(), lineage
@@ -124,33 +175,48 @@ def render_report(*, version: dict, validation: dict, schema_description: dict, 
     name = version["name"]
     verdict = "BLESSED" if blessing["blessed"] else "NOT BLESSED"
     promoted = "champion" in version.get("aliases", [])
-    body = [f"<h1>Run report: {escape(name)} v{version['version']} "
-            f"<span class='badge {'ok' if blessing['blessed'] else 'no'}'>{verdict}</span></h1>",
-            f"<p class='muted'>run {escape(str(lineage['kfp']['run_name']))} · code "
-            f"{escape(str(lineage['code']['version']))}"
-            + (f" · registered {escape(version['created_at'])}" if version.get("created_at") else "") + "</p>"]
+    body = [
+        f"<h1>Run report: {escape(name)} v{version['version']} "
+        f"<span class='badge {'ok' if blessing['blessed'] else 'no'}'>{verdict}</span></h1>",
+        f"<p class='muted'>run {escape(str(lineage['kfp']['run_name']))} · code "
+        f"{escape(str(lineage['code']['version']))}"
+        + (f" · registered {escape(version['created_at'])}" if version.get("created_at") else "")
+        + "</p>",
+    ]
 
     rows = data["rows"]
     body.append("<h2>Data</h2>")
     renamed = {original: clean for original, clean in data["columns"].items() if original != clean}
-    body.append(_table(["", "value"], [
-        ["source", data["source"]], ["data version", data["ref"]],
-        ["rows (train / validation / test)", f"{rows['train']} / {rows['validation']} / {rows['test']}"],
-        ["dropped (missing target)", data["dropped_missing_target"]], ["target", data["target"]],
-        ["renamed columns", ", ".join(f"{a} → {b}" for a, b in renamed.items()) or "none"],
-    ], left=2))
+    body.append(
+        _table(
+            ["", "value"],
+            [
+                ["source", data["source"]],
+                ["data version", data["ref"]],
+                ["rows (train / validation / test)", f"{rows['train']} / {rows['validation']} / {rows['test']}"],
+                ["dropped (missing target)", data["dropped_missing_target"]],
+                ["target", data["target"]],
+                ["renamed columns", ", ".join(f"{a} → {b}" for a, b in renamed.items()) or "none"],
+            ],
+            left=2,
+        )
+    )
     if frames:
         body.append("<p>Each feature's distribution in each split:</p>")
         body.append(f"<div class='charts'>{charts.split_distributions(frames, target=data['target'])}</div>")
 
     body.append("<h2>Validation (TFDV)</h2>")
     origin = schema_description.get("origin") or ""
-    body.append(f"<p class='ok'>No anomalies against the {escape(schema_description.get('source', '?'))} schema "
-                f"{escape(origin)} (TFDV {escape(validation['tfdv_version'])}).</p>")
+    body.append(
+        f"<p class='ok'>No anomalies against the {escape(schema_description.get('source', '?'))} schema "
+        f"{escape(origin)} (TFDV {escape(validation['tfdv_version'])}).</p>"
+    )
     body.extend(shift_section(shift or [], "train", "validation"))
-    body.append("<p class='muted'>TFDV's own facets view is the run's <code>statistics_view</code> artifact (in "
-                "the KFP UI); it loads its web components from the internet, so this page, which loads nothing, "
-                "does not embed it.</p>")
+    body.append(
+        "<p class='muted'>TFDV's own facets view is the run's <code>statistics_view</code> artifact (in "
+        "the KFP UI); it loads its web components from the internet, so this page, which loads nothing, "
+        "does not embed it.</p>"
+    )
 
     body.append("<h2>Candidates</h2>")
     chosen = lineage["params"]["candidate"]["id"]
@@ -165,22 +231,34 @@ def render_report(*, version: dict, validation: dict, schema_description: dict, 
             scores[label] = result["validation_metrics"][metric]
             if candidate["id"] == chosen:
                 chosen_label = label
-        table_rows.append([candidate["id"], json.dumps(candidate["params"], sort_keys=True)]
-                          + [_fmt(result["validation_metrics"].get(n, "")) for n in names])
+        table_rows.append(
+            [candidate["id"], json.dumps(candidate["params"], sort_keys=True)]
+            + [_fmt(result["validation_metrics"].get(n, "")) for n in names]
+        )
     body.append(f"<p>Ranked by validation <b>{escape(metric)}</b>; best: <b>{escape(chosen)}</b>.</p>")
     if scores:
-        body.append("<div class='charts'>" + charts.horizontal_bars(
-            scores, "candidates compared", f"validation {metric}", highlight=chosen_label) + "</div>")
+        body.append(
+            "<div class='charts'>"
+            + charts.horizontal_bars(scores, "candidates compared", f"validation {metric}", highlight=chosen_label)
+            + "</div>"
+        )
     body.append(_table(["candidate", "params"] + names, table_rows, left=2, highlight=best_row))
 
     body.append("<h2>Test</h2>")
     test, trivial = evaluation["test_metrics"], evaluation["baseline_metrics"]
     champion = evaluation.get("champion_metrics") or {}
     header = ["metric", "this model", "trivial predictor"] + (
-        [f"champion v{evaluation['champion_version']}"] if champion else [])
-    body.append(_table(header, [[n, _fmt(v), _fmt(trivial.get(n, ""))] + ([_fmt(champion.get(n, ""))]
-                                                                         if champion else [])
-                                for n, v in sorted(test.items())]))
+        [f"champion v{evaluation['champion_version']}"] if champion else []
+    )
+    body.append(
+        _table(
+            header,
+            [
+                [n, _fmt(v), _fmt(trivial.get(n, ""))] + ([_fmt(champion.get(n, ""))] if champion else [])
+                for n, v in sorted(test.items())
+            ],
+        )
+    )
     diagnostics = evaluation.get("diagnostics") or {}
     figures = []
     if evaluation.get("confusion_matrix"):
@@ -193,24 +271,38 @@ def render_report(*, version: dict, validation: dict, schema_description: dict, 
     if diagnostics.get("calibration"):
         figures.append(charts.calibration(diagnostics["calibration"]))
     if diagnostics.get("regression"):
-        figures.append(charts.regression_diagnostics(diagnostics["regression"]["actual"],
-                                                     diagnostics["regression"]["predicted"]))
+        figures.append(
+            charts.regression_diagnostics(diagnostics["regression"]["actual"], diagnostics["regression"]["predicted"])
+        )
     if figures:
         body.append("<div class='charts'>" + "".join(figures) + "</div>")
     importance = diagnostics.get("importance")
     if importance and importance.get("features"):
-        body.append(f"<h2>Permutation importance</h2><p>How much validation {escape(importance['metric'])} drops "
-                    f"when a feature's values are shuffled ({importance['rows']} validation rows, 5 repeats):</p>")
+        body.append(
+            f"<h2>Permutation importance</h2><p>How much validation {escape(importance['metric'])} drops "
+            f"when a feature's values are shuffled ({importance['rows']} validation rows, 5 repeats):</p>"
+        )
         shown = dict(zip(importance["features"][:20], importance["mean"][:20]))
         spread = dict(zip(importance["features"][:20], importance["std"][:20]))
-        body.append("<div class='charts'>" + charts.horizontal_bars(
-            shown, "permutation importance", f"drop in validation {importance['metric']}", errors=spread) + "</div>")
+        body.append(
+            "<div class='charts'>"
+            + charts.horizontal_bars(
+                shown, "permutation importance", f"drop in validation {importance['metric']}", errors=spread
+            )
+            + "</div>"
+        )
 
     body.append("<h2>Decision</h2>")
     body.append(f"<p class='{'ok' if blessing['blessed'] else 'no'}'>{verdict}: {escape(blessing['reason'])}</p>")
-    body.append(f"<p>Registered as <b>{escape(name)}@{version['version']}</b>; "
-                + ("the <code>champion</code> alias points to it." if promoted
-                   else "the <code>champion</code> alias was not moved to it.") + "</p>")
+    body.append(
+        f"<p>Registered as <b>{escape(name)}@{version['version']}</b>; "
+        + (
+            "the <code>champion</code> alias points to it."
+            if promoted
+            else "the <code>champion</code> alias was not moved to it."
+        )
+        + "</p>"
+    )
     body.extend(lineage_section(version))
     return page(f"Run report: {name} v{version['version']}", body)
 
@@ -220,13 +312,16 @@ def render_summary(*, version: dict, evaluation: dict) -> str:
     lineage = version["lineage"]
     metric = lineage["params"]["metric"]
     blessing = lineage["blessing"]
-    lines = [f"## {version['name']} v{version['version']}", "",
-             f"- data: `{lineage['data']['ref']}` ({sum(lineage['data']['rows'].values())} rows)",
-             f"- best candidate: `{lineage['params']['candidate']['id']}`",
-             f"- test {metric}: **{evaluation['score']:.4f}** (trivial predictor {evaluation['baseline_score']:.4f}, "
-             f"skill {evaluation['skill']:.2f})",
-             f"- {'blessed' if blessing['blessed'] else 'not blessed'}: {blessing['reason']}",
-             f"- champion: {'this version' if 'champion' in version.get('aliases', []) else 'unchanged'}"]
+    lines = [
+        f"## {version['name']} v{version['version']}",
+        "",
+        f"- data: `{lineage['data']['ref']}` ({sum(lineage['data']['rows'].values())} rows)",
+        f"- best candidate: `{lineage['params']['candidate']['id']}`",
+        f"- test {metric}: **{evaluation['score']:.4f}** (trivial predictor {evaluation['baseline_score']:.4f}, "
+        f"skill {evaluation['skill']:.2f})",
+        f"- {'blessed' if blessing['blessed'] else 'not blessed'}: {blessing['reason']}",
+        f"- champion: {'this version' if 'champion' in version.get('aliases', []) else 'unchanged'}",
+    ]
     return "\n".join(lines) + "\n"
 
 

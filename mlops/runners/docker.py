@@ -57,8 +57,9 @@ def docker_client():
         client.ping()
         return client
     except Exception as error:  # noqa: BLE001 - the docker SDK raises many types for "no engine"
-        raise DockerRunError(f"no Docker engine answers ({type(error).__name__}); start one with `make engine-up`"
-                             ) from None
+        raise DockerRunError(
+            f"no Docker engine answers ({type(error).__name__}); start one with `make engine-up`"
+        ) from None
 
 
 def check_images(client, images=(config.BASE_IMAGE, config.TFDV_IMAGE)) -> None:
@@ -133,9 +134,18 @@ class ContainerSettings:
 
     def container_arguments(self) -> dict:
         """Keyword arguments of docker's ``containers.run`` for every task container."""
-        arguments = dict(user=self.user, mounts=self.mounts, environment=self.environment, read_only=True,
-                         tmpfs=dict(TMPFS), cap_drop=["ALL"], security_opt=["no-new-privileges"],
-                         mem_limit=MEMORY_LIMIT, nano_cpus=int(CPU_LIMIT * 1e9), labels={RUN_LABEL: self.run_id})
+        arguments = dict(
+            user=self.user,
+            mounts=self.mounts,
+            environment=self.environment,
+            read_only=True,
+            tmpfs=dict(TMPFS),
+            cap_drop=["ALL"],
+            security_opt=["no-new-privileges"],
+            mem_limit=MEMORY_LIMIT,
+            nano_cpus=int(CPU_LIMIT * 1e9),
+            labels={RUN_LABEL: self.run_id},
+        )
         if self.network:
             arguments["network"] = self.network
         else:
@@ -169,9 +179,13 @@ def container_settings(run_dir: Path, arguments: dict) -> ContainerSettings:
     try:
         check_images(client)
         run_id = uuid.uuid4().hex[:12]
-        environment = {"HOME": "/tmp", "TMPDIR": "/tmp", "MPLCONFIGDIR": "/tmp/matplotlib",
-                       config.PROGRESS_FILE.name: str(config.PROGRESS_FILE.get() or ""),
-                       config.ERROR_FILE.name: str(config.ERROR_FILE.get() or "")}
+        environment = {
+            "HOME": "/tmp",
+            "TMPDIR": "/tmp",
+            "MPLCONFIGDIR": "/tmp/matplotlib",
+            config.PROGRESS_FILE.name: str(config.PROGRESS_FILE.get() or ""),
+            config.ERROR_FILE.name: str(config.ERROR_FILE.get() or ""),
+        }
         for setting in PASSED_SETTINGS:
             if os.environ.get(setting.name):
                 environment[setting.name] = str(setting.get())
@@ -195,16 +209,23 @@ def container_settings(run_dir: Path, arguments: dict) -> ContainerSettings:
             endpoint = os.environ.get("AWS_ENDPOINT_URL", "")
             minio = find_minio_container(client, endpoint)
             if minio is None:
-                raise DockerRunError(f"the store's endpoint {endpoint or '(AWS_ENDPOINT_URL unset)'} is not a MinIO "
-                                     "container of ours; tasks in containers reach MinIO only as one: "
-                                     "`make minio-up MINIO_RUNTIME=docker`, then `source .minio/env`")
+                raise DockerRunError(
+                    f"the store's endpoint {endpoint or '(AWS_ENDPOINT_URL unset)'} is not a MinIO "
+                    "container of ours; tasks in containers reach MinIO only as one: "
+                    "`make minio-up MINIO_RUNTIME=docker`, then `source .minio/env`"
+                )
             settings.network = minio.labels[MINIO_NETWORK_LABEL]
             # Every role's credential (each task uses only its own: kfp.local gives all tasks one
             # environment; on a cluster a pod mounts the one Secret of its role).
             environment["AWS_ENDPOINT_URL"] = f"http://{minio.name}:9000"
-            environment.update({key: value for key, value in os.environ.items()
-                                if key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
-                                or (key.startswith("MLOPS_") and key.endswith(("_ACCESS_KEY_ID", "_SECRET_ACCESS_KEY")))})
+            environment.update(
+                {
+                    key: value
+                    for key, value in os.environ.items()
+                    if key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+                    or (key.startswith("MLOPS_") and key.endswith(("_ACCESS_KEY_ID", "_SECRET_ACCESS_KEY")))
+                }
+            )
         share_run_dir(run_dir)
         return settings
     finally:

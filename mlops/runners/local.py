@@ -87,8 +87,14 @@ class _ProgressFollower(threading.Thread):
 RUNNERS = ("subprocess", "docker")
 
 
-def run_pipeline(arguments: dict, runs_dir: Path | None = None, emit=None, verbose: bool = False,
-                 runner: str = "subprocess", cache: bool = True) -> LocalRun:
+def run_pipeline(
+    arguments: dict,
+    runs_dir: Path | None = None,
+    emit=None,
+    verbose: bool = False,
+    runner: str = "subprocess",
+    cache: bool = True,
+) -> LocalRun:
     """Run ``training_pipeline(**arguments)`` locally and return what it registered.
 
     ``runner``: "subprocess" runs each task as a process of this interpreter;
@@ -103,9 +109,14 @@ def run_pipeline(arguments: dict, runs_dir: Path | None = None, emit=None, verbo
     from pipelines.training import training_pipeline
 
     run_dir, log_path, outputs = _run(training_pipeline, arguments, runs_dir, emit, verbose, runner, cache=cache)
-    return LocalRun(run_dir=run_dir, log_path=log_path, model_version=int(outputs["model_version"]),
-                    promoted=bool(outputs["promoted"]), promotion=outputs["promotion"],
-                    report_path=outputs["report"].path)
+    return LocalRun(
+        run_dir=run_dir,
+        log_path=log_path,
+        model_version=int(outputs["model_version"]),
+        promoted=bool(outputs["promoted"]),
+        promotion=outputs["promotion"],
+        report_path=outputs["report"].path,
+    )
 
 
 @dataclass
@@ -117,19 +128,24 @@ class MonitorRun:
     report_path: str
 
 
-def run_monitor(arguments: dict, runs_dir: Path | None = None, emit=None, verbose: bool = False,
-                runner: str = "subprocess") -> MonitorRun:
+def run_monitor(
+    arguments: dict, runs_dir: Path | None = None, emit=None, verbose: bool = False, runner: str = "subprocess"
+) -> MonitorRun:
     """Run ``monitor_pipeline(**arguments)`` locally (retraining inside it, when allowed and decided)."""
     from pipelines.monitoring import monitor_pipeline
 
     run_dir, _, outputs = _run(monitor_pipeline, arguments, runs_dir, emit, verbose, runner, kind="monitor")
     record = json.loads(Path(outputs["record"].path).read_text(encoding="utf-8"))
-    return MonitorRun(run_dir=run_dir, decision=outputs["decision"], action=outputs["action"], record=record,
-                      report_path=outputs["report"].path)
+    return MonitorRun(
+        run_dir=run_dir,
+        decision=outputs["decision"],
+        action=outputs["action"],
+        record=record,
+        report_path=outputs["report"].path,
+    )
 
 
-def _run(pipeline, arguments: dict, runs_dir, emit, verbose: bool, runner: str, kind: str = "run",
-         cache: bool = False):
+def _run(pipeline, arguments: dict, runs_dir, emit, verbose: bool, runner: str, kind: str = "run", cache: bool = False):
     """Run ``pipeline(**arguments)`` with kfp.local; return the run directory, the log and the outputs."""
     from kfp import local
 
@@ -152,8 +168,13 @@ def _run(pipeline, arguments: dict, runs_dir, emit, verbose: bool, runner: str, 
                 warnings.filterwarnings("ignore", message=message, category=category)
             redirect = contextlib.nullcontext() if verbose else _redirected(log)
             with redirect, _run_environment(runner), tfdv_sidecar(runner), task_server(runner):
-                local.init(runner=_runner(runner, run_dir, arguments), pipeline_root=str(run_dir / "outputs"),
-                           raise_on_error=True, enable_caching=cache, cache_root=str(runs_dir / ".kfp-cache"))
+                local.init(
+                    runner=_runner(runner, run_dir, arguments),
+                    pipeline_root=str(run_dir / "outputs"),
+                    raise_on_error=True,
+                    enable_caching=cache,
+                    cache_root=str(runs_dir / ".kfp-cache"),
+                )
                 try:
                     outputs = pipeline(**arguments).outputs
                 except Exception as error:
@@ -232,9 +253,22 @@ def _start_tfdv_sidecar(python: Path):
     directory = Path(tempfile.mkdtemp(prefix="mlops-tfdv-"))  # short: a socket path has 108 bytes at most
     socket_path = directory / "tfdv.sock"
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONWARNINGS": "ignore"}
-    process = subprocess.Popen([str(python), str(config.TFDV_TOOL.get()), "serve", "--socket", str(socket_path), "--parent",
-                                str(os.getpid()), "--idle-exit", str(TFDV_SIDECAR_IDLE_EXIT_SECONDS)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    process = subprocess.Popen(
+        [
+            str(python),
+            str(config.TFDV_TOOL.get()),
+            "serve",
+            "--socket",
+            str(socket_path),
+            "--parent",
+            str(os.getpid()),
+            "--idle-exit",
+            str(TFDV_SIDECAR_IDLE_EXIT_SECONDS),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
     previous = os.environ.get(config.TFDV_SOCKET.name)
     os.environ[config.TFDV_SOCKET.name] = str(socket_path)
     try:
@@ -282,9 +316,12 @@ def _start_task_server():
     name = config.TASK_SERVER.name
     directory = Path(tempfile.mkdtemp(prefix="mlops-tasks-"))  # private (0700), short (a socket path's limit)
     socket_path = directory / "tasks.sock"
-    process = subprocess.Popen([sys.executable, "-m", server.__name__, "--socket", str(socket_path), "--parent",
-                                str(os.getpid())], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [sys.executable, "-m", server.__name__, "--socket", str(socket_path), "--parent", str(os.getpid())],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     previous = os.environ.get(name)
     os.environ[name] = str(socket_path)
     try:
@@ -318,6 +355,7 @@ def _runner(name: str, run_dir: Path, arguments: dict):
 def _terminal_writer(terminal):
     """One line to ``terminal``, without builtins.print: kfp.local swaps print for an indenting one
     while a task runs, and its parallel loop threads can leave the swap in place after the loop."""
+
     def emit(line: str) -> None:
         terminal.write(line + "\n")
         terminal.flush()

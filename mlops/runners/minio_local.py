@@ -61,29 +61,55 @@ class MinioServer:
 
     @classmethod
     def with_random_credentials(cls, data_dir: Path, port: int | None = None, binary: Path | None = None):
-        return cls(Path(data_dir), port or free_port(), "mlops-" + secrets.token_hex(6), secrets.token_urlsafe(24),
-                   binary or minio_binary())
+        return cls(
+            Path(data_dir),
+            port or free_port(),
+            "mlops-" + secrets.token_hex(6),
+            secrets.token_urlsafe(24),
+            binary or minio_binary(),
+        )
 
     @property
     def endpoint(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     def env(self) -> dict[str, str]:
-        return {"AWS_ENDPOINT_URL": self.endpoint, "AWS_ACCESS_KEY_ID": self.access_key,
-                "AWS_SECRET_ACCESS_KEY": self.secret_key}
+        return {
+            "AWS_ENDPOINT_URL": self.endpoint,
+            "AWS_ACCESS_KEY_ID": self.access_key,
+            "AWS_SECRET_ACCESS_KEY": self.secret_key,
+        }
 
     def start(self, timeout: float = 60.0) -> "MinioServer":
         if not self.binary.exists():
             raise FileNotFoundError(f"MinIO server binary not found at {self.binary}: run `make minio-bin`")
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = self.data_dir.parent / f"minio-{self.port}.log"
-        env = {**os.environ, "MINIO_ROOT_USER": self.access_key, "MINIO_ROOT_PASSWORD": self.secret_key,
-               "MINIO_BROWSER": "off", "MINIO_UPDATE": "off", "MINIO_CI_CD": "1"}
+        env = {
+            **os.environ,
+            "MINIO_ROOT_USER": self.access_key,
+            "MINIO_ROOT_PASSWORD": self.secret_key,
+            "MINIO_BROWSER": "off",
+            "MINIO_UPDATE": "off",
+            "MINIO_CI_CD": "1",
+        }
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
-                [str(self.binary), "server", str(self.data_dir), "--address", f"127.0.0.1:{self.port}",
-                 "--console-address", f"127.0.0.1:{free_port()}", "--quiet"],
-                stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+                [
+                    str(self.binary),
+                    "server",
+                    str(self.data_dir),
+                    "--address",
+                    f"127.0.0.1:{self.port}",
+                    "--console-address",
+                    f"127.0.0.1:{free_port()}",
+                    "--quiet",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
+            )
         self.wait_ready(timeout)
         return self
 
@@ -141,8 +167,11 @@ class MinioContainer:
         return f"http://127.0.0.1:{self.port}"
 
     def env(self) -> dict[str, str]:
-        return {"AWS_ENDPOINT_URL": self.endpoint, "AWS_ACCESS_KEY_ID": self.access_key,
-                "AWS_SECRET_ACCESS_KEY": self.secret_key}
+        return {
+            "AWS_ENDPOINT_URL": self.endpoint,
+            "AWS_ACCESS_KEY_ID": self.access_key,
+            "AWS_SECRET_ACCESS_KEY": self.secret_key,
+        }
 
     def start(self, timeout: float = 60.0) -> "MinioContainer":
         import docker
@@ -156,16 +185,32 @@ class MinioContainer:
                 client.networks.get(self.network)
             except docker.errors.NotFound:
                 client.networks.create(self.network, internal=True, labels={docker_runner.MINIO_LABEL: "true"})
-            labels = {docker_runner.MINIO_LABEL: "true", docker_runner.MINIO_ENDPOINT_LABEL: self.endpoint,
-                      docker_runner.MINIO_NETWORK_LABEL: self.network}
+            labels = {
+                docker_runner.MINIO_LABEL: "true",
+                docker_runner.MINIO_ENDPOINT_LABEL: self.endpoint,
+                docker_runner.MINIO_NETWORK_LABEL: self.network,
+            }
             # The console stays off: nothing here needs it, and it is one more thing to expose.
             container = client.containers.run(
-                config.MINIO_IMAGE, ["server", "/data", "--address", ":9000"], name=self.name, detach=True,
-                labels=labels, ports={"9000/tcp": ("127.0.0.1", self.port)},
-                environment={"MINIO_ROOT_USER": self.access_key, "MINIO_ROOT_PASSWORD": self.secret_key,
-                             "MINIO_BROWSER": "off", "MINIO_UPDATE": "off", "MINIO_CI_CD": "1"},
-                volumes={self.volume: {"bind": "/data", "mode": "rw"}}, read_only=True,
-                tmpfs={"/tmp": "rw,size=64m"}, cap_drop=["ALL"], security_opt=["no-new-privileges"])
+                config.MINIO_IMAGE,
+                ["server", "/data", "--address", ":9000"],
+                name=self.name,
+                detach=True,
+                labels=labels,
+                ports={"9000/tcp": ("127.0.0.1", self.port)},
+                environment={
+                    "MINIO_ROOT_USER": self.access_key,
+                    "MINIO_ROOT_PASSWORD": self.secret_key,
+                    "MINIO_BROWSER": "off",
+                    "MINIO_UPDATE": "off",
+                    "MINIO_CI_CD": "1",
+                },
+                volumes={self.volume: {"bind": "/data", "mode": "rw"}},
+                read_only=True,
+                tmpfs={"/tmp": "rw,size=64m"},
+                cap_drop=["ALL"],
+                security_opt=["no-new-privileges"],
+            )
             client.networks.get(self.network).connect(container, aliases=[self.name])
         finally:
             client.close()
@@ -195,8 +240,10 @@ class MinioContainer:
                 client.containers.get(self.name).remove(force=True)
             except docker.errors.NotFound:
                 pass
-            for remove, getter, name in ((True, client.networks.get, self.network),
-                                         (remove_data, client.volumes.get, self.volume)):
+            for remove, getter, name in (
+                (True, client.networks.get, self.network),
+                (remove_data, client.volumes.get, self.volume),
+            ):
                 if remove:
                     try:
                         getter(name).remove()
@@ -213,13 +260,18 @@ def _create_bucket(env: dict, bucket: str) -> None:
     from minio import Minio
 
     endpoint = urlparse(env["AWS_ENDPOINT_URL"])
-    client = Minio(endpoint.netloc, access_key=env["AWS_ACCESS_KEY_ID"], secret_key=env["AWS_SECRET_ACCESS_KEY"],
-                   secure=endpoint.scheme == "https")
+    client = Minio(
+        endpoint.netloc,
+        access_key=env["AWS_ACCESS_KEY_ID"],
+        secret_key=env["AWS_SECRET_ACCESS_KEY"],
+        secure=endpoint.scheme == "https",
+    )
     if not client.bucket_exists(bucket):
         client.make_bucket(bucket)
 
 
 # `make minio-up` / `make minio-down` ------------------------------------------
+
 
 def random_role_credentials() -> dict[str, tuple[str, str]]:
     """One random (access key, secret key) per role (mlops.store.roles)."""
@@ -237,8 +289,11 @@ def _credentials() -> dict:
         if "roles" in credentials:
             return credentials
     state_dir().mkdir(parents=True, exist_ok=True)
-    credentials = {"access_key": "mlops-" + secrets.token_hex(6), "secret_key": secrets.token_urlsafe(24),
-                   "roles": random_role_credentials()}
+    credentials = {
+        "access_key": "mlops-" + secrets.token_hex(6),
+        "secret_key": secrets.token_urlsafe(24),
+        "roles": random_role_credentials(),
+    }
     path.unlink(missing_ok=True)
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(descriptor, "w") as handle:
@@ -288,8 +343,9 @@ def up(bucket: str = DEFAULT_BUCKET, runtime: str = "process") -> None:
         new_state = {"runtime": "docker", "container": server.name}
         where = f"container {server.name}, data in volume {server.volume}"
     elif runtime == "process":
-        server = MinioServer(directory / "data", default_port(), credentials["access_key"], credentials["secret_key"],
-                             minio_binary()).start()
+        server = MinioServer(
+            directory / "data", default_port(), credentials["access_key"], credentials["secret_key"], minio_binary()
+        ).start()
         new_state = {"runtime": "process", "pid": server.process.pid}
         where = f"data in {server.data_dir}, log {server.log_path}"
     else:

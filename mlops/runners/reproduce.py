@@ -45,9 +45,21 @@ class Reproduction:
 
 
 # What a re-run needs from the lineage record (dotted paths).
-REQUIRED_LINEAGE = ("data.ref", "data.target", "task", "split.validation_fraction", "split.test_fraction",
-                    "split.salt", "params.search_space", "seed", "blessing.min_skill", "code.version",
-                    "model.sha256", "metrics.validation", "metrics.test")
+REQUIRED_LINEAGE = (
+    "data.ref",
+    "data.target",
+    "task",
+    "split.validation_fraction",
+    "split.test_fraction",
+    "split.salt",
+    "params.search_space",
+    "seed",
+    "blessing.min_skill",
+    "code.version",
+    "model.sha256",
+    "metrics.validation",
+    "metrics.test",
+)
 
 
 def _lookup(record: dict, dotted: str):
@@ -67,11 +79,17 @@ def arguments_from_lineage(version: ModelVersion, scratch_store_uri: str) -> dic
     data_ref = lineage["data"]["ref"]
     split, blessing = lineage["split"], lineage["blessing"]
     return {
-        "data_uri": data_ref, "target": lineage["data"]["target"], "model_name": version.name,
-        "store_uri": scratch_store_uri, "task": lineage["task"],
-        "search_space": to_parameter(lineage["params"]["search_space"]), "seed": lineage["seed"],
-        "validation_fraction": split["validation_fraction"], "test_fraction": split["test_fraction"],
-        "split_salt": split["salt"], "min_skill": blessing["min_skill"],
+        "data_uri": data_ref,
+        "target": lineage["data"]["target"],
+        "model_name": version.name,
+        "store_uri": scratch_store_uri,
+        "task": lineage["task"],
+        "search_space": to_parameter(lineage["params"]["search_space"]),
+        "seed": lineage["seed"],
+        "validation_fraction": split["validation_fraction"],
+        "test_fraction": split["test_fraction"],
+        "split_salt": split["salt"],
+        "min_skill": blessing["min_skill"],
         "min_score": "" if blessing.get("min_score") is None else repr(blessing["min_score"]),
         "code_version": lineage["code"]["version"],
     }
@@ -104,8 +122,9 @@ def compare_metrics(original: dict, new: dict) -> list[str]:
     return differences
 
 
-def reproduce(store: ObjectStore, ref: str, current_code_version: str, runs_dir: Path | None = None,
-              emit=None) -> Reproduction:
+def reproduce(
+    store: ObjectStore, ref: str, current_code_version: str, runs_dir: Path | None = None, emit=None
+) -> Reproduction:
     """Re-run ``ref`` (``NAME@VERSION``) from its lineage and compare model bytes and metrics."""
     original = ModelRegistry(store).resolve(ref)
     with tempfile.TemporaryDirectory(prefix="mlops-reproduce-") as scratch_dir:

@@ -36,14 +36,43 @@ from mlops import config
 
 # Libraries the stages import, loaded once by the server (not by the tasks it forks).
 PRELOAD = (
-    "numpy", "pandas", "pyarrow", "pyarrow.compute", "pyarrow.csv", "pyarrow.parquet", "scipy.stats",
-    "sklearn.base", "sklearn.compose", "sklearn.impute", "sklearn.pipeline", "sklearn.preprocessing",
-    "sklearn.linear_model", "sklearn.ensemble", "sklearn.neighbors", "sklearn.metrics", "sklearn.dummy",
-    "sklearn.calibration", "sklearn.inspection", "skops.io", "yaml",
-    "components.tasks", "mlops.stages.ingest", "mlops.stages.prepare", "mlops.stages.train", "mlops.stages.evaluate",
-    "mlops.stages.register", "mlops.reporting.report", "mlops.stages.drift", "mlops.stages.diagnostics",
-    "mlops.store.model_io", "mlops.stages.validate", "mlops.stages.monitor", "mlops.reporting.monitor_report",
-    "mlops.store", "mlops.store.datasets", "mlops.store.registry",
+    "numpy",
+    "pandas",
+    "pyarrow",
+    "pyarrow.compute",
+    "pyarrow.csv",
+    "pyarrow.parquet",
+    "scipy.stats",
+    "sklearn.base",
+    "sklearn.compose",
+    "sklearn.impute",
+    "sklearn.pipeline",
+    "sklearn.preprocessing",
+    "sklearn.linear_model",
+    "sklearn.ensemble",
+    "sklearn.neighbors",
+    "sklearn.metrics",
+    "sklearn.dummy",
+    "sklearn.calibration",
+    "sklearn.inspection",
+    "skops.io",
+    "yaml",
+    "components.tasks",
+    "mlops.stages.ingest",
+    "mlops.stages.prepare",
+    "mlops.stages.train",
+    "mlops.stages.evaluate",
+    "mlops.stages.register",
+    "mlops.reporting.report",
+    "mlops.stages.drift",
+    "mlops.stages.diagnostics",
+    "mlops.store.model_io",
+    "mlops.stages.validate",
+    "mlops.stages.monitor",
+    "mlops.reporting.monitor_report",
+    "mlops.store",
+    "mlops.store.datasets",
+    "mlops.store.registry",
 )
 _HELLO = b"H"
 # How long a task waits for the server to take its request before running in its own process.
@@ -98,6 +127,7 @@ def _receive_message(connection: socket.socket, max_fds: int = 0) -> tuple[dict,
 
 # The task's side -----------------------------------------------------------------------------
 
+
 def hand_over(socket_path: str) -> int:
     """Run this task process's executor invocation in a child of the server; return its exit status.
 
@@ -116,13 +146,15 @@ def hand_over(socket_path: str) -> int:
         connection.settimeout(None)  # a task runs as long as it needs
         sys.stdout.flush()
         sys.stderr.flush()
-        _send_message(connection, {"argv": sys.argv, "cwd": os.getcwd(), "environ": dict(os.environ)},
-                      fds=[sys.stdout.fileno(), sys.stderr.fileno()])
+        _send_message(
+            connection,
+            {"argv": sys.argv, "cwd": os.getcwd(), "environ": dict(os.environ)},
+            fds=[sys.stdout.fileno(), sys.stderr.fileno()],
+        )
         try:
             answer, _ = _receive_message(connection)
         except (OSError, ConnectionError, ValueError):
-            print("[task server] the forked task ended without an exit status (killed?)", file=sys.stderr,
-                  flush=True)
+            print("[task server] the forked task ended without an exit status (killed?)", file=sys.stderr, flush=True)
             return 1
         return int(answer["status"])
     finally:
@@ -130,6 +162,7 @@ def hand_over(socket_path: str) -> int:
 
 
 # The server's side ---------------------------------------------------------------------------
+
 
 def _run_child(connection: socket.socket, request: dict, fds: list[int]) -> None:
     """In the forked child: become the task process and run kfp's executor; never returns."""

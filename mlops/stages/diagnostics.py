@@ -15,9 +15,16 @@ MAX_SCATTER = 2000
 IMPORTANCE_ROWS = 1000
 IMPORTANCE_REPEATS = 5
 # our metric -> scikit-learn scoring name (higher is better for all of them)
-SCORING = {"accuracy": "accuracy", "balanced_accuracy": "balanced_accuracy", "f1_macro": "f1_macro",
-           "roc_auc": "roc_auc", "log_loss": "neg_log_loss", "r2": "r2", "rmse": "neg_root_mean_squared_error",
-           "mae": "neg_mean_absolute_error"}
+SCORING = {
+    "accuracy": "accuracy",
+    "balanced_accuracy": "balanced_accuracy",
+    "f1_macro": "f1_macro",
+    "roc_auc": "roc_auc",
+    "log_loss": "neg_log_loss",
+    "r2": "r2",
+    "rmse": "neg_root_mean_squared_error",
+    "mae": "neg_mean_absolute_error",
+}
 
 
 def _thin(x: np.ndarray, y: np.ndarray) -> tuple[list, list]:
@@ -48,8 +55,9 @@ def classification_curves(model, features: pd.DataFrame, target: pd.Series) -> d
         x, y = _thin(recall[::-1], precision[::-1])
         pr.append({"label": str(cls), "x": x, "y": y, "area": float(skm.average_precision_score(truth, score))})
         observed, predicted = calibration_curve(truth, score, n_bins=10, strategy="quantile")
-        reliability.append({"label": str(cls), "predicted": predicted.round(4).tolist(),
-                            "observed": observed.round(4).tolist()})
+        reliability.append(
+            {"label": str(cls), "predicted": predicted.round(4).tolist(), "observed": observed.round(4).tolist()}
+        )
     return {"roc": roc, "precision_recall": pr, "calibration": reliability}
 
 
@@ -57,12 +65,15 @@ def regression_points(model, features: pd.DataFrame, target: pd.Series) -> dict:
     """Actual and predicted values (a sample of them) for predicted-vs-actual and residual plots."""
     predictions = model.predict(features)
     keep = np.unique(np.linspace(0, len(target) - 1, min(len(target), MAX_SCATTER)).astype(int))
-    return {"actual": target.to_numpy(dtype=float)[keep].round(5).tolist(),
-            "predicted": np.asarray(predictions, dtype=float)[keep].round(5).tolist()}
+    return {
+        "actual": target.to_numpy(dtype=float)[keep].round(5).tolist(),
+        "predicted": np.asarray(predictions, dtype=float)[keep].round(5).tolist(),
+    }
 
 
-def permutation_importance(model, features: pd.DataFrame, target: pd.Series, metric: str, task: str,
-                           seed: int = 0) -> dict:
+def permutation_importance(
+    model, features: pd.DataFrame, target: pd.Series, metric: str, task: str, seed: int = 0
+) -> dict:
     """How much the validation score drops when each feature's values are shuffled (mean and spread)."""
     from sklearn.inspection import permutation_importance as importance
 
@@ -73,12 +84,16 @@ def permutation_importance(model, features: pd.DataFrame, target: pd.Series, met
     if scoring == "roc_auc" and len(getattr(model, "classes_", [])) > 2:
         scoring = "roc_auc_ovr"
     try:
-        result = importance(model, features, target, scoring=scoring, n_repeats=IMPORTANCE_REPEATS,
-                            random_state=seed, n_jobs=1)
+        result = importance(
+            model, features, target, scoring=scoring, n_repeats=IMPORTANCE_REPEATS, random_state=seed, n_jobs=1
+        )
     except ValueError:
         return {}  # the sample cannot score this metric (a class missing): leave the chart out
     order = np.argsort(result.importances_mean)[::-1]
-    return {"metric": metric, "rows": int(len(features)),
-            "features": [str(features.columns[i]) for i in order],
-            "mean": [round(float(result.importances_mean[i]), 6) for i in order],
-            "std": [round(float(result.importances_std[i]), 6) for i in order]}
+    return {
+        "metric": metric,
+        "rows": int(len(features)),
+        "features": [str(features.columns[i]) for i in order],
+        "mean": [round(float(result.importances_mean[i]), 6) for i in order],
+        "std": [round(float(result.importances_std[i]), 6) for i in order],
+    }

@@ -51,19 +51,32 @@ def profile_series(series: pd.Series) -> dict:
         bins = int(max(2, min(MAX_BINS, len(numbers) // MIN_ROWS_PER_BIN)))
         edges = np.unique(np.quantile(numbers, np.linspace(0, 1, bins + 1)[1:-1]))
         counts = np.bincount(np.searchsorted(edges, numbers, side="right"), minlength=len(edges) + 1)
-        return {"kind": "numeric", "edges": edges.tolist(), "counts": counts.astype(int).tolist(), "missing": missing,
-                "rows": int(len(series))}
+        return {
+            "kind": "numeric",
+            "edges": edges.tolist(),
+            "counts": counts.astype(int).tolist(),
+            "missing": missing,
+            "rows": int(len(series)),
+        }
     text = values.map(str)
     counts = text.value_counts()
     top = counts.head(MAX_CATEGORIES)
-    return {"kind": "categorical", "counts": {str(k): int(v) for k, v in top.items()},
-            "other": int(counts.iloc[MAX_CATEGORIES:].sum()), "missing": missing, "rows": int(len(series))}
+    return {
+        "kind": "categorical",
+        "counts": {str(k): int(v) for k, v in top.items()},
+        "other": int(counts.iloc[MAX_CATEGORIES:].sum()),
+        "missing": missing,
+        "rows": int(len(series)),
+    }
 
 
 def profile_frame(frame: pd.DataFrame) -> dict:
     """A profile of every column of ``frame``."""
-    return {"format": PROFILE_FORMAT, "rows": int(len(frame)),
-            "columns": {str(column): profile_series(frame[column]) for column in frame.columns}}
+    return {
+        "format": PROFILE_FORMAT,
+        "rows": int(len(frame)),
+        "columns": {str(column): profile_series(frame[column]) for column in frame.columns},
+    }
 
 
 def _live_counts(profile: dict, series: pd.Series) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -75,8 +88,13 @@ def _live_counts(profile: dict, series: pd.Series) -> tuple[np.ndarray, np.ndarr
         numbers = pd.to_numeric(values, errors="coerce").dropna().to_numpy(dtype="float64")
         live = np.bincount(np.searchsorted(edges, numbers, side="right"), minlength=len(edges) + 1)
         base = np.asarray(profile["counts"], dtype="float64")
-        labels = [f"< {edges[0]:.4g}"] + [f"[{a:.4g}, {b:.4g})" for a, b in zip(edges[:-1], edges[1:])] + [
-            f">= {edges[-1]:.4g}"] if len(edges) else ["all"]
+        labels = (
+            [f"< {edges[0]:.4g}"]
+            + [f"[{a:.4g}, {b:.4g})" for a, b in zip(edges[:-1], edges[1:])]
+            + [f">= {edges[-1]:.4g}"]
+            if len(edges)
+            else ["all"]
+        )
     else:
         known = list(profile["counts"])
         text = values.map(str)
@@ -153,10 +171,17 @@ class FeatureDrift:
         return asdict(self)
 
 
-def compare_frame(profile: dict, frame: pd.DataFrame, *, thresholds: dict | None = None,
-                  numeric_threshold: float = DEFAULT_NUMERIC_THRESHOLD,
-                  categorical_threshold: float = DEFAULT_CATEGORICAL_THRESHOLD, alpha: float = DEFAULT_ALPHA,
-                  min_rows: int = DEFAULT_MIN_ROWS, columns=None) -> list[FeatureDrift]:
+def compare_frame(
+    profile: dict,
+    frame: pd.DataFrame,
+    *,
+    thresholds: dict | None = None,
+    numeric_threshold: float = DEFAULT_NUMERIC_THRESHOLD,
+    categorical_threshold: float = DEFAULT_CATEGORICAL_THRESHOLD,
+    alpha: float = DEFAULT_ALPHA,
+    min_rows: int = DEFAULT_MIN_ROWS,
+    columns=None,
+) -> list[FeatureDrift]:
     """Compare ``frame`` with ``profile`` column by column (the columns both have, or ``columns``)."""
     thresholds = thresholds or {}
     names = [c for c in (columns or profile["columns"]) if c in frame.columns and c in profile["columns"]]
@@ -183,9 +208,24 @@ def compare_frame(profile: dict, frame: pd.DataFrame, *, thresholds: dict | None
             verdict = "not significant"
         else:
             verdict = "drift"
-        results.append(FeatureDrift(
-            feature=name, kind=column["kind"], measure=measure, distance=round(distance, 6), threshold=threshold,
-            p_value=p, adjusted_p=adjusted[name], alpha=alpha, baseline_rows=int(column["rows"]), rows=rows,
-            min_rows=min_rows, drifted=verdict == "drift", verdict=verdict, buckets=labels,
-            baseline_shares=(base / base.sum()).round(6).tolist(), shares=(live / max(live.sum(), 1)).round(6).tolist()))
+        results.append(
+            FeatureDrift(
+                feature=name,
+                kind=column["kind"],
+                measure=measure,
+                distance=round(distance, 6),
+                threshold=threshold,
+                p_value=p,
+                adjusted_p=adjusted[name],
+                alpha=alpha,
+                baseline_rows=int(column["rows"]),
+                rows=rows,
+                min_rows=min_rows,
+                drifted=verdict == "drift",
+                verdict=verdict,
+                buckets=labels,
+                baseline_shares=(base / base.sum()).round(6).tolist(),
+                shares=(live / max(live.sum(), 1)).round(6).tolist(),
+            )
+        )
     return results

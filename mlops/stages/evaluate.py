@@ -83,12 +83,17 @@ def roc_points(model, features: pd.DataFrame, target: pd.Series, max_points: int
     keep = np.unique(np.linspace(0, len(fpr) - 1, min(len(fpr), max_points)).astype(int))
     # sklearn's first threshold is +inf, which JSON and KFP cannot hold.
     finite = np.where(np.isfinite(thresholds), thresholds, 1.0)
-    return {"positive_class": str(classes[1]), "fpr": fpr[keep].tolist(), "tpr": tpr[keep].tolist(),
-            "thresholds": finite[keep].tolist()}
+    return {
+        "positive_class": str(classes[1]),
+        "fpr": fpr[keep].tolist(),
+        "tpr": tpr[keep].tolist(),
+        "thresholds": finite[keep].tolist(),
+    }
 
 
-def champion_scores(store: ObjectStore, model_name: str, features: pd.DataFrame, target: pd.Series,
-                    task: str) -> dict | None:
+def champion_scores(
+    store: ObjectStore, model_name: str, features: pd.DataFrame, target: pd.Series, task: str
+) -> dict | None:
     """The champion's version and metrics on this test split (or why it could not be scored);
     None when the model has no champion."""
     registry = ModelRegistry(store)
@@ -96,9 +101,11 @@ def champion_scores(store: ObjectStore, model_name: str, features: pd.DataFrame,
     if champion is None:
         return None
     if model_io.FILE_NAME not in champion.files:
-        return {"version": champion.version,
-                "error": f"it is stored as {', '.join(sorted(champion.files))}, a format that is not loaded "
-                         "for safety (pickle)"}
+        return {
+            "version": champion.version,
+            "error": f"it is stored as {', '.join(sorted(champion.files))}, a format that is not loaded "
+            "for safety (pickle)",
+        }
     try:
         model = model_io.loads(registry.read_file(champion, model_io.FILE_NAME), source=f"champion {champion.ref}")
         return {"version": champion.version, "test_metrics": score_model(model, features, target, task)}
@@ -106,18 +113,37 @@ def champion_scores(store: ObjectStore, model_name: str, features: pd.DataFrame,
         return {"version": champion.version, "error": f"{type(error).__name__}: {' '.join(str(error).split())[:300]}"}
 
 
-def decide_blessing(test_metrics: dict, baseline_metrics: dict, metric: str, min_skill: float,
-                    min_score: float | None, champion: dict | None, test_rows: int = 0) -> Blessing:
+def decide_blessing(
+    test_metrics: dict,
+    baseline_metrics: dict,
+    metric: str,
+    min_skill: float,
+    min_score: float | None,
+    champion: dict | None,
+    test_rows: int = 0,
+) -> Blessing:
     """The blessing from the test scores, the trivial baseline, the floor and the champion."""
     score = require_metric(test_metrics, metric, "test")
     baseline = require_metric(baseline_metrics, metric, "test")
     gained = skill(score, baseline, metric)
-    decision = Blessing(blessed=False, reason="", metric=metric, score=score, baseline_score=baseline, skill=gained,
-                        min_skill=min_skill, min_score=min_score,
-                        champion_version=champion["version"] if champion else None, test_rows=test_rows,
-                        test_metrics=test_metrics, baseline_metrics=baseline_metrics)
-    versus = (f"test {metric} {score:.4f} has skill {gained:.2f} over a trivial predictor ({baseline:.4f}; "
-              f"minimum {min_skill:.2f})")
+    decision = Blessing(
+        blessed=False,
+        reason="",
+        metric=metric,
+        score=score,
+        baseline_score=baseline,
+        skill=gained,
+        min_skill=min_skill,
+        min_score=min_score,
+        champion_version=champion["version"] if champion else None,
+        test_rows=test_rows,
+        test_metrics=test_metrics,
+        baseline_metrics=baseline_metrics,
+    )
+    versus = (
+        f"test {metric} {score:.4f} has skill {gained:.2f} over a trivial predictor ({baseline:.4f}; "
+        f"minimum {min_skill:.2f})"
+    )
     if gained < min_skill:
         decision.reason = f"{versus}: it learnt too little"
         return decision
@@ -153,9 +179,20 @@ class Evaluation:
     diagnostics: dict = field(default_factory=dict)
 
 
-def evaluate_model(model, train: pd.DataFrame, test: pd.DataFrame, target: str, task: str, metric: str,
-                   min_skill: float, min_score: float | None, store: ObjectStore, model_name: str,
-                   validation: pd.DataFrame | None = None, seed: int = 0) -> Evaluation:
+def evaluate_model(
+    model,
+    train: pd.DataFrame,
+    test: pd.DataFrame,
+    target: str,
+    task: str,
+    metric: str,
+    min_skill: float,
+    min_score: float | None,
+    store: ObjectStore,
+    model_name: str,
+    validation: pd.DataFrame | None = None,
+    seed: int = 0,
+) -> Evaluation:
     """Everything the evaluate stage decides, and what the report draws of it."""
     from mlops.stages import diagnostics
 
@@ -174,5 +211,6 @@ def evaluate_model(model, train: pd.DataFrame, test: pd.DataFrame, target: str, 
         result.diagnostics["regression"] = diagnostics.regression_points(model, features, labels)
     if validation is not None:
         result.diagnostics["importance"] = diagnostics.permutation_importance(
-            model, validation.drop(columns=[target]), validation[target], metric, task, seed)
+            model, validation.drop(columns=[target]), validation[target], metric, task, seed
+        )
     return result

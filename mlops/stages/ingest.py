@@ -37,6 +37,7 @@ NUMERIC_MAJORITY = 0.9
 
 # Reading ----------------------------------------------------------------
 
+
 def fetch_bytes(uri: str) -> tuple[bytes | memoryview, str]:
     """Return the raw bytes behind ``uri`` and the file name used to pick a format.
 
@@ -90,8 +91,27 @@ def _nested_columns(table) -> list[str]:
 
 
 # The cells pandas reads as missing: the same set for CSV read with Arrow.
-NULL_VALUES = ["", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>",
-               "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"]
+NULL_VALUES = [
+    "",
+    "#N/A",
+    "#N/A N/A",
+    "#NA",
+    "-1.#IND",
+    "-1.#QNAN",
+    "-NaN",
+    "-nan",
+    "1.#IND",
+    "1.#QNAN",
+    "<NA>",
+    "N/A",
+    "NA",
+    "NULL",
+    "NaN",
+    "None",
+    "n/a",
+    "nan",
+    "null",
+]
 
 
 def _read_csv(data: bytes):
@@ -101,8 +121,13 @@ def _read_csv(data: bytes):
     import pyarrow.compute as pc
     import pyarrow.csv as pcsv
 
-    options = pcsv.ConvertOptions(null_values=NULL_VALUES, strings_can_be_null=True, timestamp_parsers=[],
-                                  true_values=["True", "true", "TRUE"], false_values=["False", "false", "FALSE"])
+    options = pcsv.ConvertOptions(
+        null_values=NULL_VALUES,
+        strings_can_be_null=True,
+        timestamp_parsers=[],
+        true_values=["True", "true", "TRUE"],
+        false_values=["False", "false", "FALSE"],
+    )
     table = pcsv.read_csv(pa.BufferReader(data), convert_options=options)
     columns = []
     for column in table.columns:
@@ -118,8 +143,9 @@ def _utf8_error(data: bytes | memoryview, label: str) -> StageError | None:
     try:
         str(data, "utf-8")
     except UnicodeDecodeError as error:
-        return StageError(f"{label} is not UTF-8 text (byte 0x{data[error.start]:02x} at offset {error.start}); "
-                          "re-save it as UTF-8")
+        return StageError(
+            f"{label} is not UTF-8 text (byte 0x{data[error.start]:02x} at offset {error.start}); re-save it as UTF-8"
+        )
     return None
 
 
@@ -156,8 +182,9 @@ def read_table(data: bytes | memoryview, filename: str):
                 raise error
     nested = _nested_columns(table)
     if nested:
-        raise StageError(f"{label}: column '{nested[0]}' is nested (lists or structs); "
-                         "flatten it into plain columns first")
+        raise StageError(
+            f"{label}: column '{nested[0]}' is nested (lists or structs); flatten it into plain columns first"
+        )
     if table.num_columns == 0:
         raise StageError(f"{label} has no columns")
     if table.num_rows == 0:
@@ -171,6 +198,7 @@ def parse_table(data: bytes, filename: str) -> pd.DataFrame:
 
 
 # Cleaning ---------------------------------------------------------------
+
 
 def clean_column_name(original, position: int) -> str:
     """A safe snake_case name: TFDV features, Parquet columns and KFP metadata all want one."""
@@ -194,8 +222,7 @@ def normalize_column_names(columns) -> dict[str, str]:
     for position, original in enumerate(columns):
         name = clean_column_name(original, position)
         if name in owner:
-            raise StageError(f"columns '{owner[name]}' and '{original}' both clean to '{name}'; "
-                             "rename one of them")
+            raise StageError(f"columns '{owner[name]}' and '{original}' both clean to '{name}'; rename one of them")
         owner[name] = str(original)
         mapping[str(original)] = name
     return mapping
@@ -252,8 +279,9 @@ def find_non_finite(frame: pd.DataFrame) -> None:
 def _refuse_non_finite(column: str, infinite: np.ndarray, value_at) -> None:
     """The one-line error for a column's first infinite value (``value_at(row)`` gives it)."""
     row = int(np.flatnonzero(infinite)[0])
-    raise StageError(f"column '{column}' holds a non-finite value ({value_at(row)}) at row {row + 1}; "
-                     "replace it or drop the row")
+    raise StageError(
+        f"column '{column}' holds a non-finite value ({value_at(row)}) at row {row + 1}; replace it or drop the row"
+    )
 
 
 def find_nested_values(frame: pd.DataFrame) -> None:
@@ -263,8 +291,10 @@ def find_nested_values(frame: pd.DataFrame) -> None:
         if pd.api.types.is_object_dtype(series):
             nested = series.map(lambda value: isinstance(value, (list, tuple, dict, np.ndarray)))
             if nested.any():
-                raise StageError(f"column '{column}' is nested (lists or structs) at row {int(nested.argmax()) + 1}; "
-                                 "flatten it into plain columns first")
+                raise StageError(
+                    f"column '{column}' is nested (lists or structs) at row {int(nested.argmax()) + 1}; "
+                    "flatten it into plain columns first"
+                )
 
 
 def clean_frame(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, str]]:
@@ -307,8 +337,9 @@ def _clean_table(table):
         if pa.types.is_floating(column.type):
             infinite = pc.is_inf(column).fill_null(False)
             if pc.any(infinite).as_py():
-                _refuse_non_finite(name, infinite.to_numpy(zero_copy_only=False),
-                                   lambda row, column=column: column[row].as_py())
+                _refuse_non_finite(
+                    name, infinite.to_numpy(zero_copy_only=False), lambda row, column=column: column[row].as_py()
+                )
         return None
 
     # A column per core (Arrow lets go of the GIL); map() raises the first bad column's error in table order.
@@ -331,6 +362,7 @@ def resolve_target(columns, target: str) -> str:
 
 
 # Splitting ------------------------------------------------------------
+
 
 def _mix(keys: np.ndarray, salt: str) -> np.ndarray:
     """Salted keys: splitmix64 of (key XOR a hash of the salt); the keys themselves without a salt."""
@@ -372,8 +404,13 @@ class SplitResult:
         return {name: int(len(frame)) for name, frame in self.splits.items()}
 
 
-def split_frame(frame: pd.DataFrame, target: str, split: SplitConfig,
-                min_rows_per_split: int = config.MIN_ROWS_PER_SPLIT, keys: np.ndarray | None = None) -> SplitResult:
+def split_frame(
+    frame: pd.DataFrame,
+    target: str,
+    split: SplitConfig,
+    min_rows_per_split: int = config.MIN_ROWS_PER_SPLIT,
+    keys: np.ndarray | None = None,
+) -> SplitResult:
     """Split a cleaned ``frame`` by row content; rows without a target are dropped first.
 
     ``keys``: the rows' split keys when ``frame`` is already in canonical order (a
@@ -395,8 +432,9 @@ def split_frame(frame: pd.DataFrame, target: str, split: SplitConfig,
     return SplitResult(splits=splits, target=target, dropped_missing_target=int((~has_target).sum()), split=split)
 
 
-def _checked_splits(keys: np.ndarray, has_target: np.ndarray, target: str, split: SplitConfig,
-                    min_rows_per_split: int) -> np.ndarray:
+def _checked_splits(
+    keys: np.ndarray, has_target: np.ndarray, target: str, split: SplitConfig, min_rows_per_split: int
+) -> np.ndarray:
     """The split code (an index into SPLITS) of every row that has a target (the others are dropped),
     or a StageError."""
     if not has_target.any():
@@ -413,6 +451,7 @@ def _checked_splits(keys: np.ndarray, has_target: np.ndarray, target: str, split
 
 
 # The two steps --------------------------------------------------------
+
 
 def load_source(data_uri: str) -> pd.DataFrame:
     """The table behind a path or URL, parsed (not yet cleaned)."""
@@ -451,8 +490,9 @@ def ingest_source(data_uri: str, store, name: str = "") -> IngestResult:
     from mlops.data.content import keyed
 
     table, mapping, encodings = _clean_table(load_table(data_uri))
-    version, new = versions.publish(name or dataset_name(data_uri), table, source=redact(data_uri),
-                                    content=keyed(table, encodings))
+    version, new = versions.publish(
+        name or dataset_name(data_uri), table, source=redact(data_uri), content=keyed(table, encodings)
+    )
     return IngestResult(version=version, new=new, columns=mapping, source=redact(data_uri))
 
 
@@ -471,8 +511,14 @@ def split_version(store, data_version: str, target: str, split: SplitConfig, pat
     return _split_table(versions.read_table(version), keys, target, split, paths)
 
 
-def _split_table(table, keys: np.ndarray, target: str, split: SplitConfig, paths: dict[str, str],
-                 min_rows_per_split: int = config.MIN_ROWS_PER_SPLIT) -> SplitResult:
+def _split_table(
+    table,
+    keys: np.ndarray,
+    target: str,
+    split: SplitConfig,
+    paths: dict[str, str],
+    min_rows_per_split: int = config.MIN_ROWS_PER_SPLIT,
+) -> SplitResult:
     """:func:`split_frame` of a stored version's rows (in canonical order, with their keys) in Arrow,
     never converted to pandas: the splits are the same rows in the same order, written as Parquet
     with the stored schema (pandas reads them back with the same types)."""
@@ -525,8 +571,9 @@ def train_target(table, target: str, split: SplitConfig, keys: np.ndarray | None
     return target, values.to_pandas().rename(target)
 
 
-def check_run_parameters(model_name: str, search_space: dict, validation_fraction: float, test_fraction: float,
-                         min_score: str) -> None:
+def check_run_parameters(
+    model_name: str, search_space: dict, validation_fraction: float, test_fraction: float, min_score: str
+) -> None:
     """Everything about a run that can be wrong before any data is read, each one line.
 
     The first task runs this, so a cluster run (which has no CLI pre-flight)

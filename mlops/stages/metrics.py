@@ -35,8 +35,9 @@ def resolve_metric(name: str, task: str) -> str:
     if name not in METRICS:
         raise StageError(f"unknown metric {name!r}; choose one of: auto, {', '.join(METRICS)}")
     if METRICS[name][0] != task:
-        raise StageError(f"metric {name!r} is for {METRICS[name][0]}, but this is a {task} task; "
-                         "change 'metric' in the params file")
+        raise StageError(
+            f"metric {name!r} is for {METRICS[name][0]}, but this is a {task} task; change 'metric' in the params file"
+        )
     return name
 
 
@@ -129,6 +130,8 @@ class _OnAnyFeatures:
 def require_metric(scores: dict, metric: str, split: str) -> float:
     """``scores[metric]``, or one line saying why this split cannot give it."""
     if metric not in scores:
-        raise StageError(f"metric {metric!r} cannot be computed on the {split} split (it needs every class "
-                         "present in that split); choose another metric in the params file or add rows")
+        raise StageError(
+            f"metric {metric!r} cannot be computed on the {split} split (it needs every class "
+            "present in that split); choose another metric in the params file or add rows"
+        )
     return scores[metric]

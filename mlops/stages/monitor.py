@@ -63,9 +63,22 @@ class Policy:
         return asdict(self)
 
 
-_POLICY_KEYS = {"numeric_threshold", "categorical_threshold", "alpha", "min_rows", "drifted_share", "drift_severity",
-                "prediction_drift_severity", "performance_severity", "performance_tolerance", "anomaly_severity",
-                "anomaly_kinds", "features", "cooldown_hours", "retrain_data"}
+_POLICY_KEYS = {
+    "numeric_threshold",
+    "categorical_threshold",
+    "alpha",
+    "min_rows",
+    "drifted_share",
+    "drift_severity",
+    "prediction_drift_severity",
+    "performance_severity",
+    "performance_tolerance",
+    "anomaly_severity",
+    "anomaly_kinds",
+    "features",
+    "cooldown_hours",
+    "retrain_data",
+}
 
 
 def parse_policy(document, source: str = "policy") -> Policy:
@@ -78,8 +91,14 @@ def parse_policy(document, source: str = "policy") -> Policy:
     if unknown:
         raise PolicyError(f"{source}: unknown setting {unknown[0]!r}; known: {', '.join(sorted(_POLICY_KEYS))}")
     policy = Policy(**document)
-    for name in ("numeric_threshold", "categorical_threshold", "alpha", "drifted_share", "performance_tolerance",
-                 "cooldown_hours"):
+    for name in (
+        "numeric_threshold",
+        "categorical_threshold",
+        "alpha",
+        "drifted_share",
+        "performance_tolerance",
+        "cooldown_hours",
+    ):
         value = getattr(policy, name)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
             raise PolicyError(f"{source}: {name} must be a number >= 0, got {value!r}")
@@ -87,22 +106,25 @@ def parse_policy(document, source: str = "policy") -> Policy:
         raise PolicyError(f"{source}: min_rows must be a whole number >= 1, got {policy.min_rows!r}")
     for name in ("drift_severity", "prediction_drift_severity", "performance_severity"):
         if getattr(policy, name) not in SEVERITIES["drift"]:
-            raise PolicyError(f"{source}: {name} must be one of {', '.join(SEVERITIES['drift'])}, "
-                              f"got {getattr(policy, name)!r}")
+            raise PolicyError(
+                f"{source}: {name} must be one of {', '.join(SEVERITIES['drift'])}, got {getattr(policy, name)!r}"
+            )
     kinds = {"anomaly_severity": policy.anomaly_severity, **policy.anomaly_kinds}
     for kind, severity in kinds.items():
         if severity not in SEVERITIES["anomaly"]:
-            raise PolicyError(f"{source}: anomaly severity for {kind} must be one of "
-                              f"{', '.join(SEVERITIES['anomaly'])}, got {severity!r}")
+            raise PolicyError(
+                f"{source}: anomaly severity for {kind} must be one of "
+                f"{', '.join(SEVERITIES['anomaly'])}, got {severity!r}"
+            )
     for feature, settings in policy.features.items():
         if not isinstance(settings, dict) or set(settings) - {"threshold", "severity"}:
             raise PolicyError(f"{source}: features.{feature} takes threshold and severity, got {settings!r}")
         if settings.get("severity", "retrain") not in SEVERITIES["drift"]:
-            raise PolicyError(f"{source}: features.{feature}.severity must be one of "
-                              f"{', '.join(SEVERITIES['drift'])}")
+            raise PolicyError(f"{source}: features.{feature}.severity must be one of {', '.join(SEVERITIES['drift'])}")
     if policy.retrain_data not in RETRAIN_DATA:
-        raise PolicyError(f"{source}: retrain_data must be one of {', '.join(RETRAIN_DATA)}, "
-                          f"got {policy.retrain_data!r}")
+        raise PolicyError(
+            f"{source}: retrain_data must be one of {', '.join(RETRAIN_DATA)}, got {policy.retrain_data!r}"
+        )
     return policy
 
 
@@ -154,8 +176,9 @@ def anomaly_severity(policy: Policy, kind: str) -> str:
     return policy.anomaly_kinds.get(kind, policy.anomaly_severity)
 
 
-def performance_check(metric: str, higher_is_better: bool, registered: float, live: float, rows: int,
-                      policy: Policy) -> dict:
+def performance_check(
+    metric: str, higher_is_better: bool, registered: float, live: float, rows: int, policy: Policy
+) -> dict:
     """Whether the champion's live score is worse than its registered test score by more than the tolerance."""
     if higher_is_better:
         degraded = live < registered - policy.performance_tolerance
@@ -164,23 +187,45 @@ def performance_check(metric: str, higher_is_better: bool, registered: float, li
         degraded = live > registered * (1 + policy.performance_tolerance)
         limit = registered * (1 + policy.performance_tolerance)
     enough = rows >= policy.min_rows
-    return {"metric": metric, "registered": registered, "live": live, "limit": limit, "rows": rows,
-            "degraded": bool(degraded and enough),
-            "verdict": ("too few labelled rows to tell" if not enough else "degraded" if degraded else "holds")}
+    return {
+        "metric": metric,
+        "registered": registered,
+        "live": live,
+        "limit": limit,
+        "rows": rows,
+        "degraded": bool(degraded and enough),
+        "verdict": ("too few labelled rows to tell" if not enough else "degraded" if degraded else "holds"),
+    }
 
 
-def decide(*, model: dict, data_version: str, rows: int, features: list[drift.FeatureDrift], anomalies: list[dict],
-           prediction: drift.FeatureDrift | None, performance: dict | None, policy: Policy,
-           history: list[dict]) -> Decision:
+def decide(
+    *,
+    model: dict,
+    data_version: str,
+    rows: int,
+    features: list[drift.FeatureDrift],
+    anomalies: list[dict],
+    prediction: drift.FeatureDrift | None,
+    performance: dict | None,
+    policy: Policy,
+    history: list[dict],
+) -> Decision:
     """The decision from the measurements, the policy and the model's monitor log."""
     reasons, warnings = [], []
     blocking = [a for a in anomalies if anomaly_severity(policy, a["kind"]) == "block"]
     for anomaly in anomalies:
         if anomaly_severity(policy, anomaly["kind"]) == "warn":
             warnings.append(f"anomaly {anomaly['feature']}: {anomaly['kind']}")
-    record = dict(model=model, data_version=data_version, rows=rows, features=[f.to_json() for f in features],
-                  anomalies=anomalies, prediction_drift=prediction.to_json() if prediction else None,
-                  performance=performance, policy=policy.to_json())
+    record = dict(
+        model=model,
+        data_version=data_version,
+        rows=rows,
+        features=[f.to_json() for f in features],
+        anomalies=anomalies,
+        prediction_drift=prediction.to_json() if prediction else None,
+        performance=performance,
+        policy=policy.to_json(),
+    )
     if blocking:
         reasons = [f"{a['feature']}: {a['kind']} ({a['detail']})" for a in blocking]
         return Decision(decision="blocked", reasons=reasons, warnings=warnings, **record)
@@ -192,12 +237,16 @@ def decide(*, model: dict, data_version: str, rows: int, features: list[drift.Fe
     retraining = [f for f in drifted if _severity(policy, f.feature) == "retrain"]
     share = len(retraining) / max(len(features), 1)
     if retraining and share >= policy.drifted_share:
-        names = ", ".join(f"{f.feature} ({f.measure} {f.distance:.3f} >= {f.threshold:g}, p={f.adjusted_p:.2g}, "
-                          f"n={f.rows})" for f in retraining)
+        names = ", ".join(
+            f"{f.feature} ({f.measure} {f.distance:.3f} >= {f.threshold:g}, p={f.adjusted_p:.2g}, n={f.rows})"
+            for f in retraining
+        )
         reasons.append(f"{len(retraining)} of {len(features)} features drift: {names}")
     elif retraining:
-        warnings.append(f"{len(retraining)} of {len(features)} features drift, under the share "
-                        f"{policy.drifted_share:g} the policy requires")
+        warnings.append(
+            f"{len(retraining)} of {len(features)} features drift, under the share "
+            f"{policy.drifted_share:g} the policy requires"
+        )
     if rows < policy.min_rows:
         warnings.append(f"{rows} rows: too few to tell drift from noise (the policy needs {policy.min_rows})")
     if prediction is not None and prediction.drifted:
@@ -207,9 +256,11 @@ def decide(*, model: dict, data_version: str, rows: int, features: list[drift.Fe
         elif policy.prediction_drift_severity == "warn":
             warnings.append(text)
     if performance and performance["degraded"]:
-        text = (f"live {performance['metric']} {performance['live']:.4f} is worse than the registered "
-                f"{performance['registered']:.4f} beyond the tolerance (limit {performance['limit']:.4f}, "
-                f"n={performance['rows']})")
+        text = (
+            f"live {performance['metric']} {performance['live']:.4f} is worse than the registered "
+            f"{performance['registered']:.4f} beyond the tolerance (limit {performance['limit']:.4f}, "
+            f"n={performance['rows']})"
+        )
         if policy.performance_severity == "retrain":
             reasons.append(text)
         elif policy.performance_severity == "warn":
@@ -222,20 +273,25 @@ def decide(*, model: dict, data_version: str, rows: int, features: list[drift.Fe
     return Decision(decision="retrain", reasons=reasons, warnings=warnings, **record)
 
 
-def cooldown_reason(history: list[dict], champion_version: int, data_version: str, hours: float,
-                    now: dt.datetime | None = None) -> str | None:
+def cooldown_reason(
+    history: list[dict], champion_version: int, data_version: str, hours: float, now: dt.datetime | None = None
+) -> str | None:
     """Why a retrain must wait, from the log of earlier decisions that triggered one; None when it need not."""
     now = now or dt.datetime.now(dt.timezone.utc)
     for entry in reversed(history):
         if not entry.get("retrain_triggered"):
             continue
         if entry.get("data_version") == data_version:
-            return (f"cool-down: a retrain on this data version was already triggered at {entry['time']}; "
-                    "not retraining on it again")
+            return (
+                f"cool-down: a retrain on this data version was already triggered at {entry['time']}; "
+                "not retraining on it again"
+            )
         age = now - dt.datetime.fromisoformat(entry["time"])
         if entry.get("model", {}).get("version") == champion_version and age < dt.timedelta(hours=hours):
-            return (f"cool-down: a retrain for champion v{champion_version} was triggered at {entry['time']}, "
-                    f"less than {hours:g} h ago")
+            return (
+                f"cool-down: a retrain for champion v{champion_version} was triggered at {entry['time']}, "
+                f"less than {hours:g} h ago"
+            )
     return None
 
 
@@ -296,20 +352,31 @@ def load_baseline(store, model_name: str, against: str = "") -> Baseline:
     else:
         version = registry.champion(model_name)
         if version is None:
-            raise NotFound(f"model {model_name!r} has no champion in {store.uri} to monitor against; "
-                           "train one first, or name a version with --against NAME@VERSION")
-    missing = [name for name in ("baseline/profile.json", "baseline/schema.pbtxt", "baseline/train_statistics.pb")
-               if name not in version.files]
+            raise NotFound(
+                f"model {model_name!r} has no champion in {store.uri} to monitor against; "
+                "train one first, or name a version with --against NAME@VERSION"
+            )
+    missing = [
+        name
+        for name in ("baseline/profile.json", "baseline/schema.pbtxt", "baseline/train_statistics.pb")
+        if name not in version.files
+    ]
     if missing:
-        raise MlopsError(f"{version.ref} carries no monitoring baseline ({', '.join(missing)} missing): it was "
-                         "registered before baselines travelled with models; retrain it")
-    return Baseline(version=version, profile=json.loads(registry.read_file(version, "baseline/profile.json")),
-                    schema_text=registry.read_file(version, "baseline/schema.pbtxt").decode("utf-8"),
-                    statistics=registry.read_file(version, "baseline/train_statistics.pb"))
+        raise MlopsError(
+            f"{version.ref} carries no monitoring baseline ({', '.join(missing)} missing): it was "
+            "registered before baselines travelled with models; retrain it"
+        )
+    return Baseline(
+        version=version,
+        profile=json.loads(registry.read_file(version, "baseline/profile.json")),
+        schema_text=registry.read_file(version, "baseline/schema.pbtxt").decode("utf-8"),
+        statistics=registry.read_file(version, "baseline/train_statistics.pb"),
+    )
 
 
-def retraining_data(store, trained_on_ref: str, target: str, batch: pd.DataFrame, batch_version: str,
-                    has_labels: bool, policy: Policy) -> str:
+def retraining_data(
+    store, trained_on_ref: str, target: str, batch: pd.DataFrame, batch_version: str, has_labels: bool, policy: Policy
+) -> str:
     """The data a retrain uses: with labels, the champion's training data and the batch together (published
     as a new version of the champion's data set); without, the data set's latest version."""
     from mlops.store.datasets import DataVersions
@@ -321,8 +388,10 @@ def retraining_data(store, trained_on_ref: str, target: str, batch: pd.DataFrame
         mode = "union" if has_labels else "latest"
     if mode == "union":
         if not has_labels:
-            raise MlopsError("the policy asks to retrain on the champion's data and the batch, but the batch has "
-                             f"no '{target}' column (labels)")
+            raise MlopsError(
+                "the policy asks to retrain on the champion's data and the batch, but the batch has "
+                f"no '{target}' column (labels)"
+            )
         original = versions.read_frame(trained_on)
         union = pd.concat([original, batch[[c for c in original.columns if c in batch.columns]]], ignore_index=True)
         version, _ = versions.publish(trained_on.name, union, source=f"{trained_on.full_ref} + {batch_version}")
@@ -351,9 +420,23 @@ class MonitorOutcome:
     log_entry: str
 
 
-def monitor_batch(*, store, model_name: str, model_version: int, data_version: str, target: str, task: str,
-                  metric: str, test_score: float, profile: dict, model, anomalies: list[dict], policy: Policy,
-                  allow_retrain: bool, report_key: str = "") -> MonitorOutcome:
+def monitor_batch(
+    *,
+    store,
+    model_name: str,
+    model_version: int,
+    data_version: str,
+    target: str,
+    task: str,
+    metric: str,
+    test_score: float,
+    profile: dict,
+    model,
+    anomalies: list[dict],
+    policy: Policy,
+    allow_retrain: bool,
+    report_key: str = "",
+) -> MonitorOutcome:
     """Measure a stored batch against a model version's baseline, decide, and log the decision
     (with ``report_key``, where the caller keeps the decision's report in the store)."""
     from mlops.stages.metrics import higher_is_better, score_model
@@ -368,24 +451,35 @@ def monitor_batch(*, store, model_name: str, model_version: int, data_version: s
     features, prediction, performance = [], None, None
     if not blocking:
         thresholds = {name: rule["threshold"] for name, rule in policy.features.items() if "threshold" in rule}
-        settings = dict(numeric_threshold=policy.numeric_threshold,
-                        categorical_threshold=policy.categorical_threshold, alpha=policy.alpha,
-                        min_rows=policy.min_rows)
+        settings = dict(
+            numeric_threshold=policy.numeric_threshold,
+            categorical_threshold=policy.categorical_threshold,
+            alpha=policy.alpha,
+            min_rows=policy.min_rows,
+        )
         features = drift.compare_frame(profile, batch, thresholds=thresholds, columns=feature_columns, **settings)
         predictions = pd.DataFrame({"prediction": model.predict(batch[feature_columns])})
-        prediction = drift.compare_frame({"columns": {"prediction": profile["predictions"]}}, predictions,
-                                         **settings)[0]
+        prediction = drift.compare_frame({"columns": {"prediction": profile["predictions"]}}, predictions, **settings)[
+            0
+        ]
         if has_labels:
             labelled = batch[batch[target].notna()]
             live = score_model(model, labelled[feature_columns], labelled[target], task).get(metric)
             if live is not None:
-                performance = performance_check(metric, higher_is_better(metric), test_score, live, len(labelled),
-                                                policy)
-    decision = decide(model={"name": model_name, "version": model_version, "metric": metric,
-                             "test_score": test_score},
-                      data_version=data_version, rows=int(len(batch)), features=features, anomalies=anomalies,
-                      prediction=prediction, performance=performance, policy=policy,
-                      history=read_log(store, model_name))
+                performance = performance_check(
+                    metric, higher_is_better(metric), test_score, live, len(labelled), policy
+                )
+    decision = decide(
+        model={"name": model_name, "version": model_version, "metric": metric, "test_score": test_score},
+        data_version=data_version,
+        rows=int(len(batch)),
+        features=features,
+        anomalies=anomalies,
+        prediction=prediction,
+        performance=performance,
+        policy=policy,
+        history=read_log(store, model_name),
+    )
     decision.time = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     action, retrain_data = "none", ""
     if decision.decision == "retrain" and allow_retrain:
@@ -393,8 +487,12 @@ def monitor_batch(*, store, model_name: str, model_version: int, data_version: s
         retrain_data = retraining_data(store, trained_on, target, batch, data_version, has_labels, policy)
         action = "retrain"
     decision.retrain_data = retrain_data or None
-    entry = {"type": "decision", **decision.to_json(), "retrain_triggered": action == "retrain",
-             "report_key": report_key}
+    entry = {
+        "type": "decision",
+        **decision.to_json(),
+        "retrain_triggered": action == "retrain",
+        "report_key": report_key,
+    }
     log_entry = append_log(store, model_name, entry)
     return MonitorOutcome(decision=decision, action=action, retrain_data=retrain_data, log_entry=log_entry)
 
@@ -408,12 +506,19 @@ def history(store, model_name: str) -> list[dict]:
         if entry.get("type") == "retrain":
             continue
         key = entry.get("id") if entry.get("id") in outcomes else None
-        rows.append({"time": entry["time"], "model": entry["model"], "data_version": entry["data_version"],
-                     "decision": entry["decision"], "reasons": entry["reasons"],
-                     "retrain_triggered": entry.get("retrain_triggered", False),
-                     "report_key": entry.get("report_key") or None,
-                     "retrained_version": outcomes[key]["retrained_version"] if key else None,
-                     "promoted": outcomes[key]["promoted"] if key else None})
+        rows.append(
+            {
+                "time": entry["time"],
+                "model": entry["model"],
+                "data_version": entry["data_version"],
+                "decision": entry["decision"],
+                "reasons": entry["reasons"],
+                "retrain_triggered": entry.get("retrain_triggered", False),
+                "report_key": entry.get("report_key") or None,
+                "retrained_version": outcomes[key]["retrained_version"] if key else None,
+                "promoted": outcomes[key]["promoted"] if key else None,
+            }
+        )
     return rows
 
 

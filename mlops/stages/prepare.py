@@ -55,8 +55,9 @@ def check_target(target: pd.Series, task: str) -> None:
 
 def split_features(frame: pd.DataFrame) -> tuple[list[str], list[str]]:
     """Numeric and categorical feature names (bools count as categorical)."""
-    numeric = [c for c in frame.columns
-               if pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c])]
+    numeric = [
+        c for c in frame.columns if pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c])
+    ]
     categorical = [c for c in frame.columns if c not in numeric]
     return numeric, categorical
 
@@ -68,22 +69,46 @@ def build_preprocessor(features: pd.DataFrame) -> ColumnTransformer:
     ordinal = [c for c in categorical if c not in one_hot]
     transformers = []
     if numeric:
-        transformers.append(("numeric", Pipeline([
-            ("impute", SimpleImputer(strategy="median")),
-            ("scale", StandardScaler()),
-        ]), numeric))
+        transformers.append(
+            (
+                "numeric",
+                Pipeline(
+                    [
+                        ("impute", SimpleImputer(strategy="median")),
+                        ("scale", StandardScaler()),
+                    ]
+                ),
+                numeric,
+            )
+        )
     if one_hot:
-        transformers.append(("one_hot", Pipeline([
-            ("as_text", FunctionTransformer(as_text, feature_names_out="one-to-one")),
-            ("impute", SimpleImputer(strategy="constant", fill_value=MISSING_CATEGORY)),
-            ("encode", OneHotEncoder(handle_unknown="ignore", sparse_output=False)),
-        ]), one_hot))
+        transformers.append(
+            (
+                "one_hot",
+                Pipeline(
+                    [
+                        ("as_text", FunctionTransformer(as_text, feature_names_out="one-to-one")),
+                        ("impute", SimpleImputer(strategy="constant", fill_value=MISSING_CATEGORY)),
+                        ("encode", OneHotEncoder(handle_unknown="ignore", sparse_output=False)),
+                    ]
+                ),
+                one_hot,
+            )
+        )
     if ordinal:
-        transformers.append(("ordinal", Pipeline([
-            ("as_text", FunctionTransformer(as_text, feature_names_out="one-to-one")),
-            ("impute", SimpleImputer(strategy="constant", fill_value=MISSING_CATEGORY)),
-            ("encode", OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1)),
-        ]), ordinal))
+        transformers.append(
+            (
+                "ordinal",
+                Pipeline(
+                    [
+                        ("as_text", FunctionTransformer(as_text, feature_names_out="one-to-one")),
+                        ("impute", SimpleImputer(strategy="constant", fill_value=MISSING_CATEGORY)),
+                        ("encode", OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1)),
+                    ]
+                ),
+                ordinal,
+            )
+        )
     return ColumnTransformer(transformers, remainder="drop", verbose_feature_names_out=False)
 
 

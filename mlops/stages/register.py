@@ -44,8 +44,13 @@ def package_versions() -> dict[str, str]:
     import sklearn
     import skops
 
-    return {"python": platform.python_version(), "scikit-learn": sklearn.__version__, "pandas": pandas.__version__,
-            "numpy": numpy.__version__, "skops": skops.__version__}
+    return {
+        "python": platform.python_version(),
+        "scikit-learn": sklearn.__version__,
+        "pandas": pandas.__version__,
+        "numpy": numpy.__version__,
+        "skops": skops.__version__,
+    }
 
 
 def search_space_sha256(search_space: dict) -> str:
@@ -68,8 +73,15 @@ class Registration:
         return asdict(self)
 
 
-def register_model(store: ObjectStore, model_name: str, model_bytes: bytes, lineage: dict, blessed: bool,
-                   compared_champion: int | None, baseline_files: dict[str, bytes] | None = None) -> Registration:
+def register_model(
+    store: ObjectStore,
+    model_name: str,
+    model_bytes: bytes,
+    lineage: dict,
+    blessed: bool,
+    compared_champion: int | None,
+    baseline_files: dict[str, bytes] | None = None,
+) -> Registration:
     """Publish a new version; when blessed, move `champion` to it by compare-and-swap.
 
     ``compared_champion`` is the champion the blessing was decided against (None:
@@ -83,36 +95,82 @@ def register_model(store: ObjectStore, model_name: str, model_bytes: bytes, line
         # An unchanged re-run (its tasks served from KFP's cache): the same model from the same
         # data, parameters and code is that version, not a new one.
         if not blessed or config.CHAMPION_ALIAS in same.aliases:
-            return Registration(model_name, same.version, same.ref, config.CHAMPION_ALIAS in same.aliases,
-                                compared_champion, f"unchanged: the same model as {same.ref}, registered before",
-                                store.uri)
+            return Registration(
+                model_name,
+                same.version,
+                same.ref,
+                config.CHAMPION_ALIAS in same.aliases,
+                compared_champion,
+                f"unchanged: the same model as {same.ref}, registered before",
+                store.uri,
+            )
     metrics = {f"test_{k}": v for k, v in lineage["metrics"]["test"].items()}
-    files = {model_io.FILE_NAME: model_bytes,
-             "lineage.json": json.dumps(lineage, indent=2, sort_keys=True).encode("utf-8"),
-             **{f"baseline/{name}": data for name, data in (baseline_files or {}).items()}}
-    version = same or registry.register(model_name, files, metrics=metrics, lineage=lineage,
-                                        tags={"blessed": str(blessed).lower(),
-                                              "candidate": lineage["params"]["candidate"]["id"]})
+    files = {
+        model_io.FILE_NAME: model_bytes,
+        "lineage.json": json.dumps(lineage, indent=2, sort_keys=True).encode("utf-8"),
+        **{f"baseline/{name}": data for name, data in (baseline_files or {}).items()},
+    }
+    version = same or registry.register(
+        model_name,
+        files,
+        metrics=metrics,
+        lineage=lineage,
+        tags={"blessed": str(blessed).lower(), "candidate": lineage["params"]["candidate"]["id"]},
+    )
     if not blessed:
-        return Registration(model_name, version.version, version.ref, False, compared_champion,
-                            "not blessed: the champion alias was not moved", store.uri)
+        return Registration(
+            model_name,
+            version.version,
+            version.ref,
+            False,
+            compared_champion,
+            "not blessed: the champion alias was not moved",
+            store.uri,
+        )
     try:
-        previous = registry.set_alias(model_name, config.CHAMPION_ALIAS, version.version, expected=compared_champion,
-                                      reason=lineage["blessing"]["reason"])
+        previous = registry.set_alias(
+            model_name,
+            config.CHAMPION_ALIAS,
+            version.version,
+            expected=compared_champion,
+            reason=lineage["blessing"]["reason"],
+        )
     except AliasMoved as moved:
         shown = f"v{compared_champion}" if compared_champion is not None else "no champion"
         now = f"v{moved.current}" if moved.current is not None else "no champion"
-        return Registration(model_name, version.version, version.ref, False, moved.current,
-                            f"blessed against {shown}, but the champion is now {now} (it moved while this run "
-                            f"was evaluating): registered without promoting; compare them and promote by hand "
-                            f"with `mlops models promote {version.ref}`", store.uri)
-    return Registration(model_name, version.version, version.ref, True, previous,
-                        "blessed: the champion alias now points to this version", store.uri)
+        return Registration(
+            model_name,
+            version.version,
+            version.ref,
+            False,
+            moved.current,
+            f"blessed against {shown}, but the champion is now {now} (it moved while this run "
+            f"was evaluating): registered without promoting; compare them and promote by hand "
+            f"with `mlops models promote {version.ref}`",
+            store.uri,
+        )
+    return Registration(
+        model_name,
+        version.version,
+        version.ref,
+        True,
+        previous,
+        "blessed: the champion alias now points to this version",
+        store.uri,
+    )
 
 
 # What makes two registrations the same model version (lineage paths).
-IDENTITY = (("model", "sha256"), ("data", "ref"), ("params", "search_space_sha256"), ("seed",), ("split",),
-            ("blessing", "min_skill"), ("blessing", "min_score"), ("code", "version"))
+IDENTITY = (
+    ("model", "sha256"),
+    ("data", "ref"),
+    ("params", "search_space_sha256"),
+    ("seed",),
+    ("split",),
+    ("blessing", "min_skill"),
+    ("blessing", "min_score"),
+    ("code", "version"),
+)
 
 
 def _identity(lineage: dict) -> tuple:
@@ -139,9 +197,23 @@ def registered_before(registry, model_name: str, lineage: dict):
     return next((v for v in reversed(versions) if v.lineage and _identity(v.lineage) == wanted), None)
 
 
-def build_lineage(*, data: dict, split: dict, validation: dict, task: str, search_space: dict, candidate: dict,
-                  metric: str, validation_metrics: dict, blessing: dict, seed: int, code_version: str, run_id: str,
-                  run_name: str, model_sha256: str) -> dict:
+def build_lineage(
+    *,
+    data: dict,
+    split: dict,
+    validation: dict,
+    task: str,
+    search_space: dict,
+    candidate: dict,
+    metric: str,
+    validation_metrics: dict,
+    blessing: dict,
+    seed: int,
+    code_version: str,
+    run_id: str,
+    run_name: str,
+    model_sha256: str,
+) -> dict:
     """The lineage record of one model version (format LINEAGE_FORMAT).
 
     ``data``: ref, source, content_hash, rows (per split), columns (original ->
@@ -155,13 +227,33 @@ def build_lineage(*, data: dict, split: dict, validation: dict, task: str, searc
         "split": split,
         "validation": validation,
         "task": task,
-        "params": {"search_space": search_space, "search_space_sha256": search_space_sha256(search_space),
-                   "candidate": candidate, "metric": metric},
-        "metrics": {"validation": validation_metrics, "test": blessing["test_metrics"],
-                    "trivial_baseline": blessing["baseline_metrics"]},
-        "blessing": {key: blessing[key] for key in ("blessed", "reason", "metric", "score", "baseline_score", "skill",
-                                                    "min_skill", "min_score", "champion_version", "champion_score",
-                                                    "champion_error")},
+        "params": {
+            "search_space": search_space,
+            "search_space_sha256": search_space_sha256(search_space),
+            "candidate": candidate,
+            "metric": metric,
+        },
+        "metrics": {
+            "validation": validation_metrics,
+            "test": blessing["test_metrics"],
+            "trivial_baseline": blessing["baseline_metrics"],
+        },
+        "blessing": {
+            key: blessing[key]
+            for key in (
+                "blessed",
+                "reason",
+                "metric",
+                "score",
+                "baseline_score",
+                "skill",
+                "min_skill",
+                "min_score",
+                "champion_version",
+                "champion_score",
+                "champion_error",
+            )
+        },
         "seed": seed,
         "code": {"version": code_version},
         "environment": {"locks": lock_hashes(), "packages": package_versions()},
@@ -185,5 +277,8 @@ def baseline_files(model, train, test, target: str, schema: bytes, train_statist
     profile["target"] = target
     predictions = model.predict(test.drop(columns=[target]))
     profile["predictions"] = drift.profile_series(pd.Series(predictions, name="prediction"))
-    return {"schema.pbtxt": schema, "train_statistics.pb": train_statistics,
-            "profile.json": json.dumps(profile, sort_keys=True).encode("utf-8")}
+    return {
+        "schema.pbtxt": schema,
+        "train_statistics.pb": train_statistics,
+        "profile.json": json.dumps(profile, sort_keys=True).encode("utf-8"),
+    }

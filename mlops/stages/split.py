@@ -41,8 +41,12 @@ class SplitConfig:
             )
 
     def to_json(self) -> dict:
-        return {"scheme": SPLIT_SCHEME, "validation_fraction": self.validation_fraction,
-                "test_fraction": self.test_fraction, "salt": self.salt}
+        return {
+            "scheme": SPLIT_SCHEME,
+            "validation_fraction": self.validation_fraction,
+            "test_fraction": self.test_fraction,
+            "salt": self.salt,
+        }
 
 
 def dataset_name(data_uri: str) -> str:

@@ -23,18 +23,26 @@ from mlops.stages.metrics import METRICS, higher_is_better, score_model
 FAMILIES = {
     "logistic_regression": {"classification": "sklearn.linear_model:LogisticRegression"},
     "ridge": {"regression": "sklearn.linear_model:Ridge"},
-    "random_forest": {"classification": "sklearn.ensemble:RandomForestClassifier",
-                      "regression": "sklearn.ensemble:RandomForestRegressor"},
-    "hist_gradient_boosting": {"classification": "sklearn.ensemble:HistGradientBoostingClassifier",
-                               "regression": "sklearn.ensemble:HistGradientBoostingRegressor"},
-    "knn": {"classification": "sklearn.neighbors:KNeighborsClassifier",
-            "regression": "sklearn.neighbors:KNeighborsRegressor"},
+    "random_forest": {
+        "classification": "sklearn.ensemble:RandomForestClassifier",
+        "regression": "sklearn.ensemble:RandomForestRegressor",
+    },
+    "hist_gradient_boosting": {
+        "classification": "sklearn.ensemble:HistGradientBoostingClassifier",
+        "regression": "sklearn.ensemble:HistGradientBoostingRegressor",
+    },
+    "knn": {
+        "classification": "sklearn.neighbors:KNeighborsClassifier",
+        "regression": "sklearn.neighbors:KNeighborsRegressor",
+    },
 }
 
 
 def estimator_class(family: str, task: str):
     module, _, name = FAMILIES[family][task].partition(":")
     return getattr(importlib.import_module(module), name)
+
+
 # One thread per candidate: KFP runs candidates in parallel already, and
 # single-threaded fits are bit-for-bit repeatable.
 DEFAULT_FIXED_PARAMS = {
@@ -57,14 +65,16 @@ def make_estimator(family: str, params: dict, task: str, seed: int):
     """The estimator for one candidate, with its parameters checked by scikit-learn itself."""
     if task not in FAMILIES.get(family, {}):
         known = sorted(f for f, tasks in FAMILIES.items() if task in tasks)
-        raise StageError(f"unknown model family {family!r} for {task}{_suggest(family, known)}; "
-                         f"known: {', '.join(known)}")
+        raise StageError(
+            f"unknown model family {family!r} for {task}{_suggest(family, known)}; known: {', '.join(known)}"
+        )
     cls = estimator_class(family, task)
     available = cls().get_params()
     for name in params:
         if name in RESERVED_PARAMS:
-            raise StageError(f"{family}: {name!r} is set by the pipeline (seed, one thread); remove it from the "
-                             "params file")
+            raise StageError(
+                f"{family}: {name!r} is set by the pipeline (seed, one thread); remove it from the params file"
+            )
         if name not in available:
             raise StageError(f"unknown hyperparameter {name!r} for {family} ({task}){_suggest(name, available)}")
     fixed = {"random_state": seed} if "random_state" in available else {}
@@ -120,19 +130,24 @@ def check_search_space(search_space) -> None:
         raise StageError("the search space must be a mapping with 'metric' and 'candidates'")
     unknown = sorted(set(search_space) - SEARCH_SPACE_KEYS)
     if unknown:
-        raise StageError(f"unknown key {unknown[0]!r} in the search space{_suggest(unknown[0], SEARCH_SPACE_KEYS)}; "
-                         f"allowed: {', '.join(sorted(SEARCH_SPACE_KEYS))}")
+        raise StageError(
+            f"unknown key {unknown[0]!r} in the search space{_suggest(unknown[0], SEARCH_SPACE_KEYS)}; "
+            f"allowed: {', '.join(sorted(SEARCH_SPACE_KEYS))}"
+        )
     metric = search_space.get("metric", "auto")
     if not isinstance(metric, str) or (metric not in METRICS and metric != "auto"):
-        raise StageError(f"unknown metric {metric!r}{_suggest(str(metric), METRICS)}; "
-                         f"choose one of: auto, {', '.join(METRICS)}")
+        raise StageError(
+            f"unknown metric {metric!r}{_suggest(str(metric), METRICS)}; choose one of: auto, {', '.join(METRICS)}"
+        )
     candidates = search_space.get("candidates")
     if not isinstance(candidates, dict) or not candidates:
         raise StageError("the search space needs a 'candidates' mapping by task (classification, regression)")
     for task, families in candidates.items():
         if task not in TASK_NAMES:
-            raise StageError(f"unknown task {task!r} under candidates{_suggest(str(task), TASK_NAMES)}; "
-                             f"use {' or '.join(TASK_NAMES)}")
+            raise StageError(
+                f"unknown task {task!r} under candidates{_suggest(str(task), TASK_NAMES)}; "
+                f"use {' or '.join(TASK_NAMES)}"
+            )
         if not isinstance(families, dict) or not families:
             raise StageError(f"candidates.{task} must map model families to hyperparameters")
         for family, grid in families.items():
@@ -160,7 +175,9 @@ def pick_best(results: list[dict], metric: str) -> dict:
     """The best result by ``metric``; ties go to the earlier candidate id (stable)."""
     scored = [r for r in results if metric in r["validation_metrics"]]
     if not scored:
-        raise StageError(f"no candidate could be scored by {metric!r} on the validation split "
-                         "(it needs every class present); choose another metric in the params file")
+        raise StageError(
+            f"no candidate could be scored by {metric!r} on the validation split "
+            "(it needs every class present); choose another metric in the params file"
+        )
     sign = 1 if higher_is_better(metric) else -1
     return sorted(scored, key=lambda r: (-sign * r["validation_metrics"][metric], r["candidate"]["id"]))[0]

@@ -53,9 +53,12 @@ class SchemaChoice:
 
     def describe(self) -> str:
         where = f" {self.origin}" if self.origin else ""
-        return {"file": f"the schema file{where}", "curated": f"the curated schema{where}",
-                "baseline": f"the stored baseline schema{where}",
-                "inferred": "a schema TFDV inferred from this data (now the model's baseline)"}[self.source]
+        return {
+            "file": f"the schema file{where}",
+            "curated": f"the curated schema{where}",
+            "baseline": f"the stored baseline schema{where}",
+            "inferred": "a schema TFDV inferred from this data (now the model's baseline)",
+        }[self.source]
 
 
 def read_schema_uri(schema_uri: str, store: ObjectStore) -> str:
@@ -82,8 +85,11 @@ def choose_schema(model_name: str, store: ObjectStore, schema_uri: str = "") -> 
         # As in git (schemas/<model>.pbtxt), wherever the directory sits (an image has it under /opt/mlops).
         return SchemaChoice("curated", f"{curated.parent.name}/{curated.name}", curated.read_text(encoding="utf-8"))
     try:
-        return SchemaChoice("baseline", f"{store.uri}/{baseline_schema_key(model_name)}",
-                            store.read(baseline_schema_key(model_name)).decode("utf-8"))
+        return SchemaChoice(
+            "baseline",
+            f"{store.uri}/{baseline_schema_key(model_name)}",
+            store.read(baseline_schema_key(model_name)).decode("utf-8"),
+        )
     except NotFound:
         return SchemaChoice("inferred", "", None)
 
@@ -134,16 +140,21 @@ def _run_tool(arguments: list[str], out_dir: str) -> dict:
         if not sidecar:
             python = config.TFDV_PYTHON.get()
             if not python.exists():
-                raise StageError(f"TFDV interpreter not found at {python}: run `make setup` or set "
-                                 "MLOPS_TFDV_PYTHON")
+                raise StageError(f"TFDV interpreter not found at {python}: run `make setup` or set MLOPS_TFDV_PYTHON")
             # TensorFlow's C++ logging is noise here; the tool reports through result.json.
             env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONWARNINGS": "ignore"}
-            completed = subprocess.run([str(python), str(config.TFDV_TOOL.get()), *argv], capture_output=True, text=True, env=env,
-                                       timeout=timeout)
+            completed = subprocess.run(
+                [str(python), str(config.TFDV_TOOL.get()), *argv],
+                capture_output=True,
+                text=True,
+                env=env,
+                timeout=timeout,
+            )
             status, stderr = completed.returncode, completed.stderr
     except (subprocess.TimeoutExpired, TimeoutError):
-        raise StageError(f"TFDV did not finish within {timeout:g} s; raise MLOPS_TFDV_TIMEOUT_SECONDS "
-                         "or validate less data") from None
+        raise StageError(
+            f"TFDV did not finish within {timeout:g} s; raise MLOPS_TFDV_TIMEOUT_SECONDS or validate less data"
+        ) from None
     if status != 0:
         lines = [line for line in stderr.splitlines() if line.strip()]
         raise StageError(f"TFDV failed: {lines[-1] if lines else f'exit status {status}'}")
@@ -177,8 +188,20 @@ def validate_batch(batch_path: str, schema_text: str, label: str, baseline_stati
         schema_path, baseline_path = Path(scratch, "schema.pbtxt"), Path(scratch, "train.pb")
         schema_path.write_text(schema_text, encoding="utf-8")
         baseline_path.write_bytes(baseline_statistics)
-        return _run_tool(["serving", "--batch", batch_path, "--schema", str(schema_path), "--label", label,
-                          "--baseline", str(baseline_path)], out_dir)
+        return _run_tool(
+            [
+                "serving",
+                "--batch",
+                batch_path,
+                "--schema",
+                str(schema_path),
+                "--label",
+                label,
+                "--baseline",
+                str(baseline_path),
+            ],
+            out_dir,
+        )
 
 
 def describe_anomalies(anomalies: list[dict], limit: int = 5) -> str:
@@ -204,11 +227,13 @@ class Validation:
             raise StageError(
                 f"data validation against {self.schema.describe()} found {len(self.anomalies)} anomalies: "
                 + describe_anomalies(self.anomalies)
-                + " (fix the data, or validate against another schema with --schema FILE)")
+                + " (fix the data, or validate against another schema with --schema FILE)"
+            )
 
 
-def validate_splits(splits: dict[str, str], model_name: str, store: ObjectStore, out_dir: str,
-                    schema_uri: str = "") -> Validation:
+def validate_splits(
+    splits: dict[str, str], model_name: str, store: ObjectStore, out_dir: str, schema_uri: str = ""
+) -> Validation:
     """Validate the splits against the schema that applies.
 
     Writes statistics/<split>.pb, schema.pbtxt, statistics.html and result.json

@@ -77,8 +77,9 @@ def write_parquet(table, where) -> None:
 
     dictionary = [field.name for field in table.schema if not pa.types.is_floating(field.type)]
     statistics = [field.name for field in table.schema if not _is_text(field.type)]
-    pq.write_table(table, where, use_dictionary=dictionary, compression=_compression(table),
-                   write_statistics=statistics)
+    pq.write_table(
+        table, where, use_dictionary=dictionary, compression=_compression(table), write_statistics=statistics
+    )
 
 
 def _is_text(kind) -> bool:
@@ -196,8 +197,9 @@ class DataVersions:
         except NotFound:
             return None
 
-    def _create(self, name: str, version_id: str, rows, content, columns: list[str],
-                source: str) -> tuple[DataVersion, bool]:
+    def _create(
+        self, name: str, version_id: str, rows, content, columns: list[str], source: str
+    ) -> tuple[DataVersion, bool]:
         """Rows (staged), keys, then the manifest that makes the version visible."""
         from mlops.data.content import SCHEME
 
@@ -211,10 +213,17 @@ class DataVersions:
             except AlreadyExists:
                 pass  # the same bytes, by their name: a retry, or a twin publisher
         manifest = {
-            "name": name, "id": version_id, "rows": len(content.keys), "columns": columns,
+            "name": name,
+            "id": version_id,
+            "rows": len(content.keys),
+            "columns": columns,
             "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="microseconds"),
-            "source": source, "data_sha256": rows.sha256, "data_file": data_file, "content_scheme": SCHEME,
-            "keys_file": keys_file, "keys_sha256": keys_sha256,
+            "source": source,
+            "data_sha256": rows.sha256,
+            "data_file": data_file,
+            "content_scheme": SCHEME,
+            "keys_file": keys_file,
+            "keys_sha256": keys_sha256,
         }
         try:
             self.store.create(prefix + "manifest.json", dumps(manifest))
@@ -228,8 +237,9 @@ class DataVersions:
         prefix = self._prefix(version.name, version.id)
         files = [(version.data_file, source.read_bytes(version))]
         if version.keys_file:
-            files.append((version.keys_file, source._read_checked(version, version.keys_file, version.keys_sha256,
-                                                                  "row keys")))
+            files.append(
+                (version.keys_file, source._read_checked(version, version.keys_file, version.keys_sha256, "row keys"))
+            )
         for file_name, content in files:
             try:
                 self.store.create(prefix + file_name, content)
@@ -261,15 +271,20 @@ class DataVersions:
     def versions(self, name: str) -> list[DataVersion]:
         """Versions of ``name``, oldest first."""
         validate_name("data set", name)
-        found = [self._load(name, key.split("/")[3]) for key in self.store.list(f"data/{name}/versions/")
-                 if key.endswith("/manifest.json")]
+        found = [
+            self._load(name, key.split("/")[3])
+            for key in self.store.list(f"data/{name}/versions/")
+            if key.endswith("/manifest.json")
+        ]
         return sorted(found, key=lambda version: (version.created_at, version.id))
 
     def resolve(self, ref: str) -> DataVersion:
         match = REF_PATTERN.match(ref)
         if not match:
-            raise StoreError(f"data version reference {ref!r} is malformed: use NAME@VERSION (the version id, "
-                             f"at least {MIN_PREFIX} hex characters) or NAME@latest")
+            raise StoreError(
+                f"data version reference {ref!r} is malformed: use NAME@VERSION (the version id, "
+                f"at least {MIN_PREFIX} hex characters) or NAME@latest"
+            )
         name, selector = match["name"], match["version"]
         versions = self.versions(name)
         if not versions:
@@ -316,8 +331,10 @@ class DataVersions:
 
     def _check(self, version: DataVersion, what: str, actual: str, recorded: str) -> None:
         if actual != recorded:
-            raise StoreError(f"the {what} of data version {version.ref} do not match their recorded sha256 "
-                             f"in {self.store.uri}: the store was changed outside this tool")
+            raise StoreError(
+                f"the {what} of data version {version.ref} do not match their recorded sha256 "
+                f"in {self.store.uri}: the store was changed outside this tool"
+            )
 
     def read_keys(self, version: DataVersion):
         """The rows' split keys (uint64, in the stored row order), or None for a version without them."""

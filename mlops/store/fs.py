@@ -81,9 +81,11 @@ class FileStore(ObjectStore):
     def _describe(self, error: OSError, action: str, key: str) -> StoreError:
         hint = _OS_ERROR_HINTS.get(error.errno) or error.strerror or str(error)
         code = errno.errorcode.get(error.errno, "?") if error.errno else "?"
-        return StoreError(f"cannot write the store at {self.uri} ({action} {key}): {hint} [{code}]"
-                          if action != "reading" else
-                          f"cannot read the store at {self.uri} ({key}): {hint} [{code}]")
+        return StoreError(
+            f"cannot write the store at {self.uri} ({action} {key}): {hint} [{code}]"
+            if action != "reading"
+            else f"cannot read the store at {self.uri} ({key}): {hint} [{code}]"
+        )
 
     def _path(self, key: str) -> Path:
         parts = [part for part in key.split("/") if part]
@@ -137,7 +139,8 @@ class FileStore(ObjectStore):
             if error.errno in _NO_HARD_LINKS:
                 raise StoreError(
                     f"the store at {self.uri} is on a file system without hard links, which it needs to "
-                    "publish objects atomically; put it on a local disk or use s3:// (MinIO)") from None
+                    "publish objects atomically; put it on a local disk or use s3:// (MinIO)"
+                ) from None
             raise
 
     def _stage(self) -> Staged:
@@ -225,7 +228,7 @@ class _StagedFile(Staged):
     def _write(self, data: memoryview) -> None:
         with self._store._os_errors("writing", "a staged object"):
             while data:
-                data = data[os.write(self._fd, data):]
+                data = data[os.write(self._fd, data) :]
 
     def _sync_behind(self) -> None:
         while not self._written.wait(self._SYNC_EVERY_SECONDS):

@@ -110,8 +110,7 @@ def loads(data: bytes, *, source: str = "model"):
         raise UnsafeModel(f"{source} is not a readable skops model file ({type(error).__name__}: {error})") from None
     refused = sorted(untrusted - set(TRUSTED_TYPES))
     if refused:
-        raise UnsafeModel(f"{source} names types that are not trusted ({', '.join(refused[:5])}); "
-                          "refusing to load it")
+        raise UnsafeModel(f"{source} names types that are not trusted ({', '.join(refused[:5])}); refusing to load it")
     try:
         return sio.load(io.BytesIO(data), trusted=sorted(untrusted))
     except Exception as error:  # noqa: BLE001

@@ -99,8 +99,9 @@ class ModelRegistry:
         return f"models/{name}/versions/{version:06d}/"
 
     # Writing -----------------------------------------------------------
-    def register(self, name: str, files: dict[str, bytes], *, metrics: dict, lineage: dict,
-                 tags: dict | None = None) -> ModelVersion:
+    def register(
+        self, name: str, files: dict[str, bytes], *, metrics: dict, lineage: dict, tags: dict | None = None
+    ) -> ModelVersion:
         """Store ``files`` as the next version of ``name`` and publish it.
 
         The version number is claimed with a conditional create, so concurrent
@@ -191,8 +192,9 @@ class ModelRegistry:
             record = json.loads(self.store.read(f"models/{name}/aliases/{alias}.json"))
         except NotFound:
             return []
-        return record.get("history") or [{"version": record["version"], "at": record.get("updated_at"),
-                                          "previous": None, "reason": ""}]
+        return record.get("history") or [
+            {"version": record["version"], "at": record.get("updated_at"), "previous": None, "reason": ""}
+        ]
 
     def _compare_and_swap(self, key: str, update, attempts: int = 100) -> dict:
         """Apply ``update`` (current dict -> new dict) atomically; exceptions from it abort."""

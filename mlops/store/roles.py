@@ -48,15 +48,21 @@ def policies(bucket: str = config.STORE_BUCKET, prefix: str = "store") -> dict[s
     arn = f"arn:aws:s3:::{bucket}"
     documents = {}
     for role in ROLES:
-        statements = [_statement(["s3:GetBucketLocation", "s3:ListBucket"], [arn]),
-                      _statement(["s3:GetObject"], [f"{arn}/*"])]
+        statements = [
+            _statement(["s3:GetBucketLocation", "s3:ListBucket"], [arn]),
+            _statement(["s3:GetObject"], [f"{arn}/*"]),
+        ]
         if WRITES[role]:
             statements.append(_statement(["s3:PutObject"], [f"{arn}/{prefix}/{where}*" for where in WRITES[role]]))
         documents[role] = {"Version": "2012-10-17", "Statement": statements}
     kfp = f"arn:aws:s3:::{KFP_ARTIFACT_BUCKET}"
-    documents[ARTIFACTS_ROLE] = {"Version": "2012-10-17", "Statement": [
-        _statement(["s3:GetBucketLocation", "s3:ListBucket"], [kfp]),
-        _statement(["s3:GetObject", "s3:PutObject", "s3:DeleteObject"], [f"{kfp}/*"])]}
+    documents[ARTIFACTS_ROLE] = {
+        "Version": "2012-10-17",
+        "Statement": [
+            _statement(["s3:GetBucketLocation", "s3:ListBucket"], [kfp]),
+            _statement(["s3:GetObject", "s3:PutObject", "s3:DeleteObject"], [f"{kfp}/*"]),
+        ],
+    }
     return documents
 
 
@@ -80,8 +86,14 @@ def role_environment(credentials: dict[str, tuple[str, str]]) -> dict[str, str]:
     return env
 
 
-def bootstrap(endpoint: str, root_access: str, root_secret: str, credentials: dict[str, tuple[str, str]],
-              bucket: str = config.STORE_BUCKET, prefix: str = "store") -> None:
+def bootstrap(
+    endpoint: str,
+    root_access: str,
+    root_secret: str,
+    credentials: dict[str, tuple[str, str]],
+    bucket: str = config.STORE_BUCKET,
+    prefix: str = "store",
+) -> None:
     """With MinIO's root credential: the buckets, one policy per role, and one user per role."""
     from urllib.parse import urlparse
 

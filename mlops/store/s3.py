@@ -47,12 +47,25 @@ def client_from_env(role: str | None = None) -> tuple[Minio, str]:
     retries = _retries()
     http = urllib3.PoolManager(
         timeout=urllib3.Timeout(connect=5, read=60),
-        retries=urllib3.Retry(total=retries, connect=retries, read=retries, status=retries, backoff_factor=0.5,
-                              status_forcelist=(500, 502, 503, 504), allowed_methods=None,
-                              raise_on_status=False),
+        retries=urllib3.Retry(
+            total=retries,
+            connect=retries,
+            read=retries,
+            status=retries,
+            backoff_factor=0.5,
+            status_forcelist=(500, 502, 503, 504),
+            allowed_methods=None,
+            raise_on_status=False,
+        ),
     )
-    client = Minio(parsed.netloc, access_key=access_key, secret_key=secret_key, secure=parsed.scheme == "https",
-                   region=os.environ.get("AWS_REGION", "us-east-1"), http_client=http)
+    client = Minio(
+        parsed.netloc,
+        access_key=access_key,
+        secret_key=secret_key,
+        secure=parsed.scheme == "https",
+        region=os.environ.get("AWS_REGION", "us-east-1"),
+        http_client=http,
+    )
     return client, endpoint
 
 
@@ -60,12 +73,16 @@ def _describe(error: Exception, endpoint: str, what: str, role: str | None = Non
     """One line for the person: unreachable, bad credentials, not allowed, or what S3 said."""
     if isinstance(error, S3Error):
         if error.code in CREDENTIAL_ERRORS:
-            return StoreError(f"the store at {endpoint} rejected the credentials ({error.code}) while {what}: "
-                              "check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
+            return StoreError(
+                f"the store at {endpoint} rejected the credentials ({error.code}) while {what}: "
+                "check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+            )
         if error.code == "AccessDenied":
             who = f"the {role} role" if role else "these credentials"
-            return StoreError(f"the store at {endpoint} refused {who} while {what} (AccessDenied): that role may "
-                              "not do this (mlops/store/roles.py)")
+            return StoreError(
+                f"the store at {endpoint} refused {who} while {what} (AccessDenied): that role may "
+                "not do this (mlops/store/roles.py)"
+            )
         if error.code == "NoSuchBucket":
             return StoreError(f"bucket {error.bucket_name!r} does not exist at {endpoint} (`make minio-up` creates it)")
         return StoreError(f"the store at {endpoint} failed while {what}: {error.code}: {error.message}")
@@ -79,8 +96,14 @@ TRANSPORT_ERRORS = (urllib3.exceptions.HTTPError, OSError)
 class S3Store(ObjectStore):
     """Objects under ``s3://bucket/prefix`` on MinIO or any S3 API."""
 
-    def __init__(self, bucket: str, prefix: str = "", client: Minio | None = None, endpoint: str | None = None,
-                 role: str | None = None):
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str = "",
+        client: Minio | None = None,
+        endpoint: str | None = None,
+        role: str | None = None,
+    ):
         if client is None:
             client, endpoint = client_from_env(role)
         self.role = role
@@ -166,7 +189,7 @@ class S3Store(ObjectStore):
     def list(self, prefix: str) -> list[str]:
         try:
             objects = self.client.list_objects(self.bucket, prefix=self.prefix + prefix, recursive=True)
-            return sorted(obj.object_name[len(self.prefix):] for obj in objects)
+            return sorted(obj.object_name[len(self.prefix) :] for obj in objects)
         except S3Error as error:
             raise _describe(error, self.endpoint, f"listing {prefix}", self.role) from None
         except TRANSPORT_ERRORS as error:

@@ -40,8 +40,7 @@ def check_model(model_name: str, data, path: str = "$") -> None:
     cls = getattr(m, model_name)
     if getattr(cls, "allowable_values", None) and not cls.openapi_types:
         # protojson takes an enum's name or its number
-        if isinstance(data, int) and not isinstance(data, bool) \
-                and 0 <= data < len(cls.allowable_values):
+        if isinstance(data, int) and not isinstance(data, bool) and 0 <= data < len(cls.allowable_values):
             return
         if data not in cls.allowable_values:
             raise ContractError(f"{path}: {data!r} not in {cls.allowable_values}")
@@ -109,8 +108,7 @@ class FakeKFP:
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever,
-                                        kwargs={"poll_interval": 0.05}, daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
     def __enter__(self):
         self._thread.start()
@@ -153,8 +151,7 @@ class FakeKFP:
         pid, vid = ref.get("pipeline_id"), ref.get("pipeline_version_id")
         if body.get("pipeline_spec") is not None:
             raise ContractError(f"{path}: we always reference an uploaded version")
-        if pid not in self.pipelines or vid not in self.versions \
-                or self.versions[vid]["pipeline_id"] != pid:
+        if pid not in self.pipelines or vid not in self.versions or self.versions[vid]["pipeline_id"] != pid:
             raise ContractError(f"{path}: unknown pipeline/version {pid}/{vid}")
         if body.get("experiment_id") not in self.experiments:
             raise ContractError(f"{path}: unknown experiment {body.get('experiment_id')}")
@@ -163,8 +160,7 @@ class FakeKFP:
         unknown = set(given) - set(declared)
         if unknown:
             raise ContractError(f"{path}: parameters not in the spec: {sorted(unknown)}")
-        required = {n for n, p in declared.items()
-                    if not p.get("isOptional") and "defaultValue" not in p}
+        required = {n for n, p in declared.items() if not p.get("isOptional") and "defaultValue" not in p}
         if required - set(given):
             raise ContractError(f"{path}: missing required parameters {sorted(required - set(given))}")
         if not body.get("display_name"):
@@ -176,11 +172,14 @@ class FakeKFP:
         path = parsed.path
         query = {k: v[-1] for k, v in parse_qs(parsed.query).items()}
         self.calls.append((method, path))
-        p = path[len(API):] if path.startswith(API) else None
+        p = path[len(API) :] if path.startswith(API) else None
         if p is None:
             return 404, {"error": "not found"}
-        if method == "GET" and p in ("/experiments", "/pipelines", "/runs", "/recurringruns") \
-                or (method == "GET" and p.endswith("/versions")):
+        if (
+            method == "GET"
+            and p in ("/experiments", "/pipelines", "/runs", "/recurringruns")
+            or (method == "GET" and p.endswith("/versions"))
+        ):
             if set(query) - _LIST_PARAMS:
                 raise ContractError(f"{path}: unexpected query {sorted(set(query) - _LIST_PARAMS)}")
         js = json.loads(body) if body and "json" in (headers.get("Content-Type") or "") else None
@@ -193,8 +192,7 @@ class FakeKFP:
             check_model("V2beta1Experiment", js, "experiment")
             if not js.get("display_name"):
                 raise ContractError("experiment: display_name is required")
-            exp = {"experiment_id": self.new_id("exp"), "display_name": js["display_name"],
-                   "created_at": _now()}
+            exp = {"experiment_id": self.new_id("exp"), "display_name": js["display_name"], "created_at": _now()}
             self.experiments[exp["experiment_id"]] = exp
             return 200, exp
         if p == "/pipelines" and method == "GET":
@@ -204,19 +202,27 @@ class FakeKFP:
             if p == "/pipelines/upload":
                 if not query.get("name"):
                     raise ContractError("upload: name is required")
-                pipe = {"pipeline_id": self.new_id("pipe"), "display_name": query["name"],
-                        "name": query["name"], "created_at": _now()}
+                pipe = {
+                    "pipeline_id": self.new_id("pipe"),
+                    "display_name": query["name"],
+                    "name": query["name"],
+                    "created_at": _now(),
+                }
                 self.pipelines[pipe["pipeline_id"]] = pipe
                 pid, vname = pipe["pipeline_id"], query["name"]
             else:
                 pid, vname = query.get("pipelineid"), query.get("name")
                 if pid not in self.pipelines or not vname:
                     raise ContractError(f"upload_version: bad pipelineid/name {query}")
-                if any(v["pipeline_id"] == pid and v["display_name"] == vname
-                       for v in self.versions.values()):
+                if any(v["pipeline_id"] == pid and v["display_name"] == vname for v in self.versions.values()):
                     return 409, {"error": f"version {vname} already exists"}
-            ver = {"pipeline_version_id": self.new_id("ver"), "pipeline_id": pid,
-                   "display_name": vname, "name": vname, "created_at": _now()}
+            ver = {
+                "pipeline_version_id": self.new_id("ver"),
+                "pipeline_id": pid,
+                "display_name": vname,
+                "name": vname,
+                "created_at": _now(),
+            }
             self.versions[ver["pipeline_version_id"]] = ver
             self.specs[ver["pipeline_version_id"]] = spec
             return 200, (self.pipelines[pid] if p == "/pipelines/upload" else ver)
@@ -226,14 +232,15 @@ class FakeKFP:
             return 200, {"pipeline_versions": self._filtered(vs, query) or None}
         if p == "/runs":
             if method == "GET":
-                runs = [r for r in self.runs.values()
-                        if not query.get("experiment_id")
-                        or r["experiment_id"] == query["experiment_id"]]
+                runs = [
+                    r
+                    for r in self.runs.values()
+                    if not query.get("experiment_id") or r["experiment_id"] == query["experiment_id"]
+                ]
                 return 200, {"runs": self._filtered(runs, query) or None}
             check_model("V2beta1Run", js, "run")
             self._check_params(js, "run")
-            run = {**js, "run_id": self.new_id("run"), "state": "PENDING",
-                   "created_at": _now()}
+            run = {**js, "run_id": self.new_id("run"), "state": "PENDING", "created_at": _now()}
             self.runs[run["run_id"]] = run
             return 200, run
         mr = re.fullmatch(r"/runs/([^/:]+)", p)
@@ -245,9 +252,11 @@ class FakeKFP:
             return 200, run
         if p == "/recurringruns":
             if method == "GET":
-                rrs = [r for r in self.recurring.values()
-                       if not query.get("experiment_id")
-                       or r["experiment_id"] == query["experiment_id"]]
+                rrs = [
+                    r
+                    for r in self.recurring.values()
+                    if not query.get("experiment_id") or r["experiment_id"] == query["experiment_id"]
+                ]
                 return 200, {"recurringRuns": self._filtered(rrs, query) or None}
             check_model("V2beta1RecurringRun", js, "recurring_run")
             self._check_params(js, "recurring_run")
@@ -280,7 +289,8 @@ class FakeKFP:
         if not ctype.startswith("multipart/form-data"):
             raise ContractError(f"upload: expected multipart/form-data, got {ctype!r}")
         msg = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
-            f"Content-Type: {ctype}\r\n\r\n".encode() + body)
+            f"Content-Type: {ctype}\r\n\r\n".encode() + body
+        )
         parts = {p.get_param("name", header="content-disposition"): p for p in msg.iter_parts()}
         if "uploadfile" not in parts:
             raise ContractError(f"upload: no 'uploadfile' part, got {sorted(parts)}")

@@ -2,7 +2,6 @@
 of the KFP v2beta1 REST API (tests/cluster/kfp_fake.py) that checks every request
 body against the kfp_server_api models."""
 
-
 import textwrap
 
 import click
@@ -23,8 +22,7 @@ def _echo(data_uri: str, seed: int) -> str:
 
 
 @dsl.pipeline(name="contract-demo")
-def _demo(data_uri: str, target: str, model_name: str, seed: int = 42,
-          min_score: float = 0.0):
+def _demo(data_uri: str, target: str, model_name: str, seed: int = 42, min_score: float = 0.0):
     task_settings.apply_task_settings(_echo(data_uri=data_uri, seed=seed))
 
 
@@ -54,8 +52,7 @@ def cli():
     return lambda *args: runner.invoke(root, [str(a) for a in args], catch_exceptions=False)
 
 
-PARAMS = ["--param", "data_uri=s3://mlops/data/a.csv", "--param", "target=y",
-          "--param", "model_name=m"]
+PARAMS = ["--param", "data_uri=s3://mlops/data/a.csv", "--param", "target=y", "--param", "model_name=m"]
 
 
 # -- the fake itself ---------------------------------------------------------
@@ -84,19 +81,25 @@ def test_submit_creates_one_run_and_is_idempotent(kfp, cli, spec):
     again = cli("submit", "--host", kfp.url, "--package", spec, *PARAMS)
     assert again.exit_code == 0, again.output
     assert "not created again" in again.output
-    assert kfp.count("POST", r".*/runs") == 1          # no duplicate run
+    assert kfp.count("POST", r".*/runs") == 1  # no duplicate run
     assert kfp.count("POST", r".*/pipelines/upload.*") == uploads  # nothing re-uploaded
     run = next(iter(kfp.runs.values()))
     assert run["runtime_config"]["parameters"] == {
-        "data_uri": "s3://mlops/data/a.csv", "target": "y", "model_name": "m"}
+        "data_uri": "s3://mlops/data/a.csv",
+        "target": "y",
+        "model_name": "m",
+    }
 
 
-@pytest.mark.parametrize("extra", [
-    # another data pointer is another run
-    ["--param", "data_uri=s3://mlops/data/b.csv"],
-    # the same inputs at another commit is another run (one run per commit)
-    ["--commit", "0123abcd"],
-])
+@pytest.mark.parametrize(
+    "extra",
+    [
+        # another data pointer is another run
+        ["--param", "data_uri=s3://mlops/data/b.csv"],
+        # the same inputs at another commit is another run (one run per commit)
+        ["--commit", "0123abcd"],
+    ],
+)
 def test_submit_new_key_new_run_same_version(kfp, cli, spec, extra):
     assert cli("submit", "--host", kfp.url, "--package", spec, *PARAMS).exit_code == 0
     versions = dict(kfp.versions)
@@ -109,8 +112,20 @@ def test_submit_new_key_new_run_same_version(kfp, cli, spec, extra):
 
 
 def test_submit_typed_params_and_explicit_key(kfp, cli, spec):
-    res = cli("submit", "--host", kfp.url, "--package", spec, *PARAMS,
-              "--param", "seed=7", "--param", "min_score=1", "--key", "job-abc")
+    res = cli(
+        "submit",
+        "--host",
+        kfp.url,
+        "--package",
+        spec,
+        *PARAMS,
+        "--param",
+        "seed=7",
+        "--param",
+        "min_score=1",
+        "--key",
+        "job-abc",
+    )
     assert res.exit_code == 0, res.output
     run = next(iter(kfp.runs.values()))
     assert run["display_name"] == "training-pipeline-job-abc"
@@ -135,11 +150,14 @@ def test_submit_wait_exit_code(kfp, cli, spec, state, code):
     assert f"state: {state}" in res.output
 
 
-@pytest.mark.parametrize("args,message", [
-    (["--param", "nope=1"], "unknown pipeline parameter"),
-    (["--param", "novalue"], "NAME=VALUE"),
-    (["--param", "seed=abc"], "must be integer"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--param", "nope=1"], "unknown pipeline parameter"),
+        (["--param", "novalue"], "NAME=VALUE"),
+        (["--param", "seed=abc"], "must be integer"),
+    ],
+)
 def test_submit_usage_errors(kfp, cli, spec, args, message):
     res = cli("submit", "--host", kfp.url, "--package", spec, *PARAMS, *args)
     assert res.exit_code == 2
@@ -176,16 +194,24 @@ def _write(directory, name, body):
 def _schedule_dir(tmp_path):
     d = tmp_path / "schedules"
     d.mkdir()
-    _write(d, "nightly", """\
+    _write(
+        d,
+        "nightly",
+        """\
         name: nightly
         cron: "0 0 3 * * *"
         params: {data_uri: s3://mlops/d.csv, target: y, model_name: nightly}
-        """)
-    _write(d, "weekly", """\
+        """,
+    )
+    _write(
+        d,
+        "weekly",
+        """\
         name: weekly
         cron: "0 0 4 * * 1"
         params: {data_uri: s3://mlops/d.csv, target: y, model_name: weekly, seed: 3}
-        """)
+        """,
+    )
     # kustomization.yaml packs the files into a ConfigMap; it is not a schedule
     (d / "kustomization.yaml").write_text("configMapGenerator: []\n")
     return d
@@ -214,11 +240,15 @@ def test_schedules_sync_lifecycle(kfp, cli, spec, tmp_path):
     assert res.exit_code == 0 and "no changes" in res.output
     assert kfp.count("POST", mutations) + kfp.count("DELETE", mutations) == before
 
-    _write(d, "nightly", """\
+    _write(
+        d,
+        "nightly",
+        """\
         name: nightly
         cron: "0 30 2 * * *"
         params: {data_uri: s3://mlops/d.csv, target: y, model_name: nightly}
-        """)
+        """,
+    )
     res = cli(*sync)  # changed: replaced (new one created, old disabled and deleted)
     assert "replaced: nightly" in res.output
     assert nightly_id not in kfp.recurring
@@ -240,9 +270,14 @@ def test_schedules_sync_leaves_unmanaged_and_dry_run_changes_nothing(kfp, cli, s
     client = kfp_client.make_client(kfp.url)
     exp = kfp_client.ensure_experiment(client)
     pid, vid = kfp_client.ensure_pipeline_version(client, spec)
-    client.create_recurring_run(exp, "hand-made", cron_expression="0 0 1 * * *",
-                                params={"data_uri": "a", "target": "b", "model_name": "c"},
-                                pipeline_id=pid, version_id=vid)
+    client.create_recurring_run(
+        exp,
+        "hand-made",
+        cron_expression="0 0 1 * * *",
+        params={"data_uri": "a", "target": "b", "model_name": "c"},
+        pipeline_id=pid,
+        version_id=vid,
+    )
     res = cli("schedules", "sync", "--host", kfp.url, "--package", spec, "--dir", d, "--dry-run")
     assert res.exit_code == 0 and "would created: nightly, weekly" in res.output
     assert _live(kfp) == [("hand-made", "ENABLE")]
@@ -253,18 +288,23 @@ def test_schedules_sync_leaves_unmanaged_and_dry_run_changes_nothing(kfp, cli, s
     assert ("hand-made", "ENABLE") in _live(kfp)
 
 
-@pytest.mark.parametrize("body,message", [
-    ('name: Bad_Name\ncron: "0 0 3 * * *"\n', "DNS label"),
-    ('name: ok\ncron: "0 3 * * *"\n', "6 fields"),
-    ('name: ok\ncron: "0 0 3 * * *"\nschedule: x\n', "unknown field"),
-    ('name: ok\ncron: "0 0 3 * * *"\nmax_concurrency: 0\n', "max_concurrency"),
-    ('name: ok\ncron: "0 0 3 * * *"\nparams: {nope: 1}\n', "unknown pipeline parameter"),
-    ('name: ok\ncron: "0 0 3 * * *"\nparams: {data_uri: a@latest, target: t, model_name: ../x}\n',
-     "invalid model name '../x'"),
-    ('name: ok\ncron: "0 61 3 * * *"\n', "'cron' minute: '61' is not in 0-59"),
-    ('name: ok\ncron: "0 0 3 * JANUARY *"\n', "'cron' month: 'JANUARY' is not in 1-12"),
-    ('name: [ok\n', "not valid YAML"),
-])
+@pytest.mark.parametrize(
+    "body,message",
+    [
+        ('name: Bad_Name\ncron: "0 0 3 * * *"\n', "DNS label"),
+        ('name: ok\ncron: "0 3 * * *"\n', "6 fields"),
+        ('name: ok\ncron: "0 0 3 * * *"\nschedule: x\n', "unknown field"),
+        ('name: ok\ncron: "0 0 3 * * *"\nmax_concurrency: 0\n', "max_concurrency"),
+        ('name: ok\ncron: "0 0 3 * * *"\nparams: {nope: 1}\n', "unknown pipeline parameter"),
+        (
+            'name: ok\ncron: "0 0 3 * * *"\nparams: {data_uri: a@latest, target: t, model_name: ../x}\n',
+            "invalid model name '../x'",
+        ),
+        ('name: ok\ncron: "0 61 3 * * *"\n', "'cron' minute: '61' is not in 0-59"),
+        ('name: ok\ncron: "0 0 3 * JANUARY *"\n', "'cron' month: 'JANUARY' is not in 1-12"),
+        ("name: [ok\n", "not valid YAML"),
+    ],
+)
 def test_schedules_invalid_file_is_usage_error(kfp, cli, spec, tmp_path, body, message):
     (tmp_path / "s.yaml").write_text(body)
     res = cli("schedules", "sync", "--host", kfp.url, "--package", spec, "--dir", tmp_path)
@@ -278,8 +318,19 @@ def test_submit_resolves_a_data_pointer_and_keys_the_run_on_it(kfp, cli, spec, t
     pointer = tmp_path / "wine.data.yaml"
     version = "6acdb773457c181f4418ee965a432bfb20e0705429fa4069a13531ea5cf80246"
     pointer.write_text(f"name: wine\nversion: {version}\n")
-    args = ["submit", "--host", kfp.url, "--package", spec, "--param", f"data_uri={pointer}",
-            "--param", "target=target", "--param", "model_name=wine"]
+    args = [
+        "submit",
+        "--host",
+        kfp.url,
+        "--package",
+        spec,
+        "--param",
+        f"data_uri={pointer}",
+        "--param",
+        "target=target",
+        "--param",
+        "model_name=wine",
+    ]
     first = cli(*args)
     assert first.exit_code == 0, first.output
     assert cli(*args).exit_code == 0  # same pointer: no second run
@@ -297,8 +348,21 @@ def test_submit_records_the_commit_as_code_version(kfp, cli, tmp_path):
     from pipelines.compile import COMPILED_DIR
 
     spec_path = COMPILED_DIR / "training_pipeline.yaml"
-    result = cli("submit", "--host", kfp.url, "--package", spec_path, "--commit", "0123abcd",
-                 "--param", "data_uri=wine@latest", "--param", "target=target", "--param", "model_name=wine")
+    result = cli(
+        "submit",
+        "--host",
+        kfp.url,
+        "--package",
+        spec_path,
+        "--commit",
+        "0123abcd",
+        "--param",
+        "data_uri=wine@latest",
+        "--param",
+        "target=target",
+        "--param",
+        "model_name=wine",
+    )
     assert result.exit_code == 0, result.output
     assert next(iter(kfp.runs.values()))["runtime_config"]["parameters"]["code_version"] == "0123abcd"
 
@@ -307,17 +371,25 @@ def test_a_monitor_schedule_runs_the_monitor_pipeline(kfp, cli, tmp_path):
     """schedules/ may declare the drift monitor; it gets its own pipeline (the compiled monitor spec)."""
     d = tmp_path / "schedules"
     d.mkdir()
-    _write(d, "train", """\
+    _write(
+        d,
+        "train",
+        """\
         name: train
         cron: "0 0 3 * * *"
         params: {data_uri: wine@latest, target: target, model_name: wine}
-        """)
-    _write(d, "watch", """\
+        """,
+    )
+    _write(
+        d,
+        "watch",
+        """\
         name: watch
         cron: "0 30 2 * * *"
         pipeline: monitor
         params: {data_uri: wine-live@latest, model_name: wine, allow_retrain: true}
-        """)
+        """,
+    )
     res = cli("schedules", "sync", "--host", kfp.url, "--dir", d)
     assert res.exit_code == 0, res.output
     runs = {r["display_name"]: r for r in kfp.recurring.values()}
@@ -328,11 +400,15 @@ def test_a_monitor_schedule_runs_the_monitor_pipeline(kfp, cli, tmp_path):
     assert runs["train"]["pipeline_version_reference"]["pipeline_id"] == pipelines["training-pipeline"]
     bad = tmp_path / "bad"
     bad.mkdir()
-    _write(bad, "watch", """\
+    _write(
+        bad,
+        "watch",
+        """\
         name: watch
         cron: "0 30 2 * * *"
         pipeline: monitor
         params: {data_uri: x@latest, model_name: wine, target: y}
-        """)
+        """,
+    )
     res = cli("schedules", "sync", "--host", kfp.url, "--dir", bad)
     assert res.exit_code == 2 and "unknown pipeline parameter(s) ['target']" in res.output

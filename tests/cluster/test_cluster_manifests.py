@@ -29,7 +29,9 @@ from pipelines import task_settings
 REPO = Path(__file__).resolve().parents[2]
 MANIFESTS = REPO / "manifests"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
-IMAGES = {name: getattr(cluster, name) for name in ("IMAGE_VERSION", "REGISTRY", "BASE_IMAGE", "TFDV_IMAGE", "MINIO_IMAGE")}
+IMAGES = {
+    name: getattr(cluster, name) for name in ("IMAGE_VERSION", "REGISTRY", "BASE_IMAGE", "TFDV_IMAGE", "MINIO_IMAGE")
+}
 OUR_IMAGES = {IMAGES["BASE_IMAGE"], IMAGES["TFDV_IMAGE"], IMAGES["MINIO_IMAGE"]}
 # kind v0.32's default node and the newest schema kubernetes-validate ships with.
 KUBE_VERSIONS = ["1.33.0", "1.36.0"]
@@ -80,18 +82,15 @@ def tree(tmp_path_factory) -> Path:
     overlay = root / "manifests" / "overlays" / "kind"
     for env in overlay.glob("*.env"):
         env.unlink()
-    subprocess.run(["bash", str(REPO / "scripts" / "gen-secrets.sh"), str(overlay)], check=True,
-                   capture_output=True)
+    subprocess.run(["bash", str(REPO / "scripts" / "gen-secrets.sh"), str(overlay)], check=True, capture_output=True)
     upstream = root / "manifests" / "base" / "kfp-upstream"
     shutil.rmtree(upstream)
     shutil.copytree(FIXTURES / "kfp-upstream-stub", upstream)
     scoped = root / "manifests" / "base" / "kfp-cluster-scoped"
     shutil.rmtree(scoped)
     scoped.mkdir()
-    (scoped / "kustomization.yaml").write_text(
-        "resources:\n- namespace.yaml\n")
-    (scoped / "namespace.yaml").write_text(
-        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: kubeflow\n")
+    (scoped / "kustomization.yaml").write_text("resources:\n- namespace.yaml\n")
+    (scoped / "namespace.yaml").write_text("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: kubeflow\n")
     return root
 
 
@@ -111,8 +110,7 @@ BUILD_TIMES: dict[str, float] = {}
 def build(tree: Path, rel: str) -> list[dict]:
     kustomize = tool("kustomize")
     start = time.perf_counter()
-    proc = subprocess.run([kustomize, "build", str(tree / rel)], capture_output=True,
-                          text=True, timeout=120)
+    proc = subprocess.run([kustomize, "build", str(tree / rel)], capture_output=True, text=True, timeout=120)
     BUILD_TIMES[rel] = time.perf_counter() - start
     assert proc.returncode == 0, f"kustomize build {rel} failed:\n{proc.stderr}"
     return load_all(proc.stdout)
@@ -139,9 +137,13 @@ def plain_manifest_docs() -> list[tuple[str, dict]]:
     out = []
     for path in sorted(MANIFESTS.rglob("*.yaml")):
         rel = str(path.relative_to(REPO))
-        if path.name in ("kustomization.yaml", "run-params.yaml") or path.name.endswith(".data.yaml") \
-                or "/base/kfp/" in rel \
-                or "argocd" in rel or rel.endswith("nodeports.yaml"):
+        if (
+            path.name in ("kustomization.yaml", "run-params.yaml")
+            or path.name.endswith(".data.yaml")
+            or "/base/kfp/" in rel
+            or "argocd" in rel
+            or rel.endswith("nodeports.yaml")
+        ):
             continue  # kustomizations, data, patches; the CR is checked separately
         for doc in load_all(path.read_text()):
             out.append((rel, doc))
@@ -174,8 +176,12 @@ def test_rendered_overlays_validate_strict(kind_overlay, gitops, version):
 
 def test_strict_validation_catches_typos():
     # negative control: strict mode rejects an unknown field
-    bad = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "x"},
-           "spec": {"ports": [{"port": 80}], "selectr": {"a": "b"}}}
+    bad = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "x"},
+        "spec": {"ports": [{"port": 80}], "selectr": {"a": "b"}},
+    }
     with pytest.raises(kubernetes_validate.ValidationError):
         _validate(bad, KUBE_VERSIONS[0])
 
@@ -198,18 +204,18 @@ def test_kind_overlay_points_kfp_at_our_minio(kind_overlay):
     providers = yaml.safe_load(launcher["providers"])["minio"]["default"]
     assert providers["endpoint"] == host
     ref = providers["credentials"]["secretRef"]
-    assert ref == {"secretName": cluster.MINIO_SECRET_NAME, "accessKeyKey": "accesskey",
-                   "secretKeyKey": "secretkey"}
+    assert ref == {"secretName": cluster.MINIO_SECRET_NAME, "accessKeyKey": "accesskey", "secretKeyKey": "secretkey"}
     api = by_kind(docs, "Deployment", "ml-pipeline")["spec"]["template"]["spec"]["containers"][0]
     env = {e["name"]: e.get("value") for e in api["env"]}
     assert f"{env['OBJECTSTORECONFIG_HOST']}:{env['OBJECTSTORECONFIG_PORT']}" == host
     ui = [d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "ml-pipeline-ui"]
     ui_env = {e["name"]: e for e in ui[0]["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert "valueFrom" not in ui_env["MINIO_NAMESPACE"]
-    assert f"{ui_env['MINIO_HOST']['value']}.{ui_env['MINIO_NAMESPACE']['value']}" == \
-        f"{cluster.MINIO_SERVICE}.{cluster.MINIO_NAMESPACE}"
-    argo = yaml.safe_load(by_kind(docs, "ConfigMap", "workflow-controller-configmap")
-                          ["data"]["artifactRepository"])
+    assert (
+        f"{ui_env['MINIO_HOST']['value']}.{ui_env['MINIO_NAMESPACE']['value']}"
+        == f"{cluster.MINIO_SERVICE}.{cluster.MINIO_NAMESPACE}"
+    )
+    argo = yaml.safe_load(by_kind(docs, "ConfigMap", "workflow-controller-configmap")["data"]["artifactRepository"])
     assert argo["s3"]["endpoint"] == host and argo["s3"]["bucket"] == "mlpipeline"
     secret = by_kind(docs, "Secret", cluster.MINIO_SECRET_NAME)
     assert secret["metadata"]["name"] == cluster.MINIO_SECRET_NAME  # no hash suffix
@@ -235,8 +241,7 @@ def test_minio_deployment_hardening(kind_overlay):
     assert secret_refs == {generated}  # kustomize rewrote the hashed name
     pol = by_kind(kind_overlay, "NetworkPolicy", "minio")
     sources = [f for rule in pol["spec"]["ingress"] for f in rule["from"]]
-    assert {"namespaceSelector": {"matchLabels": {
-        "kubernetes.io/metadata.name": cluster.KFP_NAMESPACE}}} in sources
+    assert {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": cluster.KFP_NAMESPACE}}} in sources
     assert all("ipBlock" not in f for f in sources)  # host access is kind-only, separate
     job = by_kind(kind_overlay, "Job", "minio-buckets")
     script = job["spec"]["template"]["spec"]["containers"][0]["args"][0]
@@ -250,8 +255,11 @@ ALL_ROLES = (*roles.ROLES, roles.ARTIFACTS_ROLE)
 
 def test_only_minio_and_the_bootstrap_job_hold_the_root_credential(kind_overlay):
     root = by_kind(kind_overlay, "Secret", "minio-credentials")["metadata"]["name"]
-    users = {(d["kind"], d["metadata"]["name"]) for d in kind_overlay
-             if d["kind"] in ("Deployment", "Job", "StatefulSet", "DaemonSet", "CronJob") and root in json.dumps(d)}
+    users = {
+        (d["kind"], d["metadata"]["name"])
+        for d in kind_overlay
+        if d["kind"] in ("Deployment", "Job", "StatefulSet", "DaemonSet", "CronJob") and root in json.dumps(d)
+    }
     assert users == {("Deployment", "minio"), ("Job", "minio-buckets")}
     assert root.startswith("minio-credentials-")  # hashed: a new value rolls MinIO
 
@@ -262,7 +270,7 @@ def test_bucket_job_creates_every_role_with_the_policy_of_roles_py(kind_overlay)
     container = job["containers"][0]
     script = container["args"][0]
     assert set(re.search(r"for role in ([\w ]+); do", script).group(1).split()) == set(ALL_ROLES)
-    assert 'mlops-$role' in script and roles.policy_name("x") == "mlops-x"
+    assert "mlops-$role" in script and roles.policy_name("x") == "mlops-x"
     prefixes = {e["prefix"].rstrip("_"): e["secretRef"]["name"] for e in container["envFrom"]}
     assert set(prefixes) == set(ALL_ROLES)
     generated = {d["metadata"]["name"]: d for d in kind_overlay if d["kind"] == "Secret"}
@@ -271,7 +279,8 @@ def test_bucket_job_creates_every_role_with_the_policy_of_roles_py(kind_overlay)
     policies_cm = next(v["configMap"]["name"] for v in job["volumes"] if v["name"] == "policies")
     files = by_kind(kind_overlay, "ConfigMap", policies_cm)["data"]
     assert {name: json.loads(text) for name, text in files.items()} == {
-        f"{role}.json": document for role, document in roles.policies().items()}
+        f"{role}.json": document for role, document in roles.policies().items()
+    }
     # the pipeline tasks' Secrets in kubeflow carry the same keys as the users the Job creates
     for role in ("pipeline", "registry"):
         in_kubeflow = generated[cluster.ROLE_SECRET_NAMES[role]]
@@ -305,8 +314,12 @@ def test_minio_console_is_off(kind_overlay):
 
 def test_pipeline_pods_have_egress_only_to_what_they_need(kind_overlay):
     """Selected by KFP's v2 pod label; DNS, MinIO, the KFP API and metadata, and (kind) the API server."""
-    policies = [d for d in kind_overlay if d["kind"] == "NetworkPolicy"
-                and d["spec"]["podSelector"].get("matchLabels") == {"pipelines.kubeflow.org/v2_component": "true"}]
+    policies = [
+        d
+        for d in kind_overlay
+        if d["kind"] == "NetworkPolicy"
+        and d["spec"]["podSelector"].get("matchLabels") == {"pipelines.kubeflow.org/v2_component": "true"}
+    ]
     assert {d["metadata"]["name"] for d in policies} == {"pipeline-egress", "pipeline-egress-kube-api"}
     peers = []
     for policy in policies:
@@ -318,8 +331,10 @@ def test_pipeline_pods_have_egress_only_to_what_they_need(kind_overlay):
                 peers.append((json.dumps(peer, sort_keys=True), sorted(p["port"] for p in rule["ports"])))
     blocks = [json.loads(peer)["ipBlock"]["cidr"] for peer, _ in peers if "ipBlock" in peer]
     assert blocks == ["172.16.0.0/12"]  # kind's node network, for the API server only
-    minio = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": cluster.MINIO_NAMESPACE}},
-             "podSelector": {"matchLabels": {"app.kubernetes.io/name": "minio"}}}
+    minio = {
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": cluster.MINIO_NAMESPACE}},
+        "podSelector": {"matchLabels": {"app.kubernetes.io/name": "minio"}},
+    }
     assert (json.dumps(minio, sort_keys=True), [9000]) in peers
 
 
@@ -341,11 +356,11 @@ def test_workflow_defaults_make_every_main_container_read_only(kind_overlay):
 
 def test_nodeports_match_kind_config(kind_overlay):
     kind_cfg = yaml.safe_load((REPO / "kind-config.yaml").read_text())
-    mapped = {m["containerPort"]: m for n in kind_cfg["nodes"]
-              for m in n.get("extraPortMappings", [])}
+    mapped = {m["containerPort"]: m for n in kind_cfg["nodes"] for m in n.get("extraPortMappings", [])}
     assert all(m["listenAddress"] == "127.0.0.1" for m in mapped.values())
-    node_ports = {p["nodePort"] for d in kind_overlay if d["kind"] == "Service"
-                  for p in d["spec"]["ports"] if "nodePort" in p}
+    node_ports = {
+        p["nodePort"] for d in kind_overlay if d["kind"] == "Service" for p in d["spec"]["ports"] if "nodePort" in p
+    }
     assert node_ports == set(mapped)
     assert {mapped[30080]["hostPort"], mapped[30888]["hostPort"]} == {8080, 8888}
     assert "config_path" in kind_cfg["containerdConfigPatches"][0]
@@ -371,8 +386,7 @@ def test_argocd_application():
     assert {"project", "source", "destination"} <= set(spec)
     assert (REPO / spec["source"]["path"] / "kustomization.yaml").is_file()
     assert spec["source"]["repoURL"].endswith(".git")
-    assert spec["destination"] == {"server": "https://kubernetes.default.svc",
-                                   "namespace": cluster.KFP_NAMESPACE}
+    assert spec["destination"] == {"server": "https://kubernetes.default.svc", "namespace": cluster.KFP_NAMESPACE}
     kz = spec["source"]["kustomize"]
     assert kz["commonAnnotationsEnvsubst"] is True
     assert kz["commonAnnotations"]["mlops.kfp/git-revision"] == "${ARGOCD_APP_REVISION}"
@@ -390,8 +404,7 @@ def test_gitops_hook_job(gitops):
     assert "mlops submit" in script and '--commit "$GIT_REVISION"' in script
     assert "mlops schedules sync" in script
     env = {e["name"]: e for e in c["env"]}
-    assert env["GIT_REVISION"]["valueFrom"]["fieldRef"]["fieldPath"] == \
-        "metadata.annotations['mlops.kfp/git-revision']"
+    assert env["GIT_REVISION"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.annotations['mlops.kfp/git-revision']"
     volumes = {v["name"]: v for v in pod["volumes"]}
     names = {d["metadata"]["name"] for d in gitops if d["kind"] == "ConfigMap"}
     assert volumes["schedules"]["configMap"]["name"] in names
@@ -449,10 +462,12 @@ def test_manifests_use_only_images_from_images_py():
 
 
 def test_makefile_and_dockerfiles_agree_with_images_py():
-    out = subprocess.run(["python3", str(REPO / "scripts" / "images.py")], capture_output=True,
-                         text=True, check=True).stdout
+    out = subprocess.run(
+        ["python3", str(REPO / "scripts" / "images.py")], capture_output=True, text=True, check=True
+    ).stdout
     assert dict(line.split("=", 1) for line in out.split()) == {
-        k: IMAGES[k] for k in ("IMAGE_VERSION", "REGISTRY", "BASE_IMAGE", "TFDV_IMAGE", "MINIO_IMAGE")}
+        k: IMAGES[k] for k in ("IMAGE_VERSION", "REGISTRY", "BASE_IMAGE", "TFDV_IMAGE", "MINIO_IMAGE")
+    }
     # make images builds the names scripts/images.py prints (tests/test_images.py runs it);
     # here: no Makefile fragment hard-codes a tag of its own.
     tfdv = (REPO / "images" / "Dockerfile.tfdv").read_text()
@@ -525,17 +540,19 @@ def test_apply_task_settings_compiles_to_refs_not_values(tmp_path):
     assert ex["configMapAsEnv"][0]["configMapName"] == cluster.STORE_CONFIG_MAP_NAME
     assert {k["envVar"] for k in ex["configMapAsEnv"][0]["keyToEnv"]} == set(cluster.STORE_CONFIG_MAP_KEYS)
     assert ex["secretAsEnv"][0]["secretName"] == cluster.ROLE_SECRET_NAMES["pipeline"]
-    assert {k["envVar"] for k in ex["secretAsEnv"][0]["keyToEnv"]} == \
-        {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
+    assert {k["envVar"] for k in ex["secretAsEnv"][0]["keyToEnv"]} == {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
     assert ex["emptyDirMounts"][0]["mountPath"] == "/tmp"
     assert ex["securityContext"]["runAsNonRoot"] is True
     assert "CHANGE_ME" not in out.read_text()
 
 
-@pytest.mark.parametrize("kwargs,message", [
-    ({"cpu_request": "lots"}, "'cpu_request' parameter"),
-    ({"memory_limit": 2048}, "'memory_limit' parameter"),
-])
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        ({"cpu_request": "lots"}, "'cpu_request' parameter"),
+        ({"memory_limit": 2048}, "'memory_limit' parameter"),
+    ],
+)
 def test_apply_task_settings_rejects_bad_quantities(kwargs, message):
     with pytest.raises(ValueError, match=message):
         task_settings.apply_task_settings(object(), **kwargs)
@@ -554,13 +571,15 @@ def test_schedules_in_git_are_valid_and_packed():
     assert {s.pipeline for s in schedules} == {"training", "monitor"}
     for s in schedules:
         kfp_client.coerce_params(kfp_client.packaged_spec(schedule_sync.PIPELINES[s.pipeline][0]), s.params)
-    kfp_client.coerce_params(kfp_client.packaged_spec(), yaml.safe_load(
-        (MANIFESTS / "gitops" / "run-params.yaml").read_text()))
+    kfp_client.coerce_params(
+        kfp_client.packaged_spec(), yaml.safe_load((MANIFESTS / "gitops" / "run-params.yaml").read_text())
+    )
 
 
 def test_no_secret_files_tracked():
-    tracked = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO,
-                             capture_output=True, text=True).stdout.split()
+    tracked = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, capture_output=True, text=True
+    ).stdout.split()
     assert not [t for t in tracked if t.endswith(".env")], "an .env file is not git-ignored"
     for example in ("minio.env.example", "role.env.example"):
         assert "CHANGE_ME" in (MANIFESTS / "overlays" / "kind" / example).read_text()
@@ -586,10 +605,21 @@ def test_gen_secrets_writes_one_urlsafe_credential_per_user_once(tmp_path):
 
 
 CHECKOV_ARGS = [
-    "--quiet", "--compact", "--skip-download",
-    "--framework", "kubernetes", "dockerfile", "github_actions",
-    "-d", str(MANIFESTS), "-d", str(REPO / "images"), "-d", str(REPO / ".github" / "workflows"),
-    "--skip-path", "manifests/base/kfp/",
+    "--quiet",
+    "--compact",
+    "--skip-download",
+    "--framework",
+    "kubernetes",
+    "dockerfile",
+    "github_actions",
+    "-d",
+    str(MANIFESTS),
+    "-d",
+    str(REPO / "images"),
+    "-d",
+    str(REPO / ".github" / "workflows"),
+    "--skip-path",
+    "manifests/base/kfp/",
 ]
 
 
@@ -611,8 +641,11 @@ def test_checkov_passes():
         pos = end
         while pos < len(text) and text[pos].isspace():
             pos += 1
-    failed = [(r.get("check_type"), c["check_id"], c.get("file_path"), c.get("resource"))
-              for r in reports for c in r.get("results", {}).get("failed_checks", [])]
+    failed = [
+        (r.get("check_type"), c["check_id"], c.get("file_path"), c.get("resource"))
+        for r in reports
+        for c in r.get("results", {}).get("failed_checks", [])
+    ]
     assert failed == [], failed
     passed = sum(r.get("summary", {}).get("passed", 0) for r in reports)
     skipped = sum(r.get("summary", {}).get("skipped", 0) for r in reports)

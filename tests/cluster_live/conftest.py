@@ -19,8 +19,7 @@ def pytest_collection_modifyitems(config, items):
     ours = [i for i in items if Path(str(i.fspath)).is_relative_to(HERE)]
     if not ours or FORCED or cluster_answers():
         return
-    skip = pytest.mark.skip(reason=f"no kind cluster at context {CONTEXT} "
-                                   "(make test-cluster, or MLOPS_TEST_CLUSTER=1)")
+    skip = pytest.mark.skip(reason=f"no kind cluster at context {CONTEXT} (make test-cluster, or MLOPS_TEST_CLUSTER=1)")
     for item in ours:
         item.add_marker(skip)
 
@@ -30,8 +29,7 @@ def kube() -> Kube:
     need("docker")
     k = Kube(need("kubectl"))
     if not cluster_answers():
-        pytest.fail(f"MLOPS_TEST_CLUSTER=1 but no cluster answers at context {CONTEXT}: "
-                    "make cluster-up")
+        pytest.fail(f"MLOPS_TEST_CLUSTER=1 but no cluster answers at context {CONTEXT}: make cluster-up")
     return k
 
 
@@ -39,8 +37,9 @@ def kube() -> Kube:
 def minio_env() -> dict[str, str]:
     if not MINIO_ENV.is_file():
         pytest.fail(f"{MINIO_ENV.relative_to(REPO)} is missing: make secrets")
-    pairs = [line.split("=", 1) for line in MINIO_ENV.read_text().splitlines()
-             if line.strip() and not line.startswith("#")]
+    pairs = [
+        line.split("=", 1) for line in MINIO_ENV.read_text().splitlines() if line.strip() and not line.startswith("#")
+    ]
     return {k.strip(): v.strip() for k, v in pairs}
 
 
@@ -54,8 +53,7 @@ def rendered_stack(tmp_path_factory) -> str:
 def namespaces(kube, rendered_stack) -> list[str]:
     """Only the stack's Namespaces (mlops-minio with its Pod Security labels, kubeflow)."""
     docs = [d for d in yaml.safe_load_all(rendered_stack) if d and d["kind"] == "Namespace"]
-    kube.run("apply", "--server-side", "--force-conflicts", "-f", "-",
-             input=yaml.safe_dump_all(docs))
+    kube.run("apply", "--server-side", "--force-conflicts", "-f", "-", input=yaml.safe_dump_all(docs))
     return [d["metadata"]["name"] for d in docs]
 
 
@@ -66,8 +64,7 @@ def minio_stack(kube, minio_env, rendered_stack) -> list[dict]:
     # as `make deploy` does: the bootstrap Job is re-created, its template cannot change in place
     kube.run("-n", "mlops-minio", "delete", "job", "minio-buckets", "--ignore-not-found")
     kube.run("apply", "--server-side", "--force-conflicts", "-f", "-", input=rendered_stack)
-    kube.run("-n", "mlops-minio", "rollout", "status", "deployment/minio", "--timeout=300s",
-             timeout=320)
+    kube.run("-n", "mlops-minio", "rollout", "status", "deployment/minio", "--timeout=300s", timeout=320)
 
     def job_done():
         status = kube.json("-n", "mlops-minio", "get", "job", "minio-buckets").get("status", {})
@@ -78,10 +75,8 @@ def minio_stack(kube, minio_env, rendered_stack) -> list[dict]:
     try:
         kube.wait_for("the bucket Job to complete", 240, job_done)
     except AssertionError as err:
-        logs = kube.run("-n", "mlops-minio", "logs", "job/minio-buckets", "--tail=5",
-                        check=False).stdout
-        probe = kube.run("-n", "mlops-minio", "exec", "job/minio-buckets", "--", "mc", "ready",
-                         "local", check=False)
+        logs = kube.run("-n", "mlops-minio", "logs", "job/minio-buckets", "--tail=5", check=False).stdout
+        probe = kube.run("-n", "mlops-minio", "exec", "job/minio-buckets", "--", "mc", "ready", "local", check=False)
         if "not ready" in logs and probe.returncode == 0:
             # Seen here: a first `mc ready` that starts before MinIO listens loops
             # forever on its first failure, although a new `mc ready` succeeds.
@@ -89,6 +84,7 @@ def minio_stack(kube, minio_env, rendered_stack) -> list[dict]:
                 f"{err}: the Job's first `mc ready` never recovers although MinIO is ready "
                 f"(a new `mc ready` in the same pod: {probe.stdout.strip()!r}). "
                 "manifests/base/minio/bucket-job.yaml needs a bounded check, e.g. "
-                "`until timeout 15 mc ready --quiet local; do ...`. Job log:\n" + logs) from None
+                "`until timeout 15 mc ready --quiet local; do ...`. Job log:\n" + logs
+            ) from None
         raise
     return [d for d in yaml.safe_load_all(rendered_stack) if d]

@@ -42,14 +42,17 @@ def load_spec(name: str = "training_pipeline.yaml") -> tuple[dict, dict]:
 
 def workflow_defaults_patch() -> dict:
     """The podSpecPatch our workflow-controller ConfigMap gives every step on a real KFP."""
-    config_map = yaml.safe_load((REPO / "manifests" / "base" / "kfp" / "workflow-controller-configmap.yaml").read_text())
+    config_map = yaml.safe_load(
+        (REPO / "manifests" / "base" / "kfp" / "workflow-controller-configmap.yaml").read_text()
+    )
     return yaml.safe_load(yaml.safe_load(config_map["data"]["workflowDefaults"])["spec"]["podSpecPatch"])
 
 
 def resolve_parameters(pipeline: dict, task: str, run_parameters: dict, outputs: dict[str, dict]) -> dict:
     """A task's input parameter values, resolved as KFP's driver does for a root-DAG task."""
-    defaults = {name: spec.get("defaultValue")
-                for name, spec in pipeline["root"]["inputDefinitions"]["parameters"].items()}
+    defaults = {
+        name: spec.get("defaultValue") for name, spec in pipeline["root"]["inputDefinitions"]["parameters"].items()
+    }
     values = {}
     for name, source in pipeline["root"]["dag"]["tasks"][task]["inputs"].get("parameters", {}).items():
         if "componentInputParameter" in source:
@@ -65,8 +68,7 @@ def resolve_parameters(pipeline: dict, task: str, run_parameters: dict, outputs:
     return values
 
 
-def executor_input(pipeline: dict, task: str, run_id: str, run_parameters: dict,
-                   outputs: dict[str, dict]) -> dict:
+def executor_input(pipeline: dict, task: str, run_id: str, run_parameters: dict, outputs: dict[str, dict]) -> dict:
     """The executor input KFP would hand the task: inputs, and where each output goes."""
     component = pipeline["components"][pipeline["root"]["dag"]["tasks"][task]["componentRef"]["name"]]
     artifacts = {}
@@ -75,34 +77,57 @@ def executor_input(pipeline: dict, task: str, run_id: str, run_parameters: dict,
         artifacts[name] = outputs[producer["producerTask"]]["artifacts"][producer["outputArtifactKey"]]
     produced = {}
     for name, spec in component.get("outputDefinitions", {}).get("artifacts", {}).items():
-        produced[name] = {"artifacts": [{
-            "name": name, "type": spec["artifactType"], "metadata": {},
-            "uri": f"minio://{KFP_BUCKET}/v2/artifacts/{run_id}/{task}/{name}"}]}
-    parameters = {name: {"outputFile": f"/tmp/kfp_outputs/{name}"}
-                  for name in component.get("outputDefinitions", {}).get("parameters", {})}
-    return {"inputs": {"parameterValues": resolve_parameters(pipeline, task, run_parameters, outputs),
-                       "artifacts": artifacts},
-            "outputs": {"artifacts": produced, "parameters": parameters, "outputFile": LOCAL_OUTPUT}}
+        produced[name] = {
+            "artifacts": [
+                {
+                    "name": name,
+                    "type": spec["artifactType"],
+                    "metadata": {},
+                    "uri": f"minio://{KFP_BUCKET}/v2/artifacts/{run_id}/{task}/{name}",
+                }
+            ]
+        }
+    parameters = {
+        name: {"outputFile": f"/tmp/kfp_outputs/{name}"}
+        for name in component.get("outputDefinitions", {}).get("parameters", {})
+    }
+    return {
+        "inputs": {
+            "parameterValues": resolve_parameters(pipeline, task, run_parameters, outputs),
+            "artifacts": artifacts,
+        },
+        "outputs": {"artifacts": produced, "parameters": parameters, "outputFile": LOCAL_OUTPUT},
+    }
 
 
 def _local_path(uri: str) -> str:
     assert uri.startswith("minio://"), uri
-    return "/minio/" + uri[len("minio://"):]
+    return "/minio/" + uri[len("minio://") :]
 
 
 def _mc_container(name: str, image: str, script: str, mounts: list[dict]) -> dict:
     """mc with the artifacts role's credential, as KFP's launcher has it."""
     return {
-        "name": name, "image": image, "imagePullPolicy": "IfNotPresent",
+        "name": name,
+        "image": image,
+        "imagePullPolicy": "IfNotPresent",
         "command": ["/bin/sh", "-ec", script],
-        "env": [{"name": "ACCESS", "valueFrom": {"secretKeyRef": {"name": ARTIFACT_SECRET, "key": "accesskey"}}},
-                {"name": "SECRET", "valueFrom": {"secretKeyRef": {"name": ARTIFACT_SECRET, "key": "secretkey"}}},
-                {"name": "MC_HOST_kfp", "value": f"http://$(ACCESS):$(SECRET)@{MINIO_HOST}"},
-                {"name": "MC_CONFIG_DIR", "value": "/tmp/.mc"}],
+        "env": [
+            {"name": "ACCESS", "valueFrom": {"secretKeyRef": {"name": ARTIFACT_SECRET, "key": "accesskey"}}},
+            {"name": "SECRET", "valueFrom": {"secretKeyRef": {"name": ARTIFACT_SECRET, "key": "secretkey"}}},
+            {"name": "MC_HOST_kfp", "value": f"http://$(ACCESS):$(SECRET)@{MINIO_HOST}"},
+            {"name": "MC_CONFIG_DIR", "value": "/tmp/.mc"},
+        ],
         "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"cpu": "500m", "memory": "256Mi"}},
-        "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
-                            "runAsNonRoot": True, "runAsUser": 10002, "runAsGroup": 10002,
-                            "capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"}},
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "runAsNonRoot": True,
+            "runAsUser": 10002,
+            "runAsGroup": 10002,
+            "capabilities": {"drop": ["ALL"]},
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
         "volumeMounts": mounts,
     }
 
@@ -110,77 +135,129 @@ def _mc_container(name: str, image: str, script: str, mounts: list[dict]) -> dic
 def task_container(pipeline: dict, platform: dict, task: str, inputs: dict) -> dict:
     """The task's container, from the compiled spec alone (plus the workflowDefaults patch)."""
     executor_label = pipeline["components"][pipeline["root"]["dag"]["tasks"][task]["componentRef"]["name"]][
-        "executorLabel"]
+        "executorLabel"
+    ]
     container = pipeline["deploymentSpec"]["executors"][executor_label]["container"]
     k8s = platform["executors"][executor_label]
     env = []
     for ref in k8s.get("secretAsEnv", []):
         for pair in ref["keyToEnv"]:
-            env.append({"name": pair["envVar"], "valueFrom": {"secretKeyRef": {
-                "name": ref["secretName"], "key": pair["secretKey"], "optional": bool(ref.get("optional"))}}})
+            env.append(
+                {
+                    "name": pair["envVar"],
+                    "valueFrom": {
+                        "secretKeyRef": {
+                            "name": ref["secretName"],
+                            "key": pair["secretKey"],
+                            "optional": bool(ref.get("optional")),
+                        }
+                    },
+                }
+            )
     for ref in k8s.get("configMapAsEnv", []):
         for pair in ref["keyToEnv"]:
-            env.append({"name": pair["envVar"], "valueFrom": {"configMapKeyRef": {
-                "name": ref["configMapName"], "key": pair["configMapKey"], "optional": bool(ref.get("optional"))}}})
+            env.append(
+                {
+                    "name": pair["envVar"],
+                    "valueFrom": {
+                        "configMapKeyRef": {
+                            "name": ref["configMapName"],
+                            "key": pair["configMapKey"],
+                            "optional": bool(ref.get("optional")),
+                        }
+                    },
+                }
+            )
     resources = container.get("resources", {})
     context = k8s.get("securityContext", {})
     patch = next(c for c in workflow_defaults_patch()["containers"] if c["name"] == "main")
-    mounts = {m["mountPath"]: {"name": m["volumeName"], "mountPath": m["mountPath"]}
-              for m in k8s.get("emptyDirMounts", [])}
+    mounts = {
+        m["mountPath"]: {"name": m["volumeName"], "mountPath": m["mountPath"]} for m in k8s.get("emptyDirMounts", [])
+    }
     for mount in patch.get("volumeMounts", []):
         mounts.setdefault(mount["mountPath"], dict(mount))
     return {
-        "name": "task", "image": container["image"], "imagePullPolicy": "IfNotPresent",
+        "name": "task",
+        "image": container["image"],
+        "imagePullPolicy": "IfNotPresent",
         "command": container["command"],
         "args": [json.dumps(inputs) if arg == "{{$}}" else arg for arg in container["args"]],
         "env": env,
-        "resources": {"requests": {"cpu": resources["resourceCpuRequest"], "memory": resources["resourceMemoryRequest"]},
-                      "limits": {"cpu": resources["resourceCpuLimit"], "memory": resources["resourceMemoryLimit"]}},
+        "resources": {
+            "requests": {"cpu": resources["resourceCpuRequest"], "memory": resources["resourceMemoryRequest"]},
+            "limits": {"cpu": resources["resourceCpuLimit"], "memory": resources["resourceMemoryLimit"]},
+        },
         # KFP's compiler defaults (no privilege gain, no capabilities, RuntimeDefault seccomp),
         # the task's own identity, and the workflowDefaults patch's read-only root.
-        "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]},
-                            "seccompProfile": {"type": "RuntimeDefault"},
-                            "runAsUser": int(context["runAsUser"]), "runAsGroup": int(context["runAsGroup"]),
-                            "runAsNonRoot": bool(context["runAsNonRoot"]),
-                            **patch.get("securityContext", {})},
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"]},
+            "seccompProfile": {"type": "RuntimeDefault"},
+            "runAsUser": int(context["runAsUser"]),
+            "runAsGroup": int(context["runAsGroup"]),
+            "runAsNonRoot": bool(context["runAsNonRoot"]),
+            **patch.get("securityContext", {}),
+        },
         "volumeMounts": list(mounts.values()),
     }
 
 
-def stage_pod(pipeline: dict, platform: dict, task: str, inputs: dict, pod_name: str, mc_image: str,
-              output_key: str, namespace: str = "kubeflow") -> dict:
+def stage_pod(
+    pipeline: dict,
+    platform: dict,
+    task: str,
+    inputs: dict,
+    pod_name: str,
+    mc_image: str,
+    output_key: str,
+    namespace: str = "kubeflow",
+) -> dict:
     """The Pod: fetch inputs (init), the task (init, so it ends before the upload), then upload
     the outputs and the executor output (to ``output_key`` in KFP's bucket)."""
     main = task_container(pipeline, platform, task, inputs)
     volumes = {v["name"]: v for v in workflow_defaults_patch()["volumes"]}
     for m in main["volumeMounts"]:
         volumes.setdefault(m["name"], {"name": m["name"], "emptyDir": {}})
-    shared = [{"name": m["name"], "mountPath": m["mountPath"]} for m in main["volumeMounts"]
-              if m["mountPath"] in ("/tmp", "/minio")]
+    shared = [
+        {"name": m["name"], "mountPath": m["mountPath"]}
+        for m in main["volumeMounts"]
+        if m["mountPath"] in ("/tmp", "/minio")
+    ]
     # A new pod's first packets can precede its NetworkPolicy programming: wait for MinIO first.
-    fetch = ["umask 000", "n=0; until timeout 10 mc ready --quiet kfp; do n=$((n+1)); [ $n -lt 30 ] || exit 1; sleep 1; done"]
+    fetch = [
+        "umask 000",
+        "n=0; until timeout 10 mc ready --quiet kfp; do n=$((n+1)); [ $n -lt 30 ] || exit 1; sleep 1; done",
+    ]
     for entry in inputs["inputs"]["artifacts"].values():
-        remote = "kfp/" + entry["artifacts"][0]["uri"][len("minio://"):]
+        remote = "kfp/" + entry["artifacts"][0]["uri"][len("minio://") :]
         local = _local_path(entry["artifacts"][0]["uri"])
         # an artifact is one object (a file) or a prefix (a directory)
         fetch.append(f"mkdir -p {shlex.quote(str(Path(local).parent))}")
-        fetch.append(f"mc cp --quiet {shlex.quote(remote)} {shlex.quote(local)} "
-                     f"|| {{ mkdir -p {shlex.quote(local)} && "
-                     f"mc cp --recursive --quiet {shlex.quote(remote)}/ {shlex.quote(local)}/; }}")
+        fetch.append(
+            f"mc cp --quiet {shlex.quote(remote)} {shlex.quote(local)} "
+            f"|| {{ mkdir -p {shlex.quote(local)} && "
+            f"mc cp --recursive --quiet {shlex.quote(remote)}/ {shlex.quote(local)}/; }}"
+        )
     # the task runs as another user (10001): what was fetched must be writable for it
     fetch.append("find /minio /tmp -mindepth 1 -exec chmod a+rwX {} +")
     upload = []
     for entry in inputs["outputs"]["artifacts"].values():
-        remote = "kfp/" + entry["artifacts"][0]["uri"][len("minio://"):]
+        remote = "kfp/" + entry["artifacts"][0]["uri"][len("minio://") :]
         local = _local_path(entry["artifacts"][0]["uri"])
-        upload.append(f"if [ -d {shlex.quote(local)} ]; then mc cp --recursive --quiet {shlex.quote(local)}/ "
-                      f"{shlex.quote(remote)}/; else mc cp --quiet {shlex.quote(local)} {shlex.quote(remote)}; fi")
+        upload.append(
+            f"if [ -d {shlex.quote(local)} ]; then mc cp --recursive --quiet {shlex.quote(local)}/ "
+            f"{shlex.quote(remote)}/; else mc cp --quiet {shlex.quote(local)} {shlex.quote(remote)}; fi"
+        )
     upload.append(f"mc cp --quiet {LOCAL_OUTPUT} {shlex.quote(f'kfp/{KFP_BUCKET}/{output_key}')}")
     upload.append(f"echo uploaded {shlex.quote(output_key)}")
     return {
-        "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": pod_name, "namespace": namespace,
-                     "labels": {**V2_LABEL, "app.kubernetes.io/component": "stage-pod-test"}},
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": pod_name,
+            "namespace": namespace,
+            "labels": {**V2_LABEL, "app.kubernetes.io/component": "stage-pod-test"},
+        },
         "spec": {
             "restartPolicy": "Never",
             "automountServiceAccountToken": False,

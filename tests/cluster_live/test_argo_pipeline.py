@@ -34,16 +34,23 @@ RUN_TIMEOUT = 1500
 
 
 def role_env(role: str) -> dict[str, str]:
-    pairs = [line.split("=", 1) for line in (OVERLAY / f"role-{role}.env").read_text().splitlines()
-             if line.strip() and not line.startswith("#")]
+    pairs = [
+        line.split("=", 1)
+        for line in (OVERLAY / f"role-{role}.env").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
     creds = {k.strip(): v.strip() for k, v in pairs}
-    return {**os.environ, "AWS_ENDPOINT_URL": "http://127.0.0.1:9000", "AWS_ACCESS_KEY_ID": creds["accesskey"],
-            "AWS_SECRET_ACCESS_KEY": creds["secretkey"], "MLOPS_STORE": STORE}
+    return {
+        **os.environ,
+        "AWS_ENDPOINT_URL": "http://127.0.0.1:9000",
+        "AWS_ACCESS_KEY_ID": creds["accesskey"],
+        "AWS_SECRET_ACCESS_KEY": creds["secretkey"],
+        "MLOPS_STORE": STORE,
+    }
 
 
 def mlops(*args: str, role: str = "reader", timeout: float = RUN_TIMEOUT, cwd=None) -> subprocess.CompletedProcess:
-    return subprocess.run([MLOPS, *args], capture_output=True, text=True, timeout=timeout, env=role_env(role),
-                          cwd=cwd)
+    return subprocess.run([MLOPS, *args], capture_output=True, text=True, timeout=timeout, env=role_env(role), cwd=cwd)
 
 
 def workflow(kube, name: str) -> dict:
@@ -51,9 +58,12 @@ def workflow(kube, name: str) -> dict:
 
 
 def wait_finished(kube, name: str, timeout: float = RUN_TIMEOUT) -> dict:
-    return kube.wait_for(f"workflow {name} to finish", timeout,
-                         lambda: (w := workflow(kube, name)).get("status", {}).get("phase") in
-                         ("Succeeded", "Failed", "Error") and w, interval=5)
+    return kube.wait_for(
+        f"workflow {name} to finish",
+        timeout,
+        lambda: (w := workflow(kube, name)).get("status", {}).get("phase") in ("Succeeded", "Failed", "Error") and w,
+        interval=5,
+    )
 
 
 def pods_of(workflow_: dict) -> list[dict]:
@@ -69,8 +79,15 @@ def argo(kube):
     """Argo's controller answers in its namespace and the WorkflowTemplates are applied."""
     kube.run("-n", "argo", "rollout", "status", "deployment/workflow-controller", "--timeout=300s", timeout=320)
     for name in ("training_pipeline", "monitor_pipeline"):
-        kube.run("-n", NAMESPACE, "apply", "--server-side", "--force-conflicts", "-f",
-                 str(REPO / "pipelines" / "compiled" / f"{name}.argo.yaml"))
+        kube.run(
+            "-n",
+            NAMESPACE,
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "-f",
+            str(REPO / "pipelines" / "compiled" / f"{name}.argo.yaml"),
+        )
     return kube
 
 
@@ -86,8 +103,9 @@ def data(argo, tmp_path_factory):
     shifted[column] = shifted[column] + 1.5 * wine[column].std()
     shifted.to_csv(work / "demo-wine-shifted.csv", index=False)
     for name in ("demo-wine", "demo-wine-clean", "demo-wine-shifted"):
-        pushed = mlops("data", "push", str(work / f"{name}.csv"), "--name", name, "--store", STORE,
-                       role="pipeline", timeout=300)
+        pushed = mlops(
+            "data", "push", str(work / f"{name}.csv"), "--name", name, "--store", STORE, role="pipeline", timeout=300
+        )
         assert pushed.returncode == 0, pushed.stderr
     return work
 
@@ -95,8 +113,20 @@ def data(argo, tmp_path_factory):
 @pytest.fixture(scope="module")
 def bad_run(data):
     """A run with a bad input, started early (it fails fast) and checked later."""
-    started = mlops("submit", "--engine", "argo", "--context", CONTEXT, "--param", "data_uri=demo-wine@latest",
-                    "--param", "target=no_such_column", "--param", "model_name=demo-wine-bad", timeout=120)
+    started = mlops(
+        "submit",
+        "--engine",
+        "argo",
+        "--context",
+        CONTEXT,
+        "--param",
+        "data_uri=demo-wine@latest",
+        "--param",
+        "target=no_such_column",
+        "--param",
+        "model_name=demo-wine-bad",
+        timeout=120,
+    )
     assert started.returncode == 0, started.stderr
     return started.stdout.split()[1]
 
@@ -105,8 +135,22 @@ def bad_run(data):
 def trained(data, bad_run):
     """The demo training pipeline, submitted and followed as a user would."""
     started = time.monotonic()
-    result = mlops("submit", "--engine", "argo", "--context", CONTEXT, "--param", "data_uri=demo-wine@latest",
-                   "--param", "target=target", "--param", f"model_name={MODEL}", "--store", STORE, "--wait")
+    result = mlops(
+        "submit",
+        "--engine",
+        "argo",
+        "--context",
+        CONTEXT,
+        "--param",
+        "data_uri=demo-wine@latest",
+        "--param",
+        "target=target",
+        "--param",
+        f"model_name={MODEL}",
+        "--store",
+        STORE,
+        "--wait",
+    )
     result.elapsed = time.monotonic() - started
     print(f"training run: {result.elapsed:.0f} s\n{result.stdout}")
     return result
@@ -118,8 +162,18 @@ def test_training_pipeline_runs_as_one_workflow(argo, trained):
     run = workflow(argo, name)
     assert run["status"]["phase"] == "Succeeded"
     tasks = {n["templateName"].split("--")[-1] for n in pods_of(run)}
-    assert {"ingest", "split", "validate", "prepare", "expand-candidates", "train", "select-best", "evaluate",
-            "register", "report"} <= tasks
+    assert {
+        "ingest",
+        "split",
+        "validate",
+        "prepare",
+        "expand-candidates",
+        "train",
+        "select-best",
+        "evaluate",
+        "register",
+        "report",
+    } <= tasks
     # each stage's progress line, then mlops run's summary
     for stage in ("[ingest]", "[split]", "[validate]", "[train]", "[evaluate]", "[register]"):
         assert stage in trained.stdout
@@ -163,8 +217,9 @@ def test_artifacts_went_through_minio_with_the_artifacts_role(argo, trained):
     from minio import Minio
 
     env = role_env("artifacts")
-    client = Minio("127.0.0.1:9000", access_key=env["AWS_ACCESS_KEY_ID"], secret_key=env["AWS_SECRET_ACCESS_KEY"],
-                   secure=False)
+    client = Minio(
+        "127.0.0.1:9000", access_key=env["AWS_ACCESS_KEY_ID"], secret_key=env["AWS_SECRET_ACCESS_KEY"], secure=False
+    )
     run = workflow(argo, trained.stdout.split()[1])
     prefix = f"argo-runs/{run['metadata']['name']}-{run['metadata']['uid']}/"
     keys = [o.object_name for o in client.list_objects("mlpipeline", prefix=prefix, recursive=True)]
@@ -177,9 +232,21 @@ def test_bad_input_fails_the_workflow_with_its_one_line_reason(argo, bad_run):
     assert run["status"]["phase"] == "Failed"
     message = run["status"].get("message", "")
     assert "no_such_column" in message and "\n" not in message
-    waited = mlops("submit", "--engine", "argo", "--context", CONTEXT, "--param", "data_uri=demo-wine@latest",
-                   "--param", "target=no_such_column", "--param", "model_name=demo-wine-bad", "--wait",
-                   timeout=300)
+    waited = mlops(
+        "submit",
+        "--engine",
+        "argo",
+        "--context",
+        CONTEXT,
+        "--param",
+        "data_uri=demo-wine@latest",
+        "--param",
+        "target=no_such_column",
+        "--param",
+        "model_name=demo-wine-bad",
+        "--wait",
+        timeout=300,
+    )
     assert waited.returncode == 1
     assert "exists (same key, not created again)" in waited.stdout  # idempotent by key
     reason = waited.stderr.strip().splitlines()[-1]
@@ -202,10 +269,23 @@ def test_kubectl_create_starts_a_run(argo, trained):
 
 
 def _monitor(batch: str, wait: bool = True) -> subprocess.CompletedProcess:
-    args = ["submit", "--engine", "argo", "--context", CONTEXT,
-            "--package", str(REPO / "pipelines" / "compiled" / "monitor_pipeline.yaml"),
-            "--param", f"data_uri={batch}@latest", "--param", f"model_name={MODEL}",
-            "--param", "allow_retrain=true", "--param", f"store_uri={STORE}"]
+    args = [
+        "submit",
+        "--engine",
+        "argo",
+        "--context",
+        CONTEXT,
+        "--package",
+        str(REPO / "pipelines" / "compiled" / "monitor_pipeline.yaml"),
+        "--param",
+        f"data_uri={batch}@latest",
+        "--param",
+        f"model_name={MODEL}",
+        "--param",
+        "allow_retrain=true",
+        "--param",
+        f"store_uri={STORE}",
+    ]
     return mlops(*args, *(["--wait"] if wait else []))
 
 
@@ -227,19 +307,26 @@ def test_monitor_retrains_on_a_drifted_batch_in_the_cluster(argo, trained):
 def test_cron_schedule_starts_a_run_that_succeeds(argo, trained, tmp_path):
     """An every-minute schedule of the monitor on a clean batch: it fires, the run succeeds, and the
     clean batch does not take the retrain branch."""
-    schedule = {"name": "argo-every-minute", "cron": "0 * * * * *", "pipeline": "monitor",
-                "params": {"data_uri": "demo-wine-clean@latest", "model_name": MODEL, "store_uri": STORE,
-                           "allow_retrain": True}}
+    schedule = {
+        "name": "argo-every-minute",
+        "cron": "0 * * * * *",
+        "pipeline": "monitor",
+        "params": {
+            "data_uri": "demo-wine-clean@latest",
+            "model_name": MODEL,
+            "store_uri": STORE,
+            "allow_retrain": True,
+        },
+    }
     (tmp_path / "every-minute.yaml").write_text(yaml.safe_dump(schedule))
-    synced = mlops("schedules", "sync", "--engine", "argo", "--context", CONTEXT, "--dir", str(tmp_path),
-                   timeout=120)
+    synced = mlops("schedules", "sync", "--engine", "argo", "--context", CONTEXT, "--dir", str(tmp_path), timeout=120)
     assert synced.returncode == 0 and "created: argo-every-minute" in synced.stdout, synced.stderr
     cron = argo.json("-n", NAMESPACE, "get", "cronworkflow", "argo-every-minute")
     assert cron["spec"]["concurrencyPolicy"] == "Forbid" and cron["spec"]["timezone"] == "UTC"
     try:
+
         def fired():
-            items = argo.json("-n", NAMESPACE, "get", "workflows", "-l",
-                              "mlops.io/schedule=argo-every-minute")["items"]
+            items = argo.json("-n", NAMESPACE, "get", "workflows", "-l", "mlops.io/schedule=argo-every-minute")["items"]
             return items[0]["metadata"]["name"] if items else None
 
         name = argo.wait_for("the schedule to start a run", 150, fired, interval=5)
@@ -249,8 +336,17 @@ def test_cron_schedule_starts_a_run_that_succeeds(argo, trained, tmp_path):
         assert _branch(run) in ("Skipped", "Omitted"), "a clean batch must not retrain"
     finally:
         (tmp_path / "none-left").mkdir()
-        removed = mlops("schedules", "sync", "--engine", "argo", "--context", CONTEXT, "--dir",
-                        str(tmp_path / "none-left"), timeout=120)
+        removed = mlops(
+            "schedules",
+            "sync",
+            "--engine",
+            "argo",
+            "--context",
+            CONTEXT,
+            "--dir",
+            str(tmp_path / "none-left"),
+            timeout=120,
+        )
         assert removed.returncode == 0 and "deleted: argo-every-minute" in removed.stdout, removed.stderr
 
 

@@ -42,8 +42,11 @@ def standalone_files() -> list[str]:
     """YAML files under manifests/ that no kustomization covers (applied as they are)."""
     out = []
     for path in sorted(MANIFESTS.rglob("*.yaml")):
-        covered = any((d / "kustomization.yaml").is_file()
-                      for d in [path.parent, *path.parent.parents] if d.is_relative_to(MANIFESTS))
+        covered = any(
+            (d / "kustomization.yaml").is_file()
+            for d in [path.parent, *path.parent.parents]
+            if d.is_relative_to(MANIFESTS)
+        )
         if not covered:
             out.append(str(path.relative_to(REPO)))
     return out
@@ -55,8 +58,15 @@ def tree(tmp_path_factory):
     root = tmp_path_factory.mktemp("tree")
     shutil.copytree(MANIFESTS, root / "manifests")
     shutil.copytree(REPO / "schedules", root / "schedules")
-    subprocess.run(["bash", str(REPO / "scripts" / "gen-secrets.sh"),  # keeps existing files
-                    str(root / "manifests" / "overlays" / "kind")], check=True, capture_output=True)
+    subprocess.run(
+        [
+            "bash",
+            str(REPO / "scripts" / "gen-secrets.sh"),  # keeps existing files
+            str(root / "manifests" / "overlays" / "kind"),
+        ],
+        check=True,
+        capture_output=True,
+    )
     upstream = root / "manifests" / "base" / "kfp-upstream"
     shutil.rmtree(upstream)
     shutil.copytree(STUB, upstream)
@@ -66,15 +76,15 @@ def tree(tmp_path_factory):
 @pytest.fixture(scope="module")
 def crds(kube):
     """The CRDs that can be had, installed and established; the argocd namespace."""
-    build = subprocess.run([str(REPO / "scripts" / "kind" / "build.sh"), "crds"],
-                           capture_output=True, text=True, timeout=600)
+    build = subprocess.run(
+        [str(REPO / "scripts" / "kind" / "build.sh"), "crds"], capture_output=True, text=True, timeout=600
+    )
     assert build.returncode == 0, build.stderr
     files = build.stdout.split()
     for f in files:
         kube.run("apply", "--server-side", "--force-conflicts", "-f", f)
     names = [yaml.safe_load(open(f))["metadata"]["name"] for f in files]
-    kube.run("wait", "--for=condition=established", "--timeout=60s",
-             *[f"crd/{n}" for n in names])
+    kube.run("wait", "--for=condition=established", "--timeout=60s", *[f"crd/{n}" for n in names])
     created = kube.run("create", "namespace", "argocd", check=False).returncode == 0
     yield names
     if created:
@@ -87,16 +97,23 @@ def dry_run(kube, docs: list[dict], what: str, create: bool = False):
         meta = d["metadata"]
         # A Job's pod template is immutable: one that already ran here (the bucket
         # Job of the live stack) is checked under another name instead.
-        if d["kind"] == "Job" and "name" in meta and kube.run(
-                "-n", meta.get("namespace", "default"), "get", "job", meta["name"],
-                check=False).returncode == 0:
+        if (
+            d["kind"] == "Job"
+            and "name" in meta
+            and kube.run("-n", meta.get("namespace", "default"), "get", "job", meta["name"], check=False).returncode
+            == 0
+        ):
             meta["name"] += "-dry-run"
-    skipped = [f"{d['kind']}/{d['metadata'].get('name') or d['metadata'].get('generateName')}"
-               for d in docs if d not in runnable]
+    skipped = [
+        f"{d['kind']}/{d['metadata'].get('name') or d['metadata'].get('generateName')}"
+        for d in docs
+        if d not in runnable
+    ]
     if runnable:
         verb = ["create"] if create else ["apply", "--server-side", "--force-conflicts"]
-        proc = kube.run(*verb, "--dry-run=server", "-f", "-",
-                        input=yaml.safe_dump_all(runnable, sort_keys=False), check=False)
+        proc = kube.run(
+            *verb, "--dry-run=server", "-f", "-", input=yaml.safe_dump_all(runnable, sort_keys=False), check=False
+        )
         assert proc.returncode == 0, f"{what}: the API server rejected it:\n{proc.stderr}"
         print(f"{what}: {len(runnable)} object(s) accepted")
     if skipped:
@@ -105,8 +122,7 @@ def dry_run(kube, docs: list[dict], what: str, create: bool = False):
 
 @pytest.mark.parametrize("rel", kustomize_roots())
 def test_kustomization_accepted_by_api_server(kube, crds, namespaces, tree, rel):
-    proc = subprocess.run([need("kustomize"), "build", str(tree / rel)], capture_output=True,
-                          text=True, timeout=120)
+    proc = subprocess.run([need("kustomize"), "build", str(tree / rel)], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     dry_run(kube, [d for d in yaml.safe_load_all(proc.stdout) if d], rel)
 
@@ -122,9 +138,13 @@ def test_standalone_manifest_accepted_by_api_server(kube, crds, namespaces, rel)
 def test_kubernetes_native_pipeline_needs_kfp_crds(kube, crds, tmp_path):
     """`make k8s-manifests` output (Pipeline + PipelineVersion) renders offline, but
     its CRDs come only with KFP: reported, not checked."""
-    proc = subprocess.run([sys.executable,
-                           str(REPO / "scripts" / "compile_k8s_native.py"), str(tmp_path)],
-                          capture_output=True, text=True, timeout=300, cwd=REPO)
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "compile_k8s_native.py"), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+    )
     assert proc.returncode == 0, proc.stderr
     docs = [d for f in sorted(tmp_path.glob("*.yaml")) for d in yaml.safe_load_all(f.read_text()) if d]
     assert {d["kind"] for d in docs} == {"Pipeline", "PipelineVersion"}

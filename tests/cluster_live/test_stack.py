@@ -25,8 +25,10 @@ def test_node_ready(kube):
         ready = {c["type"]: c["status"] for c in node["status"]["conditions"]}["Ready"]
         assert ready == "True", node["metadata"]["name"]
     version = kube.json("version")["serverVersion"]["gitVersion"]
-    print(f"{len(nodes)} node(s) Ready, Kubernetes {version}, "
-          f"runtime {nodes[0]['status']['nodeInfo']['containerRuntimeVersion']}")
+    print(
+        f"{len(nodes)} node(s) Ready, Kubernetes {version}, "
+        f"runtime {nodes[0]['status']['nodeInfo']['containerRuntimeVersion']}"
+    )
 
 
 def test_system_pods_run(kube):
@@ -36,16 +38,22 @@ def test_system_pods_run(kube):
     names = [p["metadata"]["name"] for p in pods]
     for name in ("coredns-", "kube-proxy-", "etcd-", "kube-apiserver-"):
         assert any(n.startswith(name) for n in names), f"no {name}* pod in {names}"
-    bad = [(p["metadata"]["namespace"], p["metadata"]["name"], p["status"].get("phase"))
-           for p in pods if p["metadata"]["namespace"] in ("kube-system", "local-path-storage")
-           and p["status"].get("phase") not in ("Running", "Succeeded")]
+    bad = [
+        (p["metadata"]["namespace"], p["metadata"]["name"], p["status"].get("phase"))
+        for p in pods
+        if p["metadata"]["namespace"] in ("kube-system", "local-path-storage")
+        and p["status"].get("phase") not in ("Running", "Succeeded")
+    ]
     assert not bad, bad
 
 
 def test_default_storage_class(kube):
     classes = kube.json("get", "storageclass")["items"]
-    default = [c for c in classes if c["metadata"].get("annotations", {}).get(
-        "storageclass.kubernetes.io/is-default-class") == "true"]
+    default = [
+        c
+        for c in classes
+        if c["metadata"].get("annotations", {}).get("storageclass.kubernetes.io/is-default-class") == "true"
+    ]
     assert len(default) == 1, [c["metadata"]["name"] for c in classes]
 
 
@@ -86,13 +94,18 @@ def test_secrets_come_from_the_generator(kube, minio_stack, minio_env):
     live_minio = secret_values(kube.json("-n", "mlops-minio", "get", "secret", minio_secret))
     assert live_minio == {"accesskey": minio_env["accesskey"], "secretkey": minio_env["secretkey"]}
     live_kfp = secret_values(kube.json("-n", "kubeflow", "get", "secret", "mlpipeline-minio-artifact"))
-    artifacts = dict(line.split("=", 1) for line in (REPO / "manifests/overlays/kind/role-artifacts.env")
-                     .read_text().splitlines() if line and not line.startswith("#"))
+    artifacts = dict(
+        line.split("=", 1)
+        for line in (REPO / "manifests/overlays/kind/role-artifacts.env").read_text().splitlines()
+        if line and not line.startswith("#")
+    )
     assert live_kfp == artifacts != live_minio
     deployment = kube.json("-n", "mlops-minio", "get", "deployment", "minio")
-    refs = {e["valueFrom"]["secretKeyRef"]["name"]
-            for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]
-            if "valueFrom" in e}
+    refs = {
+        e["valueFrom"]["secretKeyRef"]["name"]
+        for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+        if "valueFrom" in e
+    }
     assert refs == {minio_secret}
 
 
@@ -115,28 +128,24 @@ def test_pod_security_restricted_is_enforced(kube, minio_stack):
     assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
     image = images()["MINIO_IMAGE"]
     good = pod_manifest("psa-probe", "mlops-minio", image, "true")
-    ok = kube.run("create", "--dry-run=server", "-f", "-", input=yaml.safe_dump(good),
-                  check=False)
+    ok = kube.run("create", "--dry-run=server", "-f", "-", input=yaml.safe_dump(good), check=False)
     assert ok.returncode == 0, ok.stderr
     bad = pod_manifest("psa-probe", "mlops-minio", image, "true")
     bad["spec"]["securityContext"] = {}
     bad["spec"]["containers"][0]["securityContext"] = {"privileged": True}
-    rejected = kube.run("create", "--dry-run=server", "-f", "-", input=yaml.safe_dump(bad),
-                        check=False)
+    rejected = kube.run("create", "--dry-run=server", "-f", "-", input=yaml.safe_dump(bad), check=False)
     assert rejected.returncode != 0
     assert 'violates PodSecurity "restricted:latest"' in rejected.stderr, rejected.stderr
     assert "privileged" in rejected.stderr
 
 
 def probe_script(host: str, port: int) -> str:
-    return (f'if timeout 5 bash -c "exec 3<>/dev/tcp/{host}/{port}"; '
-            'then echo OPEN; else echo CLOSED; fi')
+    return f'if timeout 5 bash -c "exec 3<>/dev/tcp/{host}/{port}"; then echo OPEN; else echo CLOSED; fi'
 
 
 def test_network_policy_lets_kubeflow_reach_minio(kube, minio_stack):
     """The pipeline's namespace (kubeflow) may reach MinIO's S3 port."""
-    pod = pod_manifest("np-probe-allowed", "kubeflow", images()["MINIO_IMAGE"],
-                       probe_script(MINIO_HOST, 9000))
+    pod = pod_manifest("np-probe-allowed", "kubeflow", images()["MINIO_IMAGE"], probe_script(MINIO_HOST, 9000))
     phase, logs = run_pod(kube, pod)
     assert phase == "Succeeded" and "OPEN" in logs, logs
 
@@ -146,8 +155,7 @@ def test_network_policy_blocks_other_namespaces(kube, minio_stack):
     stored (kube-router's controller on the built node image; kindnet on kind's)."""
     kube.run("create", "namespace", "np-probe", check=False)
     try:
-        pod = pod_manifest("np-probe-denied", "np-probe", images()["MINIO_IMAGE"],
-                           probe_script(MINIO_HOST, 9000))
+        pod = pod_manifest("np-probe-denied", "np-probe", images()["MINIO_IMAGE"], probe_script(MINIO_HOST, 9000))
         phase, logs = run_pod(kube, pod)
         assert phase == "Succeeded" and "CLOSED" in logs, logs
     finally:

@@ -33,8 +33,11 @@ MODEL = "demo-wine"
 
 
 def env_file(name: str) -> dict[str, str]:
-    pairs = [line.split("=", 1) for line in (OVERLAY / name).read_text().splitlines()
-             if line.strip() and not line.startswith("#")]
+    pairs = [
+        line.split("=", 1)
+        for line in (OVERLAY / name).read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
     return {k.strip(): v.strip() for k, v in pairs}
 
 
@@ -109,7 +112,7 @@ def test_split_pod_writes_three_artifacts_to_kfp_bucket(stage_outputs):
     kfp = client("role-artifacts.env")
     for _name, entry in artifacts.items():
         uri = entry["artifacts"][0]["uri"]
-        prefix = uri[len(f"minio://{KFP_BUCKET}/"):]
+        prefix = uri[len(f"minio://{KFP_BUCKET}/") :]
         objects = list(kfp.list_objects(KFP_BUCKET, prefix=prefix, recursive=True))
         assert objects and sum(o.size for o in objects) > 0, uri
     assert stage_outputs["split"]["parameterValues"]["target"] == "target"
@@ -121,7 +124,7 @@ def test_validate_pod_runs_tfdv_and_writes_statistics(stage_outputs):
     kfp = client("role-artifacts.env")
     sizes = {}
     for name in ("statistics", "schema", "anomalies"):
-        prefix = artifacts[name]["artifacts"][0]["uri"][len(f"minio://{KFP_BUCKET}/"):]
+        prefix = artifacts[name]["artifacts"][0]["uri"][len(f"minio://{KFP_BUCKET}/") :]
         sizes[name] = sum(o.size for o in kfp.list_objects(KFP_BUCKET, prefix=prefix, recursive=True))
     assert sizes["statistics"] > 1000 and sizes["schema"] > 100, sizes
     assert stage_outputs["validate"]["parameterValues"]["schema_source"]
@@ -130,14 +133,22 @@ def test_validate_pod_runs_tfdv_and_writes_statistics(stage_outputs):
 def test_stage_pods_are_admitted_by_pod_security_restricted(kube, minio_stack):
     """The same pods, dry-run into a namespace that enforces `restricted` (mlops-minio)."""
     pipeline, platform = load_spec()
-    fake = {"ingest": {"parameterValues": {"data_version": "x@1"}},
-            "split": {"artifacts": {n: {"artifacts": [{"uri": f"minio://{KFP_BUCKET}/x/{n}"}]}
-                                    for n in ("train", "validation", "test")}, "parameterValues": {"target": "t"}}}
+    fake = {
+        "ingest": {"parameterValues": {"data_version": "x@1"}},
+        "split": {
+            "artifacts": {
+                n: {"artifacts": [{"uri": f"minio://{KFP_BUCKET}/x/{n}"}]} for n in ("train", "validation", "test")
+            },
+            "parameterValues": {"target": "t"},
+        },
+    }
     for task in ("ingest", "split", "validate"):
-        inputs = executor_input(pipeline, task, "psa", {"data_uri": "s3://mlops/incoming/x.csv", "target": "t",
-                                                        "model_name": MODEL}, fake)
-        pod = stage_pod(pipeline, platform, task, inputs, f"psa-{task}", images()["MINIO_IMAGE"], "x",
-                        namespace="mlops-minio")
+        inputs = executor_input(
+            pipeline, task, "psa", {"data_uri": "s3://mlops/incoming/x.csv", "target": "t", "model_name": MODEL}, fake
+        )
+        pod = stage_pod(
+            pipeline, platform, task, inputs, f"psa-{task}", images()["MINIO_IMAGE"], "x", namespace="mlops-minio"
+        )
         done = kube.run("create", "--dry-run=server", "-f", "-", input=yaml.safe_dump(pod), check=False)
         assert done.returncode == 0, done.stderr
 
@@ -157,21 +168,32 @@ for key in sys.argv[1:]:
 """
 
 
-@pytest.mark.parametrize("role, allowed, refused", [
-    ("pipeline", "store/data/probe/x", "store/models/probe/x"),
-    ("registry", "store/models/probe/x", "store/data/probe/x"),
-])
+@pytest.mark.parametrize(
+    "role, allowed, refused",
+    [
+        ("pipeline", "store/data/probe/x", "store/models/probe/x"),
+        ("registry", "store/models/probe/x", "store/data/probe/x"),
+    ],
+)
 def test_each_role_secret_in_the_cluster_writes_only_its_part(kube, minio_stack, role, allowed, refused):
     """A pod with a task's role Secret (as apply_task_settings mounts it) against the in-cluster MinIO."""
     pod = pod_manifest(f"role-probe-{role}", "kubeflow", images()["BASE_IMAGE"], "")
     container = pod["spec"]["containers"][0]
     container["command"] = ["python", "-c", ROLE_PROBE, allowed, refused]
     container["env"] = [
-        {"name": "AWS_ACCESS_KEY_ID", "valueFrom": {"secretKeyRef": {"name": f"mlops-role-{role}", "key": "accesskey"}}},
-        {"name": "AWS_SECRET_ACCESS_KEY", "valueFrom": {"secretKeyRef": {"name": f"mlops-role-{role}",
-                                                                         "key": "secretkey"}}},
-        {"name": "AWS_ENDPOINT_URL", "valueFrom": {"configMapKeyRef": {"name": "mlops-store",
-                                                                       "key": "AWS_ENDPOINT_URL"}}}]
+        {
+            "name": "AWS_ACCESS_KEY_ID",
+            "valueFrom": {"secretKeyRef": {"name": f"mlops-role-{role}", "key": "accesskey"}},
+        },
+        {
+            "name": "AWS_SECRET_ACCESS_KEY",
+            "valueFrom": {"secretKeyRef": {"name": f"mlops-role-{role}", "key": "secretkey"}},
+        },
+        {
+            "name": "AWS_ENDPOINT_URL",
+            "valueFrom": {"configMapKeyRef": {"name": "mlops-store", "key": "AWS_ENDPOINT_URL"}},
+        },
+    ]
     container["resources"]["limits"]["memory"] = "256Mi"
     pod["spec"]["securityContext"].update(runAsUser=10001, runAsGroup=10001)
     pod["metadata"]["labels"] = dict(V2_LABEL)
@@ -191,21 +213,34 @@ def test_the_root_credential_is_not_in_the_pipeline_namespace(kube, minio_stack)
 
 
 def probe(host: str, port: int) -> str:
-    return (f'if timeout 5 bash -c "exec 3<>/dev/tcp/{host}/{port}"; '
-            f'then echo "OPEN {host}:{port}"; else echo "CLOSED {host}:{port}"; fi')
+    return (
+        f'if timeout 5 bash -c "exec 3<>/dev/tcp/{host}/{port}"; '
+        f'then echo "OPEN {host}:{port}"; else echo "CLOSED {host}:{port}"; fi'
+    )
 
 
 def test_pipeline_pods_egress_is_limited(kube, minio_stack):
     """A pipeline pod (KFP's v2 label) reaches DNS, MinIO and the API server, and nothing else
     (the node's kubelet port stands for everything else); the same pod without the label does."""
-    node_ip = next(a["address"] for a in kube.json("get", "nodes")["items"][0]["status"]["addresses"]
-                   if a["type"] == "InternalIP")
-    script = "; ".join([probe("minio.mlops-minio.svc.cluster.local", 9000),
-                        probe("kubernetes.default.svc.cluster.local", 443), probe(node_ip, 10250)])
+    node_ip = next(
+        a["address"] for a in kube.json("get", "nodes")["items"][0]["status"]["addresses"] if a["type"] == "InternalIP"
+    )
+    script = "; ".join(
+        [
+            probe("minio.mlops-minio.svc.cluster.local", 9000),
+            probe("kubernetes.default.svc.cluster.local", 443),
+            probe(node_ip, 10250),
+        ]
+    )
     results = {}
     for labelled in (True, False):
-        pod = pod_manifest(f"egress-probe-{'v2' if labelled else 'other'}", "kubeflow", images()["MINIO_IMAGE"],
-                           script, labels=dict(V2_LABEL) if labelled else {})
+        pod = pod_manifest(
+            f"egress-probe-{'v2' if labelled else 'other'}",
+            "kubeflow",
+            images()["MINIO_IMAGE"],
+            script,
+            labels=dict(V2_LABEL) if labelled else {},
+        )
         phase, logs = run_pod(kube, pod, timeout=120)
         assert phase == "Succeeded", logs
         results[labelled] = logs
