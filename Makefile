@@ -10,7 +10,7 @@ TFDV_VENV := .venv-tfdv
 DEMO_DATA := data
 MINIO_VERSION := v0.0.0-20260212201848-7aac2a2c5b7c
 
-.PHONY: help setup run test test-fast compile lock clean minio-bin minio-up minio-down bench
+.PHONY: help setup run lint test test-fast compile lock clean minio-bin minio-up minio-down bench
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sort \
@@ -45,7 +45,13 @@ $(DEMO_DATA)/demo-wine.csv: | $(VENV)/.installed
 run: setup $(DEMO_DATA)/demo-wine.csv ## Demo: the whole pipeline on the wine data set (model demo-wine), registered in ./.mlops
 	$(VENV)/bin/mlops run --data $(DEMO_DATA)/demo-wine.csv --target target
 
-test: setup minio-bin tools ## Run every test (unit, TFDV, kfp.local end to end, MinIO, manifests)
+lint: setup ## Check the code: ruff (lint, format), mypy on mlops/ (baseline in pyproject.toml), the layer contracts
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy mlops
+	$(VENV)/bin/lint-imports
+
+test: setup lint minio-bin tools ## Run every test (unit, TFDV, kfp.local end to end, MinIO, manifests)
 	$(VENV)/bin/pytest
 
 test-fast: setup ## Every test but the whole-pipeline runs (-m "not e2e")

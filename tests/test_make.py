@@ -13,7 +13,7 @@ def make(*args) -> subprocess.CompletedProcess:
 
 def test_help_lists_the_user_facing_targets():
     listed = {line.split()[0] for line in make("help").stdout.splitlines() if line.strip()}
-    assert {"setup", "run", "test", "compile", "minio-up", "minio-down", "images", "deploy"} <= {
+    assert {"setup", "run", "lint", "test", "compile", "minio-up", "minio-down", "images", "deploy"} <= {
         name.replace("\x1b[36m", "").replace("\x1b[0m", "") for name in listed
     }
 
