@@ -16,13 +16,22 @@ from __future__ import annotations
 
 import http.server
 import json
+import re
 import threading
 from html import escape
 from pathlib import Path
+from urllib.parse import unquote
 
 from mlops import config
+from mlops.errors import MlopsError
 from mlops.reporting import charts
 from mlops.reporting.report import _fmt, _table, definitions, lineage_section, page
+
+# The only store keys the site copies: a run's report (mlops.reporting.report.report_key) and a
+# monitor decision's report (mlops.stages.monitor.report_key). A log entry naming anything else
+# (an absolute path, "..", another prefix) is shown without its report.
+_NAME = r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}"
+REPORT_KEY_PATTERN = re.compile(rf"reports/{_NAME}/(v[0-9]{{6}}|monitor/[0-9]{{8}}T[0-9]{{6}}Z-[0-9a-f]{{8}})\.html")
 
 
 def _link(href: str, text: str) -> str:
@@ -47,7 +56,10 @@ class SiteBuilder:
         self.registry, self.data = ModelRegistry(store), DataVersions(store)
 
     def _write(self, relative: str, html: str) -> None:
-        path = self.out / relative
+        root = self.out.resolve()
+        path = (root / relative).resolve()
+        if not path.is_relative_to(root) or path == root:
+            raise MlopsError(f"refusing to write {relative!r} outside the site folder {root}")
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(html, encoding="utf-8")
 
@@ -55,11 +67,13 @@ class SiteBuilder:
         """Copy a report kept in the store into the site; its relative path, or None."""
         from mlops.store import NotFound
 
+        if not isinstance(key, str) or not REPORT_KEY_PATTERN.fullmatch(key):
+            return None
         try:
             data = self.store.read(key)
         except NotFound:
             return None
-        self._write(key, data.decode("utf-8"))
+        self._write(key, data.decode("utf-8", errors="replace"))
         return key
 
     def build(self) -> Path:
@@ -67,7 +81,9 @@ class SiteBuilder:
 
         models = self.registry.names()
         data_sets = self.data.names()
-        monitored = sorted({key.split("/")[1] for key in self.store.list("monitor/")})
+        monitored = sorted(
+            {key.split("/")[1] for key in self.store.list("monitor/") if re.fullmatch(_NAME, key.split("/")[1])}
+        )
         rows = []
         for name in models:
             versions = self.registry.versions(name)
@@ -255,10 +271,28 @@ class SiteBuilder:
 
 
 class ReadOnlyHandler(http.server.SimpleHTTPRequestHandler):
-    """GET and HEAD only, quietly."""
+    """GET and HEAD only, quietly; only for a Host naming this loopback server (no DNS rebinding),
+    and a path that is not a file name (a NUL byte, say) is a 404, never a traceback."""
 
     def log_message(self, *args):
         pass
+
+    def _host_allowed(self) -> bool:
+        port = self.server.server_address[1]
+        return self.headers.get("Host", "") in {f"127.0.0.1:{port}", f"localhost:{port}"}
+
+    def send_head(self):
+        if not self._host_allowed():
+            self.send_error(421, "unknown host: use http://127.0.0.1:<port>/")
+            return None
+        if "\x00" in unquote(self.path):
+            self.send_error(404)
+            return None
+        try:
+            return super().send_head()
+        except (OSError, ValueError):
+            self.send_error(404)
+            return None
 
     def do_POST(self):  # noqa: N802 - http.server's naming
         self.send_error(405, "read-only")
