@@ -3,9 +3,14 @@ the folder it belongs in, no hang past a deadline, no secret printed, no control
 terminal, one line for every refusal."""
 
 import http.client
+import socket
+import threading
+import time
 
 import pytest
 
+from mlops.data.http_source import download
+from mlops.errors import StageError
 from mlops.reporting.registry_site import SiteBuilder, serve
 from mlops.stages.monitor import append_log
 
@@ -82,3 +87,45 @@ def test_mlops_ui_answers_a_strange_path_with_a_404_and_no_traceback(ui_server, 
     assert _get(ui_server, path) == 404
     captured = capsys.readouterr()
     assert "Traceback" not in captured.err + captured.out
+
+
+# -- The download deadline ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def dripping_server():
+    """A loopback server that sends its status line and headers one byte every 50 ms (about 10 s)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def drip(connection):
+        with connection:
+            try:
+                connection.recv(65536)
+                for byte in b"HTTP/1.1 200 OK\r\n" + b"X-Drip: " + b"x" * 200 + b"\r\n\r\n":
+                    if stop.is_set():
+                        return
+                    connection.sendall(bytes([byte]))
+                    time.sleep(0.05)
+            except OSError:
+                pass
+
+    def accept():
+        while not stop.is_set():
+            try:
+                connection, _ = listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=drip, args=(connection,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}/data.csv"
+    stop.set()
+    listener.close()
+
+
+def test_the_download_deadline_covers_the_status_line_and_headers(dripping_server):
+    started = time.monotonic()
+    with pytest.raises(StageError, match=r"took longer than 1 s \(MLOPS_HTTP_TIMEOUT_SECONDS\)$"):
+        download(dripping_server, max_bytes=1_000_000, deadline_seconds=1)
+    assert time.monotonic() - started < 3
