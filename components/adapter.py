@@ -1,10 +1,10 @@
 """Everything that adapts plain stage code to running as a KFP task, in one place.
 
-Inside a task (components/tasks.py calls these):
+Inside a task (every component in components/ runs its body in :func:`stage`):
 
-- :func:`run` calls a stage function and turns a failure into ONE line that is the
-  last thing the task prints (a pod log, the KFP UI and `mlops run` all show it),
-  plus a record in MLOPS_ERROR_FILE for the local runner;
+- :func:`stage` does the warm start, then turns any failure into ONE line that is
+  the last thing the task prints (a pod log, the KFP UI and `mlops run` all show
+  it), plus a record in MLOPS_ERROR_FILE for the local runner;
 - :func:`progress` prints a stage's one-line summary and appends it to
   MLOPS_PROGRESS_FILE, which the local runner follows;
 - :func:`as_mapping` and :func:`restore_integers` undo what the transport does to
@@ -19,6 +19,7 @@ Nothing here imports kfp at module level: it is imported by every task.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import time
@@ -31,7 +32,7 @@ from mlops.errors import MlopsError
 def warm_start() -> None:
     """Hand this task to the local runner's warm task server, if there is one, and exit with its status.
 
-    The first call of every task function. The server (mlops/runners/task_server.py)
+    Called first by :func:`stage`, so first in every task. The server (mlops/runners/task_server.py)
     has the stages' libraries imported already and forks a child that runs this
     same executor invocation; without a server (a cluster, a container, a server
     that cannot be reached) this returns and the task runs here, as it always could.
@@ -82,22 +83,38 @@ def _fail(stage: str, message: str) -> None:
     raise SystemExit(1)
 
 
-def run(stage: str, function, /, **kwargs):
-    """Call ``function(**kwargs)`` as part of ``stage``; any failure ends the task with one line.
+class Stage:
+    """What a task's body holds while it runs: its stage name, to tag progress lines."""
 
-    A :class:`MlopsError` (bad input, bad data, an unreachable store, a bad
-    setting) is the user's to fix: its message is the line. Anything else is a
-    bug: the traceback goes to stderr first, for whoever debugs it, and the
-    one-line summary still comes last.
+    def __init__(self, name: str):
+        self.name = name
+
+    def progress(self, message: str) -> None:
+        """Print ``[stage] message`` and append it to MLOPS_PROGRESS_FILE (:func:`progress`)."""
+        progress(self.name, message)
+
+
+@contextlib.contextmanager
+def stage(name: str):
+    """The one context of every task body: the warm start, then any failure as ONE line and exit 1.
+
+    ``with adapter.stage("register") as task:`` first hands the task to the local
+    runner's warm task server if there is one (:func:`warm_start`); the body (its
+    imports included) then runs with every failure mapped in one place. A
+    :class:`MlopsError` (bad input, bad data, an unreachable store, a bad setting)
+    is the user's to fix: its message is the line. Anything else is a bug: the
+    traceback goes to stderr first, for whoever debugs it, and the one-line summary
+    still comes last. ``task.progress(...)`` prints lines tagged with the stage.
     """
+    warm_start()
     try:
-        return function(**kwargs)
+        yield Stage(name)
     except MlopsError as error:
-        _fail(stage, str(error))
+        _fail(name, str(error))
     except Exception as error:  # noqa: BLE001 - the last line must be ours, whatever was raised
         traceback.print_exc(file=sys.stderr)
         detail = " ".join(str(error).split())[:300]
-        _fail(stage, f"internal error: {type(error).__name__}: {detail} (a bug; the traceback is above)")
+        _fail(name, f"internal error: {type(error).__name__}: {detail} (a bug; the traceback is above)")
 
 
 def as_mapping(value) -> dict | list:

@@ -1,4 +1,4 @@
-"""The one place that turns a stage's task function (components/tasks.py) into a KFP component.
+"""The one place that turns a stage's task function (components/<name>.py) into a KFP component.
 
 Every component gets the same image policy: our prebuilt image (dependencies
 already installed, so no pip at run time and nothing fetched in the cluster)
@@ -34,12 +34,14 @@ IMAGES = {"validate": config.TFDV_IMAGE, "validate_batch": config.TFDV_IMAGE}
 
 @cache
 def component(name: str):
-    """The KFP component for ``components.tasks.<name>``, on its image."""
+    """The KFP component for ``components.<name>.<name>``, on its image."""
+    import importlib
+
     from kfp import dsl
 
-    from components import tasks
-
-    function = getattr(tasks, name)
+    if name not in STAGES:
+        raise ValueError(f"no component named {name!r}; the components are {', '.join(STAGES)}")
+    function = getattr(importlib.import_module(f"components.{name}"), name)
     # install_kfp_package=False: the image ships the locked kfp, so the compiled
     # spec has no install step that would need network access.
     return dsl.component(function, base_image=IMAGES.get(name, config.BASE_IMAGE), install_kfp_package=False)

@@ -6,7 +6,7 @@ test against a trivial predictor and the champion → register (the champion
 moves only when blessed, and only over the champion evaluated against) → report.
 
 Every value a later stage needs travels as a typed output of an earlier one
-(components/tasks.py): the cleaned target name, the task, the ranking metric,
+(components/<stage>.py): the cleaned target name, the task, the ranking metric,
 the champion compared against, the blessing. Every task gets its cluster
 settings through ``for_cluster``; kfp.local ignores them.
 

@@ -283,8 +283,8 @@ def test_a_bug_in_a_stage_still_ends_with_one_line(tmp_path, capsys):
     def broken():
         return {}["missing"]
 
-    with pytest.raises(SystemExit):
-        kfp_adapter.run("train", broken)
+    with pytest.raises(SystemExit), kfp_adapter.stage("train"):
+        broken()
     last = capsys.readouterr().err.strip().splitlines()[-1]
     assert last.startswith("[train] ERROR: internal error: KeyError: 'missing' (a bug; the traceback is above)")
 

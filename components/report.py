@@ -1,0 +1,70 @@
+"""The ``report`` component. Its source is embedded in the compiled spec: imports stay inside its body."""
+
+from kfp.dsl import HTML, Dataset, Input, Markdown, Model, Output
+
+from components.artifact_types import Blessing, Schema, Statistics
+
+
+def report(
+    model_name: str,
+    model_version: int,
+    train_split: Input[Dataset],
+    validation_split: Input[Dataset],
+    test_split: Input[Dataset],
+    statistics: Input[Statistics],
+    schema: Input[Schema],
+    best: Input[Model],
+    blessing: Input[Blessing],
+    store_uri: str,
+    run_report: Output[HTML],
+    summary: Output[Markdown],
+):
+    """The run report: one self-contained HTML page (also kept in the store, for `mlops ui`), and a
+    Markdown summary for the KFP UI."""
+    from components import adapter
+
+    with adapter.stage("report") as task:
+        import json
+        import os
+
+        import pandas as pd
+
+        from mlops.reporting import report as stage
+        from mlops.stages import drift
+        from mlops.store import open_store
+        from mlops.store.registry import ModelRegistry
+
+        store = open_store(uri=store_uri, role="pipeline")
+        version = ModelRegistry(store).get(name=model_name, version=model_version)
+        with open(os.path.join(statistics.path, "result.json"), encoding="utf-8") as handle:
+            validation = json.load(handle)
+        with open(blessing.path, encoding="utf-8") as handle:
+            decision = json.load(handle)
+        frames = {
+            name: pd.read_parquet(split.path)
+            for name, split in (("train", train_split), ("validation", validation_split), ("test", test_split))
+        }
+        shift = [
+            row.to_json() for row in drift.compare_frame(drift.profile_frame(frames["train"]), frames["validation"])
+        ]
+        page = stage.render_report(
+            version=version.to_json(),
+            validation=validation,
+            schema_description=schema.metadata,
+            leaderboard=[
+                {
+                    **row,
+                    "candidate": {**row["candidate"], "params": adapter.restore_integers(row["candidate"]["params"])},
+                }
+                for row in best.metadata["leaderboard"]
+            ],
+            evaluation=decision,
+            frames=frames,
+            shift=shift,
+        )
+        with open(run_report.path, "w", encoding="utf-8") as handle:
+            handle.write(page)
+        store.put(key=stage.report_key(model_name, model_version), data=page.encode("utf-8"))
+        with open(summary.path, "w", encoding="utf-8") as handle:
+            handle.write(stage.render_summary(version=version.to_json(), evaluation=decision))
+        task.progress(run_report.path)

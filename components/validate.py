@@ -1,0 +1,67 @@
+"""The ``validate`` component. Its source is embedded in the compiled spec: imports stay inside its body."""
+
+from typing import NamedTuple
+
+from kfp.dsl import HTML, Dataset, Input, Output
+
+from components.artifact_types import Anomalies, Schema, Statistics
+
+
+def validate(
+    train: Input[Dataset],
+    validation: Input[Dataset],
+    test: Input[Dataset],
+    model_name: str,
+    schema_uri: str,
+    store_uri: str,
+    statistics: Output[Statistics],
+    schema: Output[Schema],
+    anomalies: Output[Anomalies],
+    statistics_view: Output[HTML],
+) -> NamedTuple("ValidateOutputs", schema_source=str):
+    """TFDV statistics and anomalies of every split against the schema that applies; anomalies stop the run."""
+    from components import adapter
+
+    with adapter.stage("validate") as task:
+        import hashlib
+        import json
+        import os
+        import shutil
+        from collections import namedtuple
+
+        from mlops.stages import validate as stage
+        from mlops.store import open_store
+
+        os.makedirs(statistics.path, exist_ok=True)
+        splits = {"train": train.path, "validation": validation.path, "test": test.path}
+        store = open_store(uri=store_uri, role="pipeline")
+        checked = stage.validate_splits(
+            splits=splits,
+            model_name=model_name,
+            store=store,
+            out_dir=statistics.path,
+            schema_uri=schema_uri,
+        )
+        result = checked.result
+        shutil.copyfile(os.path.join(statistics.path, "statistics.html"), statistics_view.path)
+        shutil.copyfile(os.path.join(statistics.path, "schema.pbtxt"), schema.path)
+        with open(anomalies.path, "w", encoding="utf-8") as handle:
+            json.dump(result["anomalies"], handle)
+        with open(schema.path, "rb") as handle:
+            schema_sha256 = hashlib.sha256(handle.read()).hexdigest()
+        schema.metadata.update(
+            {
+                "source": checked.schema.source,
+                "origin": checked.schema.origin,
+                "sha256": schema_sha256,
+                "model_name": model_name,
+            }
+        )
+        statistics.metadata.update(
+            {"splits": sorted(splits), "tfdv_version": result["tfdv_version"], "schema_source": checked.schema.source}
+        )
+        anomalies.metadata["count"] = len(result["anomalies"])
+        task.progress(
+            f"no anomalies against {checked.schema.describe()} (another schema: --schema FILE or another --model-name)",
+        )
+        return namedtuple("ValidateOutputs", "schema_source")(checked.schema.source)
