@@ -179,6 +179,13 @@ MAX_DOWNLOAD_BYTES = Setting(
     "largest source ingest downloads (well under a task's 2Gi memory limit)",
     1,
 )
+MAX_CANDIDATES = Setting(
+    "MLOPS_MAX_CANDIDATES",
+    int,
+    64,
+    "most candidates a search space may expand to (counted before any is built; each is a training task)",
+    1,
+)
 INGEST_ALLOW = Setting(
     "MLOPS_INGEST_ALLOW",
     str,
@@ -224,6 +231,7 @@ SETTINGS = (
     ERROR_FILE,
     HTTP_TIMEOUT_SECONDS,
     MAX_DOWNLOAD_BYTES,
+    MAX_CANDIDATES,
     INGEST_ALLOW,
     MINIO_BIN,
     MINIO_PORT,

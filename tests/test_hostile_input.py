@@ -4,15 +4,21 @@ terminal, one line for every refusal."""
 
 import http.client
 import socket
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
+import yaml
 
+from mlops import config
 from mlops.data.http_source import download
 from mlops.errors import StageError
 from mlops.reporting.registry_site import SiteBuilder, serve
 from mlops.stages.monitor import append_log
+from mlops.stages.train import check_search_space, expand_search_space
 
 # -- mlops ui -------------------------------------------------------------------------------------
 
@@ -129,3 +135,45 @@ def test_the_download_deadline_covers_the_status_line_and_headers(dripping_serve
     with pytest.raises(StageError, match=r"took longer than 1 s \(MLOPS_HTTP_TIMEOUT_SECONDS\)$"):
         download(dripping_server, max_bytes=1_000_000, deadline_seconds=1)
     assert time.monotonic() - started < 3
+
+
+# -- The search space -----------------------------------------------------------------------------
+
+MLOPS = str(Path(sys.executable).with_name("mlops"))
+
+
+def _huge_grid(values_per_param: int = 50) -> dict:
+    grid = {name: [1.0 + i for i in range(values_per_param)] for name in ("C", "tol", "intercept_scaling")}
+    grid["max_iter"] = list(range(100, 100 + 4 * values_per_param))  # 50**3 * 200 = 25,000,000 combinations
+    return {"metric": "auto", "candidates": {"classification": {"logistic_regression": grid}}}
+
+
+def test_a_huge_search_space_is_refused_by_its_count_before_enumeration():
+    started = time.monotonic()
+    with pytest.raises(StageError, match=r"25000000 candidates for classification, over the limit of 64 \(MLOPS_MAX"):
+        check_search_space(_huge_grid())
+    assert time.monotonic() - started < 1
+
+
+def test_the_candidate_limit_is_a_setting(monkeypatch):
+    space = {"metric": "auto", "candidates": {"classification": {"logistic_regression": {"C": [0.1, 1.0, 10.0]}}}}
+    check_search_space(space)
+    monkeypatch.setenv(config.MAX_CANDIDATES.name, "2")
+    with pytest.raises(StageError, match="3 candidates for classification, over the limit of 2"):
+        expand_search_space(space, "classification")
+
+
+def test_mlops_run_refuses_a_huge_params_file_in_one_line(tmp_path, demo_data):
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump(_huge_grid()))
+    result = subprocess.run(
+        [MLOPS, "run", "--data", str(demo_data["wine"]), "--target", "target", "--params", str(params)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode != 0
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "over the limit of 64 (MLOPS_MAX_CANDIDATES)" in result.stderr
+    assert not (tmp_path / ".mlops" / "models").exists()

@@ -14,7 +14,9 @@ from __future__ import annotations
 import difflib
 import importlib
 import itertools
+import math
 
+from mlops import config
 from mlops.errors import StageError
 from mlops.stages.metrics import METRICS, higher_is_better, score_model
 
@@ -103,6 +105,24 @@ def _value_lists(family: str, task: str, grid) -> tuple[list[str], list[list]]:
     return names, lists
 
 
+def _check_size(task_families: dict) -> None:
+    """Refuse a search space with more combinations than MLOPS_MAX_CANDIDATES, counted without
+    enumerating them (a grid of 500,000 would otherwise hang the pre-flight and the fan-out)."""
+    limit = config.MAX_CANDIDATES.get()
+    for task, families in task_families.items():
+        if not isinstance(families, dict):
+            continue
+        total = 0
+        for family, grid in families.items():
+            _, value_lists = _value_lists(family, task, grid)
+            total += math.prod(len(values) for values in value_lists)
+        if total > limit:
+            raise StageError(
+                f"the search space has {total} candidates for {task}, over the limit of {limit} "
+                f"({config.MAX_CANDIDATES.name}); list fewer values"
+            )
+
+
 def expand_search_space(search_space: dict, task: str, seed: int = 0) -> list[dict]:
     """Turn ``{family: {param: [values]}}`` for ``task`` into checked candidates.
 
@@ -150,6 +170,8 @@ def check_search_space(search_space) -> None:
             )
         if not isinstance(families, dict) or not families:
             raise StageError(f"candidates.{task} must map model families to hyperparameters")
+    _check_size(candidates)
+    for task, families in candidates.items():
         for family, grid in families.items():
             names, value_lists = _value_lists(family, task, grid)
             for values in itertools.product(*value_lists):
