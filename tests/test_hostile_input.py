@@ -2,7 +2,9 @@
 the folder it belongs in, no hang past a deadline, no secret printed, no control character passed to a
 terminal, one line for every refusal."""
 
+import base64
 import http.client
+import http.server
 import socket
 import subprocess
 import sys
@@ -15,6 +17,7 @@ import yaml
 
 from mlops import config
 from mlops.data.http_source import download
+from mlops.data.uris import carries_secret, redact
 from mlops.errors import StageError
 from mlops.reporting.registry_site import SiteBuilder, serve
 from mlops.stages.monitor import append_log
@@ -177,3 +180,60 @@ def test_mlops_run_refuses_a_huge_params_file_in_one_line(tmp_path, demo_data):
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert "over the limit of 64 (MLOPS_MAX_CANDIDATES)" in result.stderr
     assert not (tmp_path / ".mlops" / "models").exists()
+
+
+# -- Credentials in malformed user-info ----------------------------------------------------------
+
+SECRET = "Zq9-s3cr3t"
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        f"https://alice:{SECRET}@example.com/data.csv",
+        f"https://alice:a/{SECRET}@example.com/data.csv",  # an unencoded "/" ends urlsplit's authority
+        f"https://alice:a#{SECRET}@example.com/data.csv",
+        f"https://alice:a?{SECRET}@example.com/data.csv",
+        f"https://alice:a?{SECRET}@b@example.com/data.csv",
+        f"https://alice:@:{SECRET}/@example.com:8443/data.csv?x=1",
+        f"s3://key:{SECRET}/x@bucket/data.csv",
+        f"//alice:{SECRET}@example.com/data.csv",
+        f"https://alice:{SECRET}@[::1/data.csv",  # unparseable
+    ],
+)
+def test_no_byte_of_a_password_survives_redaction(uri):
+    shown = redact(uri)
+    assert SECRET not in shown and SECRET[:4] not in shown
+    assert carries_secret(uri)
+
+
+@pytest.fixture
+def basic_auth_server(tmp_path):
+    expected = "Basic " + base64.b64encode(f"alice:a/{SECRET}#?".encode()).decode()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):  # noqa: N802
+            ok = self.headers.get("Authorization") == expected
+            self.send_response(200 if ok else 401)
+            self.end_headers()
+            if ok:
+                self.wfile.write(b"a,b\n1,2\n")
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server.server_address[1]
+    server.shutdown()
+
+
+def test_a_password_with_slash_hash_and_question_mark_authenticates(basic_auth_server):
+    assert download(f"http://alice:a/{SECRET}#?@127.0.0.1:{basic_auth_server}/x.csv") == b"a,b\n1,2\n"
+
+
+@pytest.mark.parametrize("port", ["1", "notaport"])
+def test_a_failed_download_never_prints_the_password(port):
+    with pytest.raises(StageError) as failure:
+        download(f"http://alice:a/{SECRET}@127.0.0.1:{port}/x.csv", deadline_seconds=5)
+    assert SECRET not in str(failure.value) and SECRET[:4] not in str(failure.value)

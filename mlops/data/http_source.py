@@ -22,24 +22,24 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit
 
 from mlops import config
-from mlops.data.uris import redact
+from mlops.data.uris import redact, split_userinfo
 from mlops.errors import StageError
 
 CHUNK_BYTES = 1 << 20
 
 
 def _without_userinfo(uri: str) -> tuple[str, str | None]:
-    """The URL without user-info, and the Authorization header it implied."""
-    parts = urlsplit(uri)
-    if "@" not in parts.netloc:
+    """The URL without user-info (up to the last ``@``, as mlops.data.uris reads it), and the
+    Authorization header it implied."""
+    userinfo, url = split_userinfo(uri)
+    if userinfo is None:
         return uri, None
-    userinfo, host = parts.netloc.rsplit("@", 1)
     user, _, password = userinfo.partition(":")
     token = base64.b64encode(f"{unquote(user)}:{unquote(password)}".encode()).decode("ascii")
-    return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment)), f"Basic {token}"
+    return url, f"Basic {token}"
 
 
 class Deadline:
