@@ -12,13 +12,16 @@ import threading
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
+from click.testing import CliRunner
 
 from mlops import config
+from mlops.cli.main import main as cli_main
 from mlops.data.http_source import download
 from mlops.data.uris import carries_secret, redact
-from mlops.errors import StageError
+from mlops.errors import StageError, quote
 from mlops.reporting.registry_site import SiteBuilder, serve
 from mlops.stages.monitor import append_log
 from mlops.stages.train import check_search_space, expand_search_space
@@ -237,3 +240,48 @@ def test_a_failed_download_never_prints_the_password(port):
     with pytest.raises(StageError) as failure:
         download(f"http://alice:a/{SECRET}@127.0.0.1:{port}/x.csv", deadline_seconds=5)
     assert SECRET not in str(failure.value) and SECRET[:4] not in str(failure.value)
+
+
+# -- Terminal injection ---------------------------------------------------------------------------
+
+HOSTILE = "\x1b]0;pwned\x07\x1b[2J\u202eevil\x9b31m"
+
+
+def _no_control_characters(text: str) -> bool:
+    return all(c.isprintable() or c in "\n" for c in text)
+
+
+def test_an_error_message_carries_no_control_character_and_has_a_bounded_length():
+    message = str(StageError(f"bad cell {quote(HOSTILE * 100)} in {HOSTILE * 1000}"))
+    assert _no_control_characters(message) and "\n" not in message
+    assert "\\x1b" in message  # shown, not acted on
+    assert len(message) < 2100 and f"({len(HOSTILE) * 100} characters)" in message
+
+
+def test_data_show_and_list_print_no_control_character(tmp_path, file_store):
+    csv = tmp_path / "hostile.csv"
+    pd.DataFrame({f"col{HOSTILE}": [f"{HOSTILE}{'y' * 500}", "b", "c", "d", "e", "f"], "x": [1, 2, 3, 4, 5, 6]}).to_csv(
+        csv, index=False
+    )
+    runner = CliRunner()
+    pushed = runner.invoke(cli_main, ["data", "push", str(csv), "--name", "hostile", "--store", file_store.uri])
+    assert pushed.exit_code == 0, pushed.output
+    shown = runner.invoke(cli_main, ["data", "show", "hostile@latest", "--store", file_store.uri])
+    listed = runner.invoke(cli_main, ["data", "list", "--store", file_store.uri])
+    for result in (shown, listed):
+        assert result.exit_code == 0 and _no_control_characters(result.output), repr(result.output)
+    assert "y" * 100 not in shown.output  # a cell is cut
+    malformed = runner.invoke(cli_main, ["data", "show", f"{HOSTILE}@latest", "--store", file_store.uri])
+    assert malformed.exit_code != 0 and _no_control_characters(malformed.output), repr(malformed.output)
+
+
+def test_mlops_run_quotes_a_hostile_target_name_without_control_characters(tmp_path, demo_data):
+    result = subprocess.run(
+        [MLOPS, "run", "--data", str(demo_data["wine"]), "--target", HOSTILE],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode != 0 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert _no_control_characters(result.stderr + result.stdout), repr(result.stderr)

@@ -5,6 +5,10 @@ import json
 import click
 
 from mlops.cli.options import one_line_errors, print_listing, resolve_store, store_option
+from mlops.errors import printable
+
+# The widest a cell or a column name is shown by `data show` (the rest is cut, never wrapped).
+CELL_WIDTH = 40
 
 
 @click.group()
@@ -55,7 +59,9 @@ def list_versions(name, store_uri, as_json):
         as_json,
         empty=f"no data versions in {versions_store.store.uri}",
         header=f"{'DATA VERSION':<34} {'ROWS':>8} {'COLUMNS':>7}  {'CREATED':<32} SOURCE",
-        row=lambda v: f"{v['ref']:<34} {v['rows']:>8} {len(v['columns']):>7}  {v['created_at']:<32} {v['source']}",
+        row=lambda v: (
+            f"{v['ref']:<34} {v['rows']:>8} {len(v['columns']):>7}  {v['created_at']:<32} {printable(v['source'])}"
+        ),
     )
 
 
@@ -71,4 +77,7 @@ def show(ref, store_uri):
         version = versions.resolve(ref)
         frame = versions.read_frame(version)
     click.echo(json.dumps(version.to_json(), indent=2))
-    click.echo(frame.head(5).to_string())
+    # Cells and column names are user data: no control character reaches the terminal, no cell is unbounded.
+    preview = frame.head(5).rename(columns=lambda name: printable(name, CELL_WIDTH))
+    preview = preview.map(lambda cell: printable(cell, CELL_WIDTH) if isinstance(cell, str) else cell)
+    click.echo(preview.to_string())

@@ -12,7 +12,7 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, OrdinalEncoder, StandardScaler
 
-from mlops.errors import StageError
+from mlops.errors import StageError, quote
 
 TASKS = ("auto", "classification", "regression")
 # Up to this many distinct values a numeric target is read as class labels.
@@ -46,7 +46,7 @@ def check_target(target: pd.Series, task: str) -> None:
     if task == "classification" and distinct < 2:
         only = target.dropna().iloc[0] if distinct else None
         raise StageError(
-            f"target '{target.name}' has only one class ({only!r}) in the training split; "
+            f"target {quote(target.name)} has only one class ({quote(only)}) in the training split; "
             "a classifier needs at least two"
         )
     if task == "regression" and distinct < 2:

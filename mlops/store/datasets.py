@@ -27,6 +27,7 @@ import re
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
+from mlops.errors import quote
 from mlops.store.base import AlreadyExists, NotFound, ObjectStore, StoreError
 from mlops.store.registry import dumps, validate_name
 
@@ -282,7 +283,7 @@ class DataVersions:
         match = REF_PATTERN.match(ref)
         if not match:
             raise StoreError(
-                f"data version reference {ref!r} is malformed: use NAME@VERSION (the version id, "
+                f"data version reference {quote(ref)} is malformed: use NAME@VERSION (the version id, "
                 f"at least {MIN_PREFIX} hex characters) or NAME@latest"
             )
         name, selector = match["name"], match["version"]
@@ -295,7 +296,7 @@ class DataVersions:
         if not matches:
             raise NotFound(f"data set {name!r} has no version {selector!r} in {self.store.uri}")
         if len(matches) > 1:
-            raise StoreError(f"{ref!r} is ambiguous: use more characters of the version id")
+            raise StoreError(f"{quote(ref)} is ambiguous: use more characters of the version id")
         return matches[0]
 
     def read_bytes(self, version: DataVersion) -> bytes:
