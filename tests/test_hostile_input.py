@@ -5,6 +5,7 @@ terminal, one line for every refusal."""
 import base64
 import http.client
 import http.server
+import json
 import socket
 import subprocess
 import sys
@@ -22,7 +23,9 @@ from mlops.cli.main import main as cli_main
 from mlops.data.http_source import download
 from mlops.data.uris import carries_secret, redact
 from mlops.errors import StageError, quote
+from mlops.reporting import charts
 from mlops.reporting.registry_site import SiteBuilder, serve
+from mlops.runners.local import failure_reason
 from mlops.stages.monitor import append_log
 from mlops.stages.train import check_search_space, expand_search_space
 
@@ -285,3 +288,33 @@ def test_mlops_run_quotes_a_hostile_target_name_without_control_characters(tmp_p
     )
     assert result.returncode != 0 and len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert _no_control_characters(result.stderr + result.stdout), repr(result.stderr)
+
+
+# -- The report cannot fail on data ---------------------------------------------------------------
+
+MATH = ["$\\foo$", "$x^$", "$$", "\\$a$", "$\\frac{1}{$"]
+
+
+def test_charts_show_mathtext_like_categories_as_text():
+    frame = pd.DataFrame({f"col {MATH[0]}": MATH * 4, "$n$": range(20)})
+    svg = charts.split_distributions({"train": frame, "test": frame})
+    svg += charts.confusion_heatmap(MATH[:2], [[1, 0], [0, 1]])
+    svg += charts.horizontal_bars({m: 0.5 for m in MATH}, "candidates", "metric")
+    assert "$\\foo$" in svg and "<svg" in svg
+
+
+def test_a_failure_after_register_says_that_the_registration_stands(tmp_path):
+    progress, error = tmp_path / "progress.jsonl", tmp_path / "error.json"
+    progress.write_text(
+        json.dumps({"stage": "evaluate", "message": "blessed"})
+        + "\n"
+        + json.dumps({"stage": "register", "message": "wine@v3 in file:///s (champion -> this version)"})
+        + "\n"
+    )
+    error.write_text(json.dumps({"stage": "report", "error": "could not store the report"}))
+    assert failure_reason(error, progress) == (
+        "report: could not store the report (after register, which stands: wine@v3 in file:///s "
+        "(champion -> this version))"
+    )
+    error.write_text(json.dumps({"stage": "register", "error": "the store refused"}))
+    assert failure_reason(error, progress) == "register: the store refused"

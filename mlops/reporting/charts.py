@@ -35,6 +35,10 @@ def _pyplot():
             "axes.spines.right": False,
             "figure.dpi": 72,
             "svg.hashsalt": "mlops",
+            # Labels are user data (categories, column names): "$\\foo$" is text, never mathtext
+            # (which fails on what it cannot parse), and never TeX.
+            "text.parse_math": False,
+            "text.usetex": False,
         }
     )
     return plt

@@ -32,12 +32,30 @@ LOCAL_RUNNER_WARNINGS = (
 )
 
 
-def failure_reason(error_file: Path) -> str | None:
-    """The failing stage's ``stage: reason`` line, as the task recorded it (components/adapter.py), if any."""
+def failure_reason(error_file: Path, progress_file: Path | None = None) -> str | None:
+    """The failing stage's ``stage: reason`` line, as the task recorded it (components/adapter.py), if any.
+
+    A failure after ``register`` (the report, say) does not undo the registration: the run still
+    fails (exit 1: not every stage ran), and the line says what was registered and promoted, so
+    nobody reads the failure as "no new model" (``progress_file``: the stages' progress lines).
+    """
     if not error_file.exists():
         return None
     record = json.loads(error_file.read_text(encoding="utf-8"))
-    return f"{record['stage']}: {record['error']}"
+    reason = f"{record['stage']}: {record['error']}"
+    registered = _registered(progress_file) if record["stage"] != "register" else None
+    if registered:
+        reason += f" (after register, which stands: {registered})"
+    return reason
+
+
+def _registered(progress_file: Path | None) -> str | None:
+    """The register stage's progress line (what it registered, and the champion move), if it ran."""
+    if progress_file is None or not progress_file.exists():
+        return None
+    lines = progress_file.read_text(encoding="utf-8").splitlines()
+    records = [json.loads(line) for line in lines if line.strip()]
+    return next((r["message"] for r in reversed(records) if r.get("stage") == "register"), None)
 
 
 @dataclass
@@ -178,10 +196,10 @@ def _run(pipeline, arguments: dict, runs_dir, emit, verbose: bool, runner: str, 
                 try:
                     outputs = pipeline(**arguments).outputs
                 except Exception as error:
-                    raise RunFailed(_failure_reason(error_file, error, log_path)) from None
+                    raise RunFailed(_failure_reason(error_file, error, log_path, progress_file)) from None
                 # A container that failed fast can pass for a success (kfp.local's DockerRunner): the
                 # stage's own error record is the truth.
-                reason = failure_reason(error_file)
+                reason = failure_reason(error_file, progress_file)
                 if reason:
                     raise RunFailed(reason)
     finally:
@@ -369,8 +387,8 @@ def _redirected(log):
         yield
 
 
-def _failure_reason(error_file: Path, error: Exception, log_path: Path) -> str:
-    return failure_reason(error_file) or f"{' '.join(str(error).split())} (details in {log_path})"
+def _failure_reason(error_file: Path, error: Exception, log_path: Path, progress_file: Path | None = None) -> str:
+    return failure_reason(error_file, progress_file) or f"{' '.join(str(error).split())} (details in {log_path})"
 
 
 def _stop(process, variable: str, previous: str | None) -> None:
