@@ -66,15 +66,34 @@ def test_tool_writes_statistics_schema_view_and_skew(tmp_path, wine_frame):
     assert all(0.0 <= row["value"] <= 1.0 for row in result["skew"])
 
 
-def test_first_run_stores_the_baseline_that_later_runs_are_held_to(tmp_path, file_store):
+def register_with_schema(store, model_name: str, schema: bytes) -> None:
+    """What the register stage does with a run's inferred schema: the version carries it."""
+    from mlops.store.registry import ModelRegistry
+
+    ModelRegistry(store).register(
+        model_name,
+        {"model.skops": b"m", "baseline/schema.pbtxt": schema},
+        metrics={},
+        lineage={"validation": {"schema_source": "inferred"}},
+    )
+
+
+def test_the_first_registered_run_sets_the_baseline_that_later_runs_are_held_to(tmp_path, file_store):
     clean = make_splits(tmp_path / "clean", shop_frame())
     first = validate.validate_splits(clean, "shop", file_store, str(tmp_path / "run1"))
     assert first.schema.source == "inferred"
-    assert b'name: "colour"' in file_store.read(validate.baseline_schema_key("shop"))
+    # Validation stores nothing: a run that fails after it (in prepare, say) leaves no baseline behind.
+    assert file_store.list("") == []
+    again = validate.validate_splits(clean, "shop", file_store, str(tmp_path / "run1b"))
+    assert again.schema.source == "inferred"
+    # The run that registers carries its inferred schema with the version: that is the baseline.
+    inferred = (tmp_path / "run1" / "schema.pbtxt").read_bytes()
+    register_with_schema(file_store, "shop", inferred)
     second = validate.validate_splits(
         make_splits(tmp_path / "again", shop_frame(seed=1)), "shop", file_store, str(tmp_path / "run2")
     )
     assert second.schema.source == "baseline" and second.anomalies == []
+    assert second.schema.origin == "shop@1/baseline/schema.pbtxt" and b'name: "colour"' in inferred
 
 
 @pytest.mark.parametrize(
@@ -91,6 +110,7 @@ def test_first_run_stores_the_baseline_that_later_runs_are_held_to(tmp_path, fil
 )
 def test_data_that_changes_under_the_baseline_stops_the_run(tmp_path, file_store, change, feature, kind):
     validate.validate_splits(make_splits(tmp_path / "clean", shop_frame()), "shop", file_store, str(tmp_path / "a"))
+    register_with_schema(file_store, "shop", (tmp_path / "a" / "schema.pbtxt").read_bytes())
     changed = make_splits(tmp_path / "changed", change(shop_frame(seed=2)))
     with pytest.raises(StageError, match=f"against the stored baseline schema .* found .*{feature}: {kind}"):
         validate.validate_splits(changed, "shop", file_store, str(tmp_path / "b"))
@@ -100,7 +120,8 @@ def test_data_that_changes_under_the_baseline_stops_the_run(tmp_path, file_store
 
 def test_a_curated_schema_in_git_wins_over_the_baseline(tmp_path, file_store, monkeypatch):
     splits = make_splits(tmp_path / "clean", shop_frame())
-    validate.validate_splits(splits, "shop", file_store, str(tmp_path / "a"))  # stores a baseline
+    validate.validate_splits(splits, "shop", file_store, str(tmp_path / "a"))
+    register_with_schema(file_store, "shop", (tmp_path / "a" / "schema.pbtxt").read_bytes())
     curated = tmp_path / "schemas"
     curated.mkdir()
     # A curated schema that only allows red and green.

@@ -5,8 +5,8 @@ from pathlib import Path
 import click
 
 from mlops.cli.options import resolve_store, store_option
-from mlops.stages.validate import baseline_schema_key, curated_schema_path
-from mlops.store import NotFound, StoreError
+from mlops.errors import MlopsError
+from mlops.stages.validate import curated_schema_path, stored_baseline
 
 SCHEMA_DIR = Path("schemas")
 
@@ -29,11 +29,12 @@ def pull(name, store_uri, output):
     the curated schema every run of NAME is validated against.
     """
     try:
-        text = resolve_store(store_uri).read(baseline_schema_key(name)).decode("utf-8")
-    except NotFound:
-        raise click.ClickException(f"no baseline schema for {name!r} yet: run the pipeline once first") from None
-    except StoreError as error:
+        baseline = stored_baseline(name, resolve_store(store_uri))
+    except MlopsError as error:
         raise click.ClickException(str(error)) from None
+    if baseline is None:
+        raise click.ClickException(f"no baseline schema for {name!r} yet: run the pipeline once first")
+    text = baseline[1]
     output = output or SCHEMA_DIR / f"{name}.pbtxt"
     if output.exists():
         raise click.ClickException(f"{output} exists; remove it first to replace the curated schema")

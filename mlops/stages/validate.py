@@ -5,8 +5,10 @@ schema applies and what the result means for the run:
 
 1. a schema file the run names (``--schema FILE`` / the ``schema_uri`` parameter);
 2. else the curated schema in git, ``schemas/<model_name>.pbtxt``;
-3. else the baseline schema stored for this model by its first clean run;
-4. else TFDV infers one now, and it becomes that baseline once the data passes.
+3. else the model's baseline schema: the one TFDV inferred for its first
+   registered version (which carries it as baseline/schema.pbtxt);
+4. else TFDV infers one now; it becomes that baseline only when this run registers
+   a version. A run that fails at any stage changes nothing later runs are held to.
 
 Any anomaly in any split stops the run before training. Train-vs-validation
 skew is measured and reported, not enforced: the split is by content hash, so
@@ -26,7 +28,7 @@ from urllib.parse import unquote, urlparse
 
 from mlops import config
 from mlops.errors import StageError
-from mlops.store import AlreadyExists, NotFound, ObjectStore, StoreError
+from mlops.store import NotFound, ObjectStore
 
 TOOL_VERSION = "1"
 
@@ -40,7 +42,29 @@ def curated_schema_path(model_name: str) -> Path | None:
 
 
 def baseline_schema_key(model_name: str) -> str:
+    """Where earlier releases stored a model's baseline schema (still honoured when present)."""
     return f"schemas/{model_name}/baseline.pbtxt"
+
+
+def stored_baseline(model_name: str, store: ObjectStore) -> tuple[str, str] | None:
+    """The model's baseline schema as (where it is, its text), or None before its first registration.
+
+    It is the schema its first registered version was validated against when that schema was
+    inferred (or was this baseline): only a run that got as far as registering can set it.
+    """
+    from mlops.store.registry import ModelRegistry
+
+    try:
+        return f"{store.uri}/{baseline_schema_key(model_name)}", store.read(baseline_schema_key(model_name)).decode()
+    except NotFound:
+        pass
+    registry = ModelRegistry(store)
+    for version in registry.versions(model_name):  # oldest first
+        source = version.lineage.get("validation", {}).get("schema_source")
+        if source in ("inferred", "baseline") and "baseline/schema.pbtxt" in version.files:
+            text = registry.read_file(version, "baseline/schema.pbtxt").decode("utf-8")
+            return f"{version.ref}/baseline/schema.pbtxt", text
+    return None
 
 
 @dataclass
@@ -57,7 +81,7 @@ class SchemaChoice:
             "file": f"the schema file{where}",
             "curated": f"the curated schema{where}",
             "baseline": f"the stored baseline schema{where}",
-            "inferred": "a schema TFDV inferred from this data (now the model's baseline)",
+            "inferred": "a schema TFDV inferred from this data (the model's baseline once this run registers)",
         }[self.source]
 
 
@@ -84,14 +108,10 @@ def choose_schema(model_name: str, store: ObjectStore, schema_uri: str = "") -> 
     if curated:
         # As in git (schemas/<model>.pbtxt), wherever the directory sits (an image has it under /opt/mlops).
         return SchemaChoice("curated", f"{curated.parent.name}/{curated.name}", curated.read_text(encoding="utf-8"))
-    try:
-        return SchemaChoice(
-            "baseline",
-            f"{store.uri}/{baseline_schema_key(model_name)}",
-            store.read(baseline_schema_key(model_name)).decode("utf-8"),
-        )
-    except NotFound:
-        return SchemaChoice("inferred", "", None)
+    baseline = stored_baseline(model_name, store)
+    if baseline:
+        return SchemaChoice("baseline", *baseline)
+    return SchemaChoice("inferred", "", None)
 
 
 def _ask_sidecar(socket_path: Path, argv: list[str], timeout: float) -> tuple[int, str]:
@@ -237,8 +257,7 @@ def validate_splits(
     """Validate the splits against the schema that applies.
 
     Writes statistics/<split>.pb, schema.pbtxt, statistics.html and result.json
-    to ``out_dir``. When the schema was inferred and the data passed, it becomes
-    the model's stored baseline.
+    to ``out_dir``. Nothing is written to the store.
     """
     choice = choose_schema(model_name, store, schema_uri)
     with tempfile.TemporaryDirectory() as scratch:
@@ -249,12 +268,6 @@ def validate_splits(
         result = run_tfdv_tool(splits, out_dir, str(schema_path) if schema_path else None)
     validation = Validation(result=result, schema=choice)
     validation.raise_for_anomalies()
-    if choice.source == "inferred":
-        # First clean run for this model: its schema guards every later run.
-        try:
-            store.create(baseline_schema_key(model_name), Path(out_dir, "schema.pbtxt").read_bytes())
-        except AlreadyExists:
-            pass
-        except StoreError as error:
-            raise StageError(f"could not store the baseline schema: {error}") from None
+    # Nothing is stored here: an inferred schema becomes the baseline through the version the
+    # run registers (baseline/schema.pbtxt), so a run that fails later leaves no trace.
     return validation
