@@ -13,6 +13,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -27,7 +28,8 @@ from mlops.reporting import charts
 from mlops.reporting.registry_site import SiteBuilder, serve
 from mlops.runners.local import failure_reason
 from mlops.stages.monitor import append_log
-from mlops.stages.train import check_search_space, expand_search_space
+from mlops.stages.prepare import fit_preprocessor
+from mlops.stages.train import check_search_space, expand_search_space, train_candidate
 
 # -- mlops ui -------------------------------------------------------------------------------------
 
@@ -318,3 +320,21 @@ def test_a_failure_after_register_says_that_the_registration_stands(tmp_path):
     )
     error.write_text(json.dumps({"stage": "register", "error": "the store refused"}))
     assert failure_reason(error, progress) == "register: the store refused"
+
+
+# -- One-line reasons -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("empty", [np.nan, None], ids=["float", "object"])
+def test_an_all_empty_column_trains_instead_of_failing(wine_frame, empty):
+    frame = wine_frame.assign(empty=empty, only_missing=None)
+    frame.loc[::7, "target"] = np.nan  # rows without a target, as ingest drops them
+    frame = frame.dropna(subset=["target"]).sample(frac=1, random_state=0).reset_index(drop=True)
+    train, validation = frame.iloc[:100], frame.iloc[100:]
+    preprocessor, facts = fit_preprocessor(train, "target")
+    assert facts["output_features"] >= 13
+    candidate = expand_search_space(
+        {"metric": "auto", "candidates": {"classification": {"logistic_regression": {"C": [1.0]}}}}, "classification"
+    )[0]
+    _, scores = train_candidate(candidate, preprocessor, train, validation, "target", "classification", 0)
+    assert scores["accuracy"] > 0.5

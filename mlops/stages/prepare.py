@@ -63,7 +63,11 @@ def split_features(frame: pd.DataFrame) -> tuple[list[str], list[str]]:
 
 
 def build_preprocessor(features: pd.DataFrame) -> ColumnTransformer:
-    """Impute and scale numbers; impute and encode categories, tolerating unseen ones."""
+    """Impute and scale numbers; impute and encode categories, tolerating unseen ones.
+
+    A column with no value at all in the training split is kept (as zeros, or as one "missing"
+    category), so the transform has the same shape on every split and never ends up empty.
+    """
     numeric, categorical = split_features(features)
     one_hot = [c for c in categorical if features[c].nunique() <= MAX_ONE_HOT_LEVELS]
     ordinal = [c for c in categorical if c not in one_hot]
@@ -74,7 +78,7 @@ def build_preprocessor(features: pd.DataFrame) -> ColumnTransformer:
                 "numeric",
                 Pipeline(
                     [
-                        ("impute", SimpleImputer(strategy="median")),
+                        ("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
                         ("scale", StandardScaler()),
                     ]
                 ),
@@ -88,7 +92,10 @@ def build_preprocessor(features: pd.DataFrame) -> ColumnTransformer:
                 Pipeline(
                     [
                         ("as_text", FunctionTransformer(as_text, feature_names_out="one-to-one")),
-                        ("impute", SimpleImputer(strategy="constant", fill_value=MISSING_CATEGORY)),
+                        (
+                            "impute",
+                            SimpleImputer(strategy="constant", fill_value=MISSING_CATEGORY, keep_empty_features=True),
+                        ),
                         ("encode", OneHotEncoder(handle_unknown="ignore", sparse_output=False)),
                     ]
                 ),
@@ -102,7 +109,10 @@ def build_preprocessor(features: pd.DataFrame) -> ColumnTransformer:
                 Pipeline(
                     [
                         ("as_text", FunctionTransformer(as_text, feature_names_out="one-to-one")),
-                        ("impute", SimpleImputer(strategy="constant", fill_value=MISSING_CATEGORY)),
+                        (
+                            "impute",
+                            SimpleImputer(strategy="constant", fill_value=MISSING_CATEGORY, keep_empty_features=True),
+                        ),
                         ("encode", OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1)),
                     ]
                 ),
