@@ -6,9 +6,12 @@ import base64
 import http.client
 import http.server
 import json
+import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -338,3 +341,58 @@ def test_an_all_empty_column_trains_instead_of_failing(wine_frame, empty):
     )[0]
     _, scores = train_candidate(candidate, preprocessor, train, validation, "target", "classification", 0)
     assert scores["accuracy"] > 0.5
+
+
+# -- The local task server ------------------------------------------------------------------------
+
+
+def _hello_as(uid: int, socket_path: str) -> bytes:
+    """The first byte the task server sends a client that runs as ``uid`` (b"": it hung up)."""
+    reading, writing = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child
+        try:
+            os.close(reading)
+            os.setgid(uid)
+            os.setuid(uid)
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
+                client.settimeout(120)
+                client.connect(socket_path)
+                os.write(writing, b"<" + client.recv(1) + b">")
+        except BaseException as error:
+            os.write(writing, f"could not ask: {error!r}".encode())
+        finally:
+            os._exit(0)
+    os.close(writing)
+    with os.fdopen(reading, "rb") as answer:
+        data = answer.read()
+    os.waitpid(child, 0)
+    assert data.startswith(b"<") and data.endswith(b">"), data
+    return data[1:-1]
+
+
+def test_the_task_server_serves_only_its_own_user():
+    from mlops.runners.task_server import peer_is_own_user
+
+    left, right = socket.socketpair()
+    assert peer_is_own_user(left)
+    left.close(), right.close()
+    if os.getuid() != 0:
+        pytest.skip("switching to another user needs root")
+    folder = Path(tempfile.mkdtemp(prefix="mlops-peer-", dir="/tmp"))
+    folder.chmod(0o777)  # the folder's mode no longer protects the socket: the peer check must
+    socket_path = str(folder / "tasks.sock")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mlops.runners.task_server", "--socket", socket_path, "--parent", str(os.getpid())]
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not os.path.exists(socket_path) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        os.chmod(socket_path, 0o777)
+        assert _hello_as(65534, socket_path) == b""  # nobody: hung up on, nothing run
+        assert _hello_as(os.getuid(), socket_path) == b"H"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        shutil.rmtree(folder, ignore_errors=True)

@@ -203,6 +203,20 @@ def _run_child(connection: socket.socket, request: dict, fds: list[int]) -> None
             os._exit(status)  # no interpreter teardown: the parent process owns everything shared
 
 
+def peer_is_own_user(connection: socket.socket) -> bool:
+    """Whether the process at the other end runs as this server's user (SO_PEERCRED, checked by
+    the kernel): the server runs whatever argv and environment a client sends, so no other user
+    may be a client, whatever the socket file's mode. Without SO_PEERCRED (not Linux): refused."""
+    if not hasattr(socket, "SO_PEERCRED"):
+        return False
+    try:
+        credentials = connection.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    except OSError:
+        return False
+    _, uid, _ = struct.unpack("3i", credentials)
+    return uid == os.getuid()
+
+
 def serve(socket_path: str, parent: int | None = None) -> None:
     """Listen first (tasks that come early wait in the backlog), import, then fork one child per task."""
     import importlib
@@ -233,6 +247,9 @@ def serve(socket_path: str, parent: int | None = None) -> None:
         try:
             connection, _ = server.accept()
         except socket.timeout:
+            continue
+        if not peer_is_own_user(connection):
+            connection.close()  # the socket's folder is private, but a task must also prove who runs it
             continue
         connection.settimeout(10.0)
         try:
