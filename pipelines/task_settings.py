@@ -32,7 +32,8 @@ def apply_task_settings(
     where the store is and which sources ingest may read, from the ConfigMap
     ``config.STORE_CONFIG_MAP_NAME``; for a task that reads the data, the optional
     Secret with a data URI that carries a credential; CPU and memory requests and
-    limits; a non-root security context; and an emptyDir at /tmp (HOME and TMPDIR
+    limits; a non-root security context (the rest of "restricted" comes from the cluster's
+    workflow controller settings); and an emptyDir at /tmp (HOME and TMPDIR
     point there in the images), so the root filesystem can be read-only.
 
     Parameters
@@ -98,6 +99,10 @@ def apply_task_settings(
         config_map_name=config.STORE_CONFIG_MAP_NAME,
         config_map_key_to_env={key: key for key in config.STORE_CONFIG_MAP_KEYS},
     )
+    # kfp-kubernetes 2.17.3 can express only these three fields of a container's security context.
+    # The rest of Pod Security "restricted" (allowPrivilegeEscalation: false, capabilities drop ALL,
+    # seccompProfile RuntimeDefault, a read-only root) comes from the workflow controller's
+    # podSpecPatch and executor settings: manifests/base/kfp/workflow-controller-configmap.yaml.
     kubernetes.set_security_context(
         task, run_as_user=config.RUN_AS_USER, run_as_group=config.RUN_AS_GROUP, run_as_non_root=True
     )

@@ -89,7 +89,8 @@ def tree(tmp_path_factory) -> Path:
     scoped = root / "manifests" / "base" / "kfp-cluster-scoped"
     shutil.rmtree(scoped)
     scoped.mkdir()
-    (scoped / "kustomization.yaml").write_text("resources:\n- namespace.yaml\n")
+    ours = yaml.safe_load((MANIFESTS / "base" / "kfp-cluster-scoped" / "kustomization.yaml").read_text())
+    (scoped / "kustomization.yaml").write_text(yaml.safe_dump({**ours, "resources": ["namespace.yaml"]}))
     (scoped / "namespace.yaml").write_text("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: kubeflow\n")
     return root
 
@@ -352,6 +353,30 @@ def test_workflow_defaults_make_every_main_container_read_only(kind_overlay):
     spec = list(yaml.safe_load_all((compiling.COMPILED_DIR / "training_pipeline.yaml").read_text()))[1]
     executor = next(iter(spec["platforms"]["kubernetes"]["deploymentSpec"]["executors"].values()))
     assert [(m["volumeName"], m["mountPath"]) for m in executor["emptyDirMounts"]] == [(mounts["/tmp"], "/tmp")]
+
+
+def test_pipeline_pods_are_restricted_in_a_restricted_namespace(tree, kind_overlay):
+    """Shape only (KFP does not run here): the kubeflow namespace enforces Pod Security "restricted", and
+    the controller gives every pipeline pod, its main container and Argo's executor what that needs
+    (kfp-kubernetes can set only the user fields; pipelines/task_settings.py sets those)."""
+    namespace = by_kind(build(tree, "manifests/base/kfp-cluster-scoped"), "Namespace", "kubeflow")
+    assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    data = by_kind(kind_overlay, "ConfigMap", "workflow-controller-configmap")["data"]
+    restricted = {
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+        "runAsNonRoot": True,
+    }
+    defaults = yaml.safe_load(data["workflowDefaults"])["spec"]
+    patch = yaml.safe_load(defaults["podSpecPatch"])
+    for pod in (defaults["securityContext"], patch["securityContext"]):
+        assert pod == {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
+    for container in (patch["containers"][0]["securityContext"], yaml.safe_load(data["executor"])["securityContext"]):
+        assert restricted.items() <= container.items()
+    spec = list(yaml.safe_load_all((compiling.COMPILED_DIR / "training_pipeline.yaml").read_text()))[1]
+    for executor in spec["platforms"]["kubernetes"]["deploymentSpec"]["executors"].values():
+        assert executor["securityContext"]["runAsNonRoot"] is True
 
 
 def test_nodeports_match_kind_config(kind_overlay):
