@@ -96,3 +96,71 @@ def test_the_policies_the_deploy_creates_are_the_ones_tested_here():
     for role, document in policies().items():
         committed = json.loads((directory / f"{role}.json").read_text())
         assert committed == document, f"{role}.json is stale: run `python -m mlops.store.roles`"
+
+
+def _client(minio_server, access: str, secret: str):
+    from urllib.parse import urlparse
+
+    from minio import Minio
+
+    return Minio(urlparse(minio_server.endpoint).netloc, access_key=access, secret_key=secret, secure=False)
+
+
+def test_no_role_can_delete_or_lose_a_byte_of_a_published_version(as_roles, roles, minio_server, wine_frame, name):
+    """MinIO itself holds published versions: the bucket is versioned and locked (GOVERNANCE retention),
+    and every role is denied deleting objects or versions and bypassing or changing a retention."""
+    from minio.error import S3Error
+
+    from mlops.store import AlreadyExists
+
+    data_version, _ = DataVersions(as_roles("pipeline")).publish(name, wine_frame, source="x")
+    ModelRegistry(as_roles("registry")).register(name, {"model.skops": b"original"}, metrics={}, lineage={})
+    root = _client(minio_server, minio_server.access_key, minio_server.secret_key)
+    immutable = [
+        o.object_name
+        for prefix in (f"store/data/{name}/versions/", f"store/models/{name}/versions/")
+        for o in root.list_objects(BUCKET, prefix=prefix, recursive=True)
+    ]
+    assert any("/data/" in k for k in immutable) and any(k.endswith("model.skops") for k in immutable)
+    originals = {key: root.get_object(BUCKET, key).read() for key in immutable}
+    for role in ("pipeline", "registry", "reader"):
+        store, client = as_roles(role), _client(minio_server, *roles[role])
+        for key in immutable:
+            relative = key.removeprefix("store/")
+            _refused(lambda relative=relative, store=store: store.delete(relative), role)
+            for version in root.list_objects(BUCKET, prefix=key, include_version=True):
+                with pytest.raises(S3Error, match="AccessDenied"):
+                    client.remove_object(BUCKET, key, version_id=version.version_id)
+            if role != "reader":  # the store's own create stays conditional: never over a published object
+                with pytest.raises((AlreadyExists, StoreError)):
+                    store.create(relative, b"overwritten")
+    # A raw PUT over a model file with the registry's keys (the store never sends one): MinIO keeps the
+    # original as a locked version that no role, and not root without the bypass, can remove.
+    model_key = next(k for k in immutable if k.endswith("model.skops"))
+    as_roles("registry").put(model_key.removeprefix("store/"), b"overwritten")
+    versions = list(root.list_objects(BUCKET, prefix=model_key, include_version=True))
+    assert len(versions) == 2
+    oldest = min(versions, key=lambda v: v.last_modified)
+    assert root.get_object(BUCKET, model_key, version_id=oldest.version_id).read() == b"original"
+    with pytest.raises(S3Error, match="AccessDenied|locked|retention|WORM"):
+        root.remove_object(BUCKET, model_key, version_id=oldest.version_id)
+    reader = ModelRegistry(as_roles("reader"))
+    with pytest.raises(StoreError, match="does not match its recorded sha256"):  # and the registry notices
+        reader.read_file(reader.get(name, 1), "model.skops")
+    for key in immutable:
+        if key != model_key:
+            assert root.get_object(BUCKET, key).read() == originals[key]
+    # Mutable things stay mutable: the champion alias moves, and moves back.
+    registry = ModelRegistry(as_roles("registry"))
+    registry.set_alias(name, "champion", 1)
+    registry.set_alias(name, "champion", 1)
+    assert registry.champion(name).version == 1 and data_version.id
+
+
+def test_every_role_is_denied_deletes_and_lock_changes_in_the_store_bucket():
+    for role, document in policies().items():
+        if role == ARTIFACTS_ROLE:
+            continue
+        denied = {a for s in document["Statement"] if s["Effect"] == "Deny" for a in s["Action"]}
+        assert {"s3:DeleteObject", "s3:DeleteObjectVersion", "s3:BypassGovernanceRetention"} <= denied
+        assert {"s3:PutBucketVersioning", "s3:PutBucketObjectLockConfiguration"} <= denied

@@ -266,8 +266,9 @@ def _create_bucket(env: dict, bucket: str) -> None:
         secret_key=env["AWS_SECRET_ACCESS_KEY"],
         secure=endpoint.scheme == "https",
     )
-    if not client.bucket_exists(bucket):
-        client.make_bucket(bucket)
+    from mlops.store.roles import make_store_bucket
+
+    make_store_bucket(client, bucket)
 
 
 # `make minio-up` / `make minio-down` ------------------------------------------

@@ -7,7 +7,15 @@
     reader     the CLI's listings: reads the store, writes nothing
     artifacts  KFP's own artifact store (bucket mlpipeline), nothing of ours
 
-Nobody may delete: versions are immutable. MinIO's root credential is used by
+Nobody may delete, and MinIO enforces it: every role's policy denies deleting objects and
+object versions, bypassing or changing a retention, and changing the bucket's versioning,
+lock or policy; the store bucket is created with versioning and Object Lock, with a default
+GOVERNANCE retention of :data:`RETENTION_DAYS` on every object version. So no byte of a
+published data version or model version can be removed with a role's keys: a PUT over one
+(which the store itself never sends: it creates with If-None-Match) only adds a newer
+version, and the original stays, locked. MinIO's policy language has no condition on
+If-None-Match, so that PUT itself cannot be refused by a policy; the registry's manifest
+(sha256 of every file) tells such a newer version apart. MinIO's root credential is used by
 nothing but the bootstrap that creates these users (`make minio-up`, and the
 deploy's bucket Job, whose policy files are generated from :func:`policies`).
 
@@ -31,12 +39,32 @@ KFP_ARTIFACT_BUCKET = "mlpipeline"
 WRITES = {"pipeline": ("data/", "schemas/", "monitor/", "reports/"), "registry": ("models/",), "reader": ()}
 
 
+# How long every object version in the store bucket is locked (Object Lock, GOVERNANCE mode: only
+# MinIO's root credential, with the bypass header, may remove one before that).
+RETENTION_DAYS = 3650
+# What no role may do in the store bucket, whatever it is allowed.
+DENIED_OBJECT_ACTIONS = (
+    "s3:DeleteObject",
+    "s3:DeleteObjectVersion",
+    "s3:BypassGovernanceRetention",
+    "s3:PutObjectRetention",
+    "s3:PutObjectLegalHold",
+)
+DENIED_BUCKET_ACTIONS = (
+    "s3:DeleteBucket",
+    "s3:PutBucketVersioning",
+    "s3:PutBucketObjectLockConfiguration",
+    "s3:PutBucketPolicy",
+    "s3:DeleteBucketPolicy",
+)
+
+
 def policy_name(role: str) -> str:
     return f"mlops-{role}"
 
 
-def _statement(actions, resources, condition=None) -> dict:
-    statement = {"Effect": "Allow", "Action": sorted(actions), "Resource": sorted(resources)}
+def _statement(actions, resources, condition=None, effect: str = "Allow") -> dict:
+    statement = {"Effect": effect, "Action": sorted(actions), "Resource": sorted(resources)}
     if condition:
         statement["Condition"] = condition
     return statement
@@ -54,6 +82,8 @@ def policies(bucket: str = config.STORE_BUCKET, prefix: str = "store") -> dict[s
         ]
         if WRITES[role]:
             statements.append(_statement(["s3:PutObject"], [f"{arn}/{prefix}/{where}*" for where in WRITES[role]]))
+        statements.append(_statement(DENIED_OBJECT_ACTIONS, [f"{arn}/*"], effect="Deny"))
+        statements.append(_statement(DENIED_BUCKET_ACTIONS, [arn], effect="Deny"))
         documents[role] = {"Version": "2012-10-17", "Statement": statements}
     kfp = f"arn:aws:s3:::{KFP_ARTIFACT_BUCKET}"
     documents[ARTIFACTS_ROLE] = {
@@ -104,9 +134,9 @@ def bootstrap(
     parsed = urlparse(endpoint)
     secure = parsed.scheme == "https"
     client = Minio(parsed.netloc, access_key=root_access, secret_key=root_secret, secure=secure)
-    for name in (bucket, KFP_ARTIFACT_BUCKET):
-        if not client.bucket_exists(name):
-            client.make_bucket(name)
+    if not client.bucket_exists(KFP_ARTIFACT_BUCKET):
+        client.make_bucket(KFP_ARTIFACT_BUCKET)
+    make_store_bucket(client, bucket)
     admin = MinioAdmin(endpoint=parsed.netloc, credentials=StaticProvider(root_access, root_secret), secure=secure)
     documents = policies(bucket, prefix)
     for role, (access, secret) in credentials.items():
@@ -114,6 +144,18 @@ def bootstrap(
         admin.user_add(access, secret)
         if not _attached(admin, access, role):
             admin.attach_policy([policy_name(role)], user=access)
+
+
+def make_store_bucket(client, bucket: str) -> None:
+    """The store bucket with versioning and Object Lock (default GOVERNANCE retention of
+    RETENTION_DAYS); a bucket that exists keeps its settings (MinIO cannot add a lock later)."""
+    from minio.commonconfig import GOVERNANCE
+    from minio.objectlockconfig import DAYS, ObjectLockConfig
+
+    if client.bucket_exists(bucket):
+        return
+    client.make_bucket(bucket, object_lock=True)
+    client.set_object_lock_config(bucket, ObjectLockConfig(GOVERNANCE, RETENTION_DAYS, DAYS))
 
 
 def _attached(admin, access: str, role: str) -> bool:
