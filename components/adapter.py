@@ -98,13 +98,13 @@ class Stage:
 def stage(name: str):
     """The one context of every task body: the warm start, then any failure as ONE line and exit 1.
 
-    ``with adapter.stage("register") as task:`` first hands the task to the local
+    ``with adapter.stage("register") as step:`` first hands the task to the local
     runner's warm task server if there is one (:func:`warm_start`); the body (its
     imports included) then runs with every failure mapped in one place. A
     :class:`MlopsError` (bad input, bad data, an unreachable store, a bad setting)
     is the user's to fix: its message is the line. Anything else is a bug: the
     traceback goes to stderr first, for whoever debugs it, and the one-line summary
-    still comes last. ``task.progress(...)`` prints lines tagged with the stage.
+    still comes last. ``step.progress(...)`` prints lines tagged with the stage.
     """
     warm_start()
     try:

@@ -30,7 +30,7 @@ def decide(
     The decision is appended to the model's monitor log; `action` is retrain only when retraining is allowed."""
     from components import adapter
 
-    with adapter.stage("monitor") as task:
+    with adapter.stage("monitor") as step:
         import json
         import os
         from collections import namedtuple
@@ -75,7 +75,7 @@ def decide(
         Path(report.path).write_text(html, encoding="utf-8")
         store.put(key=kept_at, data=html.encode("utf-8"))
         Path(summary.path).write_text(monitor_report.summary(record), encoding="utf-8")
-        task.progress(
+        step.progress(
             f"decision: {outcome.decision.decision} ({'; '.join(outcome.decision.reasons)})"
             + (f"; retraining on {outcome.retrain_data}" if outcome.action == "retrain" else ""),
         )

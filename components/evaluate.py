@@ -27,7 +27,7 @@ def evaluate(
     """Test-set metrics against a trivial predictor and the champion: the blessing decision."""
     from components import adapter
 
-    with adapter.stage("evaluate") as task:
+    with adapter.stage("evaluate") as step:
         import json
         from collections import namedtuple
 
@@ -86,7 +86,7 @@ def evaluate(
                 "champion_version": decision.champion_version or 0,
             }
         )
-        task.progress(
+        step.progress(
             f"test {metric}={decision.score:.4f} on {decision.test_rows} rows; "
             f"{'BLESSED' if decision.blessed else 'not blessed'}: {decision.reason}",
         )

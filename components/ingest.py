@@ -16,7 +16,7 @@ def ingest(
     """Check the run's parameters, read the data, clean it and publish it as a data version."""
     from components import adapter
 
-    with adapter.stage("ingest") as task:
+    with adapter.stage("ingest") as step:
         from collections import namedtuple
 
         from mlops.stages import ingest as stage
@@ -32,7 +32,7 @@ def ingest(
         store = open_store(uri=store_uri, role="pipeline")
         result = stage.ingest_source(data_uri=data_uri, store=store, name=data_name)
         version = result.version
-        task.progress(
+        step.progress(
             f"{version.rows} rows x {len(version.columns)} columns -> data version "
             f"{version.ref}{' (new)' if result.new else ''}",
         )

@@ -34,7 +34,7 @@ def load_baseline(
     and what a retrain of it needs."""
     from components import adapter
 
-    with adapter.stage("monitor") as task:
+    with adapter.stage("monitor") as step:
         import json
         import os
         from collections import namedtuple
@@ -57,7 +57,7 @@ def load_baseline(
         schema.metadata["source"] = "registered"
         metric = lineage["params"]["metric"]
         split = lineage["split"]
-        task.progress(
+        step.progress(
             f"baseline of {version.ref} ({'champion' if not against else 'as asked'}): "
             f"{baseline.profile['rows']} training rows, schema {lineage['validation']['schema_source']}",
         )

@@ -15,7 +15,7 @@ def prepare(
     """Decide the task and the ranking metric; fit the feature transform on the training split only."""
     from components import adapter
 
-    with adapter.stage("prepare") as task:
+    with adapter.stage("prepare") as step:
         from collections import namedtuple
 
         import pandas as pd
@@ -33,7 +33,7 @@ def prepare(
         )
         model_io.save(fitted, preprocessor.path)
         preprocessor.metadata.update({**info, "metric": metric, "format": model_io.FORMAT})
-        task.progress(
+        step.progress(
             f"{info['task']} of '{target}' ranked by {metric}: {len(info['numeric_features'])} "
             f"numeric and {len(info['categorical_features'])} categorical features -> "
             f"{info['output_features']} model inputs (fitted on train only)",

@@ -5,7 +5,7 @@ def record_retrain(model_name: str, log_entry: str, model_version: int, promoted
     """Append the retrain's outcome (the version it registered) to the monitor log."""
     from components import adapter
 
-    with adapter.stage("monitor") as task:
+    with adapter.stage("monitor") as step:
         from mlops.stages import monitor as stage
         from mlops.store import open_store
 
@@ -20,6 +20,6 @@ def record_retrain(model_name: str, log_entry: str, model_version: int, promoted
                 "promoted": promoted,
             },
         )
-        task.progress(
+        step.progress(
             f"retrained: {model_name}@{model_version}{' (now the champion)' if promoted else ' (not promoted)'}"
         )

@@ -32,7 +32,7 @@ def register(
     """Register the model with its lineage and baseline; promote it over the champion it was compared with."""
     from components import adapter
 
-    with adapter.stage("register") as task:
+    with adapter.stage("register") as step:
         import hashlib
         import json
         from collections import namedtuple
@@ -113,7 +113,7 @@ def register(
         )
         with open(registered.path, "w", encoding="utf-8") as handle:
             json.dump(result.to_json(), handle)
-        task.progress(
+        step.progress(
             f"{result.ref} in {redact(result.store)} "
             f"({'champion -> this version' if result.promoted else result.reason})",
         )

@@ -23,7 +23,7 @@ def report(
     Markdown summary for the KFP UI."""
     from components import adapter
 
-    with adapter.stage("report") as task:
+    with adapter.stage("report") as step:
         import json
         import os
 
@@ -67,4 +67,4 @@ def report(
         store.put(key=stage.report_key(model_name, model_version), data=page.encode("utf-8"))
         with open(summary.path, "w", encoding="utf-8") as handle:
             handle.write(stage.render_summary(version=version.to_json(), evaluation=decision))
-        task.progress(run_report.path)
+        step.progress(run_report.path)

@@ -13,7 +13,7 @@ def select_best(
     """Fan-in of every candidate: the best on validation by the ranking metric."""
     from components import adapter
 
-    with adapter.stage("train") as task:
+    with adapter.stage("train") as step:
         import shutil
         from collections import namedtuple
 
@@ -43,5 +43,5 @@ def select_best(
                 ],
             }
         )
-        task.progress(f"best of {len(results)}: {winner['candidate']['id']} ({metric}={score:.4f} on validation)")
+        step.progress(f"best of {len(results)}: {winner['candidate']['id']} ({metric}={score:.4f} on validation)")
         return namedtuple("SelectOutputs", "candidate validation_score")(winner["candidate"]["id"], score)

@@ -19,7 +19,7 @@ def split(
     """Split a data version by row-content hash into train, validation and test."""
     from components import adapter
 
-    with adapter.stage("split") as task:
+    with adapter.stage("split") as step:
         from collections import namedtuple
 
         from mlops.stages import ingest as stage
@@ -51,7 +51,7 @@ def split(
             }
         )
         rows = result.rows
-        task.progress(
+        step.progress(
             f"target '{result.target}': train {rows['train']}, validation {rows['validation']}, "
             f"test {rows['test']}"
             + (

@@ -14,7 +14,7 @@ def train(
     """Train one candidate on train and score it on validation."""
     from components import adapter
 
-    with adapter.stage("train") as task:
+    with adapter.stage("train") as step:
         import pandas as pd
 
         from mlops.stages import train as stage
@@ -33,6 +33,6 @@ def train(
         )
         model_io.save(fitted, model.path)
         model.metadata.update({"candidate": candidate, "validation_metrics": scores, "format": model_io.FORMAT})
-        task.progress(
+        step.progress(
             f"{candidate['id']} {candidate['params']}: " + ", ".join(f"{k}={v:.4f}" for k, v in sorted(scores.items())),
         )

@@ -22,7 +22,7 @@ def validate(
     """TFDV statistics and anomalies of every split against the schema that applies; anomalies stop the run."""
     from components import adapter
 
-    with adapter.stage("validate") as task:
+    with adapter.stage("validate") as step:
         import hashlib
         import json
         import os
@@ -61,7 +61,7 @@ def validate(
             {"splits": sorted(splits), "tfdv_version": result["tfdv_version"], "schema_source": checked.schema.source}
         )
         anomalies.metadata["count"] = len(result["anomalies"])
-        task.progress(
+        step.progress(
             f"no anomalies against {checked.schema.describe()} (another schema: --schema FILE or another --model-name)",
         )
         return namedtuple("ValidateOutputs", "schema_source")(checked.schema.source)

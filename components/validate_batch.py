@@ -21,7 +21,7 @@ def validate_batch(
     environment (the label may be absent). Anomalies are reported; the decision is the monitor's."""
     from components import adapter
 
-    with adapter.stage("monitor") as task:
+    with adapter.stage("monitor") as step:
         import json
         import os
         import shutil
@@ -52,7 +52,7 @@ def validate_batch(
             json.dump(result["anomalies"], handle)
         anomalies.metadata["count"] = len(result["anomalies"])
         live_statistics.metadata.update({"splits": ["live"], "tfdv_version": result["tfdv_version"]})
-        task.progress(
+        step.progress(
             f"{result['rows']} rows; {len(result['anomalies'])} anomalies against the schema (SERVING environment)",
         )
         return namedtuple("BatchOutputs", "anomaly_count rows")(len(result["anomalies"]), result["rows"])
