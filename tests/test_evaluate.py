@@ -115,3 +115,93 @@ def test_a_champion_that_cannot_score_this_data_blocks_blessing(demo_data, file_
     result = evaluate_model(cancer, train, test, "target", "classification", "f1_macro", 0.1, None, file_store, "m")
     assert not result.blessing.blessed and "could not be scored" in result.blessing.reason
     assert result.blessing.champion_version == 1
+
+
+@pytest.mark.parametrize(
+    "test, trivial, metric, blessed, named",
+    [
+        # a classifier that ranks well but is overconfident: far worse than the class priors on log loss
+        (
+            {"f1_macro": 0.8, "accuracy": 0.8, "log_loss": 2.13},
+            {"f1_macro": 0.2, "accuracy": 0.52, "log_loss": 1.17},
+            "f1_macro",
+            False,
+            "worse than the trivial predictor on log_loss 2.1300 vs 1.1700 (not worse on accuracy 0.8000 vs 0.5200)",
+        ),
+        # the issue's weather table: blessed on f1_macro, worse than trivial on accuracy and log loss
+        (
+            {"f1_macro": 0.45, "accuracy": 0.50, "log_loss": 2.13},
+            {"f1_macro": 0.14, "accuracy": 0.52, "log_loss": 1.17},
+            "f1_macro",
+            False,
+            "worse than the trivial predictor on accuracy 0.5000 vs 0.5200, log_loss 2.1300 vs 1.1700",
+        ),
+        # a regressor with skill on r2 but a worse MAE than the mean (a few huge errors, many small ones)
+        (
+            {"r2": 0.3, "mae": 5.0, "rmse": 3.0},
+            {"r2": 0.0, "mae": 4.0, "rmse": 3.6},
+            "r2",
+            False,
+            "worse than the trivial predictor on mae 5.0000 vs 4.0000 (not worse on rmse 3.0000 vs 3.6000)",
+        ),
+        # every sanity metric holds: each is named in the reason
+        (
+            {"f1_macro": 0.8, "accuracy": 0.8, "log_loss": 0.5},
+            {"f1_macro": 0.2, "accuracy": 0.52, "log_loss": 1.17},
+            "f1_macro",
+            True,
+            "not worse than the trivial predictor on accuracy 0.8000 vs 0.5200, log_loss 0.5000 vs 1.1700",
+        ),
+        # ranked by log loss: accuracy is still checked
+        (
+            {"log_loss": 0.5, "accuracy": 0.4},
+            {"log_loss": 1.17, "accuracy": 0.52},
+            "log_loss",
+            False,
+            "worse than the trivial predictor on accuracy 0.4000 vs 0.5200",
+        ),
+    ],
+)
+def test_a_model_worse_than_trivial_on_a_sanity_metric_is_not_blessed(test, trivial, metric, blessed, named):
+    decision = decide_blessing(test, trivial, metric, 0.1, None, None)
+    assert decision.blessed is blessed and named in decision.reason, decision.reason
+
+
+class _Overconfident:
+    """Right on most rows, but certain of every answer: worse than the class priors on log loss."""
+
+    classes_ = ["no", "yes"]
+
+    def predict(self, features):
+        import numpy as np
+
+        return np.where(features["x"] > 0.15, "yes", "no")
+
+    def predict_proba(self, features):
+        import numpy as np
+
+        yes = (features["x"].to_numpy() > 0.15).astype(float)
+        return np.column_stack([1 - yes, yes])
+
+
+def test_an_overconfident_model_is_not_blessed_with_every_metric_in_the_reason(file_store):
+    """A generated table: the rule is right 90% of the time (f1 well above trivial), but it gives
+    probability 1 to every answer, so its log loss is far worse than the trivial predictor's."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, 2000)
+    flip = rng.uniform(size=2000) < 0.1
+    frame = pd.DataFrame({"x": x, "target": np.where((x > 0) ^ flip, "yes", "no")})
+    train, test = frame.iloc[:1000], frame.iloc[1000:]
+    result = evaluate_model(
+        _Overconfident(), train, test, "target", "classification", "f1_macro", 0.1, None, file_store, "over"
+    )
+    decision = result.blessing
+    assert decision.skill > 0.5 and not decision.blessed
+    assert "worse than the trivial predictor on log_loss" in decision.reason
+    assert "accuracy" in decision.reason and "f1_macro" in decision.reason
+    # calibration is reported: certain and often wrong is badly calibrated
+    assert decision.test_metrics["brier"] > decision.baseline_metrics["brier"] - 0.5
+    assert decision.test_metrics["calibration_error"] > 0.05
+    assert decision.baseline_metrics["calibration_error"] < 0.05

@@ -3,11 +3,19 @@
 A model is blessed when, on the same test rows,
 
 1. it has skill over a trivial predictor (the training split's most frequent
-   class, or its mean): it closes at least ``min_skill`` of the gap between that
-   predictor and a perfect score (mlops.stages.metrics.skill), so a model that
-   learnt nothing is never crowned, not even the first one;
-2. it meets the absolute floor ``min_score``, when one is set;
-3. it is at least as good as the current champion, scored on the same rows.
+   class with the class priors as probabilities, or its mean): it closes at least
+   ``min_skill`` of the gap between that predictor and a perfect score
+   (mlops.stages.metrics.skill), so a model that learnt nothing is never crowned,
+   not even the first one;
+2. it is not worse than that trivial predictor on the task's sanity metrics
+   (mlops.stages.metrics.SANITY_METRICS: accuracy and log loss for a classifier,
+   MAE and RMSE for a regressor), so a model that ranks well but is badly
+   calibrated or wrong more often than the majority class is not crowned either;
+   the reason names every metric checked. Calibration (Brier score, expected
+   calibration error) is reported with the test metrics;
+3. it meets the absolute floor ``min_score``, when one is set;
+4. it is at least as good as the current champion, scored on the same rows
+   (on the ranking metric only).
 
 A champion that cannot be scored on this data (its features differ, or it is
 stored in a format that is not loaded for safety) blocks the blessing: a new
@@ -24,7 +32,15 @@ import numpy as np
 import pandas as pd
 from sklearn import metrics as skm
 
-from mlops.stages.metrics import is_at_least_as_good, require_metric, score_model, skill, trivial_model
+from mlops.stages.metrics import (
+    METRICS,
+    SANITY_METRICS,
+    is_at_least_as_good,
+    require_metric,
+    score_model,
+    skill,
+    trivial_model,
+)
 from mlops.store import ObjectStore, model_io
 from mlops.store.registry import ModelRegistry
 
@@ -147,12 +163,19 @@ def decide_blessing(
     if gained < min_skill:
         decision.reason = f"{versus}: it learnt too little"
         return decision
+    checked, worse = sanity_check(test_metrics, baseline_metrics, metric)
+    if worse:
+        decision.reason = f"{versus}, but it is worse than the trivial predictor on {worse}" + (
+            f" (not worse on {checked})" if checked else ""
+        )
+        return decision
+    sane = f"; not worse than the trivial predictor on {checked}" if checked else ""
     if min_score is not None and not is_at_least_as_good(score, min_score, metric):
         decision.reason = f"test {metric} {score:.4f} does not meet the floor {min_score:.4f}"
         return decision
     if champion is None:
         decision.blessed = True
-        decision.reason = f"{versus}; no champion yet"
+        decision.reason = f"{versus}; no champion yet{sane}"
         return decision
     if "error" in champion:
         decision.champion_error = champion["error"]
@@ -165,8 +188,23 @@ def decide_blessing(
         decision.reason = f"test {metric} {score:.4f} is worse than champion v{champion['version']} ({reference:.4f})"
         return decision
     decision.blessed = True
-    decision.reason = f"{versus}; not worse than champion v{champion['version']} ({reference:.4f})"
+    decision.reason = f"{versus}; not worse than champion v{champion['version']} ({reference:.4f}){sane}"
     return decision
+
+
+def sanity_check(test_metrics: dict, baseline_metrics: dict, metric: str) -> tuple[str, str]:
+    """The sanity metrics the model is not worse than the trivial predictor on, and those it is worse on,
+    each as "name score vs trivial" text ("" when none); a metric this split cannot compute is named as such."""
+    held, worse = [], []
+    for name in SANITY_METRICS[METRICS[metric][0]]:
+        if name == metric:
+            continue
+        if name not in test_metrics or name not in baseline_metrics:
+            held.append(f"{name} (not computable on this split)")
+            continue
+        text = f"{name} {test_metrics[name]:.4f} vs {baseline_metrics[name]:.4f}"
+        (held if is_at_least_as_good(test_metrics[name], baseline_metrics[name], name) else worse).append(text)
+    return ", ".join(held), ", ".join(worse)
 
 
 @dataclass

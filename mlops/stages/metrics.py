@@ -21,11 +21,18 @@ METRICS = {
     "f1_macro": ("classification", True, 1.0),
     "roc_auc": ("classification", True, 1.0),  # binary: positive class; multiclass: one-vs-rest macro
     "log_loss": ("classification", False, 0.0),
+    # Calibration: the mean squared error of the predicted class probabilities (multi-class Brier
+    # score), and the expected calibration error of the top class (10 equal-width bins).
+    "brier": ("classification", False, 0.0),
+    "calibration_error": ("classification", False, 0.0),
     "r2": ("regression", True, 1.0),
     "rmse": ("regression", False, 0.0),
     "mae": ("regression", False, 0.0),
 }
 DEFAULT_METRIC = {"classification": "f1_macro", "regression": "r2"}
+# Besides the ranking metric, a blessed model is never worse than the trivial predictor on these.
+SANITY_METRICS = {"classification": ("accuracy", "log_loss"), "regression": ("mae", "rmse")}
+CALIBRATION_BINS = 10
 
 
 def resolve_metric(name: str, task: str) -> str:
@@ -95,7 +102,29 @@ def score_model(model, features: pd.DataFrame, target: pd.Series, task: str) -> 
             result["roc_auc"] = float(skm.roc_auc_score(target, probabilities, multi_class="ovr", labels=classes))
         if present <= set(classes):
             result["log_loss"] = float(skm.log_loss(target, probabilities, labels=classes))
+            result.update(calibration(np.asarray(target), probabilities, classes))
     return result
+
+
+def calibration(target, probabilities, classes: list) -> dict:
+    """The Brier score (summed over classes, averaged over rows) and the expected calibration error.
+
+    The calibration error bins rows by the top class's probability and averages, weighted by bin
+    size, the gap between that confidence and how often the top class is right.
+    """
+    import numpy as np
+
+    probabilities = np.asarray(probabilities, dtype=float)
+    onehot = (np.asarray(target)[:, None] == np.asarray(classes, dtype=object)[None, :]).astype(float)
+    brier = float(np.mean(np.sum((probabilities - onehot) ** 2, axis=1)))
+    confidence = probabilities.max(axis=1)
+    correct = onehot[np.arange(len(onehot)), probabilities.argmax(axis=1)]
+    bins = np.minimum((confidence * CALIBRATION_BINS).astype(int), CALIBRATION_BINS - 1)
+    gap = 0.0
+    for index in np.unique(bins):
+        members = bins == index
+        gap += members.sum() * abs(confidence[members].mean() - correct[members].mean())
+    return {"brier": brier, "calibration_error": float(gap / max(len(confidence), 1))}
 
 
 def trivial_model(train_target: pd.Series, task: str):
