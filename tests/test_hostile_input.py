@@ -396,3 +396,14 @@ def test_the_task_server_serves_only_its_own_user():
         server.terminate()
         server.wait(timeout=30)
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.mark.parametrize("header", [",", "a,a", "x,,"])
+def test_a_header_that_names_a_column_twice_is_refused_in_one_line(tmp_path, file_store, header):
+    (tmp_path / "data.csv").write_text(f"{header}\r\n{',' * header.count(',')}\r\n")
+    result = CliRunner().invoke(
+        cli_main, ["data", "push", str(tmp_path / "data.csv"), "--name", "d", "--store", file_store.uri]
+    )
+    assert result.exit_code == 1 and result.exception.__class__ is SystemExit, result.exception
+    assert "two columns are named" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert file_store.list("") == []

@@ -221,6 +221,8 @@ def normalize_column_names(columns) -> dict[str, str]:
     owner: dict[str, str] = {}
     for position, original in enumerate(columns):
         name = clean_column_name(original, position)
+        if str(original) in mapping:  # the mapping is by name: the second would take the first's data
+            raise StageError(f"two columns are named '{original}'; rename one of them")
         if name in owner:
             raise StageError(f"columns '{owner[name]}' and '{original}' both clean to '{name}'; rename one of them")
         owner[name] = str(original)
