@@ -15,9 +15,32 @@ from mlops.cli.schedules import schedules
 from mlops.cli.schema import schema
 from mlops.cli.submit import submit
 from mlops.cli.ui import ui
+from mlops.errors import MESSAGE_LIMIT, printable
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Group(click.Group):
+    """The root group: click's own usage errors quote what was typed ("Got unexpected extra argument
+    (...)", "'...' is not one of ..."); they pass through mlops.errors.printable like our messages."""
+
+    @staticmethod
+    def _printable(error: click.ClickException) -> click.ClickException:
+        error.message = printable(error.message, MESSAGE_LIMIT)
+        return error
+
+    def parse_args(self, ctx, args):
+        try:
+            return super().parse_args(ctx, args)
+        except click.ClickException as error:
+            raise self._printable(error) from None
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except click.ClickException as error:
+            raise self._printable(error) from None
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 def main():
     """Kubeflow-native MLOps: train, validate, evaluate and register models."""
 
