@@ -10,7 +10,7 @@ TFDV_VENV := .venv-tfdv
 DEMO_DATA := data
 MINIO_VERSION := v0.0.0-20260212201848-7aac2a2c5b7c
 
-.PHONY: help setup run lint test test-fast compile lock clean minio-bin minio-up minio-down bench
+.PHONY: help setup run lint test test-fast fuzz compile lock clean minio-bin minio-up minio-down bench
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sort \
@@ -56,6 +56,10 @@ test: setup lint minio-bin tools ## Run every test (unit, TFDV, kfp.local end to
 
 test-fast: setup ## Every test but the whole-pipeline runs (-m "not e2e")
 	$(VENV)/bin/pytest -m "not e2e"
+
+FUZZ_EXAMPLES ?= 400
+fuzz: setup ## Property-based fuzzing of user input, long (tests/test_fuzz.py; `make test` runs it briefly)
+	HYPOTHESIS_PROFILE=fuzz FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(VENV)/bin/pytest -p no:cacheprovider tests/test_fuzz.py
 
 compile: setup ## Recompile pipelines/compiled/*.yaml (commit the result)
 	$(VENV)/bin/mlops compile

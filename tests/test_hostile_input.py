@@ -407,3 +407,9 @@ def test_a_header_that_names_a_column_twice_is_refused_in_one_line(tmp_path, fil
     assert result.exit_code == 1 and result.exception.__class__ is SystemExit, result.exception
     assert "two columns are named" in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert file_store.list("") == []
+
+
+@pytest.mark.parametrize("args", [["models", "list", HOSTILE], ["data", "list", "--json", HOSTILE], [HOSTILE]])
+def test_click_usage_errors_quote_arguments_without_control_characters(args):
+    result = CliRunner().invoke(cli_main, args)
+    assert result.exit_code != 0 and _no_control_characters(result.stderr), repr(result.stderr)
