@@ -33,6 +33,8 @@ from mlops.runners.local import failure_reason
 from mlops.stages.monitor import append_log
 from mlops.stages.prepare import fit_preprocessor
 from mlops.stages.train import check_search_space, expand_search_space, train_candidate
+from mlops.store.fs import FileStore
+from mlops.store.registry import ModelRegistry
 
 # -- mlops ui -------------------------------------------------------------------------------------
 
@@ -413,3 +415,26 @@ def test_a_header_that_names_a_column_twice_is_refused_in_one_line(tmp_path, fil
 def test_click_usage_errors_quote_arguments_without_control_characters(args):
     result = CliRunner().invoke(cli_main, args)
     assert result.exit_code != 0 and _no_control_characters(result.stderr), repr(result.stderr)
+
+
+@pytest.mark.e2e
+@pytest.mark.tfdv
+def test_a_champion_that_fails_to_load_stops_the_monitor_in_one_line(tmp_path, demo_data):
+    def mlops(*args):
+        return subprocess.run([MLOPS, *args], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+
+    trained = mlops("run", "--data", str(demo_data["wine"]), "--target", "target", "--model-name", "wine")
+    assert trained.returncode == 0, trained.stderr
+    store = FileStore(tmp_path / ".mlops")
+    registry = ModelRegistry(store)
+    first = registry.get("wine", 1)
+    files = {name: registry.read_file(first, name) for name in first.files}
+    broken = registry.register(
+        "wine", {**files, "model.skops": b"PK\x03\x04 not a model"}, metrics={}, lineage=first.lineage
+    )
+    registry.set_alias("wine", "champion", broken.version)
+    before = store.list("")
+    result = mlops("monitor", "--data", str(demo_data["wine"]), "--model-name", "wine")
+    assert result.returncode == 1 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "is not a readable skops model file" in result.stderr and "Traceback" not in result.stderr
+    assert [k for k in store.list("") if k not in before and not k.startswith("data/")] == []
