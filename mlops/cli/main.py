@@ -24,7 +24,8 @@ class _Group(click.Group):
 
     @staticmethod
     def _printable(error: click.ClickException) -> click.ClickException:
-        error.message = printable(error.message, MESSAGE_LIMIT)
+        # click declares message Final; rewriting it in place keeps the exception's context and usage line.
+        error.message = printable(error.message, MESSAGE_LIMIT)  # type: ignore[misc]
         return error
 
     def parse_args(self, ctx, args):
