@@ -25,7 +25,10 @@ def prepare(
         from mlops.store import model_io
 
         fitted, info = stage.fit_preprocessor(
-            train=pd.read_parquet(train_split.path), target=target, requested_task=task
+            train=pd.read_parquet(train_split.path),
+            target=target,
+            requested_task=task,
+            overrides=adapter.as_mapping(search_space).get("features"),
         )
         metric = metrics.resolve_metric(
             name=adapter.as_mapping(search_space).get("metric", "auto"),
@@ -38,4 +41,6 @@ def prepare(
             f"numeric and {len(info['categorical_features'])} categorical features -> "
             f"{info['output_features']} model inputs (fitted on train only)",
         )
+        for line in stage.describe_decisions(info["features"]):
+            step.progress(line)
         return namedtuple("PrepareOutputs", "task metric")(info["task"], metric)

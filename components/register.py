@@ -51,6 +51,9 @@ def register(
             model_bytes = handle.read()
         with open(blessing.path, encoding="utf-8") as handle:
             decision = json.load(handle)
+        from mlops.stages.prepare import feature_decisions
+
+        model = model_io.loads(model_bytes, source=best.path)
         facts = train_split.metadata
         lineage = stage.build_lineage(
             data={
@@ -83,9 +86,10 @@ def register(
             run_id=run_id,
             run_name=run_name,
             model_sha256=hashlib.sha256(model_bytes).hexdigest(),
+            features=feature_decisions(model),
         )
         baseline = stage.baseline_files(
-            model=model_io.loads(model_bytes, source=best.path),
+            model=model,
             train=pd.read_parquet(train_split.path),
             test=pd.read_parquet(test_split.path),
             target=facts["target"],

@@ -331,3 +331,20 @@ def test_a_shifted_batch_retrains_through_the_blessing_gate_and_then_cools_down(
     assert again.returncode == 0 and record["decision"] == "none"
     assert record["reasons"][0].startswith("cool-down"), record["reasons"]
     assert versions(trained) == [1, 2]
+
+
+def test_unseen_categories_in_a_batch_are_counted_and_warned():
+    decision = monitor.decide(
+        model={"name": "m", "version": 1, "metric": "f1_macro", "test_score": 0.9},
+        data_version="live@abc",
+        rows=2000,
+        features=[],
+        anomalies=[],
+        prediction=None,
+        performance=None,
+        policy=monitor.Policy(),
+        history=[],
+        unseen={"station": 40},
+    )
+    assert decision.unseen_categories == {"station": 40}
+    assert "station: 40 of 2000 rows have a category never seen in training" in decision.warnings

@@ -67,14 +67,17 @@ def test_multiclass_run_registers_a_champion_and_writes_the_report(workdir, demo
     assert set(lineage["environment"]["locks"]) == {"main.lock", "tfdv.lock"}
     assert len(lineage["code"]["version"]) >= 40 and lineage["kfp"]["run_id"]
     assert lineage["params"]["candidate"]["id"] in result.stdout
+    assert {d["kind"] for d in lineage["features"].values()} == {"numeric"}  # the decision travels with the model
 
     report = Path(lines[-1].split("report:", 1)[1].strip())
     html = report.read_text(encoding="utf-8")
     for section in (
         "<h2>Data</h2>",
         "<h2>Validation (TFDV)</h2>",
+        "<h2>Features</h2>",
         "<h2>Candidates</h2>",
         "<h2>Test</h2>",
+        "Unseen categories in test rows: none.",
         "trivial predictor",
         "confusion matrix",
         "<h2>Decision</h2>",

@@ -150,6 +150,24 @@ def lineage_section(version: dict) -> list[str]:
     ]
 
 
+def features_section(decisions: dict) -> list[str]:
+    """How prepare used each feature column (mlops.stages.features): kind and why, dropped ones first."""
+    if not decisions:
+        return []
+    order = sorted(decisions, key=lambda c: (decisions[c]["kind"] not in ("id", "text", "drop"), str(c)))
+    dropped = sum(decisions[c]["kind"] in ("id", "text", "drop") for c in decisions)
+    return [
+        "<h2>Features</h2>",
+        f"<p>Each column's kind, decided once on the training split ({dropped} dropped); the params file's "
+        "<code>features:</code> section overrides any of them.</p>",
+        _table(
+            ["column", "kind", "why"],
+            [[c, decisions[c]["kind"], decisions[c]["reason"]] for c in order],
+            left=3,
+        ),
+    ]
+
+
 def render_report(
     *,
     version: dict,
@@ -201,6 +219,7 @@ def render_report(
             left=2,
         )
     )
+    body.extend(features_section(lineage.get("features") or {}))
     if frames:
         body.append("<p>Each feature's distribution in each split:</p>")
         body.append(f"<div class='charts'>{charts.split_distributions(frames, target=data['target'])}</div>")
@@ -259,6 +278,16 @@ def render_report(
             ],
         )
     )
+    unseen = evaluation.get("unseen_categories") or {}
+    if unseen:
+        body.append(
+            "<p class='no'>Categories the model never saw in training, in test rows (they set no one-hot "
+            "column, or hash to an unlearnt bucket): "
+            + ", ".join(f"{escape(str(c))}: {n} rows" for c, n in sorted(unseen.items()))
+            + "</p>"
+        )
+    else:
+        body.append("<p class='muted'>Unseen categories in test rows: none.</p>")
     diagnostics = evaluation.get("diagnostics") or {}
     figures = []
     if evaluation.get("confusion_matrix"):

@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 from sklearn import metrics as skm
 
+from mlops.stages.features import unseen_categories
 from mlops.stages.metrics import (
     METRICS,
     SANITY_METRICS,
@@ -64,6 +65,8 @@ class Blessing:
     test_metrics: dict = field(default_factory=dict)
     baseline_metrics: dict = field(default_factory=dict)
     champion_metrics: dict = field(default_factory=dict)
+    # Test rows whose value a categorical feature never had in training, by column.
+    unseen_categories: dict = field(default_factory=dict)
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -195,7 +198,8 @@ def decide_blessing(
 def sanity_check(test_metrics: dict, baseline_metrics: dict, metric: str) -> tuple[str, str]:
     """The sanity metrics the model is not worse than the trivial predictor on, and those it is worse on,
     each as "name score vs trivial" text ("" when none); a metric this split cannot compute is named as such."""
-    held, worse = [], []
+    held: list[str] = []
+    worse: list[str] = []
     for name in SANITY_METRICS[METRICS[metric][0]]:
         if name == metric:
             continue
@@ -239,6 +243,7 @@ def evaluate_model(
     baseline_metrics = score_model(trivial_model(train[target], task), features, labels, task)
     champion = champion_scores(store, model_name, features, labels, task)
     blessing = decide_blessing(test_metrics, baseline_metrics, metric, min_skill, min_score, champion, len(test))
+    blessing.unseen_categories = unseen_categories(model, features)
     result = Evaluation(blessing=blessing)
     if task == "classification":
         categories, matrix = confusion(model, features, labels)

@@ -163,6 +163,8 @@ class Decision:
     retrain_data: str | None = None
     policy: dict | None = None
     time: str = ""
+    # Batch rows whose value a categorical feature never had in training, by column (a warning each).
+    unseen_categories: dict = field(default_factory=dict)
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -209,9 +211,12 @@ def decide(
     performance: dict | None,
     policy: Policy,
     history: list[dict],
+    unseen: dict | None = None,
 ) -> Decision:
     """The decision from the measurements, the policy and the model's monitor log."""
     reasons, warnings = [], []
+    for column, count in sorted((unseen or {}).items()):
+        warnings.append(f"{column}: {count} of {rows} rows have a category never seen in training")
     blocking = [a for a in anomalies if anomaly_severity(policy, a["kind"]) == "block"]
     for anomaly in anomalies:
         if anomaly_severity(policy, anomaly["kind"]) == "warn":
@@ -225,6 +230,7 @@ def decide(
         prediction_drift=prediction.to_json() if prediction else None,
         performance=performance,
         policy=policy.to_json(),
+        unseen_categories=dict(unseen or {}),
     )
     if blocking:
         reasons = [f"{a['feature']}: {a['kind']} ({a['detail']})" for a in blocking]
@@ -448,8 +454,11 @@ def monitor_batch(
     feature_columns = [c for c in profile["columns"] if c != target]
     has_labels = target in batch.columns and bool(batch[target].notna().any())
     blocking = any(anomaly_severity(policy, a["kind"]) == "block" for a in anomalies)
-    features, prediction, performance = [], None, None
+    features, prediction, performance, unseen = [], None, None, {}
     if not blocking:
+        from mlops.stages.features import unseen_categories
+
+        unseen = unseen_categories(model, batch[feature_columns])
         thresholds = {name: rule["threshold"] for name, rule in policy.features.items() if "threshold" in rule}
         settings = dict(
             numeric_threshold=policy.numeric_threshold,
@@ -479,6 +488,7 @@ def monitor_batch(
         performance=performance,
         policy=policy,
         history=read_log(store, model_name),
+        unseen=unseen,
     )
     decision.time = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     action, retrain_data = "none", ""

@@ -8,17 +8,19 @@ no statistic from validation or test leaks into it.
 import numpy as np
 import pandas as pd
 from sklearn.compose import ColumnTransformer
+from sklearn.feature_extraction.text import CountVectorizer
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, OrdinalEncoder, StandardScaler
+from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
 from mlops.errors import StageError, quote
+from mlops.stages import features as features_mod
 
 TASKS = ("auto", "classification", "regression")
 # Up to this many distinct values a numeric target is read as class labels.
 MAX_CLASSES_FOR_NUMERIC_TARGET = 20
-# Categorical features with more levels than this are ordinal-encoded, not one-hot.
-MAX_ONE_HOT_LEVELS = 30
+# Categorical features with more levels than this are hashed, not one-hot (mlops.stages.features).
+MAX_ONE_HOT_LEVELS = features_mod.MAX_ONE_HOT_LEVELS
 # Missing categorical values become a category of their own.
 MISSING_CATEGORY = "(missing)"
 
@@ -54,7 +56,7 @@ def check_target(target: pd.Series, task: str) -> None:
 
 
 def split_features(frame: pd.DataFrame) -> tuple[list[str], list[str]]:
-    """Numeric and categorical feature names (bools count as categorical)."""
+    """Numeric and categorical feature names by dtype (bools count as categorical)."""
     numeric = [
         c for c in frame.columns if pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c])
     ]
@@ -62,64 +64,58 @@ def split_features(frame: pd.DataFrame) -> tuple[list[str], list[str]]:
     return numeric, categorical
 
 
-def build_preprocessor(features: pd.DataFrame) -> ColumnTransformer:
-    """Impute and scale numbers; impute and encode categories, tolerating unseen ones.
+def _categories(kind_name: str, encoder) -> Pipeline:
+    return Pipeline(
+        [
+            ("as_text", FunctionTransformer(as_text, feature_names_out="one-to-one")),
+            ("impute", SimpleImputer(strategy="constant", fill_value=MISSING_CATEGORY, keep_empty_features=True)),
+            ("encode", encoder),
+        ]
+    )
+
+
+def _numbers() -> Pipeline:
+    return Pipeline(
+        [
+            ("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
+            ("scale", StandardScaler()),
+        ]
+    )
+
+
+def build_preprocessor(features: pd.DataFrame, decisions: dict[str, dict] | None = None) -> ColumnTransformer:
+    """One transformer per kind of feature (mlops.stages.features), tolerating unseen categories.
 
     A column with no value at all in the training split is kept (as zeros, or as one "missing"
     category), so the transform has the same shape on every split and never ends up empty.
     """
-    numeric, categorical = split_features(features)
-    one_hot = [c for c in categorical if features[c].nunique() <= MAX_ONE_HOT_LEVELS]
-    ordinal = [c for c in categorical if c not in one_hot]
-    transformers = []
-    if numeric:
-        transformers.append(
-            (
-                "numeric",
-                Pipeline(
-                    [
-                        ("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
-                        ("scale", StandardScaler()),
-                    ]
-                ),
-                numeric,
-            )
+    if decisions is None:
+        decisions = features_mod.decide_kinds(features)
+
+    def of(*kinds: str) -> list[str]:
+        return [c for c in features.columns if decisions[c]["kind"] in kinds]
+
+    transformers: list = []
+    if of("numeric"):
+        transformers.append(("numeric", _numbers(), of("numeric")))
+    if of("boolean", "categorical"):
+        encoder = OneHotEncoder(handle_unknown="ignore", sparse_output=False)
+        transformers.append(("one_hot", _categories("one_hot", encoder), of("boolean", "categorical")))
+    if of("hashed"):
+        transformers.append(("hashed", features_mod.HashedCategories(), of("hashed")))
+    if of("datetime"):
+        calendar = Pipeline([("parts", features_mod.CalendarParts()), ("numbers", _numbers())])
+        transformers.append(("datetime", calendar, of("datetime")))
+    for column in of("bag_of_words"):
+        words = Pipeline(
+            [
+                ("fill", FunctionTransformer(features_mod.fill_text, feature_names_out="one-to-one")),
+                ("count", CountVectorizer(max_features=features_mod.MAX_WORDS, binary=True)),
+            ]
         )
-    if one_hot:
-        transformers.append(
-            (
-                "one_hot",
-                Pipeline(
-                    [
-                        ("as_text", FunctionTransformer(as_text, feature_names_out="one-to-one")),
-                        (
-                            "impute",
-                            SimpleImputer(strategy="constant", fill_value=MISSING_CATEGORY, keep_empty_features=True),
-                        ),
-                        ("encode", OneHotEncoder(handle_unknown="ignore", sparse_output=False)),
-                    ]
-                ),
-                one_hot,
-            )
-        )
-    if ordinal:
-        transformers.append(
-            (
-                "ordinal",
-                Pipeline(
-                    [
-                        ("as_text", FunctionTransformer(as_text, feature_names_out="one-to-one")),
-                        (
-                            "impute",
-                            SimpleImputer(strategy="constant", fill_value=MISSING_CATEGORY, keep_empty_features=True),
-                        ),
-                        ("encode", OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1)),
-                    ]
-                ),
-                ordinal,
-            )
-        )
-    return ColumnTransformer(transformers, remainder="drop", verbose_feature_names_out=False)
+        transformers.append((f"words_{column}", words, column))
+    # Dense output: the boosting models take no sparse input, and every block is narrow.
+    return ColumnTransformer(transformers, remainder="drop", verbose_feature_names_out=False, sparse_threshold=0)
 
 
 def as_text(values) -> np.ndarray:
@@ -133,22 +129,54 @@ def as_text(values) -> np.ndarray:
     return frame.apply(lambda column: column.map(lambda v: str(v) if pd.notna(v) else np.nan)).to_numpy(dtype=object)
 
 
-def fit_preprocessor(train: pd.DataFrame, target: str, requested_task: str = "auto") -> tuple[ColumnTransformer, dict]:
-    """Fit the preprocessor on ``train``; return it and a description of the features."""
+def fit_preprocessor(
+    train: pd.DataFrame, target: str, requested_task: str = "auto", overrides: dict | None = None
+) -> tuple[ColumnTransformer, dict]:
+    """Fit the preprocessor on ``train``; return it and a description of the features.
+
+    ``overrides``: the params file's ``features`` section (column -> kind), which wins over detection.
+    The decision per column is kept on the fitted transform (``feature_decisions_``) and in the description.
+    """
     if target not in train.columns:
         raise StageError(f"target column '{target}' not in the training split")
     task = detect_task(train[target], requested_task)
     check_target(train[target], task)
     features = train.drop(columns=[target])
-    numeric, categorical = split_features(features)
-    preprocessor = build_preprocessor(features).fit(features)
+    decisions = features_mod.decide_kinds(features, overrides)
+    preprocessor = build_preprocessor(features, decisions)
+    if not preprocessor.transformers:
+        raise StageError(
+            "no feature is left to learn from: every column is "
+            + ", ".join(f"{c} ({d['kind']})" for c, d in decisions.items())
+            + "; set a column's kind under 'features' in the params file"
+        )
+    preprocessor.fit(features, train[target])
+    preprocessor.feature_decisions_ = decisions
+    kinds = {column: decision["kind"] for column, decision in decisions.items()}
     info = {
         "task": task,
         "target": target,
-        "numeric_features": numeric,
-        "categorical_features": categorical,
+        "numeric_features": [c for c, k in kinds.items() if k in ("numeric", "datetime")],
+        "categorical_features": [c for c, k in kinds.items() if k in ("boolean", "categorical", "hashed")],
+        "dropped_features": [c for c, k in kinds.items() if k in features_mod.DROPPED_KINDS],
+        "features": decisions,
         "output_features": int(len(preprocessor.get_feature_names_out())),
     }
     if task == "classification":
         info["classes"] = sorted(map(str, train[target].dropna().unique()))
     return preprocessor, info
+
+
+def feature_decisions(model) -> dict:
+    """The kind decided for each feature column, as kept on the model's fitted transform ({} for older models)."""
+    transform = model.steps[0][1] if hasattr(model, "steps") else model
+    return dict(getattr(transform, "feature_decisions_", {}) or {})
+
+
+def describe_decisions(decisions: dict) -> list[str]:
+    """One line per column that is not simply used as it is: dropped, expanded, hashed or counted."""
+    lines = []
+    for column, decision in decisions.items():
+        if decision["kind"] not in ("numeric", "categorical", "boolean"):
+            lines.append(f"{column}: {decision['kind']} ({decision['reason']})")
+    return lines

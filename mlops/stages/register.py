@@ -213,17 +213,20 @@ def build_lineage(
     run_id: str,
     run_name: str,
     model_sha256: str,
+    features: dict | None = None,
 ) -> dict:
     """The lineage record of one model version (format LINEAGE_FORMAT).
 
     ``data``: ref, source, content_hash, rows (per split), columns (original ->
     cleaned), target, dropped_missing_target. ``validation``: schema_source,
     schema_origin, schema_sha256, tfdv_version. ``blessing``: the evaluate
-    stage's decision (mlops.stages.evaluate.Blessing as JSON).
+    stage's decision (mlops.stages.evaluate.Blessing as JSON). ``features``: the kind decided for
+    each feature column (mlops.stages.prepare.feature_decisions).
     """
     return {
         "format": LINEAGE_FORMAT,
         "data": data,
+        "features": features or {},
         "split": split,
         "validation": validation,
         "task": task,

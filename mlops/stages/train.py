@@ -54,7 +54,8 @@ DEFAULT_FIXED_PARAMS = {
 }
 # Set by the pipeline, not by the params file.
 RESERVED_PARAMS = {"random_state", "n_jobs"}
-SEARCH_SPACE_KEYS = {"metric", "candidates"}
+# features: column -> kind, overriding what prepare detects (mlops.stages.features).
+SEARCH_SPACE_KEYS = {"metric", "candidates", "features"}
 TASK_NAMES = ("classification", "regression")
 
 
@@ -159,6 +160,9 @@ def check_search_space(search_space) -> None:
         raise StageError(
             f"unknown metric {metric!r}{_suggest(str(metric), METRICS)}; choose one of: auto, {', '.join(METRICS)}"
         )
+    from mlops.stages.features import check_overrides
+
+    check_overrides(search_space.get("features"), None)
     candidates = search_space.get("candidates")
     if not isinstance(candidates, dict) or not candidates:
         raise StageError("the search space needs a 'candidates' mapping by task (classification, regression)")

@@ -20,9 +20,13 @@ FILE_NAME = "model.skops"
 
 # Types outside skops' default trust that the pipeline's own models contain:
 # numpy dtypes (recorded by the encoders), tree internals of the forests and boosting models, the k-NN index, and our
-# categorical-encoding step (mlops.stages.prepare.as_text).
+# own feature steps (mlops.stages.prepare.as_text; mlops.stages.features: calendar parts of dates, hashed
+# high-cardinality categories, free text filled for the word counter).
 TRUSTED_TYPES = (
     "mlops.stages.prepare.as_text",
+    "mlops.stages.features.CalendarParts",
+    "mlops.stages.features.HashedCategories",
+    "mlops.stages.features.fill_text",
     "numpy.dtype",
     "sklearn.tree._tree.Tree",
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
