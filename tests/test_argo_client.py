@@ -62,8 +62,10 @@ class FakeCustomObjects:
         items = []
         for (kind, _), obj in self.objects.items():
             labels = obj["metadata"].get("labels", {})
-            if kind == plural and all((s.split("=")[0] in labels) if "=" not in s
-                                      else labels.get(s.split("=")[0]) == s.split("=")[1] for s in wanted):
+            if kind == plural and all(
+                (s.split("=")[0] in labels) if "=" not in s else labels.get(s.split("=")[0]) == s.split("=")[1]
+                for s in wanted
+            ):
                 items.append(copy.deepcopy(obj))
         return {"items": items}
 
@@ -104,8 +106,13 @@ def test_message_strips_argos_container_prefix():
 
 
 def _schedule(**fields):
-    doc = {"name": "every-minute", "cron": "0 * * * * *", "pipeline": "monitor",
-           "params": {"data_uri": "x@latest", "model_name": "m"}, **fields}
+    doc = {
+        "name": "every-minute",
+        "cron": "0 * * * * *",
+        "pipeline": "monitor",
+        "params": {"data_uri": "x@latest", "model_name": "m"},
+        **fields,
+    }
     return parse_schedule(doc, "test.yaml")
 
 
@@ -116,8 +123,10 @@ def test_cron_workflow_fields():
     assert spec["concurrencyPolicy"] == "Forbid" and spec["suspend"] is False
     assert spec["successfulJobsHistoryLimit"] == spec["failedJobsHistoryLimit"] == 3
     assert spec["workflowSpec"]["workflowTemplateRef"] == {"name": "monitor-pipeline"}
-    assert argo_schedules.cron_workflow(_schedule(concurrency_policy="Replace"), "x")["spec"][
-        "concurrencyPolicy"] == "Replace"
+    assert (
+        argo_schedules.cron_workflow(_schedule(concurrency_policy="Replace"), "x")["spec"]["concurrencyPolicy"]
+        == "Replace"
+    )
 
 
 def test_a_cron_with_seconds_is_refused_in_one_line():
@@ -129,19 +138,24 @@ def test_a_cron_with_seconds_is_refused_in_one_line():
 
 def test_sync_creates_replaces_suspends_deletes_and_leaves_unmanaged_alone(clients):
     templates = {kind: argo_client.template_for(argo_client.packaged(kind)) for kind in ("training", "monitor")}
-    clients.custom.objects[("cronworkflows", "someone-elses")] = {"metadata": {"name": "someone-elses",
-                                                                               "labels": {}}, "spec": {}}
+    clients.custom.objects[("cronworkflows", "someone-elses")] = {
+        "metadata": {"name": "someone-elses", "labels": {}},
+        "spec": {},
+    }
     a, b = _schedule(name="a"), _schedule(name="b")
     report = argo_schedules.sync(clients, [a, b], templates)
     assert report.created == ["a", "b"]
     assert argo_schedules.sync(clients, [a, b], templates).changed is False
-    report = argo_schedules.sync(clients, [_schedule(name="a", cron="0 */5 * * * *"),
-                                           _schedule(name="b", enabled=False)], templates)
+    report = argo_schedules.sync(
+        clients, [_schedule(name="a", cron="0 */5 * * * *"), _schedule(name="b", enabled=False)], templates
+    )
     assert report.replaced == ["a"] and report.suspended == ["b"]
     assert clients.custom.objects[("cronworkflows", "b")]["spec"]["suspend"] is True
     report = argo_schedules.sync(clients, [], templates)
     assert report.deleted == ["a", "b"]
     assert ("cronworkflows", "someone-elses") in clients.custom.objects
     assert ("workflowtemplates", "monitor-pipeline") in clients.custom.objects
-    assert argo.ANNOTATION_SPEC in clients.custom.objects[("workflowtemplates", "monitor-pipeline")]["metadata"][
-        "annotations"]
+    assert (
+        argo.ANNOTATION_SPEC
+        in clients.custom.objects[("workflowtemplates", "monitor-pipeline")]["metadata"]["annotations"]
+    )

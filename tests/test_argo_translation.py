@@ -34,8 +34,9 @@ def templates(workflow_template) -> dict:
 @pytest.mark.parametrize("name", PIPELINES)
 def test_committed_argo_template_is_fresh(name):
     committed = (COMPILED / f"{name}.argo.yaml").read_text()
-    assert committed == argo.dump(argo.translate_file(COMPILED / f"{name}.yaml")), \
+    assert committed == argo.dump(argo.translate_file(COMPILED / f"{name}.yaml")), (
         "stale: run `mlops compile` and commit pipelines/compiled/"
+    )
 
 
 def _walk(spec, component, path):
@@ -66,7 +67,9 @@ def test_every_task_and_edge_is_carried(name):
             if "taskOutputParameter" in source:
                 producer = source["taskOutputParameter"]
                 assert params[pname] == "{{tasks.%s.outputs.parameters.%s}}" % (
-                    producer["producerTask"], producer["outputParameterKey"])
+                    producer["producerTask"],
+                    producer["outputParameterKey"],
+                )
             elif "componentInputParameter" in source:
                 assert params[pname] == "{{inputs.parameters.%s}}" % source["componentInputParameter"]
             else:
@@ -76,15 +79,17 @@ def test_every_task_and_edge_is_carried(name):
                 assert arts[aname]["from"] == "{{inputs.artifacts.%s}}" % source["componentInputArtifact"]
             else:
                 producer = source["taskOutputArtifact"]
-                producer_task = (spec["root"] if len(path) == 2 else None)
+                producer_task = spec["root"] if len(path) == 2 else None
                 if "from" in arts[aname]:
                     assert arts[aname]["from"] == "{{tasks.%s.outputs.artifacts.%s}}" % (
-                        producer["producerTask"], producer["outputArtifactKey"])
+                        producer["producerTask"],
+                        producer["outputArtifactKey"],
+                    )
                 else:  # dsl.Collected: the prefix of every iteration's upload
                     key = arts[aname]["s3"]["key"]
                     inner = by_name[argo.SEP.join(path[:-1] + [producer["producerTask"]]) + argo.SEP + "train"]
                     producer_key = inner["outputs"]["artifacts"][0]["s3"]["key"]
-                    assert producer_key.startswith(key) and producer_key[len(key):] == "{{pod.name}}/model"
+                    assert producer_key.startswith(key) and producer_key[len(key) :] == "{{pod.name}}/model"
                     del producer_task
         component = spec["components"][task["componentRef"]["name"]]
         if "dag" not in component and "parameterIterator" not in task:
@@ -92,14 +97,17 @@ def test_every_task_and_edge_is_carried(name):
             executor = spec["deploymentSpec"]["executors"][component["executorLabel"]]["container"]
             command = template["container"]["command"]
             assert template["container"]["image"] == executor["image"]
-            tail = command[command.index("--") + 1:]
-            assert tail == [argo.EXECUTOR_INPUT_TOKEN if a == "{{$}}" else a
-                            for a in executor["command"] + executor["args"]]
+            tail = command[command.index("--") + 1 :]
+            assert tail == [
+                argo.EXECUTOR_INPUT_TOKEN if a == "{{$}}" else a for a in executor["command"] + executor["args"]
+            ]
             declared = component.get("outputDefinitions", {})
             outputs = {p["name"] for p in template["outputs"]["parameters"]}
             assert outputs == set(declared.get("parameters", {})) | {argo.PROGRESS_PARAMETER}
             assert {a["name"] for a in template["outputs"].get("artifacts", [])} == set(declared.get("artifacts", {}))
-            assert template["container"]["resources"]["limits"]["memory"] == executor["resources"]["resourceMemoryLimit"]
+            assert (
+                template["container"]["resources"]["limits"]["memory"] == executor["resources"]["resourceMemoryLimit"]
+            )
     assert seen >= 10
 
 
@@ -141,8 +149,11 @@ def test_platform_spec_roles_and_pod_security():
         context = template["container"]["securityContext"]
         assert context["allowPrivilegeEscalation"] is False and context["capabilities"] == {"drop": ["ALL"]}
         assert context["readOnlyRootFilesystem"] is True and context["runAsNonRoot"] is True
-        refs = {e["valueFrom"]["secretKeyRef"]["name"] for e in template["container"].get("env", [])
-                if "secretKeyRef" in e.get("valueFrom", {})}
+        refs = {
+            e["valueFrom"]["secretKeyRef"]["name"]
+            for e in template["container"].get("env", [])
+            if "secretKeyRef" in e.get("valueFrom", {})
+        }
         secrets[name] = refs
     # each task gets only its own role's Secret: register the registry role, the rest the pipeline role
     assert secrets["root--register"] == {config.ROLE_SECRET_NAMES["registry"]}
@@ -169,17 +180,37 @@ def _spec_with(mutate):
     return spec, platform
 
 
-@pytest.mark.parametrize("mutate, named", [
-    (lambda s, p: s["root"]["dag"]["tasks"]["ingest"].update(singleStepFeature={}), "singleStepFeature"),
-    (lambda s, p: p["platforms"]["kubernetes"]["deploymentSpec"]["executors"]["exec-ingest"].update(
-        nodeSelector={"labels": {"a": "b"}}), "nodeSelector"),
-    (lambda s, p: s["deploymentSpec"]["executors"]["exec-ingest"]["container"]["args"].append(
-        "{{$.inputs.parameters['x']}}"), "{{$.inputs.parameters['x']}}"),
-    (lambda s, p: s["root"]["dag"]["tasks"]["for-loop-1"].update(
-        triggerPolicy={"condition": "inputs.parameter_values['a'] > 3"}), "condition"),
-    (lambda s, p: s["deploymentSpec"]["executors"]["exec-ingest"].update(importer={}) or
-     s["deploymentSpec"]["executors"]["exec-ingest"].pop("container"), "exec-ingest"),
-])
+@pytest.mark.parametrize(
+    "mutate, named",
+    [
+        (lambda s, p: s["root"]["dag"]["tasks"]["ingest"].update(singleStepFeature={}), "singleStepFeature"),
+        (
+            lambda s, p: p["platforms"]["kubernetes"]["deploymentSpec"]["executors"]["exec-ingest"].update(
+                nodeSelector={"labels": {"a": "b"}}
+            ),
+            "nodeSelector",
+        ),
+        (
+            lambda s, p: s["deploymentSpec"]["executors"]["exec-ingest"]["container"]["args"].append(
+                "{{$.inputs.parameters['x']}}"
+            ),
+            "{{$.inputs.parameters['x']}}",
+        ),
+        (
+            lambda s, p: s["root"]["dag"]["tasks"]["for-loop-1"].update(
+                triggerPolicy={"condition": "inputs.parameter_values['a'] > 3"}
+            ),
+            "condition",
+        ),
+        (
+            lambda s, p: (
+                s["deploymentSpec"]["executors"]["exec-ingest"].update(importer={})
+                or s["deploymentSpec"]["executors"]["exec-ingest"].pop("container")
+            ),
+            "exec-ingest",
+        ),
+    ],
+)
 def test_an_unsupported_feature_fails_with_one_line_naming_it(mutate, named):
     spec, platform = _spec_with(mutate)
     with pytest.raises(argo.TranslationError) as raised:
@@ -191,11 +222,19 @@ def test_an_unsupported_feature_fails_with_one_line_naming_it(mutate, named):
 def test_retry_policy_becomes_a_retry_strategy():
     def add_retry(spec, platform):
         spec["root"]["dag"]["tasks"]["ingest"]["retryPolicy"] = {
-            "maxRetryCount": 3, "backoffDuration": "5s", "backoffFactor": 2.0, "backoffMaxDuration": "60s"}
+            "maxRetryCount": 3,
+            "backoffDuration": "5s",
+            "backoffFactor": 2.0,
+            "backoffMaxDuration": "60s",
+        }
+
     spec, platform = _spec_with(add_retry)
     ingest = templates(argo.to_workflow_template(spec, platform, "p"))["root--ingest"]
-    assert ingest["retryStrategy"] == {"limit": 3, "retryPolicy": "Always",
-                                       "backoff": {"duration": "5s", "factor": 2.0, "maxDuration": "60s"}}
+    assert ingest["retryStrategy"] == {
+        "limit": 3,
+        "retryPolicy": "Always",
+        "backoff": {"duration": "5s", "factor": 2.0, "maxDuration": "60s"},
+    }
 
 
 def test_cache_is_not_silently_dropped():
@@ -224,7 +263,7 @@ def _container_command(name, template):
     wt = argo.translate_file(COMPILED / "training_pipeline.yaml")
     command = templates(wt)[template]["container"]["command"]
     plan = json.loads(command[command.index("--plan") + 1])
-    tail = command[command.index("--") + 1:]
+    tail = command[command.index("--") + 1 :]
     return plan, tail
 
 
@@ -241,8 +280,11 @@ def test_launcher_runs_the_real_compiled_component_and_hands_its_outputs_to_argo
 
 def test_launcher_puts_the_one_line_reason_in_the_termination_message(pod_dirs):
     plan, command = _container_command("training_pipeline", "root--expand-candidates")
-    values = {"search_space": json.dumps({"candidates": {"classification": {"no_such_model": {}}}}),
-              "seed": "7", "task": "classification"}
+    values = {
+        "search_space": json.dumps({"candidates": {"classification": {"no_such_model": {}}}}),
+        "seed": "7",
+        "task": "classification",
+    }
     assert argo_task.run_task(plan, values, command) == 1
     reason = argo_task.TERMINATION_LOG.read_text()
     assert "no_such_model" in reason and "\n" not in reason and "Traceback" not in reason
@@ -256,35 +298,104 @@ def test_collected_artifacts_are_read_in_a_stable_order_and_incomplete_ones_skip
         directory.mkdir(parents=True)
         (directory / "data").write_text(pod)
         if pod != "pod-c":  # a failed attempt: bytes, no metadata
-            (directory / "metadata.json").write_text(json.dumps({"type": {"schemaTitle": "system.Model"},
-                                                                 "metadata": {"score": score}}))
+            (directory / "metadata.json").write_text(
+                json.dumps({"type": {"schemaTitle": "system.Model"}, "metadata": {"score": score}})
+            )
     entries = argo_task.collected_artifacts(base)
     assert [e["metadata"]["score"] for e in entries] == [1, 2]
     assert all(e["uri"].endswith("/model/data") for e in entries)
 
 
-@pytest.mark.parametrize("failures, expected", [
-    ("", None),
-    (json.dumps(json.dumps([])), None),
-    # a task failed and passed on its retry: the pipeline task itself did not fail
-    (json.dumps(json.dumps([{"displayName": "ingest(0)", "message": "main: Error (exit code 1): ingest: flaky",
-                             "finishedAt": "2026-01-01T00:00:01Z"}])), None),
-    (json.dumps(json.dumps([
-        {"displayName": "pipeline", "message": "", "finishedAt": "2026-01-01T00:00:09Z"},
-        {"displayName": "report", "message": "main: Error (exit code 1): report: later", "finishedAt": "2026-01-01T00:00:05Z"},
-        {"displayName": "split", "message": "main: Error (exit code 1): split: target 'nope' is not a column",
-         "finishedAt": "2026-01-01T00:00:02Z"}])), "split: target 'nope' is not a column"),
-])
+@pytest.mark.parametrize(
+    "failures, expected",
+    [
+        ("", None),
+        (json.dumps(json.dumps([])), None),
+        # a task failed and passed on its retry: the pipeline task itself did not fail
+        (
+            json.dumps(
+                json.dumps(
+                    [
+                        {
+                            "displayName": "ingest(0)",
+                            "message": "main: Error (exit code 1): ingest: flaky",
+                            "finishedAt": "2026-01-01T00:00:01Z",
+                        }
+                    ]
+                )
+            ),
+            None,
+        ),
+        (
+            json.dumps(
+                json.dumps(
+                    [
+                        {"displayName": "pipeline", "message": "", "finishedAt": "2026-01-01T00:00:09Z"},
+                        {
+                            "displayName": "report",
+                            "message": "main: Error (exit code 1): report: later",
+                            "finishedAt": "2026-01-01T00:00:05Z",
+                        },
+                        {
+                            "displayName": "split",
+                            "message": "main: Error (exit code 1): split: target 'nope' is not a column",
+                            "finishedAt": "2026-01-01T00:00:02Z",
+                        },
+                    ]
+                )
+            ),
+            "split: target 'nope' is not a column",
+        ),
+    ],
+)
 def test_exit_handler_reason(failures, expected):
     assert argo_task.failure_reason(failures, "pipeline") == expected
 
 
 def test_exit_handler_exit_status():
-    failing = json.dumps(json.dumps([{"displayName": "pipeline", "message": ""},
-                                     {"displayName": "x", "message": "main: Error (exit code 1): x: bad"}]))
-    done = subprocess.run([sys.executable, "-m", "mlops.runners.argo_task", "exit", "--pipeline-task", "pipeline",
-                           "--failures", failing], capture_output=True, text=True)
+    failing = json.dumps(
+        json.dumps(
+            [
+                {"displayName": "pipeline", "message": ""},
+                {"displayName": "x", "message": "main: Error (exit code 1): x: bad"},
+            ]
+        )
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "mlops.runners.argo_task", "exit", "--pipeline-task", "pipeline", "--failures", failing],
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 1 and done.stderr.strip() == "x: bad"
-    ok = subprocess.run([sys.executable, "-m", "mlops.runners.argo_task", "exit", "--pipeline-task", "pipeline",
-                         "--failures", json.dumps("[]")], capture_output=True, text=True)
+    ok = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mlops.runners.argo_task",
+            "exit",
+            "--pipeline-task",
+            "pipeline",
+            "--failures",
+            json.dumps("[]"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert ok.returncode == 0
+
+
+def test_mlops_compile_fails_in_one_line_when_the_translation_cannot_carry_a_feature(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from mlops.cli.main import main
+
+    def refuse(path, name=None):
+        raise argo.TranslationError("Argo translation: root--ingest: the task field singleStepFeature is not supported")
+
+    monkeypatch.setattr(argo, "translate_file", refuse)
+    result = CliRunner().invoke(main, ["compile", "--output-dir", str(tmp_path)])
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [
+        "Error: Argo translation: root--ingest: the task field singleStepFeature is not supported"
+    ]
+    assert result.exception is None or isinstance(result.exception, SystemExit)

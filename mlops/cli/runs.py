@@ -34,8 +34,13 @@ def _call(function, *args, **kwargs):
 def cluster_options(command):
     command = click.option("--namespace", default=None, help="Namespace of the runs. Default: mlops-runs.")(command)
     command = click.option("--context", default=None, help="kubeconfig context, e.g. kind-mlops.")(command)
-    return click.option("--engine", type=click.Choice(["argo"]), default="argo", show_default=True,
-                        help="The engine the runs are on (KFP's runs are in its UI).")(command)
+    return click.option(
+        "--engine",
+        type=click.Choice(["argo"]),
+        default="argo",
+        show_default=True,
+        help="The engine the runs are on (KFP's runs are in its UI).",
+    )(command)
 
 
 @click.group("runs")
@@ -53,11 +58,17 @@ def list_command(engine, context, namespace, commit, as_json):
 
     clients = _clients(context, namespace)
     items = _call(argo_client.list_runs, clients, commit=commit)
-    rows = [{"name": w["metadata"]["name"], "pipeline": w["metadata"]["labels"].get(argo.LABEL_PIPELINE, ""),
-             "state": w.get("status", {}).get("phase") or "Pending",
-             "started": w.get("status", {}).get("startedAt") or "",
-             "commit": w["metadata"].get("annotations", {}).get(argo_client.ANNOTATION_COMMIT, ""),
-             "message": argo_client.message(w)} for w in items]
+    rows = [
+        {
+            "name": w["metadata"]["name"],
+            "pipeline": w["metadata"]["labels"].get(argo.LABEL_PIPELINE, ""),
+            "state": w.get("status", {}).get("phase") or "Pending",
+            "started": w.get("status", {}).get("startedAt") or "",
+            "commit": w["metadata"].get("annotations", {}).get(argo_client.ANNOTATION_COMMIT, ""),
+            "message": argo_client.message(w),
+        }
+        for w in items
+    ]
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
@@ -88,8 +99,10 @@ def show_command(engine, context, namespace, run):
         value = str(parameter.get("value", ""))
         click.echo(f"param:    {parameter['name']}={value if len(value) <= 80 else value[:79] + '…'}")
     for node in argo_client.pod_nodes(workflow):
-        click.echo(f"task:     {argo_client.task_name(node):<18} {node.get('phase', ''):<10} "
-                   f"{node.get('startedAt') or '':<21} {node.get('finishedAt') or ''}")
+        click.echo(
+            f"task:     {argo_client.task_name(node):<18} {node.get('phase', ''):<10} "
+            f"{node.get('startedAt') or '':<21} {node.get('finishedAt') or ''}"
+        )
         for line in argo_client.progress_lines(node):
             click.echo(f"          {line}")
 

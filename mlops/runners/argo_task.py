@@ -36,12 +36,12 @@ from pathlib import Path
 # The spec's ``{{$}}`` (the executor input), as the WorkflowTemplate carries it: Argo
 # would take ``{{...}}`` for one of its own variables.
 EXECUTOR_INPUT_TOKEN = "__KFP_EXECUTOR_INPUT__"
-INPUTS_DIR = Path("/mlops/in")          # Argo mounts each input artifact here, under its name
-WORK_DIR = Path("/tmp/mlops")           # the task's writable emptyDir (/tmp)
+INPUTS_DIR = Path("/mlops/in")  # Argo mounts each input artifact here, under its name
+WORK_DIR = Path("/tmp/mlops")  # the task's writable emptyDir (/tmp)
 OUTPUT_PARAMETERS_DIR = WORK_DIR / "out" / "parameters"
 OUTPUT_ARTIFACTS_DIR = WORK_DIR / "out" / "artifacts"
-PROGRESS_PARAMETER = "mlops-progress"    # the stage's progress lines, an output of every task
-METADATA_FILE = "metadata.json"         # beside an artifact's bytes ("data")
+PROGRESS_PARAMETER = "mlops-progress"  # the stage's progress lines, an output of every task
+METADATA_FILE = "metadata.json"  # beside an artifact's bytes ("data")
 DATA_NAME = "data"
 TERMINATION_LOG = Path("/dev/termination-log")
 MAX_REASON = 1000
@@ -76,8 +76,12 @@ def as_text(value) -> str:
 def read_artifact(directory: Path) -> dict:
     """One stored artifact (its ``data`` and ``metadata.json``) as an executor-input entry."""
     record = json.loads((directory / METADATA_FILE).read_text(encoding="utf-8"))
-    return {"name": record.get("name", directory.name), "type": record["type"],
-            "uri": str(directory / DATA_NAME), "metadata": record.get("metadata", {})}
+    return {
+        "name": record.get("name", directory.name),
+        "type": record["type"],
+        "uri": str(directory / DATA_NAME),
+        "metadata": record.get("metadata", {}),
+    }
 
 
 def collected_artifacts(directory: Path) -> list[dict]:
@@ -104,14 +108,19 @@ def executor_input(plan: dict, values: dict[str, str]) -> dict:
         directory = INPUTS_DIR / name
         found = collected_artifacts(directory) if spec.get("list") else [read_artifact(directory)]
         artifacts[name] = {"artifacts": found}
-    outputs = {"parameters": {name: {"outputFile": str(WORK_DIR / "kfp" / "parameters" / name)}
-                              for name in plan["outputs"]["parameters"]},
-               "artifacts": {}, "outputFile": str(WORK_DIR / "kfp" / "executor_output.json")}
+    outputs = {
+        "parameters": {
+            name: {"outputFile": str(WORK_DIR / "kfp" / "parameters" / name)} for name in plan["outputs"]["parameters"]
+        },
+        "artifacts": {},
+        "outputFile": str(WORK_DIR / "kfp" / "executor_output.json"),
+    }
     for name, spec in plan["outputs"]["artifacts"].items():
         directory = OUTPUT_ARTIFACTS_DIR / name
         directory.mkdir(parents=True, exist_ok=True)
-        outputs["artifacts"][name] = {"artifacts": [{"name": name, "type": spec["type"], "metadata": {},
-                                                     "uri": str(directory / DATA_NAME)}]}
+        outputs["artifacts"][name] = {
+            "artifacts": [{"name": name, "type": spec["type"], "metadata": {}, "uri": str(directory / DATA_NAME)}]
+        }
     return {"inputs": {"parameterValues": parameters, "artifacts": artifacts}, "outputs": outputs}
 
 
