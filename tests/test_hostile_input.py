@@ -438,3 +438,17 @@ def test_a_champion_that_fails_to_load_stops_the_monitor_in_one_line(tmp_path, d
     assert result.returncode == 1 and len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert "is not a readable skops model file" in result.stderr and "Traceback" not in result.stderr
     assert [k for k in store.list("") if k not in before and not k.startswith("data/")] == []
+
+
+@pytest.mark.parametrize(
+    "uri", [f"https://alice:{SECRET}@example.com/x.csv", f"https://alice:a/{SECRET}@h/x.csv", "https://h/x.csv?sig=1"]
+)
+def test_submit_never_passes_a_credential_as_a_run_parameter(uri):
+    from mlops.cluster.kfp_client import ParameterError, coerce_params, packaged_spec
+
+    with pytest.raises(ParameterError, match=r"data_uri carries a credential, .* mlops-data-source") as refused:
+        coerce_params(packaged_spec(), {"data_uri": uri, "target": "t", "model_name": "m"})
+    assert SECRET not in str(refused.value)
+    assert coerce_params(packaged_spec(), {"data_uri": redact(uri), "target": "t", "model_name": "m"})[
+        "data_uri"
+    ] == redact(uri)

@@ -110,6 +110,7 @@ def coerce_params(package_path, raw: Mapping[str, Any]) -> dict[str, Any]:
     Unknown names, missing required parameters and an invalid model name each
     raise a one-line ParameterError naming them.
     """
+    from mlops.data.uris import carries_secret, redact
     from mlops.store.registry import validate_name
 
     declared = pipeline_parameters(package_path)
@@ -120,6 +121,13 @@ def coerce_params(package_path, raw: Mapping[str, Any]) -> dict[str, Any]:
     if missing:
         raise ParameterError(f"missing required pipeline parameter(s) {missing}.")
     params = {n: _coerce(n, v, declared[n]["type"]) for n, v in raw.items()}
+    for name, value in params.items():
+        # KFP and Argo record, log and show every parameter: a URI's credential must not be one.
+        if name.endswith("_uri") and isinstance(value, str) and carries_secret(value):
+            raise ParameterError(
+                f"{name} carries a credential, and a run's parameters are recorded and shown: put the full URI "
+                f"in the Secret {config.DATA_SOURCE_SECRET_NAME} (key uri) and pass {name}={redact(value)}"
+            )
     if "model_name" in params:
         try:
             validate_name("model", params["model_name"])
