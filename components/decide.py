@@ -77,7 +77,8 @@ def decide(
         Path(summary.path).write_text(monitor_report.summary(record), encoding="utf-8")
         step.progress(
             f"decision: {outcome.decision.decision} ({'; '.join(outcome.decision.reasons)})"
-            + (f"; retraining on {outcome.retrain_data}" if outcome.action == "retrain" else ""),
+            + (f"; retraining on {outcome.retrain_data}" if outcome.action == "retrain" else "")
+            + (f"; not retraining: {outcome.decision.retrain_held}" if outcome.decision.retrain_held else ""),
         )
         return namedtuple("DecisionOutputs", "decision action retrain_data log_entry")(
             outcome.decision.decision, outcome.action, outcome.retrain_data, outcome.log_entry

@@ -176,13 +176,15 @@ def test_the_cool_down_holds_for_the_same_champion_and_the_same_data():
         "data_version": "live@old",
     }
     decision = _decide([_feature()], history=[recent])
-    assert decision.decision == "none" and decision.reasons[0].startswith("cool-down: a retrain for champion v1")
+    # the cool-down holds back the retrain, not the verdict: the decision still says the feature drifts
+    assert decision.decision == "retrain" and "x (jensen_shannon_divergence" in decision.reasons[0]
+    assert decision.retrain_held.startswith("retrain held back: cool-down: a retrain for champion v1")
     old = {**recent, "time": (now - dt.timedelta(hours=30)).isoformat()}
-    assert _decide([_feature()], history=[old]).decision == "retrain"
+    assert _decide([_feature()], history=[old]).retrain_held is None
     same_data = {**old, "data_version": "live@abc"}
-    assert "already triggered" in _decide([_feature()], history=[same_data]).reasons[0]
+    assert "already triggered" in _decide([_feature()], history=[same_data]).retrain_held
     other_champion = {**recent, "model": {"version": 7}}
-    assert _decide([_feature()], history=[other_champion]).decision == "retrain"
+    assert _decide([_feature()], history=[other_champion]).retrain_held is None
 
 
 def test_the_monitor_log_is_append_only(store):
@@ -326,10 +328,12 @@ def test_a_shifted_batch_retrains_through_the_blessing_gate_and_then_cools_down(
     if champion == 2:  # the new champion was trained on the batch: against its baseline nothing drifts
         fresh, record = watch(trained, "shifted", "--retrain")
         assert fresh.returncode == 0 and record["decision"] == "none", record["reasons"]
-    # against v1 the batch still drifts, but a retrain on this data version already ran: cool-down
+    # against v1 the batch still drifts (and the decision says so), but a retrain on this data version
+    # already ran: the cool-down holds the retrain back, flagged by exit 4
     again, record = watch(trained, "shifted", "--retrain", "--against", "demo-breast-cancer@1")
-    assert again.returncode == 0 and record["decision"] == "none"
-    assert record["reasons"][0].startswith("cool-down"), record["reasons"]
+    assert again.returncode == 4 and record["decision"] == "retrain", again.stderr
+    assert any("mean_radius" in reason for reason in record["reasons"])
+    assert record["retrain_held"].startswith("retrain held back: cool-down"), record["retrain_held"]
     assert versions(trained) == [1, 2]
 
 
@@ -348,3 +352,43 @@ def test_unseen_categories_in_a_batch_are_counted_and_warned():
     )
     assert decision.unseen_categories == {"station": 40}
     assert "station: 40 of 2000 rows have a category never seen in training" in decision.warnings
+
+
+@pytest.mark.e2e
+@pytest.mark.tfdv
+def test_an_unlabelled_drifted_batch_with_retrain_registers_nothing_and_says_why(trained):
+    """It used to retrain on the champion's own data version and print "retrained ... now the champion"."""
+    before = versions(trained)
+    result, record = watch(trained, "unlabelled-shift", "--retrain")
+    assert result.returncode == 4, result.stderr  # decision retrain, nothing retrained
+    assert record["decision"] == "retrain" and any("worst_area" in reason for reason in record["reasons"])
+    assert record["retrain_held"].startswith("retrain needed: no new labelled data"), record["retrain_held"]
+    assert "retrained" not in result.stdout + result.stderr
+    assert versions(trained) == before  # nothing registered
+    rows = json.loads(
+        subprocess.run(
+            [MLOPS, "monitor", "history", "demo-breast-cancer", "--json"],
+            cwd=trained,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        ).stdout
+    )
+    last = rows[-1]
+    assert last["data_version"] == record["data_version"] and not last["retrain_triggered"]
+    assert last["retrain_held"].startswith("retrain needed: no new labelled data")
+
+
+def test_retraining_needs_labelled_data_the_champion_has_not_learnt_from(store):
+    from mlops.store.datasets import DataVersions
+
+    data = DataVersions(store)
+    first, _ = data.publish("loans", pd.DataFrame({"x": [1, 2], "y": [0, 1]}), source="a.csv")
+    policy = monitor.Policy()
+    held = monitor.no_new_labelled_data(store, first.full_ref, "y", has_labels=False, policy=policy)
+    assert held.startswith("retrain needed: no new labelled data: the batch has no 'y' labels")
+    assert monitor.no_new_labelled_data(store, first.full_ref, "y", has_labels=True, policy=policy) is None
+    union = monitor.Policy(retrain_data="union")
+    assert "no new labelled data" in monitor.no_new_labelled_data(store, first.full_ref, "y", False, union)
+    data.publish("loans", pd.DataFrame({"x": [1, 2, 3], "y": [0, 1, 1]}), source="b.csv")  # newer labelled data
+    assert monitor.no_new_labelled_data(store, first.full_ref, "y", has_labels=False, policy=policy) is None

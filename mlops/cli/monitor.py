@@ -11,6 +11,8 @@ from mlops.cli.options import keep_secret_out_of_parameters, one_line_errors, pr
 
 # Exit status of a blocked batch: neither success (0) nor an input error (1).
 BLOCKED_EXIT = 3
+# Exit status of --retrain when the decision is retrain but no retrain happened (no new labelled data, cool-down).
+RETRAIN_HELD_EXIT = 4
 
 
 @click.group(invoke_without_command=True)
@@ -51,8 +53,11 @@ BLOCKED_EXIT = 3
 def monitor(ctx, data_uri, model_name, against, policy_file, retrain, as_json, store_uri, runs_dir):
     """Hold a live batch to a model's baseline: decide none, retrain or blocked.
 
-    Exit status: 0 for none or retrain, 3 for blocked (the anomalies are listed), 1 for bad input.
-    `mlops monitor history NAME` lists earlier decisions.
+    Exit status: 0 for none or retrain, 3 for blocked (the anomalies are listed), 1 for bad input, and,
+    with --retrain, 4 when the decision is retrain but nothing was retrained: "retrain needed: no new
+    labelled data" (the batch has no labels and the champion already learnt from the data set's newest
+    version; nothing is registered) or a cool-down. The reason is printed, in the JSON as retrain_held,
+    and in `mlops monitor history NAME`, which lists earlier decisions.
     """
     if ctx.invoked_subcommand is not None:
         return
@@ -102,12 +107,16 @@ def monitor(ctx, data_uri, model_name, against, policy_file, retrain, as_json, s
             click.echo(f"  - {reason}")
         for warning in record["warnings"]:
             click.echo(f"  ! {warning}")
-        if record["decision"] == "retrain" and not retrain:
+        if record.get("retrain_held"):
+            click.echo(f"  {record['retrain_held']}")
+        elif record["decision"] == "retrain" and not retrain:
             click.echo("  (run with --retrain to retrain now)")
         click.echo(f"report:   {report}")
     sys.stdout.flush()
     if record["decision"] == "blocked":
         sys.exit(BLOCKED_EXIT)
+    if retrain and record["decision"] == "retrain" and record.get("retrain_held"):
+        sys.exit(RETRAIN_HELD_EXIT)
 
 
 @monitor.command()
@@ -125,11 +134,17 @@ def history(name, store_uri, as_json):
         rows = monitor_history(store, name)
 
     def row(entry):
-        retrained = f"v{entry['retrained_version']}" if entry["retrained_version"] else "-"
+        retrained = (
+            f"v{entry['retrained_version']}"
+            if entry["retrained_version"]
+            else "held"
+            if entry.get("retrain_held")
+            else "-"
+        )
         return (
             f"{entry['time']:<26} v{entry['model']['version']:<6} {entry['decision']:<8} {retrained:<9} "
             f"{entry['data_version'].split('@')[0]}@{entry['data_version'].split('@')[1][:12]}  "
-            f"{'; '.join(entry['reasons'])[:100]}"
+            f"{'; '.join(entry['reasons'] + ([entry['retrain_held']] if entry.get('retrain_held') else []))[:160]}"
         )
 
     print_listing(

@@ -20,6 +20,8 @@ def render(record: dict) -> str:
         f"<p class='{css}'>Decision: {escape(decision.upper())}</p>",
         "<ul>" + "".join(f"<li>{escape(reason)}</li>" for reason in record["reasons"]) + "</ul>",
     ]
+    if record.get("retrain_held"):
+        parts.append(f"<p class='no'>Not retrained: {escape(record['retrain_held'])}</p>")
     if record.get("warnings"):
         parts.append("<p>Warnings:</p><ul>" + "".join(f"<li>{escape(w)}</li>" for w in record["warnings"]) + "</ul>")
     if record.get("anomalies"):
@@ -99,4 +101,6 @@ def summary(record: dict) -> str:
         f"- drifting features: {', '.join(drifted) or 'none'}",
     ]
     lines += [f"- {reason}" for reason in record["reasons"]]
+    if record.get("retrain_held"):
+        lines.append(f"- not retrained: {record['retrain_held']}")
     return "\n".join(lines) + "\n"

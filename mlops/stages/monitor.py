@@ -8,9 +8,16 @@ The decision is ``none``, ``retrain`` or ``blocked``:
 - ``retrain``: by default, when any feature drifts (mlops.stages.drift: effect
   AND significance AND enough rows), or when the batch has labels and the
   champion's live metric is worse than its registered test metric by more than
-  a tolerance. The policy can require a share of features, set per-feature
-  thresholds and severities, and a cool-down: no second retrain for the same
-  champion within N hours, or on the same data version.
+  a tolerance. The policy can require a share of features and set per-feature
+  thresholds and severities.
+
+  A retrain decision is not always a retrain: ``retrain_held`` says why none
+  happens. Retraining needs labelled data the champion has not learnt from
+  (the batch's labels, or a newer version of its data set): without any, the
+  decision still says retrain, and ``retrain_held`` is "retrain needed: no new
+  labelled data". The policy's cool-down (no second retrain for the same
+  champion within N hours, or on the same data version) holds back only the
+  retrain itself: while drift persists, the decision still says so.
 - ``none``: anything else, with the reasons (warnings included).
 
 Every decision is appended to the model's monitor log in the store
@@ -165,6 +172,8 @@ class Decision:
     time: str = ""
     # Batch rows whose value a categorical feature never had in training, by column (a warning each).
     unseen_categories: dict = field(default_factory=dict)
+    # Why a retrain decision does not retrain (cool-down, no new labelled data); None when it may.
+    retrain_held: str | None = None
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -274,9 +283,8 @@ def decide(
     if not reasons:
         return Decision(decision="none", reasons=["no drift, no degradation"], warnings=warnings, **record)
     cooling = cooldown_reason(history, model["version"], data_version, policy.cooldown_hours)
-    if cooling:
-        return Decision(decision="none", reasons=[cooling] + reasons, warnings=warnings, **record)
-    return Decision(decision="retrain", reasons=reasons, warnings=warnings, **record)
+    held = f"retrain held back: {cooling}" if cooling else None
+    return Decision(decision="retrain", reasons=reasons, warnings=warnings, retrain_held=held, **record)
 
 
 def cooldown_reason(
@@ -405,6 +413,36 @@ def retraining_data(
     return versions.resolve(f"{trained_on.name}@latest").full_ref
 
 
+NO_NEW_DATA = "retrain needed: no new labelled data"
+
+
+def no_new_labelled_data(store, trained_on_ref: str, target: str, has_labels: bool, policy: Policy) -> str | None:
+    """Why a retrain would learn nothing new, or None when there is labelled data the champion has not seen.
+
+    With labels in the batch there is (the champion's data plus the batch). Without, a retrain uses the data
+    set's latest version (or, by policy, refuses): when that is the version the champion learnt from, a
+    retrain would register the same model again.
+    """
+    from mlops.store.datasets import DataVersions
+
+    if has_labels:
+        return None
+    versions = DataVersions(store)
+    trained_on = versions.resolve(trained_on_ref)
+    if policy.retrain_data == "union":
+        return (
+            f"{NO_NEW_DATA}: the batch has no '{target}' labels, and the policy retrains on the champion's "
+            "data and the batch"
+        )
+    latest = versions.resolve(f"{trained_on.name}@latest")
+    if latest.full_ref == trained_on.full_ref:
+        return (
+            f"{NO_NEW_DATA}: the batch has no '{target}' labels, and {trained_on.full_ref} (the newest version "
+            f"of {trained_on.name!r}) is what the champion learnt from; label the batch and publish it to retrain"
+        )
+    return None
+
+
 def parse_policy_text(text: str) -> Policy:
     """A policy given as YAML (or JSON) text, the form a pipeline parameter carries; "" is the default."""
     import yaml
@@ -492,10 +530,13 @@ def monitor_batch(
     )
     decision.time = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     action, retrain_data = "none", ""
-    if decision.decision == "retrain" and allow_retrain:
+    if decision.decision == "retrain":
         trained_on = ModelRegistry(store).get(model_name, model_version).lineage["data"]["ref"]
-        retrain_data = retraining_data(store, trained_on, target, batch, data_version, has_labels, policy)
-        action = "retrain"
+        nothing_new = no_new_labelled_data(store, trained_on, target, has_labels, policy)
+        decision.retrain_held = nothing_new or decision.retrain_held
+        if allow_retrain and not decision.retrain_held:
+            retrain_data = retraining_data(store, trained_on, target, batch, data_version, has_labels, policy)
+            action = "retrain"
     decision.retrain_data = retrain_data or None
     entry = {
         "type": "decision",
@@ -524,6 +565,7 @@ def history(store, model_name: str) -> list[dict]:
                 "decision": entry["decision"],
                 "reasons": entry["reasons"],
                 "retrain_triggered": entry.get("retrain_triggered", False),
+                "retrain_held": entry.get("retrain_held"),
                 "report_key": entry.get("report_key") or None,
                 "retrained_version": outcomes[key]["retrained_version"] if key else None,
                 "promoted": outcomes[key]["promoted"] if key else None,
