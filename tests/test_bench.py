@@ -42,3 +42,19 @@ def test_bench_smoke_writes_every_figure_the_issue_names(tmp_path):
     table = (out / "results.md").read_text()
     assert "| 3,000 |" in table and "results.png" in table
     assert (out / "results.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_mixed_table_has_every_kind_and_its_section_keeps_the_rest_of_results_md(tmp_path):
+    sys.path.insert(0, str(ROOT / "bench"))
+    import mixed
+    import pandas as pd
+
+    frame = pd.read_csv(mixed.mixed_csv(2000, tmp_path / "m.csv"))
+    assert frame["x3"].isna().any() and frame["channel"].isna().any()
+    assert frame["merchant"].nunique() > 1000 and frame["order_id"].is_unique
+    results = tmp_path / "results.md"
+    results.write_text("# Benchmarks\n\nthe numeric table\n")
+    mixed.write_section(results, mixed.SECTION + "\n\nfirst\n")
+    mixed.write_section(results, mixed.SECTION + "\n\nsecond\n")
+    text = results.read_text()
+    assert text.startswith("# Benchmarks\n\nthe numeric table\n") and "second" in text and "first" not in text
