@@ -147,6 +147,10 @@ def plain_manifest_docs() -> list[tuple[str, dict]]:
         ):
             continue  # kustomizations, data, patches; the CR is checked separately
         for doc in load_all(path.read_text()):
+            if str(doc.get("apiVersion", "")).startswith("argoproj.io/"):
+                # Argo's kinds have no schema here: the live tests create them on the real
+                # API server with Argo's CRDs (tests/cluster_live/test_argo_pipeline.py).
+                continue
             out.append((rel, doc))
     return out
 
