@@ -63,9 +63,17 @@ def container(script: str, image: str) -> dict:
     return {"image": image, "command": ["bash", "-ec", script], "resources": RESOURCES, **SCRATCH}
 
 
-def probe_workflow(image: str) -> dict:
+NETCHECK = """for target in minio.mlops-minio.svc.cluster.local:9000 {{inputs.parameters.node}}:6443 \\
+    {{inputs.parameters.node}}:10250; do
+  if timeout 5 bash -c "exec 3<>/dev/tcp/${target%:*}/${target#*:}" 2>/dev/null; then
+    echo "$target OPEN"; else echo "$target CLOSED"; fi
+done"""
+
+
+def probe_workflow(image: str, node_ip: str) -> dict:
     """produce -> consume (an artifact under the key format); part x2 -> gather (explicit
-    keys with {{pod.name}}, aggregated parameters, a key prefix as a directory)."""
+    keys with {{pod.name}}, aggregated parameters, a key prefix as a directory); netcheck
+    (where a workflow pod may connect)."""
     parts_key = "argo/{{workflow.namespace}}/{{workflow.name}}/parts"
     return {
         "apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow",
@@ -85,7 +93,11 @@ def probe_workflow(image: str) -> dict:
                          "parameters": [{"name": "items", "value": "{{tasks.part.outputs.parameters.item}}"},
                                         {"name": "infos", "value": "{{tasks.part.outputs.parameters.info}}"}],
                          "artifacts": [{"name": "parts", "s3": {"key": parts_key + "/"}}]}},
+                    {"name": "netcheck", "template": "netcheck",
+                     "arguments": {"parameters": [{"name": "node", "value": node_ip}]}},
                 ]}},
+                {"name": "netcheck", "volumes": VOLUMES, "inputs": {"parameters": [{"name": "node"}]},
+                 "container": container(NETCHECK, image)},
                 {"name": "produce", "volumes": VOLUMES,
                  "container": container('mkdir -p /tmp/out; echo "hello {{workflow.name}}" > /tmp/out/hello.txt',
                                         image),
@@ -147,7 +159,9 @@ def describe(kube, wf: dict) -> str:
 def runs(argo):
     """Both Workflows submitted at once and waited for (name -> Workflow)."""
     image = images()["BASE_IMAGE"]
-    names = {"probe": submit(argo, probe_workflow(image)), "fail": submit(argo, failing_workflow(image))}
+    (node_ip,) = [a["address"] for a in argo.json("get", "nodes")["items"][0]["status"]["addresses"]
+                  if a["type"] == "InternalIP"]
+    names = {"probe": submit(argo, probe_workflow(image, node_ip)), "fail": submit(argo, failing_workflow(image))}
     start = time.monotonic()
     done = {key: finished(argo, name) for key, name in names.items()}
     print(f"workflows {sorted(names.values())} finished in {time.monotonic() - start:.0f} s")
@@ -160,6 +174,12 @@ def pods_of(kube, workflow: str) -> list[dict]:
 
 def node(wf: dict, display_name: str) -> dict:
     (found,) = [n for n in wf["status"]["nodes"].values() if n["displayName"] == display_name]
+    return found
+
+
+def output_artifact(step: dict, name: str) -> dict:
+    """One of a step's output artifacts (beside them: main-logs, the archived log)."""
+    (found,) = [a for a in step["outputs"]["artifacts"] if a["name"] == name]
     return found
 
 
@@ -177,17 +197,17 @@ def test_artifacts_pass_between_steps_through_minio(kube, runs):
     assert wf["status"]["phase"] == "Succeeded", describe(kube, wf)
     name = wf["metadata"]["name"]
     # produce's artifact: no key of its own, so the repository's keyFormat + <name>.tgz
-    (data,) = node(wf, "produce")["outputs"]["artifacts"]
-    key = data["s3"]["key"]
+    key = output_artifact(node(wf, "produce"), "data")["s3"]["key"]
     pods = {p["metadata"]["annotations"]["workflows.argoproj.io/node-id"]: p["metadata"]["name"]
             for p in pods_of(kube, name)}
     assert key == f"argo/{RUNS}/{name}/{pods[node(wf, 'produce')['id']]}/data.tgz"
     client = artifacts_client()  # the artifacts role, from the host through the NodePort
     assert client.stat_object("mlpipeline", key).size > 0
-    # every step's log is archived beside it (archiveLogs)
+    # every step's log is archived beside it (archiveLogs), listed as its artifact main-logs
     logs = [o.object_name for o in client.list_objects("mlpipeline", f"argo/{RUNS}/{name}/", recursive=True)
             if o.object_name.endswith("/main.log")]
-    assert len(logs) == 5, logs  # produce, consume, part x2, gather
+    assert len(logs) == 6, logs  # produce, consume, part x2, gather, netcheck
+    assert output_artifact(node(wf, "consume"), "main-logs")["s3"]["key"] in logs
     consume_log = client.get_object("mlpipeline", [k for k in logs if pods[node(wf, "consume")["id"]] in k][0])
     try:
         assert "uid=10001" in consume_log.read().decode()
@@ -204,7 +224,7 @@ def test_pod_name_in_keys_aggregated_parameters_and_a_prefix_as_directory(kube, 
     parts = [n for n in wf["status"]["nodes"].values() if n["displayName"].startswith("part(")]
     assert len(parts) == 2
     for part in parts:
-        (artifact,) = part["outputs"]["artifacts"]
+        artifact = output_artifact(part, "part")
         assert artifact["s3"]["key"] == f"argo/{RUNS}/{name}/parts/{pods[part['id']]}.txt"  # {{pod.name}} resolved
     gather = node(wf, "gather")
     inputs = {p["name"]: p["value"] for p in gather["inputs"]["parameters"]}
@@ -220,7 +240,7 @@ def test_every_pod_was_admitted_under_restricted(kube, runs):
     wf = runs["probe"]
     assert wf["status"]["phase"] == "Succeeded", describe(kube, wf)
     pods = pods_of(kube, wf["metadata"]["name"])
-    assert len(pods) == 5
+    assert len(pods) == 6
     for pod in pods:
         spec = pod["spec"]
         assert spec["serviceAccountName"] == "mlops-workflow"
@@ -241,6 +261,21 @@ def test_every_pod_was_admitted_under_restricted(kube, runs):
     rejected = kube.run("create", "--dry-run=server", "-f", "-", input=yaml.safe_dump(bad), check=False)
     assert rejected.returncode != 0
     assert 'violates PodSecurity "restricted:latest"' in rejected.stderr, rejected.stderr
+
+
+def test_workflow_pods_reach_only_dns_minio_and_the_api_server(kube, runs):
+    """default-deny in mlops-runs: MinIO's S3 port and the API server (kind's node address,
+    6443) are open to a workflow pod, the node's kubelet port is not."""
+    wf = runs["probe"]
+    assert wf["status"]["phase"] == "Succeeded", describe(kube, wf)
+    pods = {p["metadata"]["annotations"]["workflows.argoproj.io/node-id"]: p["metadata"]["name"]
+            for p in pods_of(kube, wf["metadata"]["name"])}
+    log = kube.run("-n", RUNS, "logs", pods[node(wf, "netcheck")["id"]], "-c", "main").stdout
+    verdicts = dict(line.rsplit(" ", 1) for line in log.splitlines() if line.endswith(("OPEN", "CLOSED")))
+    assert len(verdicts) == 3, log
+    for target, verdict in verdicts.items():
+        expected = "CLOSED" if target.endswith(":10250") else "OPEN"
+        assert verdict == expected, (target, log)
 
 
 def images_of(kube) -> str:
