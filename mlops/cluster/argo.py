@@ -52,29 +52,55 @@ EXIT_HANDLER = "exit-handler"
 SEP = "--"
 # Where a run's artifacts live in the artifact repository (Argo's bucket, the artifacts role).
 ARTIFACT_PREFIX = "argo-runs/{{workflow.name}}-{{workflow.uid}}"
-RUNTIME_PLACEHOLDERS = {"{{$.pipeline_job_name}}": "{{workflow.name}}",
-                        "{{$.pipeline_job_uuid}}": "{{workflow.uid}}",
-                        "{{$.pipeline_job_resource_name}}": "{{workflow.name}}"}
+RUNTIME_PLACEHOLDERS = {
+    "{{$.pipeline_job_name}}": "{{workflow.name}}",
+    "{{$.pipeline_job_uuid}}": "{{workflow.uid}}",
+    "{{$.pipeline_job_resource_name}}": "{{workflow.name}}",
+}
 # Security settings every container gets (Pod Security "restricted"); the spec's own
 # securityContext (user, group, non-root) is applied on top.
-RESTRICTED = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]},
-              "readOnlyRootFilesystem": True, "runAsNonRoot": True,
-              "seccompProfile": {"type": "RuntimeDefault"}}
-POD_SECURITY = {"runAsNonRoot": True, "runAsUser": config.RUN_AS_USER, "runAsGroup": config.RUN_AS_GROUP,
-                "fsGroup": config.RUN_AS_GROUP, "seccompProfile": {"type": "RuntimeDefault"}}
+RESTRICTED = {
+    "allowPrivilegeEscalation": False,
+    "capabilities": {"drop": ["ALL"]},
+    "readOnlyRootFilesystem": True,
+    "runAsNonRoot": True,
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+POD_SECURITY = {
+    "runAsNonRoot": True,
+    "runAsUser": config.RUN_AS_USER,
+    "runAsGroup": config.RUN_AS_GROUP,
+    "fsGroup": config.RUN_AS_GROUP,
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
 LABEL_PIPELINE = "mlops.io/pipeline"
 LABEL_TASK = "mlops.io/task"
 ANNOTATION_SPEC = "mlops.io/spec-sha256"
 ANNOTATION_NOTES = "mlops.io/translation-notes"
-CACHE_NOTE = ("cachingOptions: not mapped (Argo memoizes by parameters only; KFP's cache key includes "
-              "artifact identity); every run recomputes")
+CACHE_NOTE = (
+    "cachingOptions: not mapped (Argo memoizes by parameters only; KFP's cache key includes "
+    "artifact identity); every run recomputes"
+)
 
-_TASK_KEYS = {"componentRef", "dependentTasks", "inputs", "taskInfo", "cachingOptions", "parameterIterator",
-              "iteratorPolicy", "triggerPolicy", "retryPolicy"}
+_TASK_KEYS = {
+    "componentRef",
+    "dependentTasks",
+    "inputs",
+    "taskInfo",
+    "cachingOptions",
+    "parameterIterator",
+    "iteratorPolicy",
+    "triggerPolicy",
+    "retryPolicy",
+}
 _PLATFORM_KEYS = {"secretAsEnv", "configMapAsEnv", "emptyDirMounts", "securityContext"}
 _CONTAINER_KEYS = {"image", "command", "args", "resources", "env"}
-_RESOURCE_KEYS = {"resourceCpuLimit": ("limits", "cpu"), "resourceCpuRequest": ("requests", "cpu"),
-                  "resourceMemoryLimit": ("limits", "memory"), "resourceMemoryRequest": ("requests", "memory")}
+_RESOURCE_KEYS = {
+    "resourceCpuLimit": ("limits", "cpu"),
+    "resourceCpuRequest": ("requests", "cpu"),
+    "resourceMemoryLimit": ("limits", "memory"),
+    "resourceMemoryRequest": ("requests", "memory"),
+}
 _CONDITION = re.compile(r"^inputs\.parameter_values\['([^']+)'\]\s*(==|!=)\s*('([^']*)'|-?\d+(?:\.\d+)?|true|false)$")
 
 
@@ -89,6 +115,13 @@ def _fail(where: str, what: str):
 def text_value(value: Any) -> str:
     """A parameter value as Argo text: strings as they are, everything else as JSON."""
     return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+
+
+def parameter_text(value: Any, kind: str) -> str:
+    """A spec default as Argo text; an integer stays an integer (the IR stores numbers as doubles)."""
+    if kind == "NUMBER_INTEGER" and isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return text_value(value)
 
 
 def _runtime_constant(value: Any, where: str) -> str:
@@ -139,9 +172,16 @@ class _Translator:
         """An IR DAG component as an Argo DAG template; returns its name."""
         name = self.template_name(path)
         definitions = component.get("inputDefinitions", {})
-        inputs = {"parameters": [{"name": p, **({"value": text_value(d["defaultValue"])} if "defaultValue" in d else {})}
-                                 for p, d in sorted(definitions.get("parameters", {}).items())],
-                  "artifacts": [{"name": a} for a in sorted(definitions.get("artifacts", {}))]}
+        parameters = []
+        for parameter, definition in sorted(definitions.get("parameters", {}).items()):
+            entry = {"name": parameter}
+            if "defaultValue" in definition:
+                entry["value"] = parameter_text(definition["defaultValue"], definition.get("parameterType", ""))
+            parameters.append(entry)
+        inputs = {
+            "parameters": parameters,
+            "artifacts": [{"name": a} for a in sorted(definitions.get("artifacts", {}))],
+        }
         tasks = []
         dag = component["dag"]
         for task_name in sorted(dag.get("tasks", {})):
@@ -162,23 +202,35 @@ class _Translator:
             if "valueFromParameter" not in source:
                 _fail(where, f"the DAG output parameter source {sorted(source)}")
             producer = source["valueFromParameter"]
-            outputs.setdefault("parameters", []).append({"name": name, "valueFrom": {
-                "parameter": "{{tasks.%s.outputs.parameters.%s}}" % (producer["producerSubtask"],
-                                                                      producer["outputParameterKey"])}})
+            outputs.setdefault("parameters", []).append(
+                {
+                    "name": name,
+                    "valueFrom": {
+                        "parameter": "{{tasks.%s.outputs.parameters.%s}}"
+                        % (producer["producerSubtask"], producer["outputParameterKey"])
+                    },
+                }
+            )
         for name in sorted(spec.get("artifacts", {})):
             selectors = spec["artifacts"][name].get("artifactSelectors", [])
             if len(selectors) != 1:
                 _fail(where, f"an output artifact with {len(selectors)} selectors")
             producer = selectors[0]
-            outputs.setdefault("artifacts", []).append({"name": name, "from": "{{tasks.%s.outputs.artifacts.%s}}" % (
-                producer["producerSubtask"], producer["outputArtifactKey"])})
+            outputs.setdefault("artifacts", []).append(
+                {
+                    "name": name,
+                    "from": "{{tasks.%s.outputs.artifacts.%s}}"
+                    % (producer["producerSubtask"], producer["outputArtifactKey"]),
+                }
+            )
         return outputs
 
     def collected_prefix(self, loop_task: dict, loop_path: list[str], artifact_key: str, where: str) -> str:
         """The key prefix under which every iteration of a ParallelFor stored an artifact."""
         body = self.component(loop_task, where)
-        selectors = body["dag"].get("outputs", {}).get("artifacts", {}).get(artifact_key, {}).get(
-            "artifactSelectors", [])
+        selectors = (
+            body["dag"].get("outputs", {}).get("artifacts", {}).get(artifact_key, {}).get("artifactSelectors", [])
+        )
         if len(selectors) != 1:
             _fail(where, f"the collected artifact {artifact_key!r}")
         inner = selectors[0]["producerSubtask"]
@@ -212,12 +264,18 @@ class _Translator:
                 if producer_task is None:
                     _fail(where, f"input {name} from the unknown task {producer['producerTask']!r}")
                 if "parameterIterator" in producer_task:  # dsl.Collected
-                    key = self.collected_prefix(producer_task, path[:-1] + [producer["producerTask"]],
-                                                producer["outputArtifactKey"], where)
+                    key = self.collected_prefix(
+                        producer_task, path[:-1] + [producer["producerTask"]], producer["outputArtifactKey"], where
+                    )
                     artifacts.append({"name": name, "s3": {"key": key}})
                 else:
-                    artifacts.append({"name": name, "from": "{{tasks.%s.outputs.artifacts.%s}}" % (
-                        producer["producerTask"], producer["outputArtifactKey"])})
+                    artifacts.append(
+                        {
+                            "name": name,
+                            "from": "{{tasks.%s.outputs.artifacts.%s}}"
+                            % (producer["producerTask"], producer["outputArtifactKey"]),
+                        }
+                    )
             else:
                 _fail(where, f"the artifact source {sorted(source)}")
         if "triggerPolicy" in task:
@@ -274,23 +332,43 @@ class _Translator:
         body_name = self.dag_template(body, path)
         definitions = body.get("inputDefinitions", {})
         passed = sorted(p for p in task.get("inputs", {}).get("parameters", {}))
-        wrapper_inputs = {"parameters": [{"name": p} for p in passed],
-                          "artifacts": [{"name": a} for a in sorted(task.get("inputs", {}).get("artifacts", {}))]}
-        arguments = {"parameters": [{"name": p, "value": "{{inputs.parameters.%s}}" % p}
-                                    for p in sorted(definitions.get("parameters", {})) if p != item_input]
-                     + [{"name": item_input, "value": "{{item}}"}],
-                     "artifacts": [{"name": a, "from": "{{inputs.artifacts.%s}}" % a}
-                                   for a in sorted(definitions.get("artifacts", {}))]}
-        wrapper: dict = {"name": self.template_name(path) + SEP + "fan-out",
-                         "inputs": {k: v for k, v in wrapper_inputs.items() if v},
-                         "dag": {"tasks": [{"name": "iteration", "template": body_name, "withParam": with_param,
-                                            "arguments": {k: v for k, v in arguments.items() if v}}]}}
+        wrapper_inputs = {
+            "parameters": [{"name": p} for p in passed],
+            "artifacts": [{"name": a} for a in sorted(task.get("inputs", {}).get("artifacts", {}))],
+        }
+        arguments = {
+            "parameters": [
+                {"name": p, "value": "{{inputs.parameters.%s}}" % p}
+                for p in sorted(definitions.get("parameters", {}))
+                if p != item_input
+            ]
+            + [{"name": item_input, "value": "{{item}}"}],
+            "artifacts": [
+                {"name": a, "from": "{{inputs.artifacts.%s}}" % a} for a in sorted(definitions.get("artifacts", {}))
+            ],
+        }
+        wrapper: dict = {
+            "name": self.template_name(path) + SEP + "fan-out",
+            "inputs": {k: v for k, v in wrapper_inputs.items() if v},
+            "dag": {
+                "tasks": [
+                    {
+                        "name": "iteration",
+                        "template": body_name,
+                        "withParam": with_param,
+                        "arguments": {k: v for k, v in arguments.items() if v},
+                    }
+                ]
+            },
+        }
         limit = task.get("iteratorPolicy", {}).get("parallelismLimit")
         if limit:
             wrapper["parallelism"] = int(limit)
         body_outputs = body["dag"].get("outputs", {})
-        parameters = [{"name": n, "valueFrom": {"parameter": "{{tasks.iteration.outputs.parameters.%s}}" % n}}
-                      for n in sorted(body_outputs.get("parameters", {}))]
+        parameters = [
+            {"name": n, "valueFrom": {"parameter": "{{tasks.iteration.outputs.parameters.%s}}" % n}}
+            for n in sorted(body_outputs.get("parameters", {}))
+        ]
         if parameters:
             wrapper["outputs"] = {"parameters": parameters}
         self.templates.append(wrapper)
@@ -310,12 +388,20 @@ class _Translator:
             _fail(where, f"the container field {sorted(unknown)[0]}")
         definitions = component.get("inputDefinitions", {})
         outputs = component.get("outputDefinitions", {})
-        plan = {"task": path[-1],
-                "inputs": {"parameters": {n: d["parameterType"] for n, d in sorted(definitions.get("parameters", {}).items())},
-                           "artifacts": {n: {"type": d["artifactType"], **({"list": True} if d.get("isArtifactList") else {})}
-                                         for n, d in sorted(definitions.get("artifacts", {}).items())}},
-                "outputs": {"parameters": {n: d["parameterType"] for n, d in sorted(outputs.get("parameters", {}).items())},
-                            "artifacts": {n: {"type": d["artifactType"]} for n, d in sorted(outputs.get("artifacts", {}).items())}}}
+        plan = {
+            "task": path[-1],
+            "inputs": {
+                "parameters": {n: d["parameterType"] for n, d in sorted(definitions.get("parameters", {}).items())},
+                "artifacts": {
+                    n: {"type": d["artifactType"], **({"list": True} if d.get("isArtifactList") else {})}
+                    for n, d in sorted(definitions.get("artifacts", {}).items())
+                },
+            },
+            "outputs": {
+                "parameters": {n: d["parameterType"] for n, d in sorted(outputs.get("parameters", {}).items())},
+                "artifacts": {n: {"type": d["artifactType"]} for n, d in sorted(outputs.get("artifacts", {}).items())},
+            },
+        }
         plan_text = json.dumps(plan, sort_keys=True, separators=(",", ":"))
         if "{{" in plan_text:
             _fail(where, "a name with '{{'")
@@ -328,8 +414,13 @@ class _Translator:
             if arg != "{{$}}" and re.search(r"\{\{\$[^}]*\}\}", arg):
                 _fail(where, f"the placeholder {re.search(r'{{[$][^}]*}}', arg).group(0)} in the command")
         command += ["--"] + [EXECUTOR_INPUT_TOKEN if arg == "{{$}}" else arg for arg in spec_command]
-        argo_container: dict = {"image": container["image"], "command": command,
-                                "securityContext": dict(RESTRICTED), "env": [], "volumeMounts": []}
+        argo_container: dict = {
+            "image": container["image"],
+            "command": command,
+            "securityContext": dict(RESTRICTED),
+            "env": [],
+            "volumeMounts": [],
+        }
         for item in container.get("env", []):
             argo_container["env"].append({"name": item["name"], "value": item.get("value", "")})
         resources: dict = {}
@@ -348,10 +439,18 @@ class _Translator:
             # Defaults and optional artifacts: a failed component writes no outputs, and its node
             # must fail with the component's reason, not with a missing file (on success the
             # launcher writes every declared output, or fails).
-            "outputs": {"parameters": [{"name": n, "valueFrom": {"path": f"{OUTPUT_PARAMETERS_DIR}/{n}", "default": ""}}
-                                       for n in sorted(outputs.get("parameters", {}))]
-                        + [{"name": PROGRESS_PARAMETER,
-                            "valueFrom": {"path": f"{OUTPUT_PARAMETERS_DIR}/{PROGRESS_PARAMETER}", "default": "[]"}}]},
+            "outputs": {
+                "parameters": [
+                    {"name": n, "valueFrom": {"path": f"{OUTPUT_PARAMETERS_DIR}/{n}", "default": ""}}
+                    for n in sorted(outputs.get("parameters", {}))
+                ]
+                + [
+                    {
+                        "name": PROGRESS_PARAMETER,
+                        "valueFrom": {"path": f"{OUTPUT_PARAMETERS_DIR}/{PROGRESS_PARAMETER}", "default": "[]"},
+                    }
+                ]
+            },
             "container": argo_container,
         }
         if passed:
@@ -361,9 +460,16 @@ class _Translator:
             template["inputs"]["artifacts"] = [{"name": n, "path": f"{INPUTS_DIR}/{n}"} for n in input_artifacts]
         if not template["inputs"]:
             del template["inputs"]
-        artifacts = [{"name": n, "path": f"{OUTPUT_ARTIFACTS_DIR}/{n}", "archive": {"none": {}}, "optional": True,
-                      "s3": {"key": f"{ARTIFACT_PREFIX}/{where}/{{{{pod.name}}}}/{n}"}}
-                     for n in sorted(outputs.get("artifacts", {}))]
+        artifacts = [
+            {
+                "name": n,
+                "path": f"{OUTPUT_ARTIFACTS_DIR}/{n}",
+                "archive": {"none": {}},
+                "optional": True,
+                "s3": {"key": f"{ARTIFACT_PREFIX}/{where}/{{{{pod.name}}}}/{n}"},
+            }
+            for n in sorted(outputs.get("artifacts", {}))
+        ]
         if artifacts:
             template["outputs"]["artifacts"] = artifacts
         if volumes:
@@ -382,14 +488,32 @@ class _Translator:
             _fail(where, f"the Kubernetes platform setting {sorted(unknown)[0]}")
         for secret in settings.get("secretAsEnv", []):
             for pair in secret.get("keyToEnv", []):
-                container["env"].append({"name": pair["envVar"], "valueFrom": {"secretKeyRef": {
-                    "name": secret["secretName"], "key": pair["secretKey"],
-                    **({"optional": True} if secret.get("optional") else {})}}})
+                container["env"].append(
+                    {
+                        "name": pair["envVar"],
+                        "valueFrom": {
+                            "secretKeyRef": {
+                                "name": secret["secretName"],
+                                "key": pair["secretKey"],
+                                **({"optional": True} if secret.get("optional") else {}),
+                            }
+                        },
+                    }
+                )
         for config_map in settings.get("configMapAsEnv", []):
             for pair in config_map.get("keyToEnv", []):
-                container["env"].append({"name": pair["envVar"], "valueFrom": {"configMapKeyRef": {
-                    "name": config_map["configMapName"], "key": pair["configMapKey"],
-                    **({"optional": True} if config_map.get("optional") else {})}}})
+                container["env"].append(
+                    {
+                        "name": pair["envVar"],
+                        "valueFrom": {
+                            "configMapKeyRef": {
+                                "name": config_map["configMapName"],
+                                "key": pair["configMapKey"],
+                                **({"optional": True} if config_map.get("optional") else {}),
+                            }
+                        },
+                    }
+                )
         volumes = []
         for mount in settings.get("emptyDirMounts", []):
             empty_dir = {"sizeLimit": mount["sizeLimit"]} if mount.get("sizeLimit") else {}
@@ -432,7 +556,7 @@ class _Translator:
         for name, definition in sorted(root.get("inputDefinitions", {}).get("parameters", {}).items()):
             entry: dict = {"name": name}
             if "defaultValue" in definition:
-                entry["value"] = text_value(definition["defaultValue"])
+                entry["value"] = parameter_text(definition["defaultValue"], definition.get("parameterType", ""))
             parameters.append(entry)
         if root.get("inputDefinitions", {}).get("artifacts"):
             _fail("root", "a pipeline input artifact")
@@ -440,21 +564,39 @@ class _Translator:
         # The exit handler runs on the image most of the pipeline's tasks use.
         images = [executor["container"]["image"] for executor in self.executors.values() if "container" in executor]
         image = max(sorted(set(images)), key=images.count)
-        main = {"name": ENTRYPOINT, "dag": {"tasks": [{
-            "name": PIPELINE_TASK, "template": root_name,
-            # The run's outcome is decided by the exit handler, which puts the failed task's
-            # one-line reason into the Workflow's status message.
-            "continueOn": {"failed": True, "error": True},
-            "arguments": {"parameters": [{"name": p["name"], "value": "{{workflow.parameters.%s}}" % p["name"]}
-                                         for p in parameters]}}]}}
-        exit_handler = {"name": EXIT_HANDLER, "metadata": {"labels": {LABEL_TASK: EXIT_HANDLER}},
-                        "container": {
-                            "image": image,
-                            "command": LAUNCHER + ["exit", "--pipeline-task", PIPELINE_TASK,
-                                                   "--failures", "{{workflow.failures}}"],
-                            "securityContext": dict(RESTRICTED),
-                            "resources": {"requests": {"cpu": "50m", "memory": "64Mi"},
-                                          "limits": {"cpu": "250m", "memory": "256Mi"}}}}
+        main = {
+            "name": ENTRYPOINT,
+            "dag": {
+                "tasks": [
+                    {
+                        "name": PIPELINE_TASK,
+                        "template": root_name,
+                        # The run's outcome is decided by the exit handler, which puts the failed task's
+                        # one-line reason into the Workflow's status message.
+                        "continueOn": {"failed": True, "error": True},
+                        "arguments": {
+                            "parameters": [
+                                {"name": p["name"], "value": "{{workflow.parameters.%s}}" % p["name"]}
+                                for p in parameters
+                            ]
+                        },
+                    }
+                ]
+            },
+        }
+        exit_handler = {
+            "name": EXIT_HANDLER,
+            "metadata": {"labels": {LABEL_TASK: EXIT_HANDLER}},
+            "container": {
+                "image": image,
+                "command": LAUNCHER + ["exit", "--pipeline-task", PIPELINE_TASK, "--failures", "{{workflow.failures}}"],
+                "securityContext": dict(RESTRICTED),
+                "resources": {
+                    "requests": {"cpu": "50m", "memory": "64Mi"},
+                    "limits": {"cpu": "250m", "memory": "256Mi"},
+                },
+            },
+        }
         if not main["dag"]["tasks"][0]["arguments"]["parameters"]:
             del main["dag"]["tasks"][0]["arguments"]
         templates = [main, exit_handler] + sorted(self.templates, key=lambda t: t["name"])
@@ -464,9 +606,11 @@ class _Translator:
         return {
             "apiVersion": "argoproj.io/v1alpha1",
             "kind": "WorkflowTemplate",
-            "metadata": {"name": self.name, "labels": {LABEL_PIPELINE: self.name,
-                                                       "app.kubernetes.io/part-of": "kfp-mlops"},
-                         "annotations": annotations},
+            "metadata": {
+                "name": self.name,
+                "labels": {LABEL_PIPELINE: self.name, "app.kubernetes.io/part-of": "kfp-mlops"},
+                "annotations": annotations,
+            },
             "spec": {
                 "entrypoint": ENTRYPOINT,
                 "onExit": EXIT_HANDLER,
@@ -509,6 +653,8 @@ def dump(template: dict) -> str:
     """The template as YAML with a header saying where it comes from."""
     import yaml
 
-    header = ("# Generated by `mlops compile` from the compiled KFP pipeline spec beside this file\n"
-              "# (mlops/cluster/argo.py); do not edit. Run it: kubectl create -f manifests/runs/argo-run.yaml\n")
+    header = (
+        "# Generated by `mlops compile` from the compiled KFP pipeline spec beside this file\n"
+        "# (mlops/cluster/argo.py); do not edit. Run it: kubectl create -f manifests/runs/argo-run.yaml\n"
+    )
     return header + yaml.safe_dump(template, sort_keys=False, width=120)

@@ -56,7 +56,10 @@ def typed(kind: str, text: str):
     if kind == "STRING":
         return text
     if kind == "NUMBER_INTEGER":
-        return int(text)
+        number = float(text)  # a spec's default may carry an integer as 42.0 (protobuf numbers are doubles)
+        if not number.is_integer():
+            raise PlanError(f"expected an integer, got {text!r}")
+        return int(number)
     if kind == "NUMBER_DOUBLE":
         return float(text)
     if kind == "BOOLEAN":
