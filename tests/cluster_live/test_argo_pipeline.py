@@ -10,7 +10,6 @@ the interfaces a user has: `mlops data push` through the NodePort, `mlops submit
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -190,7 +189,7 @@ def test_candidates_train_in_parallel_pods(argo, trained):
 
 
 def test_model_is_registered_and_read_back_from_the_host(trained):
-    from mlops.store import open_store
+    from mlops.store import StoreError, open_store
     from mlops.store.registry import ModelRegistry
 
     env = role_env("reader")
@@ -203,7 +202,7 @@ def test_model_is_registered_and_read_back_from_the_host(trained):
         assert champion is not None and champion.lineage["blessing"]["blessed"]
         assert store.exists(f"reports/{MODEL}/v{champion.version:06d}.html")
         # the reader role reads, and may not write
-        with pytest.raises(Exception):
+        with pytest.raises(StoreError, match="AccessDenied"):
             store.put("reports/forbidden.txt", b"x")
     finally:
         for key, value in previous.items():
@@ -254,18 +253,11 @@ def test_bad_input_fails_the_workflow_with_its_one_line_reason(argo, bad_run):
     assert reason.removeprefix("Error: ") in message
 
 
-def test_kubectl_create_starts_a_run(argo, trained):
+@pytest.fixture(scope="module")
+def kubectl_run(argo, trained):
+    """A run started the kubectl way, left to run beside the schedule test (checked after it)."""
     created = argo.run("create", "-f", str(REPO / "manifests" / "runs" / "argo-run.yaml"))
-    name = created.stdout.split()[0].split("/")[-1]
-    run = wait_finished(argo, name)
-    assert run["status"]["phase"] == "Succeeded", run["status"].get("message")
-    assert run["spec"]["workflowTemplateRef"]["name"] == "training-pipeline"
-    listed = mlops("runs", "list", "--context", CONTEXT, timeout=60)
-    assert listed.returncode == 0 and name in listed.stdout
-    shown = mlops("runs", "show", "--context", CONTEXT, name, timeout=60)
-    assert "state:    Succeeded" in shown.stdout and "[register]" in shown.stdout
-    logs = mlops("runs", "logs", "--context", CONTEXT, name, "--task", "ingest", timeout=60)
-    assert logs.returncode == 0 and "==> ingest <==" in logs.stdout and "[ingest]" in logs.stdout
+    return created.stdout.split()[0].split("/")[-1]
 
 
 def _monitor(batch: str, wait: bool = True) -> subprocess.CompletedProcess:
@@ -294,17 +286,7 @@ def _branch(run: dict) -> str:
     return nodes[0]["phase"] if nodes else "absent"
 
 
-def test_monitor_retrains_on_a_drifted_batch_in_the_cluster(argo, trained):
-    result = _monitor("demo-wine-shifted")
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "decision: retrain (action: retrain)" in result.stdout
-    run = workflow(argo, result.stdout.split()[1])
-    assert _branch(run) == "Succeeded"
-    retrained = [n for n in pods_of(run) if "--training-pipeline--register" in n["templateName"]]
-    assert retrained and retrained[0]["phase"] == "Succeeded"
-
-
-def test_cron_schedule_starts_a_run_that_succeeds(argo, trained, tmp_path):
+def test_cron_schedule_starts_a_run_that_succeeds(argo, trained, kubectl_run, tmp_path):
     """An every-minute schedule of the monitor on a clean batch: it fires, the run succeeds, and the
     clean batch does not take the retrain branch."""
     schedule = {
@@ -348,6 +330,29 @@ def test_cron_schedule_starts_a_run_that_succeeds(argo, trained, tmp_path):
             timeout=120,
         )
         assert removed.returncode == 0 and "deleted: argo-every-minute" in removed.stdout, removed.stderr
+
+
+def test_kubectl_create_starts_a_run(argo, kubectl_run):
+    name = kubectl_run
+    run = wait_finished(argo, name)
+    assert run["status"]["phase"] == "Succeeded", run["status"].get("message")
+    assert run["spec"]["workflowTemplateRef"]["name"] == "training-pipeline"
+    listed = mlops("runs", "list", "--context", CONTEXT, timeout=60)
+    assert listed.returncode == 0 and name in listed.stdout
+    shown = mlops("runs", "show", "--context", CONTEXT, name, timeout=60)
+    assert "state:    Succeeded" in shown.stdout and "[register]" in shown.stdout
+    logs = mlops("runs", "logs", "--context", CONTEXT, name, "--task", "ingest", timeout=60)
+    assert logs.returncode == 0 and "==> ingest <==" in logs.stdout and "[ingest]" in logs.stdout
+
+
+def test_monitor_retrains_on_a_drifted_batch_in_the_cluster(argo, trained):
+    result = _monitor("demo-wine-shifted")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "decision: retrain (action: retrain)" in result.stdout
+    run = workflow(argo, result.stdout.split()[1])
+    assert _branch(run) == "Succeeded"
+    retrained = [n for n in pods_of(run) if "--training-pipeline--register" in n["templateName"]]
+    assert retrained and retrained[0]["phase"] == "Succeeded"
 
 
 def test_workflow_pods_ran_under_restricted_pod_security(argo, trained):
