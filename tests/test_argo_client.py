@@ -159,3 +159,17 @@ def test_sync_creates_replaces_suspends_deletes_and_leaves_unmanaged_alone(clien
         argo.ANNOTATION_SPEC
         in clients.custom.objects[("workflowtemplates", "monitor-pipeline")]["metadata"]["annotations"]
     )
+
+
+def test_a_changed_translation_of_the_same_spec_is_a_new_template_and_a_new_run(clients, monkeypatch):
+    first = argo_client.submit(clients, TRAINING, PARAMS)
+    translate = argo.translate_file
+
+    def changed(path, name=None):
+        template = translate(path, name)
+        template["spec"]["templates"][0]["metadata"] = {"labels": {"changed": "yes"}}
+        return template
+
+    monkeypatch.setattr(argo, "translate_file", changed)
+    second = argo_client.submit(clients, TRAINING, PARAMS)
+    assert second.template == "updated" and second.created and second.name != first.name

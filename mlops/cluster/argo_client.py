@@ -12,6 +12,7 @@ Nothing here talks to a cluster at import time; every function takes the
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import re
 import time
@@ -20,7 +21,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 from mlops import config
 from mlops.cluster import argo
-from mlops.cluster.kfp_client import ClusterError, run_key, spec_digest
+from mlops.cluster.kfp_client import ClusterError, run_key
 
 GROUP, VERSION = "argoproj.io", "v1alpha1"
 LABEL_KEY = "mlops.io/run-key"
@@ -64,9 +65,16 @@ def describe_error(error: BaseException) -> str:
     return " ".join(str(error).split()) or type(error).__name__
 
 
+ANNOTATION_TEMPLATE = "mlops.io/template-sha256"
+
+
 def template_for(package_path) -> dict:
-    """The WorkflowTemplate of a compiled spec (translated now, so it matches the spec exactly)."""
-    return argo.translate_file(package_path)
+    """The WorkflowTemplate of a compiled spec (translated now, so it matches the spec exactly),
+    with the digest of its whole content: what a run executes is the spec as translated."""
+    template = argo.translate_file(package_path)
+    digest = hashlib.sha256(json.dumps(template, sort_keys=True).encode()).hexdigest()
+    template["metadata"]["annotations"][ANNOTATION_TEMPLATE] = digest
+    return template
 
 
 def ensure_template(clients: Clients, template: dict) -> str:
@@ -84,8 +92,8 @@ def ensure_template(clients: Clients, template: dict) -> str:
             raise
         clients.custom.create_namespaced_custom_object(GROUP, VERSION, clients.namespace, "workflowtemplates", body)
         return "created"
-    wanted = template["metadata"]["annotations"][argo.ANNOTATION_SPEC]
-    if current["metadata"].get("annotations", {}).get(argo.ANNOTATION_SPEC) == wanted:
+    wanted = template["metadata"]["annotations"][ANNOTATION_TEMPLATE]
+    if current["metadata"].get("annotations", {}).get(ANNOTATION_TEMPLATE) == wanted:
         return "current"
     body["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
     clients.custom.replace_namespaced_custom_object(GROUP, VERSION, clients.namespace, "workflowtemplates", name, body)
@@ -135,7 +143,8 @@ def submit(
     template = template_for(package_path)
     pipeline = template["metadata"]["name"]
     template_state = ensure_template(clients, template)
-    key = key or run_key(spec_digest(package_path), params, commit)
+    # keyed on what runs: the translated template (it changes with the spec and with the translation)
+    key = key or run_key(template["metadata"]["annotations"][ANNOTATION_TEMPLATE], params, commit)
     manifest = run_manifest(pipeline, params, key, commit)
     try:
         clients.custom.create_namespaced_custom_object(GROUP, VERSION, clients.namespace, "workflows", manifest)
