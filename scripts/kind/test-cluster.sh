@@ -2,7 +2,8 @@
 # `make test-cluster`: the live tests (tests/cluster_live) on a real kind cluster.
 # Brings the cluster up when it is not (scripts/kind-up.sh) and then removes it
 # again at the end (KEEP_CLUSTER=1 keeps it), loads the images the tests use
-# (TEST_CLUSTER_IMAGES; `make images` first, which rebuilds only what changed), and runs pytest
+# (TEST_CLUSTER_IMAGES; `make images` first, which rebuilds only what changed), deploys
+# Argo Workflows (`make deploy-argo`), and runs pytest
 # with MLOPS_TEST_CLUSTER=1, so a missing tool fails instead of skipping.
 # Prints the time of each step.
 set -euo pipefail
@@ -48,6 +49,12 @@ else
   "$kind" load docker-image --name "$cluster" $images
 fi
 log "images in the cluster after $((SECONDS - t)) s"
+
+# Argo Workflows (built here, cached by its inputs) and our MinIO for
+# tests/cluster_live/test_argo_engine.py; the other tests' MinIO stack is the same one.
+t=$SECONDS
+make --no-print-directory deploy-argo KIND_CLUSTER="$cluster" KUBE_CONTEXT="$context"
+log "deploy-argo took $((SECONDS - t)) s"
 
 t=$SECONDS
 MLOPS_TEST_CLUSTER=1 KUBE_CONTEXT="$context" KIND_CLUSTER="$cluster" \
