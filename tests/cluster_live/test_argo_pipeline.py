@@ -176,7 +176,7 @@ def test_training_pipeline_runs_as_one_workflow(argo, trained):
     # each stage's progress line, then mlops run's summary
     for stage in ("[ingest]", "[split]", "[validate]", "[train]", "[evaluate]", "[register]"):
         assert stage in trained.stdout
-    for line in ("data:    demo-wine@", "model:   demo-wine v", "blessed: yes", "report:  s3://mlops/store/reports/"):
+    for line in ("data:    demo-wine@", "model:   demo-wine@", "blessed: yes", "report:  s3://mlops/store/reports/"):
         assert line in trained.stdout
 
 
@@ -355,12 +355,12 @@ def test_monitor_retrains_on_a_drifted_batch_in_the_cluster(argo, trained):
     assert retrained and retrained[0]["phase"] == "Succeeded"
 
 
-def test_workflow_pods_ran_under_restricted_pod_security(argo, trained):
+def test_workflow_pods_ran_under_restricted_pod_security(argo, bad_run):
     labels = argo.json("get", "namespace", NAMESPACE)["metadata"]["labels"]
     assert labels.get("pod-security.kubernetes.io/enforce") == "restricted"
-    run = workflow(argo, trained.stdout.split()[1])
-    pods = argo.json("-n", NAMESPACE, "get", "pods", "-l", f"workflows.argoproj.io/workflow={run['metadata']['name']}")
-    assert pods["items"], "the run's pods are kept until the Workflow is deleted"
+    # a failed run's pods are kept (a succeeded run's are removed 5 minutes after it)
+    pods = argo.json("-n", NAMESPACE, "get", "pods", "-l", f"workflows.argoproj.io/workflow={bad_run}")
+    assert pods["items"], "the failed run's pods are kept"
     for pod in pods["items"]:
         for container in pod["spec"].get("initContainers", []) + pod["spec"]["containers"]:
             context = container.get("securityContext", {})
