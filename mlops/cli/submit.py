@@ -152,15 +152,19 @@ def print_argo_summary(workflow: dict, params: dict, store_uri: str | None) -> N
     from mlops.cluster import argo_client
 
     registered = argo_client.task_outputs(workflow, "register")
-    if not registered:  # not a training run (the monitor): its decision
-        decided = argo_client.task_outputs(workflow, "decide")
-        if decided:
-            click.echo(f"decision: {decided.get('decision', '')} (action: {decided.get('action', '')})")
+    decided = argo_client.task_outputs(workflow, "decide")
+    if decided:  # the monitor: its decision, and the retrained version when it retrained
+        click.echo(f"decision: {decided.get('decision', '')} (action: {decided.get('action', '')})")
+        if registered:
+            click.echo(f"retrain: {params.get('model_name')}@{registered['model_version']}; "
+                       f"promoted: {registered.get('promoted') == 'true'} ({registered.get('promotion', '')})")
+        return
+    if not registered:
         return
     version_number = int(registered["model_version"])
     promoted = registered.get("promoted") == "true"
     if not store_uri:
-        click.echo(f"model:   {params.get('model_name')} v{version_number}; promoted: {promoted} "
+        click.echo(f"model:   {params.get('model_name')}@{version_number}; promoted: {promoted} "
                    f"({registered.get('promotion', '')})")
         return
     from mlops.cli.options import resolve_store

@@ -349,6 +349,7 @@ def test_monitor_retrains_on_a_drifted_batch_in_the_cluster(argo, trained):
     result = _monitor("demo-wine-shifted")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "decision: retrain (action: retrain)" in result.stdout
+    assert f"retrain: {MODEL}@" in result.stdout
     run = workflow(argo, result.stdout.split()[1])
     assert _branch(run) == "Succeeded"
     retrained = [n for n in pods_of(run) if "--training-pipeline--register" in n["templateName"]]
