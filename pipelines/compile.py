@@ -81,8 +81,14 @@ def readme_with_contract(text: str) -> str:
     return text[:start] + "\n" + stage_contract() + "\n" + text[end:]
 
 
-def compile_kubernetes_native(pipeline_func, out_dir, *, pipeline_name: str = config.PIPELINE_NAME,
-                              version_name: str | None = None, namespace: str = config.KFP_NAMESPACE) -> Path:
+def compile_kubernetes_native(
+    pipeline_func,
+    out_dir,
+    *,
+    pipeline_name: str = config.PIPELINE_NAME,
+    version_name: str | None = None,
+    namespace: str = config.KFP_NAMESPACE,
+) -> Path:
     """Compile ``pipeline_func`` to Pipeline + PipelineVersion custom resources.
 
     For KFP API servers in Kubernetes-native mode (--pipelines-store=kubernetes),
@@ -95,8 +101,13 @@ def compile_kubernetes_native(pipeline_func, out_dir, *, pipeline_name: str = co
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{pipeline_name}.k8s.yaml"
-    options = KubernetesManifestOptions(pipeline_name=pipeline_name, pipeline_version_name=version_name or pipeline_name,
-                                        namespace=namespace, include_pipeline_manifest=True)
-    compiler.Compiler().compile(pipeline_func, str(path), kubernetes_manifest_format=True,
-                                kubernetes_manifest_options=options)
+    options = KubernetesManifestOptions(
+        pipeline_name=pipeline_name,
+        pipeline_version_name=version_name or pipeline_name,
+        namespace=namespace,
+        include_pipeline_manifest=True,
+    )
+    compiler.Compiler().compile(
+        pipeline_func, str(path), kubernetes_manifest_format=True, kubernetes_manifest_options=options
+    )
     return path

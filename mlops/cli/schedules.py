@@ -16,19 +16,33 @@ def schedules():
 
 
 @schedules.command("sync")
-@click.option("--engine", type=click.Choice(["kfp", "argo"]), default="kfp", show_default=True,
-              help="kfp: KFP recurring runs; argo: Argo CronWorkflows (through the Kubernetes API).")
+@click.option(
+    "--engine",
+    type=click.Choice(["kfp", "argo"]),
+    default="kfp",
+    show_default=True,
+    help="kfp: KFP recurring runs; argo: Argo CronWorkflows (through the Kubernetes API).",
+)
 @click.option("--context", default=None, help="(argo) kubeconfig context, e.g. kind-mlops.")
 @click.option("--namespace", default=None, help="(argo) namespace of the runs. Default: mlops-runs.")
-@click.option("--host", envvar="KFP_HOST", default=None, show_envvar=True,
-              help="KFP API URL. Default: the in-cluster API server.")
-@click.option("--dir", "directory", default="schedules", show_default=True,
-              type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help="Directory of schedule YAML files.")
-@click.option("--package", "package_path", default=None,
-              type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Compiled pipeline YAML for schedules without pipeline_version. "
-                   "Default: the packaged training pipeline.")
+@click.option(
+    "--host", envvar="KFP_HOST", default=None, show_envvar=True, help="KFP API URL. Default: the in-cluster API server."
+)
+@click.option(
+    "--dir",
+    "directory",
+    default="schedules",
+    show_default=True,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Directory of schedule YAML files.",
+)
+@click.option(
+    "--package",
+    "package_path",
+    default=None,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Compiled pipeline YAML for schedules without pipeline_version. Default: the packaged training pipeline.",
+)
 @click.option("--experiment", default="mlops", show_default=True)
 @click.option("--pipeline-name", default="training-pipeline", show_default=True)
 @click.option("--dry-run", is_flag=True, help="Print what would change; change nothing.")
@@ -48,26 +62,27 @@ def sync(engine, context, namespace, host, directory, package_path, experiment, 
     if package_path:
         packages["training"] = package_path
     with usage_errors():
-        wanted = [dataclasses.replace(s, params=kfp_client.coerce_params(packages[s.pipeline], s.params))
-                  for s in schedule_sync.load_schedules(directory)]
+        wanted = [
+            dataclasses.replace(s, params=kfp_client.coerce_params(packages[s.pipeline], s.params))
+            for s in schedule_sync.load_schedules(directory)
+        ]
     if engine == "argo":
         sync_argo(wanted, packages, context=context, namespace=namespace, dry_run=dry_run)
         return
     with one_line_errors():
         try:
             client = kfp_client.make_client(host)
-            report = schedule_sync.sync_schedules(client, wanted, packages,
-                                                  pipeline_names={"training": pipeline_name},
-                                                  experiment=experiment, dry_run=dry_run)
+            report = schedule_sync.sync_schedules(
+                client,
+                wanted,
+                packages,
+                pipeline_names={"training": pipeline_name},
+                experiment=experiment,
+                dry_run=dry_run,
+            )
         except Exception as error:  # noqa: BLE001 - network, API or timeout errors: one line, no traceback
             raise kfp_client.ClusterError(f"schedules sync failed: {kfp_client.describe_error(error)}") from None
-    prefix = "would " if dry_run else ""
-    for label in ("created", "replaced", "enabled", "disabled", "unchanged"):
-        names = getattr(report, label)
-        if names:
-            click.echo(f"{prefix if label != 'unchanged' else ''}{label}: {', '.join(names)}")
-    if not report.changed:
-        click.echo("no changes")
+    print_report(report, ("created", "replaced", "enabled", "disabled", "unchanged"), dry_run)
 
 
 def sync_argo(wanted, packages, *, context, namespace, dry_run) -> None:
@@ -85,8 +100,13 @@ def sync_argo(wanted, packages, *, context, namespace, dry_run) -> None:
             raise
         except Exception as error:  # noqa: BLE001 - API errors: one line, no traceback
             raise argo_client.ClusterError(f"schedules sync failed: {argo_client.describe_error(error)}") from None
+    print_report(report, ("created", "replaced", "suspended", "deleted", "unchanged"), dry_run)
+
+
+def print_report(report, labels, dry_run: bool) -> None:
+    """One line per kind of change that has names, then "no changes" when nothing changed."""
     prefix = "would " if dry_run else ""
-    for label in ("created", "replaced", "suspended", "deleted", "unchanged"):
+    for label in labels:
         names = getattr(report, label)
         if names:
             click.echo(f"{prefix if label != 'unchanged' else ''}{label}: {', '.join(names)}")

@@ -31,60 +31,101 @@ def read_params_file(path) -> dict:
     try:
         data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
-        raise click.BadParameter(f"{path} is not readable YAML: {' '.join(str(error).split())}",
-                                 param_hint="--params-file") from None
+        raise click.BadParameter(
+            f"{path} is not readable YAML: {' '.join(str(error).split())}", param_hint="--params-file"
+        ) from None
     if not isinstance(data, dict):
-        raise click.BadParameter(f"{path} must hold a mapping of parameter names to values",
-                                 param_hint="--params-file")
+        raise click.BadParameter(f"{path} must hold a mapping of parameter names to values", param_hint="--params-file")
     return data
 
 
 @click.command("submit")
-@click.option("--engine", type=click.Choice(["kfp", "argo"]), default="kfp", show_default=True,
-              help="kfp: a Kubeflow Pipelines API server; argo: Argo Workflows through the Kubernetes API "
-                   "(the WorkflowTemplate that `mlops compile` made from the same spec).")
+@click.option(
+    "--engine",
+    type=click.Choice(["kfp", "argo"]),
+    default="kfp",
+    show_default=True,
+    help="kfp: a Kubeflow Pipelines API server; argo: Argo Workflows through the Kubernetes API "
+    "(the WorkflowTemplate that `mlops compile` made from the same spec).",
+)
 @click.option("--context", default=None, help="(argo) kubeconfig context, e.g. kind-mlops. Default: the current one.")
 @click.option("--namespace", default=None, help="(argo) namespace of the runs. Default: mlops-runs.")
-@click.option("--store", "store_uri", default=None,
-              help="(argo, --wait) the store to read the registered model from for the summary, "
-                   "e.g. s3://mlops/store (reader role credentials from the environment).")
-@click.option("--host", envvar="KFP_HOST", default=None, show_envvar=True,
-              help="KFP API URL, e.g. http://127.0.0.1:8888. Default: the in-cluster "
-                   "API server (with the pod's projected token).")
-@click.option("--package", "package_path", default=None,
-              type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Compiled pipeline YAML. Default: the packaged training pipeline.")
-@click.option("--params-file", type=click.Path(exists=True, dir_okay=False),
-              help="YAML mapping of pipeline parameters.")
-@click.option("--param", "param_items", multiple=True, metavar="NAME=VALUE",
-              help="A pipeline parameter; repeatable; overrides --params-file.")
-@click.option("--commit", envvar=config.GIT_COMMIT.name, default=None,
-              help="Git commit to key the run on (one run per commit).")
-@click.option("--key", default=None,
-              help="Idempotency key; default: hash of spec + parameters (+ commit).")
+@click.option(
+    "--store",
+    "store_uri",
+    default=None,
+    help="(argo, --wait) the store to read the registered model from for the summary, "
+    "e.g. s3://mlops/store (reader role credentials from the environment).",
+)
+@click.option(
+    "--host",
+    envvar="KFP_HOST",
+    default=None,
+    show_envvar=True,
+    help="KFP API URL, e.g. http://127.0.0.1:8888. Default: the in-cluster "
+    "API server (with the pod's projected token).",
+)
+@click.option(
+    "--package",
+    "package_path",
+    default=None,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Compiled pipeline YAML. Default: the packaged training pipeline.",
+)
+@click.option(
+    "--params-file", type=click.Path(exists=True, dir_okay=False), help="YAML mapping of pipeline parameters."
+)
+@click.option(
+    "--param",
+    "param_items",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="A pipeline parameter; repeatable; overrides --params-file.",
+)
+@click.option(
+    "--commit", envvar=config.GIT_COMMIT.name, default=None, help="Git commit to key the run on (one run per commit)."
+)
+@click.option("--key", default=None, help="Idempotency key; default: hash of spec + parameters (+ commit).")
 @click.option("--experiment", default="mlops", show_default=True)
 @click.option("--pipeline-name", default="training-pipeline", show_default=True)
 @click.option("--ui-host", default=None, help="Base URL for the printed run link.")
-@click.option("--wait/--no-wait", default=False, show_default=True,
-              help="Wait for the run to finish; exit 1 unless it succeeded.")
-@click.option("--timeout", type=click.IntRange(min=1), default=3600, show_default=True,
-              help="Seconds to wait with --wait.")
-def submit(engine, context, namespace, store_uri, host, package_path, params_file, param_items, commit, key,
-           experiment, pipeline_name, ui_host, wait, timeout):
+@click.option(
+    "--wait/--no-wait", default=False, show_default=True, help="Wait for the run to finish; exit 1 unless it succeeded."
+)
+@click.option(
+    "--timeout", type=click.IntRange(min=1), default=3600, show_default=True, help="Seconds to wait with --wait."
+)
+def submit(
+    engine,
+    context,
+    namespace,
+    store_uri,
+    host,
+    package_path,
+    params_file,
+    param_items,
+    commit,
+    key,
+    experiment,
+    pipeline_name,
+    ui_host,
+    wait,
+    timeout,
+):
     """Start one run of a compiled pipeline on a cluster, idempotently.
 
     KFP: upload the pipeline version if new, then start the run. Argo: apply the
-    WorkflowTemplate if it changed, then create the Workflow. The run is keyed on the compiled spec, the parameters (data_uri is the data
-    pointer) and --commit, or on --key: submitting the same key again prints the
-    existing run and creates nothing.
+    WorkflowTemplate if it changed, then create the Workflow. The run is keyed on
+    the compiled spec, the parameters (data_uri is the data pointer) and --commit,
+    or on --key: submitting the same key again prints the existing run and creates
+    nothing.
     """
     from mlops.cluster import kfp_client
     from mlops.data.pointer import POINTER_SUFFIX, resolve_data_argument
 
     package_path = package_path or kfp_client.packaged_spec()
     if not Path(package_path).is_file():
-        raise click.UsageError(f"no compiled pipeline at {package_path}; pass --package "
-                               "or compile the pipeline first.")
+        raise click.UsageError(f"no compiled pipeline at {package_path}; pass --package or compile the pipeline first.")
     raw = {**read_params_file(params_file), **parse_param_options(param_items)}
     with usage_errors():
         if str(raw.get("data_uri", "")).endswith(POINTER_SUFFIX):
@@ -95,15 +136,33 @@ def submit(engine, context, namespace, store_uri, host, package_path, params_fil
             raw["code_version"] = commit  # the lineage records the commit the run was keyed on
         params = kfp_client.coerce_params(package_path, raw)
     if engine == "argo":
-        submit_argo(package_path, params, context=context, namespace=namespace, key=key, commit=commit,
-                    wait=wait, timeout=timeout, store_uri=store_uri)
+        submit_argo(
+            package_path,
+            params,
+            context=context,
+            namespace=namespace,
+            key=key,
+            commit=commit,
+            wait=wait,
+            timeout=timeout,
+            store_uri=store_uri,
+        )
         return
     with one_line_errors():
         try:
             client = kfp_client.make_client(host)
-            result = kfp_client.submit(client, package_path, params, pipeline_name=pipeline_name,
-                                       experiment=experiment, key=key, commit=commit, ui_host=ui_host,
-                                       wait=wait, timeout=timeout)
+            result = kfp_client.submit(
+                client,
+                package_path,
+                params,
+                pipeline_name=pipeline_name,
+                experiment=experiment,
+                key=key,
+                commit=commit,
+                ui_host=ui_host,
+                wait=wait,
+                timeout=timeout,
+            )
         except Exception as error:  # noqa: BLE001 - network, API or timeout errors: one line, no traceback
             raise kfp_client.ClusterError(f"submit failed: {kfp_client.describe_error(error)}") from None
     verb = "created" if result.created else "exists (same key, not created again)"
@@ -127,8 +186,7 @@ def submit_argo(package_path, params, *, context, namespace, key, commit, wait, 
         except Exception as error:  # noqa: BLE001 - API errors: one line, no traceback
             raise argo_client.ClusterError(f"submit failed: {argo_client.describe_error(error)}") from None
     verb = "created" if result.created else "exists (same key, not created again)"
-    click.echo(f"run {result.name} {verb} in namespace {clients.namespace} "
-               f"(WorkflowTemplate {result.template})")
+    click.echo(f"run {result.name} {verb} in namespace {clients.namespace} (WorkflowTemplate {result.template})")
     if not wait:
         return
     with one_line_errors():
@@ -137,8 +195,9 @@ def submit_argo(package_path, params, *, context, namespace, key, commit, wait, 
         except argo_client.ClusterError:
             raise
         except Exception as error:  # noqa: BLE001 - API errors while waiting: one line
-            raise argo_client.ClusterError(f"waiting for {result.name} failed: "
-                                           f"{argo_client.describe_error(error)}") from None
+            raise argo_client.ClusterError(
+                f"waiting for {result.name} failed: {argo_client.describe_error(error)}"
+            ) from None
     phase = workflow["status"].get("phase")
     if phase != "Succeeded":
         click.echo(f"state: {phase}", err=True)
@@ -156,16 +215,20 @@ def print_argo_summary(workflow: dict, params: dict, store_uri: str | None) -> N
     if decided:  # the monitor: its decision, and the retrained version when it retrained
         click.echo(f"decision: {decided.get('decision', '')} (action: {decided.get('action', '')})")
         if registered:
-            click.echo(f"retrain: {params.get('model_name')}@{registered['model_version']}; "
-                       f"promoted: {registered.get('promoted') == 'true'} ({registered.get('promotion', '')})")
+            click.echo(
+                f"retrain: {params.get('model_name')}@{registered['model_version']}; "
+                f"promoted: {registered.get('promoted') == 'true'} ({registered.get('promotion', '')})"
+            )
         return
     if not registered:
         return
     version_number = int(registered["model_version"])
     promoted = registered.get("promoted") == "true"
     if not store_uri:
-        click.echo(f"model:   {params.get('model_name')}@{version_number}; promoted: {promoted} "
-                   f"({registered.get('promotion', '')})")
+        click.echo(
+            f"model:   {params.get('model_name')}@{version_number}; promoted: {promoted} "
+            f"({registered.get('promotion', '')})"
+        )
         return
     from mlops.cli.options import resolve_store
     from mlops.cli.summary import print_summary
@@ -175,5 +238,9 @@ def print_argo_summary(workflow: dict, params: dict, store_uri: str | None) -> N
     store = resolve_store(store_uri, role="reader")
     with one_line_errors():
         version = ModelRegistry(store).get(params["model_name"], version_number)
-    print_summary(version, promoted, registered.get("promotion", ""),
-                  f"{store.uri.rstrip('/')}/{report_key(params['model_name'], version_number)}")
+    print_summary(
+        version,
+        promoted,
+        registered.get("promotion", ""),
+        f"{store.uri.rstrip('/')}/{report_key(params['model_name'], version_number)}",
+    )

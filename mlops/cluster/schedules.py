@@ -15,8 +15,8 @@ from typing import Any, Callable, Mapping
 import yaml
 
 from mlops import config
-from mlops.errors import MlopsError
 from mlops.cluster.kfp_client import _canonical, _eq_filter, _paged, ensure_experiment, ensure_pipeline_version
+from mlops.errors import MlopsError
 
 # Recurring runs we manage carry this marker in their description.
 SCHEDULE_MARKER = "mlops-schedule"
@@ -68,14 +68,28 @@ def check_cron(cron: str) -> None:
             except ValueError as error:
                 raise ValueError(f"{field}: {error}") from None
 
+
 _SCHEDULE_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-_SCHEDULE_FIELDS = {"name", "cron", "pipeline", "params", "pipeline_version", "max_concurrency",
-                    "enabled", "experiment", "no_catchup", "timezone", "concurrency_policy"}
+_SCHEDULE_FIELDS = {
+    "name",
+    "cron",
+    "pipeline",
+    "params",
+    "pipeline_version",
+    "max_concurrency",
+    "enabled",
+    "experiment",
+    "no_catchup",
+    "timezone",
+    "concurrency_policy",
+}
 # Argo CronWorkflows: what a run that is due does while the last one still runs.
 CONCURRENCY_POLICIES = ("Forbid", "Allow", "Replace")
 # What a schedule may run: the compiled spec of each (pipelines/compiled/) and its name in KFP.
-PIPELINES = {"training": ("training_pipeline.yaml", config.PIPELINE_NAME),
-             "monitor": ("monitor_pipeline.yaml", config.MONITOR_PIPELINE_NAME)}
+PIPELINES = {
+    "training": ("training_pipeline.yaml", config.PIPELINE_NAME),
+    "monitor": ("monitor_pipeline.yaml", config.MONITOR_PIPELINE_NAME),
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,10 +109,17 @@ class Schedule:
 
     def fingerprint(self, version_id: str) -> str:
         """Everything a recurring run cannot change in place, hashed."""
-        return hashlib.sha256(_canonical({
-            "cron": self.cron, "params": dict(self.params), "version_id": version_id,
-            "max_concurrency": self.max_concurrency, "no_catchup": self.no_catchup,
-        })).hexdigest()[:12]
+        return hashlib.sha256(
+            _canonical(
+                {
+                    "cron": self.cron,
+                    "params": dict(self.params),
+                    "version_id": version_id,
+                    "max_concurrency": self.max_concurrency,
+                    "no_catchup": self.no_catchup,
+                }
+            )
+        ).hexdigest()[:12]
 
 
 def parse_schedule(doc: Mapping[str, Any], source: str = "<schedule>") -> Schedule:
@@ -107,12 +128,12 @@ def parse_schedule(doc: Mapping[str, Any], source: str = "<schedule>") -> Schedu
         raise ScheduleError(f"{source}: a schedule must be a mapping. Got {type(doc).__name__}.")
     unknown = set(doc) - _SCHEDULE_FIELDS
     if unknown:
-        raise ScheduleError(f"{source}: unknown field(s) {sorted(unknown)}; "
-                         f"allowed: {sorted(_SCHEDULE_FIELDS)}.")
+        raise ScheduleError(f"{source}: unknown field(s) {sorted(unknown)}; allowed: {sorted(_SCHEDULE_FIELDS)}.")
     name = doc.get("name")
     if not isinstance(name, str) or not _SCHEDULE_NAME.match(name):
-        raise ScheduleError(f"{source}: 'name' must be a DNS label (lowercase letters, digits, "
-                         f"'-'). Got {name!r} instead.")
+        raise ScheduleError(
+            f"{source}: 'name' must be a DNS label (lowercase letters, digits, '-'). Got {name!r} instead."
+        )
     cron = doc.get("cron")
     try:
         if not isinstance(cron, str):
@@ -121,14 +142,14 @@ def parse_schedule(doc: Mapping[str, Any], source: str = "<schedule>") -> Schedu
     except ValueError as error:
         raise ScheduleError(
             f"{source}: 'cron' {error}: it must have 6 fields, seconds first (KFP uses robfig/cron), "
-            f"e.g. '0 0 3 * * *'. Got {cron!r} instead.") from None
+            f"e.g. '0 0 3 * * *'. Got {cron!r} instead."
+        ) from None
     params = doc.get("params") or {}
     if not isinstance(params, Mapping):
         raise ScheduleError(f"{source}: 'params' must be a mapping. Got {params!r} instead.")
     max_c = doc.get("max_concurrency", 1)
     if not isinstance(max_c, int) or isinstance(max_c, bool) or not 1 <= max_c <= 10:
-        raise ScheduleError(f"{source}: 'max_concurrency' must be an integer in [1, 10]. "
-                         f"Got {max_c!r} instead.")
+        raise ScheduleError(f"{source}: 'max_concurrency' must be an integer in [1, 10]. Got {max_c!r} instead.")
     for flag in ("enabled", "no_catchup"):
         if not isinstance(doc.get(flag, True), bool):
             raise ScheduleError(f"{source}: '{flag}' must be true or false. Got {doc[flag]!r}.")
@@ -140,15 +161,27 @@ def parse_schedule(doc: Mapping[str, Any], source: str = "<schedule>") -> Schedu
         raise ScheduleError(f"{source}: 'pipeline' must be one of {sorted(PIPELINES)}. Got {pipeline!r} instead.")
     timezone = doc.get("timezone", "UTC")
     if not isinstance(timezone, str) or not re.fullmatch(r"[A-Za-z0-9_+\-/]{1,64}", timezone):
-        raise ScheduleError(f"{source}: 'timezone' must be an IANA time zone name such as 'UTC' or "
-                            f"'Europe/Berlin'. Got {timezone!r} instead.")
+        raise ScheduleError(
+            f"{source}: 'timezone' must be an IANA time zone name such as 'UTC' or "
+            f"'Europe/Berlin'. Got {timezone!r} instead."
+        )
     policy = doc.get("concurrency_policy", "Forbid")
     if policy not in CONCURRENCY_POLICIES:
-        raise ScheduleError(f"{source}: 'concurrency_policy' must be one of {list(CONCURRENCY_POLICIES)}. "
-                            f"Got {policy!r} instead.")
-    return Schedule(name=name, cron=cron, params=dict(params), pipeline=pipeline, pipeline_version=version,
-                    max_concurrency=max_c, enabled=doc.get("enabled", True),
-                    no_catchup=doc.get("no_catchup", True), timezone=timezone, concurrency_policy=policy)
+        raise ScheduleError(
+            f"{source}: 'concurrency_policy' must be one of {list(CONCURRENCY_POLICIES)}. Got {policy!r} instead."
+        )
+    return Schedule(
+        name=name,
+        cron=cron,
+        params=dict(params),
+        pipeline=pipeline,
+        pipeline_version=version,
+        max_concurrency=max_c,
+        enabled=doc.get("enabled", True),
+        no_catchup=doc.get("no_catchup", True),
+        timezone=timezone,
+        concurrency_policy=policy,
+    )
 
 
 def load_schedules(directory) -> list[Schedule]:
@@ -202,13 +235,16 @@ def _resolve_version(client, schedule: Schedule, pipeline_id: str, default_versi
     if schedule.pipeline_version is None:
         return default_version
     for version in _paged(
-        client.list_pipeline_versions, "pipeline_versions", pipeline_id=pipeline_id,
+        client.list_pipeline_versions,
+        "pipeline_versions",
+        pipeline_id=pipeline_id,
         filter=_eq_filter("display_name", schedule.pipeline_version),
     ):
         if version.display_name == schedule.pipeline_version:
             return version.pipeline_version_id
-    raise ScheduleError(f"schedule {schedule.name!r}: pipeline version "
-                     f"{schedule.pipeline_version!r} does not exist in KFP.")
+    raise ScheduleError(
+        f"schedule {schedule.name!r}: pipeline version {schedule.pipeline_version!r} does not exist in KFP."
+    )
 
 
 def sync_schedules(
@@ -246,8 +282,7 @@ def sync_schedules(
 
     for sched in schedules:
         if sched.pipeline not in published:
-            published[sched.pipeline] = ensure_pipeline_version(client, packages[sched.pipeline],
-                                                                names[sched.pipeline])
+            published[sched.pipeline] = ensure_pipeline_version(client, packages[sched.pipeline], names[sched.pipeline])
         pipeline_id, default_version = published[sched.pipeline]
         version_id = _resolve_version(client, sched, pipeline_id, default_version)
         fp = sched.fingerprint(version_id)
@@ -258,12 +293,20 @@ def sync_schedules(
         # duplicates of the same fingerprint (e.g. two concurrent syncs): keep one
         stale += same[1:]
         if keep is None:
-            act(lambda s=sched, v=version_id, f=fp: client.create_recurring_run(
-                experiment_id=experiment_id, job_name=s.name,
-                description=_description(s.name, f), cron_expression=s.cron,
-                max_concurrency=s.max_concurrency, no_catchup=s.no_catchup,
-                params=dict(s.params), pipeline_id=pipeline_id, version_id=v,
-                enabled=s.enabled))
+            act(
+                lambda s=sched, v=version_id, f=fp, p=pipeline_id: client.create_recurring_run(
+                    experiment_id=experiment_id,
+                    job_name=s.name,
+                    description=_description(s.name, f),
+                    cron_expression=s.cron,
+                    max_concurrency=s.max_concurrency,
+                    no_catchup=s.no_catchup,
+                    params=dict(s.params),
+                    pipeline_id=p,
+                    version_id=v,
+                    enabled=s.enabled,
+                )
+            )
             (report.replaced if current else report.created).append(sched.name)
         elif _is_enabled(keep) != sched.enabled:
             if sched.enabled:

@@ -52,27 +52,35 @@ def tree(tmp_path_factory) -> Path:
     overlay = root / "manifests" / "overlays" / "kind"
     for env in overlay.glob("*.env"):
         env.unlink()
-    subprocess.run(["bash", str(REPO / "scripts" / "gen-secrets.sh"), str(overlay)], check=True,
-                   capture_output=True)
+    subprocess.run(["bash", str(REPO / "scripts" / "gen-secrets.sh"), str(overlay)], check=True, capture_output=True)
     return root
 
 
 @pytest.fixture(scope="module")
 def rendered(tree) -> list[dict]:
     """What `make deploy-argo` applies (images given, so no Docker is needed)."""
-    env = {**os.environ, "KUSTOMIZE": kustomize(), "ARGO_MANIFESTS": str(tree / "manifests"),
-           "ARGO_CACHE_DIR": str(tree / "cache"), "ARGO_CONTROLLER_IMAGE": CONTROLLER_IMAGE,
-           "ARGO_EXECUTOR_IMAGE": EXECUTOR_IMAGE}
-    proc = subprocess.run([str(ARGO / "build.sh"), "render"], capture_output=True, text=True,
-                          env=env, timeout=120)
+    env = {
+        **os.environ,
+        "KUSTOMIZE": kustomize(),
+        "ARGO_MANIFESTS": str(tree / "manifests"),
+        "ARGO_CACHE_DIR": str(tree / "cache"),
+        "ARGO_CONTROLLER_IMAGE": CONTROLLER_IMAGE,
+        "ARGO_EXECUTOR_IMAGE": EXECUTOR_IMAGE,
+    }
+    proc = subprocess.run([str(ARGO / "build.sh"), "render"], capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert not list((tree / "cache").glob("render.*")), "render left its scratch directory"
     return [d for d in yaml.safe_load_all(proc.stdout) if d]
 
 
 def find(docs, kind, name, namespace=None) -> dict:
-    found = [d for d in docs if d["kind"] == kind and d["metadata"]["name"] == name
-             and (namespace is None or d["metadata"].get("namespace") == namespace)]
+    found = [
+        d
+        for d in docs
+        if d["kind"] == kind
+        and d["metadata"]["name"] == name
+        and (namespace is None or d["metadata"].get("namespace") == namespace)
+    ]
     assert len(found) == 1, f"{kind} {namespace}/{name}: {len(found)} found"
     return found[0]
 
@@ -109,15 +117,20 @@ def test_both_namespaces_enforce_pod_security_restricted(rendered):
 
 def test_workflow_identity_may_only_report_task_results(rendered):
     role = find(rendered, "Role", "mlops-workflow", RUNS)
-    assert role["rules"] == [{"apiGroups": ["argoproj.io"], "resources": ["workflowtaskresults"],
-                              "verbs": ["create", "patch"]}]
+    assert role["rules"] == [
+        {"apiGroups": ["argoproj.io"], "resources": ["workflowtaskresults"], "verbs": ["create", "patch"]}
+    ]
     binding = find(rendered, "RoleBinding", "mlops-workflow", RUNS)
     assert binding["roleRef"]["name"] == "mlops-workflow"
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "mlops-workflow", "namespace": RUNS}]
     find(rendered, "ServiceAccount", "mlops-workflow", RUNS)
     # nothing else is bound to it, and nothing in the overlay is cluster-wide RBAC
-    bound = [d for d in rendered if d["kind"] in ("RoleBinding", "ClusterRoleBinding")
-             and any(s.get("name") == "mlops-workflow" for s in d["subjects"])]
+    bound = [
+        d
+        for d in rendered
+        if d["kind"] in ("RoleBinding", "ClusterRoleBinding")
+        and any(s.get("name") == "mlops-workflow" for s in d["subjects"])
+    ]
     assert bound == [binding]
     assert not [d for d in rendered if d["kind"] in ("ClusterRole", "ClusterRoleBinding")]
 
@@ -132,17 +145,23 @@ def test_controller_rbac_is_namespaced_and_has_no_secrets_or_wildcards(rendered)
     # its own ConfigMap only, by name, in its namespace
     own = roles[(CONTROLLER_NS, "workflow-controller")]["rules"]
     cm = [r for r in own if "configmaps" in r["resources"]]
-    assert cm == [{"apiGroups": [""], "resources": ["configmaps"],
-                   "resourceNames": ["workflow-controller-configmap"], "verbs": ["get", "list", "watch"]}]
-    runs = {res: set(r["verbs"]) for r in roles[(RUNS, "argo-workflow-controller")]["rules"]
-            for res in r["resources"]}
+    assert cm == [
+        {
+            "apiGroups": [""],
+            "resources": ["configmaps"],
+            "resourceNames": ["workflow-controller-configmap"],
+            "verbs": ["get", "list", "watch"],
+        }
+    ]
+    runs = {res: set(r["verbs"]) for r in roles[(RUNS, "argo-workflow-controller")]["rules"] for res in r["resources"]}
     assert runs["workflowtaskresults"] == {"list", "watch", "deletecollection"}
     assert runs["pods/exec"] == {"create"}
     assert {"create", "delete", "watch"} <= runs["pods"] and {"create", "watch"} <= runs["workflows"]
     for name, namespace in (("workflow-controller", CONTROLLER_NS), ("argo-workflow-controller", RUNS)):
         binding = find(rendered, "RoleBinding", name, namespace)
-        assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "workflow-controller",
-                                        "namespace": CONTROLLER_NS}]
+        assert binding["subjects"] == [
+            {"kind": "ServiceAccount", "name": "workflow-controller", "namespace": CONTROLLER_NS}
+        ]
 
 
 def test_controller_deployment(rendered):
@@ -154,11 +173,18 @@ def test_controller_deployment(rendered):
     env = {e["name"]: e for e in c["env"]}
     assert env["ARGO_EXECUTOR_IMAGE"]["value"] == EXECUTOR_IMAGE
     assert env["LEADER_ELECTION_IDENTITY"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
-    assert c["args"] == ["--configmap=workflow-controller-configmap",
-                         "--executor-image=$(ARGO_EXECUTOR_IMAGE)", "--namespaced",
-                         f"--managed-namespace={RUNS}"]
-    assert pod["securityContext"] == {"runAsNonRoot": True, "runAsUser": 10001, "runAsGroup": 10001,
-                                      "seccompProfile": {"type": "RuntimeDefault"}}
+    assert c["args"] == [
+        "--configmap=workflow-controller-configmap",
+        "--executor-image=$(ARGO_EXECUTOR_IMAGE)",
+        "--namespaced",
+        f"--managed-namespace={RUNS}",
+    ]
+    assert pod["securityContext"] == {
+        "runAsNonRoot": True,
+        "runAsUser": 10001,
+        "runAsGroup": 10001,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
     sc = c["securityContext"]
     assert sc["allowPrivilegeEscalation"] is False and sc["readOnlyRootFilesystem"] is True
     assert sc["capabilities"] == {"drop": ["ALL"]} and sc["runAsNonRoot"] is True
@@ -176,8 +202,10 @@ def test_controller_flags_exist_in_the_pinned_source():
     modcache = subprocess.run([go, "env", "GOMODCACHE"], capture_output=True, text=True).stdout.strip()
     main = Path(modcache) / f"github.com/argoproj/argo-workflows/v3@{version}/cmd/workflow-controller/main.go"
     if not main.is_file():
-        pytest.skip(f"github.com/argoproj/argo-workflows/v3@{version} not in the module cache "
-                    "(scripts/argo/build.sh binaries fetches it)")
+        pytest.skip(
+            f"github.com/argoproj/argo-workflows/v3@{version} not in the module cache "
+            "(scripts/argo/build.sh binaries fetches it)"
+        )
     declared = set(re.findall(r'Flags\(\)\.\w+\(&\w+, "([\w-]+)"', main.read_text()))
     dep = (MANIFESTS / "base" / "argo" / "controller" / "deployment.yaml").read_text()
     used = set(re.findall(r"^\s+- --([\w-]+)", dep, re.M))
@@ -195,15 +223,19 @@ def test_artifact_repository_is_our_minio_with_the_artifacts_role(rendered):
     assert s3["secretKeySecret"] == {"name": "mlops-role-artifacts", "key": "secretkey"}
     # the Secret holds the artifacts user's keys (the user the bucket Job creates), never root's
     secret = find(rendered, "Secret", "mlops-role-artifacts", RUNS)
-    users = {d["metadata"]["name"].rsplit("-", 1)[0]: d["data"] for d in rendered
-             if d["kind"] == "Secret" and d["metadata"]["namespace"] == "mlops-minio"}
+    users = {
+        d["metadata"]["name"].rsplit("-", 1)[0]: d["data"]
+        for d in rendered
+        if d["kind"] == "Secret" and d["metadata"]["namespace"] == "mlops-minio"
+    }
     assert secret["data"] == users["minio-role-artifacts"]
     assert secret["data"] != users["minio-credentials"]
 
 
 def test_run_namespace_secrets_and_store_config(rendered):
-    secrets = {d["metadata"]["name"]: d for d in rendered
-               if d["kind"] == "Secret" and d["metadata"]["namespace"] == RUNS}
+    secrets = {
+        d["metadata"]["name"]: d for d in rendered if d["kind"] == "Secret" and d["metadata"]["namespace"] == RUNS
+    }
     # exact names (no hash suffix): the controller ConfigMap and compiled specs name them
     assert set(secrets) == {"mlops-role-artifacts", "mlops-role-pipeline", "mlops-role-registry"}
     for name, secret in secrets.items():
@@ -217,9 +249,15 @@ def test_run_namespace_secrets_and_store_config(rendered):
 def test_executor_containers_pass_pod_security_restricted(rendered):
     executor = config(rendered)["executor"]
     sc = executor["securityContext"]
-    assert sc == {"runAsNonRoot": True, "runAsUser": 10001, "runAsGroup": 10001,
-                  "allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
-                  "capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"}}
+    assert sc == {
+        "runAsNonRoot": True,
+        "runAsUser": 10001,
+        "runAsGroup": 10001,
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
     assert executor["imagePullPolicy"] == "IfNotPresent"
     assert {"requests", "limits"} <= set(executor["resources"])
 
@@ -228,8 +266,13 @@ def test_workflow_defaults(rendered):
     cfg = config(rendered)
     spec = cfg["workflowDefaults"]["spec"]
     assert spec["serviceAccountName"] == "mlops-workflow"
-    assert spec["securityContext"] == {"runAsNonRoot": True, "runAsUser": 10001, "runAsGroup": 10001,
-                                       "fsGroup": 10001, "seccompProfile": {"type": "RuntimeDefault"}}
+    assert spec["securityContext"] == {
+        "runAsNonRoot": True,
+        "runAsUser": 10001,
+        "runAsGroup": 10001,
+        "fsGroup": 10001,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
     # pods of a failed run are kept (logs, debugging); every log is archived anyway
     assert spec["podGC"]["strategy"] == "OnWorkflowSuccess"
     assert cfg["artifactRepository"]["archiveLogs"] is True
@@ -237,8 +280,14 @@ def test_workflow_defaults(rendered):
     # every main container: restricted with a read-only root, and nothing else (a default
     # volume mount would name a volume Argo does not add to the pod)
     main = cfg["mainContainer"]
-    assert main == {"securityContext": {"runAsNonRoot": True, "allowPrivilegeEscalation": False,
-                                        "readOnlyRootFilesystem": True, "capabilities": {"drop": ["ALL"]}}}
+    assert main == {
+        "securityContext": {
+            "runAsNonRoot": True,
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "capabilities": {"drop": ["ALL"]},
+        }
+    }
 
 
 def egress_peers(rendered, namespace, selector_key) -> list[tuple[str, list[int]]]:
@@ -260,10 +309,14 @@ def test_network_policies(rendered):
     for namespace in (CONTROLLER_NS, RUNS):
         deny = find(rendered, "NetworkPolicy", "default-deny", namespace)["spec"]
         assert deny == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
-    dns = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
-           "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}
-    minio = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "mlops-minio"}},
-             "podSelector": {"matchLabels": {"app.kubernetes.io/name": "minio"}}}
+    dns = {
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+        "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
+    }
+    minio = {
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "mlops-minio"}},
+        "podSelector": {"matchLabels": {"app.kubernetes.io/name": "minio"}},
+    }
     key = lambda peer: json.dumps(peer, sort_keys=True)  # noqa: E731
     workflow = egress_peers(rendered, RUNS, "workflows.argoproj.io/workflow")
     assert sorted(workflow) == sorted([(key(dns), [53, 53]), (key(minio), [9000]), (key(KIND_API), [6443])])
@@ -286,8 +339,12 @@ def test_minio_nodeport_matches_kind_config(rendered):
 def test_plain_overlay_build_holds_no_credentials_and_no_half_set_controller(tree):
     """`kustomize build overlays/kind-argo` alone (the offline and dry-run tests do it) has
     neither Secrets nor the controller without its images: both come with render."""
-    proc = subprocess.run([kustomize(), "build", str(tree / "manifests" / "overlays" / "kind-argo")],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [kustomize(), "build", str(tree / "manifests" / "overlays" / "kind-argo")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     docs = [d for d in yaml.safe_load_all(proc.stdout) if d]
     assert not [d for d in docs if d["kind"] == "Secret"]
@@ -295,8 +352,9 @@ def test_plain_overlay_build_holds_no_credentials_and_no_half_set_controller(tre
 
 
 def test_credentials_are_read_from_git_ignored_files():
-    component = yaml.safe_load((MANIFESTS / "overlays" / "kind-argo" / "credentials" / "kustomization.yaml")
-                               .read_text())
+    component = yaml.safe_load(
+        (MANIFESTS / "overlays" / "kind-argo" / "credentials" / "kustomization.yaml").read_text()
+    )
     assert component["kind"] == "Component"
     files = {env for g in component["secretGenerator"] for env in g["envs"]}
     for rel in files:
@@ -304,8 +362,12 @@ def test_credentials_are_read_from_git_ignored_files():
         assert path.parent == MANIFESTS / "overlays" / "kind", rel
         ignored = subprocess.run(["git", "check-ignore", "-q", str(path)], cwd=REPO)
         assert ignored.returncode == 0, f"{rel} is not git-ignored"
-    tracked = subprocess.run(["git", "ls-files", "manifests/overlays/kind-argo", "manifests/base/argo"],
-                             cwd=REPO, capture_output=True, text=True).stdout.split()
+    tracked = subprocess.run(
+        ["git", "ls-files", "manifests/overlays/kind-argo", "manifests/base/argo"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
     assert not [t for t in tracked if t.endswith(".env")]
 
 
@@ -317,7 +379,8 @@ def test_wrapper_module_pins_the_version_and_repeats_upstreams_replace():
     gomod = (ARGO / "wrapper" / "go.mod").read_text()
     assert re.search(rf"^require github\.com/argoproj/argo-workflows/v3 {re.escape(version)}$", gomod, re.M)
     assert re.findall(r"^replace (.+)$", gomod, re.M) == [
-        "github.com/olekukonko/tablewriter => github.com/olekukonko/tablewriter v0.0.5"]
+        "github.com/olekukonko/tablewriter => github.com/olekukonko/tablewriter v0.0.5"
+    ]
     gosum = (ARGO / "wrapper" / "go.sum").read_text()
     assert f"github.com/argoproj/argo-workflows/v3 {version} h1:" in gosum  # the module's own hash
     tools = (ARGO / "wrapper" / "tools.go").read_text()

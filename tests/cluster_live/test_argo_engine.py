@@ -50,9 +50,13 @@ def argo(kube):
     """Argo deployed (make deploy-argo when its controller is not ready)."""
     if not controller_ready(kube):
         start = time.monotonic()
-        proc = subprocess.run(["make", "--no-print-directory", "deploy-argo", f"KIND_CLUSTER={CLUSTER}",
-                               f"KUBE_CONTEXT={CONTEXT}"], cwd=REPO, capture_output=True, text=True,
-                              timeout=3600)
+        proc = subprocess.run(
+            ["make", "--no-print-directory", "deploy-argo", f"KIND_CLUSTER={CLUSTER}", f"KUBE_CONTEXT={CONTEXT}"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=3600,
+        )
         assert proc.returncode == 0, f"make deploy-argo failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
         print(f"make deploy-argo took {time.monotonic() - start:.0f} s")
     kube.wait_for("the workflow controller", 300, lambda: controller_ready(kube))
@@ -76,51 +80,110 @@ def probe_workflow(image: str, node_ip: str) -> dict:
     (where a workflow pod may connect)."""
     parts_key = "argo/{{workflow.namespace}}/{{workflow.name}}/parts"
     return {
-        "apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow",
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Workflow",
         "metadata": {"generateName": "argo-probe-", "namespace": RUNS},
         "spec": {
-            "entrypoint": "main", "activeDeadlineSeconds": 900,
+            "entrypoint": "main",
+            "activeDeadlineSeconds": 900,
             "templates": [
-                {"name": "main", "dag": {"tasks": [
-                    {"name": "produce", "template": "produce"},
-                    {"name": "consume", "template": "consume", "dependencies": ["produce"],
-                     "arguments": {"artifacts": [{"name": "data",
-                                                  "from": "{{tasks.produce.outputs.artifacts.data}}"}]}},
-                    {"name": "part", "template": "part", "withParam": '["a", "b"]',
-                     "arguments": {"parameters": [{"name": "item", "value": "{{item}}"}]}},
-                    {"name": "gather", "template": "gather", "dependencies": ["part"],
-                     "arguments": {
-                         "parameters": [{"name": "items", "value": "{{tasks.part.outputs.parameters.item}}"},
-                                        {"name": "infos", "value": "{{tasks.part.outputs.parameters.info}}"}],
-                         "artifacts": [{"name": "parts", "s3": {"key": parts_key + "/"}}]}},
-                    {"name": "netcheck", "template": "netcheck",
-                     "arguments": {"parameters": [{"name": "node", "value": node_ip}]}},
-                ]}},
-                {"name": "netcheck", "volumes": VOLUMES, "inputs": {"parameters": [{"name": "node"}]},
-                 "container": container(NETCHECK, image)},
-                {"name": "produce", "volumes": VOLUMES,
-                 "container": container('mkdir -p /tmp/out; echo "hello {{workflow.name}}" > /tmp/out/hello.txt',
-                                        image),
-                 "outputs": {"artifacts": [{"name": "data", "path": "/tmp/out/hello.txt"}]}},
-                {"name": "consume", "volumes": VOLUMES,
-                 "inputs": {"artifacts": [{"name": "data", "path": "/mlops/in/data"}]},
-                 "container": container('grep -qx "hello {{workflow.name}}" /mlops/in/data; id', image)},
-                {"name": "part", "volumes": VOLUMES, "inputs": {"parameters": [{"name": "item"}]},
-                 "container": container(
-                     'mkdir -p /tmp/out; echo "{{inputs.parameters.item}}" > /tmp/out/part.txt\n'
-                     'printf %s "{{inputs.parameters.item}}" > /tmp/out/item\n'
-                     'printf \'{"item": "%s"}\' "{{inputs.parameters.item}}" > /tmp/out/info', image),
-                 "outputs": {
-                     "parameters": [{"name": "item", "valueFrom": {"path": "/tmp/out/item"}},
-                                    {"name": "info", "valueFrom": {"path": "/tmp/out/info"}}],
-                     "artifacts": [{"name": "part", "path": "/tmp/out/part.txt", "archive": {"none": {}},
-                                    "s3": {"key": parts_key + "/{{pod.name}}.txt"}}]}},
-                {"name": "gather", "volumes": VOLUMES,
-                 "inputs": {"parameters": [{"name": "items"}, {"name": "infos"}],
-                            "artifacts": [{"name": "parts", "path": "/mlops/in/parts"}]},
-                 "container": container(
-                     "echo 'items={{inputs.parameters.items}}'; echo 'infos={{inputs.parameters.infos}}'\n"
-                     "ls -l /mlops/in/parts; cat /mlops/in/parts/*", image)},
+                {
+                    "name": "main",
+                    "dag": {
+                        "tasks": [
+                            {"name": "produce", "template": "produce"},
+                            {
+                                "name": "consume",
+                                "template": "consume",
+                                "dependencies": ["produce"],
+                                "arguments": {
+                                    "artifacts": [{"name": "data", "from": "{{tasks.produce.outputs.artifacts.data}}"}]
+                                },
+                            },
+                            {
+                                "name": "part",
+                                "template": "part",
+                                "withParam": '["a", "b"]',
+                                "arguments": {"parameters": [{"name": "item", "value": "{{item}}"}]},
+                            },
+                            {
+                                "name": "gather",
+                                "template": "gather",
+                                "dependencies": ["part"],
+                                "arguments": {
+                                    "parameters": [
+                                        {"name": "items", "value": "{{tasks.part.outputs.parameters.item}}"},
+                                        {"name": "infos", "value": "{{tasks.part.outputs.parameters.info}}"},
+                                    ],
+                                    "artifacts": [{"name": "parts", "s3": {"key": parts_key + "/"}}],
+                                },
+                            },
+                            {
+                                "name": "netcheck",
+                                "template": "netcheck",
+                                "arguments": {"parameters": [{"name": "node", "value": node_ip}]},
+                            },
+                        ]
+                    },
+                },
+                {
+                    "name": "netcheck",
+                    "volumes": VOLUMES,
+                    "inputs": {"parameters": [{"name": "node"}]},
+                    "container": container(NETCHECK, image),
+                },
+                {
+                    "name": "produce",
+                    "volumes": VOLUMES,
+                    "container": container(
+                        'mkdir -p /tmp/out; echo "hello {{workflow.name}}" > /tmp/out/hello.txt', image
+                    ),
+                    "outputs": {"artifacts": [{"name": "data", "path": "/tmp/out/hello.txt"}]},
+                },
+                {
+                    "name": "consume",
+                    "volumes": VOLUMES,
+                    "inputs": {"artifacts": [{"name": "data", "path": "/mlops/in/data"}]},
+                    "container": container('grep -qx "hello {{workflow.name}}" /mlops/in/data; id', image),
+                },
+                {
+                    "name": "part",
+                    "volumes": VOLUMES,
+                    "inputs": {"parameters": [{"name": "item"}]},
+                    "container": container(
+                        'mkdir -p /tmp/out; echo "{{inputs.parameters.item}}" > /tmp/out/part.txt\n'
+                        'printf %s "{{inputs.parameters.item}}" > /tmp/out/item\n'
+                        'printf \'{"item": "%s"}\' "{{inputs.parameters.item}}" > /tmp/out/info',
+                        image,
+                    ),
+                    "outputs": {
+                        "parameters": [
+                            {"name": "item", "valueFrom": {"path": "/tmp/out/item"}},
+                            {"name": "info", "valueFrom": {"path": "/tmp/out/info"}},
+                        ],
+                        "artifacts": [
+                            {
+                                "name": "part",
+                                "path": "/tmp/out/part.txt",
+                                "archive": {"none": {}},
+                                "s3": {"key": parts_key + "/{{pod.name}}.txt"},
+                            }
+                        ],
+                    },
+                },
+                {
+                    "name": "gather",
+                    "volumes": VOLUMES,
+                    "inputs": {
+                        "parameters": [{"name": "items"}, {"name": "infos"}],
+                        "artifacts": [{"name": "parts", "path": "/mlops/in/parts"}],
+                    },
+                    "container": container(
+                        "echo 'items={{inputs.parameters.items}}'; echo 'infos={{inputs.parameters.infos}}'\n"
+                        "ls -l /mlops/in/parts; cat /mlops/in/parts/*",
+                        image,
+                    ),
+                },
             ],
         },
     }
@@ -129,10 +192,14 @@ def probe_workflow(image: str, node_ip: str) -> dict:
 def failing_workflow(image: str) -> dict:
     script = 'echo "bad input: column x is empty" > /dev/termination-log; echo "to stdout"; exit 3'
     return {
-        "apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow",
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Workflow",
         "metadata": {"generateName": "argo-fail-", "namespace": RUNS},
-        "spec": {"entrypoint": "fail", "activeDeadlineSeconds": 600,
-                 "templates": [{"name": "fail", "volumes": VOLUMES, "container": container(script, image)}]},
+        "spec": {
+            "entrypoint": "fail",
+            "activeDeadlineSeconds": 600,
+            "templates": [{"name": "fail", "volumes": VOLUMES, "container": container(script, image)}],
+        },
     }
 
 
@@ -145,6 +212,7 @@ def finished(kube, name: str) -> dict:
     def done():
         wf = kube.json("-n", RUNS, "get", "workflow", name)
         return wf if wf.get("status", {}).get("phase") in ("Succeeded", "Failed", "Error") else None
+
     return kube.wait_for(f"workflow {name} to finish", 900, done, interval=3)
 
 
@@ -159,8 +227,9 @@ def describe(kube, wf: dict) -> str:
 def runs(argo):
     """Both Workflows submitted at once and waited for (name -> Workflow)."""
     image = images()["BASE_IMAGE"]
-    (node_ip,) = [a["address"] for a in argo.json("get", "nodes")["items"][0]["status"]["addresses"]
-                  if a["type"] == "InternalIP"]
+    (node_ip,) = [
+        a["address"] for a in argo.json("get", "nodes")["items"][0]["status"]["addresses"] if a["type"] == "InternalIP"
+    ]
     names = {"probe": submit(argo, probe_workflow(image, node_ip)), "fail": submit(argo, failing_workflow(image))}
     start = time.monotonic()
     done = {key: finished(argo, name) for key, name in names.items()}
@@ -186,10 +255,12 @@ def output_artifact(step: dict, name: str) -> dict:
 def artifacts_client():
     from minio import Minio
 
-    pairs = dict(line.split("=", 1) for line in ROLE_ENV.read_text().splitlines()
-                 if line.strip() and not line.startswith("#"))
-    return Minio("127.0.0.1:9000", access_key=pairs["accesskey"].strip(),
-                 secret_key=pairs["secretkey"].strip(), secure=False)
+    pairs = dict(
+        line.split("=", 1) for line in ROLE_ENV.read_text().splitlines() if line.strip() and not line.startswith("#")
+    )
+    return Minio(
+        "127.0.0.1:9000", access_key=pairs["accesskey"].strip(), secret_key=pairs["secretkey"].strip(), secure=False
+    )
 
 
 def test_artifacts_pass_between_steps_through_minio(kube, runs):
@@ -198,14 +269,19 @@ def test_artifacts_pass_between_steps_through_minio(kube, runs):
     name = wf["metadata"]["name"]
     # produce's artifact: no key of its own, so the repository's keyFormat + <name>.tgz
     key = output_artifact(node(wf, "produce"), "data")["s3"]["key"]
-    pods = {p["metadata"]["annotations"]["workflows.argoproj.io/node-id"]: p["metadata"]["name"]
-            for p in pods_of(kube, name)}
+    pods = {
+        p["metadata"]["annotations"]["workflows.argoproj.io/node-id"]: p["metadata"]["name"]
+        for p in pods_of(kube, name)
+    }
     assert key == f"argo/{RUNS}/{name}/{pods[node(wf, 'produce')['id']]}/data.tgz"
     client = artifacts_client()  # the artifacts role, from the host through the NodePort
     assert client.stat_object("mlpipeline", key).size > 0
     # every step's log is archived beside it (archiveLogs), listed as its artifact main-logs
-    logs = [o.object_name for o in client.list_objects("mlpipeline", f"argo/{RUNS}/{name}/", recursive=True)
-            if o.object_name.endswith("/main.log")]
+    logs = [
+        o.object_name
+        for o in client.list_objects("mlpipeline", f"argo/{RUNS}/{name}/", recursive=True)
+        if o.object_name.endswith("/main.log")
+    ]
     assert len(logs) == 6, logs  # produce, consume, part x2, gather, netcheck
     assert output_artifact(node(wf, "consume"), "main-logs")["s3"]["key"] in logs
     consume_log = client.get_object("mlpipeline", [k for k in logs if pods[node(wf, "consume")["id"]] in k][0])
@@ -219,8 +295,10 @@ def test_pod_name_in_keys_aggregated_parameters_and_a_prefix_as_directory(kube, 
     wf = runs["probe"]
     assert wf["status"]["phase"] == "Succeeded", describe(kube, wf)
     name = wf["metadata"]["name"]
-    pods = {p["metadata"]["annotations"]["workflows.argoproj.io/node-id"]: p["metadata"]["name"]
-            for p in pods_of(kube, name)}
+    pods = {
+        p["metadata"]["annotations"]["workflows.argoproj.io/node-id"]: p["metadata"]["name"]
+        for p in pods_of(kube, name)
+    }
     parts = [n for n in wf["status"]["nodes"].values() if n["displayName"].startswith("part(")]
     assert len(parts) == 2
     for part in parts:
@@ -268,8 +346,10 @@ def test_workflow_pods_reach_only_dns_minio_and_the_api_server(kube, runs):
     6443) are open to a workflow pod, the node's kubelet port is not."""
     wf = runs["probe"]
     assert wf["status"]["phase"] == "Succeeded", describe(kube, wf)
-    pods = {p["metadata"]["annotations"]["workflows.argoproj.io/node-id"]: p["metadata"]["name"]
-            for p in pods_of(kube, wf["metadata"]["name"])}
+    pods = {
+        p["metadata"]["annotations"]["workflows.argoproj.io/node-id"]: p["metadata"]["name"]
+        for p in pods_of(kube, wf["metadata"]["name"])
+    }
     log = kube.run("-n", RUNS, "logs", pods[node(wf, "netcheck")["id"]], "-c", "main").stdout
     verdicts = dict(line.rsplit(" ", 1) for line in log.splitlines() if line.endswith(("OPEN", "CLOSED")))
     assert len(verdicts) == 3, log
@@ -284,19 +364,22 @@ def images_of(kube) -> str:
     return env["ARGO_EXECUTOR_IMAGE"]
 
 
-@pytest.mark.parametrize("who, verb, resource, allowed", [
-    (WORKFLOW_SA, "create", "workflowtaskresults.argoproj.io", True),
-    (WORKFLOW_SA, "patch", "workflowtaskresults.argoproj.io", True),
-    (WORKFLOW_SA, "get", "workflowtaskresults.argoproj.io", False),
-    (WORKFLOW_SA, "list", "secrets", False),
-    (WORKFLOW_SA, "get", "secrets", False),
-    (WORKFLOW_SA, "create", "pods", False),
-    (WORKFLOW_SA, "list", "pods", False),
-    (WORKFLOW_SA, "create", "workflows.argoproj.io", False),
-    (CONTROLLER_SA, "create", "pods", True),
-    (CONTROLLER_SA, "get", "secrets", False),
-    (CONTROLLER_SA, "list", "pods", True),
-])
+@pytest.mark.parametrize(
+    "who, verb, resource, allowed",
+    [
+        (WORKFLOW_SA, "create", "workflowtaskresults.argoproj.io", True),
+        (WORKFLOW_SA, "patch", "workflowtaskresults.argoproj.io", True),
+        (WORKFLOW_SA, "get", "workflowtaskresults.argoproj.io", False),
+        (WORKFLOW_SA, "list", "secrets", False),
+        (WORKFLOW_SA, "get", "secrets", False),
+        (WORKFLOW_SA, "create", "pods", False),
+        (WORKFLOW_SA, "list", "pods", False),
+        (WORKFLOW_SA, "create", "workflows.argoproj.io", False),
+        (CONTROLLER_SA, "create", "pods", True),
+        (CONTROLLER_SA, "get", "secrets", False),
+        (CONTROLLER_SA, "list", "pods", True),
+    ],
+)
 def test_identities_may_do_only_what_they_need(argo, who, verb, resource, allowed):
     proc = argo.run("auth", "can-i", verb, resource, "-n", RUNS, f"--as={who}", check=False)
     assert proc.stdout.strip() == ("yes" if allowed else "no"), (proc.stdout, proc.stderr)

@@ -30,6 +30,20 @@ MLOPS = str(Path(sys.executable).with_name("mlops"))
 STORE = "s3://mlops/store"
 MODEL = "demo-wine"
 RUN_TIMEOUT = 1500
+# a run whose target is not a column of the data
+BAD_SUBMIT = (
+    "submit",
+    "--engine",
+    "argo",
+    "--context",
+    CONTEXT,
+    "--param",
+    "data_uri=demo-wine@latest",
+    "--param",
+    "target=no_such_column",
+    "--param",
+    "model_name=demo-wine-bad",
+)
 
 
 def role_env(role: str) -> dict[str, str]:
@@ -113,17 +127,7 @@ def data(argo, tmp_path_factory):
 def bad_run(data):
     """A run with a bad input, started early (it fails fast) and checked later."""
     started = mlops(
-        "submit",
-        "--engine",
-        "argo",
-        "--context",
-        CONTEXT,
-        "--param",
-        "data_uri=demo-wine@latest",
-        "--param",
-        "target=no_such_column",
-        "--param",
-        "model_name=demo-wine-bad",
+        *BAD_SUBMIT,
         timeout=120,
     )
     assert started.returncode == 0, started.stderr
@@ -232,17 +236,7 @@ def test_bad_input_fails_the_workflow_with_its_one_line_reason(argo, bad_run):
     message = run["status"].get("message", "")
     assert "no_such_column" in message and "\n" not in message
     waited = mlops(
-        "submit",
-        "--engine",
-        "argo",
-        "--context",
-        CONTEXT,
-        "--param",
-        "data_uri=demo-wine@latest",
-        "--param",
-        "target=no_such_column",
-        "--param",
-        "model_name=demo-wine-bad",
+        *BAD_SUBMIT,
         "--wait",
         timeout=300,
     )
