@@ -232,12 +232,12 @@ def test_base_image_runs_the_stages_like_a_pod(docker):
 @pytest.mark.docker
 def test_tfdv_image_validates_like_a_pod(docker):
     # The validate stage's path: the main interpreter writes the splits, the TFDV
-    # interpreter (MLOPS_TFDV_PYTHON) runs tfdv_tool.py from the installed package.
+    # interpreter (MLOPS_TFDV_PYTHON) runs the tool where the image's settings put it.
     script = (
         "import json, os, subprocess, sys, tempfile\n"
         "import pandas as pd\n"
-        "import components\n"
-        "tool = os.path.join(os.path.dirname(components.__file__), 'tfdv_tool.py')\n"
+        "from mlops import config\n"
+        "tool = str(config.TFDV_TOOL.get())\n"
         "python = os.environ['MLOPS_TFDV_PYTHON']\n"
         "version = subprocess.run([python, tool, '--version'], capture_output=True, text=True, check=True)\n"
         "print(version.stdout.strip())\n"
