@@ -101,7 +101,9 @@ def test_ingest_pod_publishes_a_data_version_in_the_cluster_store(stage_outputs,
     monkeypatch.setenv("MLOPS_READER_SECRET_ACCESS_KEY", reader["secretkey"])
     versions = DataVersions(open_store("s3://mlops/store", role="reader"))
     published = versions.resolve(stage_outputs["ingest"]["parameterValues"]["data_version"])
-    assert published.name == MODEL and published.source == incoming_data
+    # a data version keeps the source of its first publish: the same rows may have been pushed
+    # before (the Argo tests push the demo data from the host), so the pod's own output says where it read
+    assert published.name == MODEL
     assert stage_outputs["ingest"]["parameterValues"]["source"] == incoming_data
     assert len(versions.read_frame(published)) == 178  # the wine data set, every row
 
