@@ -17,9 +17,10 @@ KIND_TOOLS = $(shell scripts/kind/build.sh path 2>/dev/null)
 KUBECTL ?= $(or $(wildcard $(KIND_TOOLS)/kubectl),kubectl)
 # A cluster made without a registry gets images by `kind load` (mk/cluster.mk).
 KIND_LOAD ?= $(if $(filter build,$(shell sed -n 's/^SOURCE=//p' $(KIND_STATE_DIR)/$(or $(KIND_CLUSTER),mlops).env 2>/dev/null)),kind,push)
-# Images the live tests load into the cluster: MinIO (and mc), and the two task
-# images the stage pods run (tests/cluster_live/test_stage_pods.py).
-TEST_CLUSTER_IMAGES ?= $(MINIO_IMAGE) $(BASE_IMAGE) $(TFDV_IMAGE)
+# Images the live tests load into the cluster: MinIO (and mc), the two task images
+# the stage pods run (tests/cluster_live/test_stage_pods.py), and the GitOps Git
+# server (tests/cluster_live/test_gitops.py).
+TEST_CLUSTER_IMAGES ?= $(MINIO_IMAGE) $(BASE_IMAGE) $(TFDV_IMAGE) $(GIT_IMAGE)
 
 .PHONY: cluster-up cluster-down kind-node-image test-manifests test-cluster
 
@@ -35,6 +36,6 @@ kind-node-image: ## Build (or find cached) the kind node image and its tools fro
 test-manifests: tools ## Offline tests of the cluster path: manifests, images, task settings (tests/cluster)
 	$(PYTHON) -m pytest -q tests/cluster
 
-test-cluster: setup tools secrets ## On a real kind cluster (made and removed if not up): MinIO, roles, Pod Security, NetworkPolicy, stage pods, dry runs
+test-cluster: setup tools secrets ## On a real kind cluster (made and removed if not up): MinIO, roles, Pod Security, NetworkPolicy, stage pods, Argo runs, GitOps
 	KIND_CLUSTER=$(KIND_CLUSTER) KUBE_CONTEXT=$(KUBE_CONTEXT) PYTHON=$(PYTHON) \
 	  TEST_CLUSTER_IMAGES="$(TEST_CLUSTER_IMAGES)" scripts/kind/test-cluster.sh

@@ -35,29 +35,9 @@ controller="$(sed -n 's/^ARGO_CONTROLLER_IMAGE=//p' <<<"$refs")"
 executor="$(sed -n 's/^ARGO_EXECUTOR_IMAGE=//p' <<<"$refs")"
 log "images $controller $executor after $((SECONDS - t)) s"
 
-# kind's own "already present" check runs crictl, which the node image built here
-# lacks, so kind would load every image again each time (a minute here). An image is
-# skipped when every node has its reference with the same config digest (Docker's
-# image ID), read from the node's containerd.
-node_has() {
-  local id node manifest config
-  id="$(docker image inspect -f '{{.Id}}' "$1")"
-  for node in $("$KIND" get nodes --name "$KIND_CLUSTER"); do
-    manifest="$(docker exec "$node" ctr -n k8s.io images ls 2>/dev/null | awk -v r="$1" '$1 == r {print $3}')"
-    [ -n "$manifest" ] || return 1
-    config="$(docker exec "$node" ctr -n k8s.io content get "$manifest" 2>/dev/null |
-      python3 -c 'import json, sys; print(json.load(sys.stdin).get("config", {}).get("digest", ""))' 2>/dev/null)"
-    [ "$config" = "$id" ] || return 1
-  done
-}
 t=$SECONDS
-if [ "$KIND_LOAD" = kind ]; then
-  load=()
-  for image in "$controller" "$executor" "$MINIO_IMAGE"; do node_has "$image" || load+=("$image"); done
-  [ ${#load[@]} -eq 0 ] || "$KIND" load docker-image --name "$KIND_CLUSTER" "${load[@]}"
-else
-  for image in "$controller" "$executor" "$MINIO_IMAGE"; do docker push -q "$image"; done
-fi
+KIND="$KIND" KIND_CLUSTER="$KIND_CLUSTER" KIND_LOAD="$KIND_LOAD" \
+  "$repo/scripts/kind/load-images.sh" "$controller" "$executor" "$MINIO_IMAGE"
 log "images in the cluster after $((SECONDS - t)) s"
 
 # The CRDs are 7 MB: applied only when one lacks the label that says which version of

@@ -52,6 +52,7 @@ log "images in the cluster after $((SECONDS - t)) s"
 
 # Argo Workflows (built here, cached by its inputs) and our MinIO for
 # tests/cluster_live/test_argo_engine.py; the other tests' MinIO stack is the same one.
+# tests/cluster_live/test_gitops.py adds Flux (make gitops-up) after pushing its data.
 t=$SECONDS
 make --no-print-directory deploy-argo KIND_CLUSTER="$cluster" KUBE_CONTEXT="$context"
 log "deploy-argo took $((SECONDS - t)) s"
