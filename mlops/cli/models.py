@@ -73,6 +73,59 @@ def promote(ref, alias, store_uri):
 
 
 @models.command()
+@click.argument("name")
+@click.option("--to", "to", type=click.IntRange(min=1), metavar="VERSION", help="Roll back to this version.")
+@click.option("--reason", required=True, help="Why (kept in the alias history with who and when).")
+@click.option("--alias", default="champion", show_default=True, help="The alias to move back.")
+@store_option
+def rollback(name, to, reason, alias, store_uri):
+    """Move the champion back to the previous champion (or --to VERSION), by compare-and-swap.
+
+    "Previous" is the version the champion pointed at before its current version arrived, so a second
+    rollback goes further back. The move is refused, and nothing changes, when the champion moved while
+    the rollback was decided, when there is no previous champion, or when VERSION is unknown. Who
+    (MLOPS_ACTOR, else the OS user), when and why are kept in `mlops models history NAME`.
+    """
+    if not reason.strip():
+        raise click.UsageError("--reason must say why")
+    registry = _registry(store_uri, role="registry")
+    with one_line_errors():
+        left, now = registry.rollback(name, alias, to=to, reason=reason.strip())
+    click.echo(f"{name}@{alias}: v{left} -> v{now} (rollback)")
+
+
+@models.command()
+@click.argument("name")
+@click.option("--alias", default="champion", show_default=True, help="The alias whose moves to list.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
+@store_option
+def history(name, alias, as_json, store_uri):
+    """Every move of a model's alias (default: champion), oldest first: when, who, from, to, why."""
+    from mlops.store.registry import validate_name
+
+    registry = _registry(store_uri)
+    with one_line_errors():
+        validate_name("model", name)
+        moves = registry.alias_history(name, alias)
+
+    def row(move):
+        before = f"v{move['previous']}" if move.get("previous") else "-"
+        kind = move.get("kind", "move")
+        return (
+            f"{move.get('at') or '?':<26} {move.get('by') or '?':<16} {kind:<9} {before:>6} -> "
+            f"v{move['version']:<5} {move.get('reason', '')}"
+        )
+
+    print_listing(
+        moves,
+        as_json,
+        empty=f"{name}@{alias} has never been set in {registry.store.uri}",
+        header=f"{'TIME':<26} {'BY':<16} {'KIND':<9} {'FROM':>6}    {'TO':<6} REASON",
+        row=row,
+    )
+
+
+@models.command()
 @click.argument("ref", metavar="NAME@VERSION")
 @click.argument("changes", nargs=-1, required=True, metavar="KEY=VALUE|KEY=")
 @store_option
@@ -96,7 +149,7 @@ def tag(ref, changes, store_uri):
 @store_option
 def reproduce(ref, store_uri):
     """Re-run the pipeline from the version's lineage; exit 0 only if the model and metrics match."""
-    from mlops.cli.run import code_version
+    from mlops.cli.options import code_version
     from mlops.runners.reproduce import reproduce as reproduce_version
 
     store = resolve_store(store_uri)

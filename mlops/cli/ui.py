@@ -21,25 +21,30 @@ from mlops.cli.options import one_line_errors, resolve_store, store_option
 @click.option(
     "--output",
     type=click.Path(file_okay=False, path_type=Path),
-    help="Write the pages here (default: a temporary directory).",
+    help="Also write a snapshot of every page here (with --build-only: only that; default: a temporary directory).",
 )
 @click.option("--build-only", is_flag=True, help="Write the pages and exit; do not serve them.")
 def ui(store_uri, port, output, build_only):
-    """Browse models, versions, aliases, data versions, monitor decisions and their reports.
+    """Browse models, versions, aliases, data versions, monitor decisions, local runs (compared side
+    by side) and their reports.
 
-    The pages are generated from the store (file or MinIO) when the command starts, served on
-    127.0.0.1 only, read-only, and load nothing from the internet. Ctrl-C stops it.
+    Each page is made from the store (file or MinIO) when it is requested, so a reload shows what
+    changed since; served on 127.0.0.1 only, read-only, and loads nothing from the internet.
+    Ctrl-C stops it.
     """
     from mlops.reporting.registry_site import SiteBuilder, serve
 
     store = resolve_store(store_uri)
-    directory = output or Path(tempfile.mkdtemp(prefix="mlops-ui-"))
+    if build_only or output:
+        directory = output or Path(tempfile.mkdtemp(prefix="mlops-ui-"))
+        with one_line_errors():
+            index = SiteBuilder(store, directory).build()
+        if build_only:
+            click.echo(str(index))
+            return
     with one_line_errors():
-        index = SiteBuilder(store, directory).build()
-    if build_only:
-        click.echo(str(index))
-        return
-    server, _ = serve(directory, port)
+        SiteBuilder(store).render("index.html")  # an unreadable store fails now, with one line
+    server, _ = serve(SiteBuilder(store), port)
     click.echo(
         f"registry of {store.uri} at http://127.0.0.1:{server.server_address[1]}/ (read-only; Ctrl-C stops)", nl=True
     )

@@ -6,7 +6,7 @@ Layout under the store (all JSON is UTF-8, keys sorted):
     models/<name>/versions/<NNNNNN>/<files...>     the model and its lineage record
     models/<name>/versions/<NNNNNN>/manifest.json  written last: makes the version visible
     models/<name>/tags/<NNNNNN>.json               mutable tags (compare-and-swap)
-    models/<name>/aliases/<alias>.json             {"version": N} (compare-and-swap)
+    models/<name>/aliases/<alias>.json             {"version": N, "history": [...]} (compare-and-swap)
 
 A writer that dies before the manifest leaves a claimed number without a
 manifest: it is never listed, and the number is not reused (like a database
@@ -22,6 +22,7 @@ import re
 import uuid
 from dataclasses import dataclass, field
 
+from mlops import config
 from mlops.store.base import AlreadyExists, NotFound, ObjectStore, PreconditionFailed, StoreError
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
@@ -38,6 +39,10 @@ class AliasMoved(PreconditionFailed):
         self.expected, self.current = expected, current
         shown = lambda v: f"v{v}" if v is not None else "nothing"  # noqa: E731
         super().__init__(f"{name}@{alias} points to {shown(current)}, not {shown(expected)} as expected")
+
+
+class RollbackRefused(StoreError):
+    """A rollback that cannot happen: nothing to roll back to, or the alias moved while it was decided."""
 
 
 def validate_name(kind: str, name: str) -> str:
@@ -159,34 +164,92 @@ class ModelRegistry:
 
         return self._compare_and_swap(key, merge)
 
-    def set_alias(self, name: str, alias: str, version: int, *, expected=ANY, reason: str = "") -> int | None:
+    def set_alias(
+        self, name: str, alias: str, version: int, *, expected=ANY, reason: str = "", by: str | None = None
+    ) -> int | None:
         """Point ``alias`` at ``version``; return the version it pointed at before.
 
         With ``expected`` (a version number, or None for "no alias yet") the move
         is a compare-and-swap: it happens only if the alias still points there,
         else :class:`AliasMoved` says where it points now. That is how a run
         promotes only over the champion it was evaluated against. Every move is
-        kept in the alias's history (version, when, why).
+        kept in the alias's history (version, when, why, and who: ``by``, by
+        default MLOPS_ACTOR or the OS user).
         """
         validate_name("alias", alias)
         self.get(name, version)
         previous: dict = {}
+        by = by or config.actor()
 
         def move(current: dict) -> dict:
             previous.clear()
             previous.update(current)
             if expected is not ANY and current.get("version") != expected:
                 raise AliasMoved(name, alias, expected, current.get("version"))
-            now = utc_now()
-            history = list(current.get("history", []))
-            history.append({"version": version, "at": now, "previous": current.get("version"), "reason": reason})
-            return {"version": version, "updated_at": now, "history": history[-MAX_ALIAS_HISTORY:]}
+            return _moved(current, version, _entry(current, version, reason, by))
 
-        self._compare_and_swap(f"models/{name}/aliases/{alias}.json", move)
+        self._compare_and_swap(self._alias_key(name, alias), move)
         return previous.get("version")
 
+    def rollback(
+        self,
+        name: str,
+        alias: str = config.CHAMPION_ALIAS,
+        *,
+        to: int | None = None,
+        reason: str,
+        by: str | None = None,
+    ) -> tuple[int, int]:
+        """Move ``alias`` back, by compare-and-swap; return (the version it left, the version it points to now).
+
+        Without ``to`` it goes to the version the alias pointed at before its
+        current version arrived (:func:`rollback_target`: repeated rollbacks walk
+        further back instead of flipping between two versions). The alias is
+        read once and replaced only if its record is still the one that was read
+        (the store's conditional write on its etag), never retried: a promotion
+        or another rollback in between makes this one fail with
+        :class:`RollbackRefused`, and nothing changes. The move is recorded in
+        the history with ``kind: rollback``, who, when and why.
+        """
+        validate_name("model", name)
+        validate_name("alias", alias)
+        key = self._alias_key(name, alias)
+        try:
+            data, etag = self.store.get(key)
+        except NotFound:
+            raise RollbackRefused(f"model {name!r} has no {alias} to roll back") from None
+        current = json.loads(data)
+        if to is None:
+            to = rollback_target(current.get("history") or [])
+            if to is None:
+                raise RollbackRefused(
+                    f"{name}@{alias} has no previous version to roll back to (v{current['version']} is the "
+                    "first in its history); name a version with --to VERSION"
+                )
+        self.get(name, to)  # an unknown version: NotFound, one line
+        if to == current["version"]:
+            raise RollbackRefused(f"{name}@{alias} already points to v{to}: nothing to roll back")
+        entry = {**_entry(current, to, reason, by or config.actor()), "kind": "rollback"}
+        try:
+            self.store.replace(key, dumps(_moved(current, to, entry)), if_match=etag)
+        except (PreconditionFailed, NotFound):
+            try:
+                now = f"v{json.loads(self.store.read(key))['version']}"
+            except NotFound:
+                now = "nothing"
+            raise RollbackRefused(
+                f"{name}@{alias} moved while rolling back (it was v{current['version']}, it is now {now}): "
+                "rollback refused, nothing changed"
+            ) from None
+        return current["version"], to
+
+    @staticmethod
+    def _alias_key(name: str, alias: str) -> str:
+        return f"models/{name}/aliases/{alias}.json"
+
     def alias_history(self, name: str, alias: str) -> list[dict]:
-        """Every move of ``alias`` (oldest first): version, time, previous version, reason."""
+        """Every move of ``alias`` (oldest first): version, time, previous version, reason, who, and
+        ``kind: rollback`` for a rollback."""
         validate_name("alias", alias)
         try:
             record = json.loads(self.store.read(f"models/{name}/aliases/{alias}.json"))
@@ -289,3 +352,33 @@ class ModelRegistry:
         if expected and hashlib.sha256(data).hexdigest() != expected:
             raise StoreError(f"{version.ref}/{filename} does not match its recorded sha256")
         return data
+
+
+def _entry(current: dict, version: int, reason: str, by: str) -> dict:
+    """One line of an alias's history: where it went, from where, when, why and who moved it."""
+    return {"version": version, "at": utc_now(), "previous": current.get("version"), "reason": reason, "by": by}
+
+
+def _moved(current: dict, version: int, entry: dict) -> dict:
+    history = [*current.get("history", []), entry]
+    return {"version": version, "updated_at": entry["at"], "history": history[-MAX_ALIAS_HISTORY:]}
+
+
+def rollback_target(history: list[dict]) -> int | None:
+    """The version a rollback returns to: the one before the current version arrived, or None.
+
+    The history is replayed as a stack of versions: a move pushes its version,
+    a rollback pops back to the version it went to. The target is the one
+    under the top, so rolling back twice from v3 (after v1 -> v2 -> v3) goes
+    to v2, then v1, and not back to v3.
+    """
+    stack: list[int] = []
+    for move in history:
+        version = move["version"]
+        if move.get("kind") == "rollback" and version in stack:
+            del stack[len(stack) - stack[::-1].index(version) :]
+        elif stack and stack[-1] == version:
+            continue
+        else:
+            stack.append(version)
+    return stack[-2] if len(stack) >= 2 else None
