@@ -60,25 +60,31 @@ def mixed_csv(rows: int, path: Path) -> Path:
 
 def candidate_seconds(csv: Path) -> dict[str, dict]:
     """family/params -> seconds to fit on a quarter of the training split and on all of it, and the exponent."""
-    import pandas as pd
-
-    from mlops.stages.ingest import SplitConfig, clean_frame, split_frame
+    from mlops.stages.ingest import clean_table, load_table
     from mlops.stages.prepare import fit_preprocessor
     from mlops.stages.search_space import load_search_space
-    from mlops.stages.train import expand_search_space, make_estimator
+    from mlops.stages.split import SplitConfig, split_table
+    from mlops.stages.train import expand_search_space, make_estimator, one_thread
 
-    cleaned, _ = clean_frame(pd.read_csv(csv))
-    train = split_frame(cleaned, "label", SplitConfig()).splits["train"]
+    cleaned, _ = clean_table(load_table(str(csv)))  # as the ingest and split stages read it
+    train = split_table(cleaned, "label", SplitConfig()).frames()["train"]
     transform, info = fit_preprocessor(train, "label")
     features, labels = transform.transform(train.drop(columns=["label"])), train["label"].to_numpy()
     result = {}
-    for candidate in expand_search_space(load_search_space(), info["task"], seed=42):
+    # The candidates mlops run trains on this table (the default search space is size-aware), fitted as
+    # train_candidate fits them (one thread).
+    sizes = {"train_rows": len(labels), "model_inputs": info["output_features"]}
+    for candidate in expand_search_space(load_search_space(), info["task"], seed=42, **sizes):
         timings = []
         for share in (4, 1):
             rows = len(labels) // share
-            estimator = make_estimator(candidate["family"], candidate["params"], info["task"], seed=42)
+            params = dict(candidate["params"])
+            if isinstance(params.get("max_samples"), int):
+                params["max_samples"] = min(params["max_samples"], rows)
+            estimator = make_estimator(candidate["family"], params, info["task"], seed=42)
             started = time.perf_counter()
-            estimator.fit(features[:rows], labels[:rows])
+            with one_thread():
+                estimator.fit(features[:rows], labels[:rows])
             timings.append(time.perf_counter() - started)
         exponent = math.log(max(timings[1], 1e-3) / max(timings[0], 1e-3)) / math.log(4)
         result[candidate["id"]] = {

@@ -101,7 +101,8 @@ def io_floor(csv: Path, scratch: Path, repeats: int) -> float:
 
 def ingest_seconds(csv: Path, scratch: Path, repeats: int) -> tuple[float, float]:
     """(ingest + split, the ingest stage alone): medians of seconds, each into a fresh store."""
-    from mlops.stages.ingest import SplitConfig, ingest_source, split_version
+    from mlops.stages.ingest import ingest_source
+    from mlops.stages.split import SplitConfig, split_version
     from mlops.store.fs import FileStore
 
     both, alone = [], []
@@ -135,7 +136,8 @@ def validate_comparison(csv: Path, scratch: Path, repeats: int) -> tuple[float, 
 
     from mlops.runners.local import tfdv_sidecar
     from mlops.stages import validate
-    from mlops.stages.ingest import SplitConfig, ingest_source, split_version
+    from mlops.stages.ingest import ingest_source
+    from mlops.stages.split import SplitConfig, split_version
     from mlops.store.fs import FileStore
 
     whole = scratch / "whole.parquet"

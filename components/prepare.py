@@ -7,12 +7,19 @@ from kfp.dsl import Dataset, Input, Model, Output
 
 def prepare(
     train_split: Input[Dataset],
+    schema_sha256: str,
+    schema_kinds: str,
     target: str,
     task: str,
     search_space: str,
     preprocessor: Output[Model],
-) -> NamedTuple("PrepareOutputs", task=str, metric=str):
-    """Decide the task and the ranking metric; fit the feature transform on the training split only."""
+) -> NamedTuple("PrepareOutputs", task=str, metric=str, train_rows=int, model_inputs=int):
+    """Decide the task and the ranking metric; fit the feature transform on the training split only.
+
+    Feature kinds: the params file's ``features`` section, then the validated schema's kind tags, then detection.
+    The schema comes as values (its sha256 and its kind tags as JSON), not as validate's artifact: validate
+    never caches, and a new artifact on every run would re-run this task and all training after it.
+    """
     from components import adapter
 
     with adapter.stage("prepare") as step:
@@ -29,13 +36,16 @@ def prepare(
             target=target,
             requested_task=task,
             overrides=adapter.as_mapping(search_space).get("features"),
+            schema_kinds=adapter.as_mapping(schema_kinds),
         )
         metric = metrics.resolve_metric(
             name=adapter.as_mapping(search_space).get("metric", "auto"),
             task=info["task"],
         )
         model_io.save(fitted, preprocessor.path)
-        preprocessor.metadata.update({**info, "metric": metric, "format": model_io.FORMAT})
+        preprocessor.metadata.update(
+            {**info, "metric": metric, "format": model_io.FORMAT, "schema_sha256": schema_sha256}
+        )
         step.progress(
             f"{info['task']} of '{target}' ranked by {metric}: {len(info['numeric_features'])} "
             f"numeric and {len(info['categorical_features'])} categorical features -> "
@@ -43,4 +53,5 @@ def prepare(
         )
         for line in stage.describe_decisions(info["features"]):
             step.progress(line)
-        return namedtuple("PrepareOutputs", "task metric")(info["task"], metric)
+        outputs = namedtuple("PrepareOutputs", "task metric train_rows model_inputs")
+        return outputs(info["task"], metric, info["train_rows"], info["output_features"])

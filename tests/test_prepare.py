@@ -105,14 +105,12 @@ def test_a_date_column_becomes_calendar_parts_not_a_category():
     assert encoded[0, column] != encoded[1, column]
 
 
-def test_on_a_weather_like_table_the_blessed_model_beats_trivial_on_accuracy_and_log_loss(file_store):
+def test_on_a_weather_like_table_the_blessed_model_beats_trivial_on_accuracy_and_log_loss(file_store, split_like_a_run):
     from mlops.stages.evaluate import evaluate_model
-    from mlops.stages.ingest import SplitConfig, clean_frame, split_frame
     from mlops.stages.train import train_candidate
 
     frame = _weather(3000).drop(columns=["temperature"])  # the season only through the date
-    cleaned, _ = clean_frame(frame)
-    splits = split_frame(cleaned, "sky", SplitConfig()).splits
+    splits = split_like_a_run(frame, "sky").frames()
     transform, info = fit_preprocessor(splits["train"], "sky")
     candidate = {"id": "c01", "family": "hist_gradient_boosting", "params": {}}
     model, _ = train_candidate(candidate, transform, splits["train"], splits["validation"], "sky", info["task"], 1)
@@ -167,7 +165,7 @@ def test_an_id_and_free_text_are_dropped_and_text_is_counted_when_asked():
     transform, asked = fit_preprocessor(train, "y", overrides={"note": "bag_of_words"})
     assert asked["features"]["note"] == {"kind": "bag_of_words", "reason": "set in the params file (features)"}
     names = list(transform.get_feature_names_out())
-    assert "great" in names and "awful" in names and not any(n.startswith("ticket") for n in names)
+    assert "note__great" in names and "note__awful" in names and not any(n.startswith("ticket") for n in names)
 
 
 def test_overrides_win_and_are_checked():

@@ -7,15 +7,10 @@ import pytest
 
 from components.adapter import restore_integers
 from mlops.errors import StageError
-from mlops.stages.ingest import SplitConfig, clean_frame, split_frame
 from mlops.stages.prepare import fit_preprocessor
 from mlops.stages.search_space import ParamsError, load_search_space
 from mlops.stages.train import check_search_space, expand_search_space, pick_best, train_candidate
 from mlops.store import model_io
-
-
-def ingest_frame(frame, target, config):
-    return split_frame(clean_frame(frame)[0], target, config)
 
 
 def test_default_search_space_expands_for_both_tasks():
@@ -88,17 +83,17 @@ def test_restore_integers_undoes_struct_doubles():
 
 
 @pytest.mark.parametrize("dataset, task", [("wine", "classification"), ("diabetes", "regression")])
-def test_training_is_bit_identical_for_the_same_seed(demo_data, dataset, task):
-    result = ingest_frame(pd.read_csv(demo_data[dataset]), "target", SplitConfig())
-    transform, info = fit_preprocessor(result.splits["train"], "target")
+def test_training_is_bit_identical_for_the_same_seed(demo_data, dataset, task, split_like_a_run):
+    splits = split_like_a_run(pd.read_csv(demo_data[dataset]), "target").frames()
+    transform, info = fit_preprocessor(splits["train"], "target")
     assert info["task"] == task
     digests = set()
     for candidate in expand_search_space(load_search_space(), task):
         first, scores = train_candidate(
-            candidate, transform, result.splits["train"], result.splits["validation"], "target", task, seed=42
+            candidate, transform, splits["train"], splits["validation"], "target", task, seed=42
         )
         second, again = train_candidate(
-            candidate, transform, result.splits["train"], result.splits["validation"], "target", task, seed=42
+            candidate, transform, splits["train"], splits["validation"], "target", task, seed=42
         )
         assert scores == again
         blobs = [hashlib.sha256(model_io.dumps(model)).hexdigest() for model in (first, second)]
@@ -115,3 +110,33 @@ def test_pick_best_respects_direction_and_breaks_ties_by_id():
     ]
     assert pick_best(results, "f1_macro")["candidate"]["id"] == "c01"
     assert pick_best(results, "rmse")["candidate"]["id"] == "c03"
+
+
+def test_a_candidate_fits_on_one_thread(monkeypatch, wine_frame):
+    """Histogram gradient boosting has no n_jobs: its OpenMP threads are limited to one while it fits,
+    as n_jobs=1 does for the others (candidates already run in parallel)."""
+    from threadpoolctl import threadpool_info
+
+    from mlops.stages import train as stage
+
+    seen = []
+    real = stage.make_estimator
+
+    def recording(*args, **kwargs):
+        estimator = real(*args, **kwargs)
+        fit = estimator.fit
+
+        def fit_and_record(*a, **k):
+            seen.append({pool["user_api"]: pool["num_threads"] for pool in threadpool_info()})
+            return fit(*a, **k)
+
+        estimator.fit = fit_and_record
+        return estimator
+
+    monkeypatch.setattr(stage, "make_estimator", recording)
+    shuffled = wine_frame.sample(frac=1.0, random_state=0)
+    train, validation = shuffled.iloc[:120], shuffled.iloc[120:]
+    transform, info = fit_preprocessor(train, "target")
+    candidate = {"id": "c01", "family": "hist_gradient_boosting", "params": {"max_iter": 5}}
+    stage.train_candidate(candidate, transform, train, validation, "target", info["task"], seed=1)
+    assert seen and seen[0] and set(seen[0].values()) == {1}, seen

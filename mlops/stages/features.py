@@ -16,12 +16,28 @@ datetime       calendar parts: year, month, day of week, day of year, and the ho
                never comes back, so as a category it is constant on every later row.
 id             dropped: one distinct value per row (text, or whole numbers close to a row counter)
 text           dropped by default (free text: several words per value, mostly distinct)
-bag_of_words   free text as the counts of its MAX_WORDS most frequent training words (only when asked)
+bag_of_words   free text as the presence of its MAX_WORDS most frequent training words (only when asked),
+               one model input per word named ``<column>__<word>``
 drop           dropped because an override says so
 ============== ============================================================================================
 
-Overrides come from the params file (``features: {column: kind}``) and win over the detection. The
-decision is kept on the fitted transform (``feature_decisions_``), so it travels with the model into the
+Overrides win over the detection. They come from the schema the run validates against (the curated
+``schemas/<model>.pbtxt``, or ``--schema FILE``), as a tag on a feature::
+
+    feature {
+      name: "store_id"
+      type: INT
+      annotation { tag: "kind: categorical" }
+    }
+
+and from the params file (``features: {column: kind}``), which wins over the schema for that run. A
+kind that is not one of :data:`KINDS`, or a column that is not a feature, is a one-line error.
+
+Model input names are unique: a generated name (``colour_red``, ``created_month``, ``desc__cheap``)
+that another input already has, a column named so for instance, gets the first free ``__2``, ``__3``
+suffix, in the transform's output order (numeric columns first, so they keep their own names).
+
+The decision is kept on the fitted transform (``feature_decisions_``), so it travels with the model into the
 registry's lineage and the run report. Values a categorical column did not have in training are counted
 (:func:`unseen_categories`) by evaluate and by the monitor, and reported.
 """
@@ -33,6 +49,7 @@ import re
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.compose import ColumnTransformer
 
 from mlops.errors import StageError
 
@@ -134,17 +151,142 @@ def check_overrides(overrides, columns) -> dict:
     return dict(overrides)
 
 
-def decide_kinds(features: pd.DataFrame, overrides: dict | None = None) -> dict[str, dict]:
-    """column -> {"kind", "reason"} for every feature column, overrides first."""
+def decide_kinds(
+    features: pd.DataFrame, overrides: dict | None = None, schema_overrides: dict | None = None
+) -> dict[str, dict]:
+    """column -> {"kind", "reason"} for every feature column: the params file, then the schema, then detection."""
     overrides = check_overrides(overrides, list(features.columns))
+    schema_overrides = schema_overrides or {}
     decisions = {}
     for column in features.columns:
         if column in overrides:
             decisions[column] = {"kind": overrides[column], "reason": "set in the params file (features)"}
+        elif column in schema_overrides:
+            decisions[column] = {"kind": schema_overrides[column], "reason": "set in the schema (annotation tag)"}
         else:
             kind, reason = detect_kind(features[column])
             decisions[column] = {"kind": kind, "reason": reason}
     return decisions
+
+
+KIND_TAG = "kind:"
+_PROTO_TOKEN = re.compile(
+    r"""\s+|\#[^\n]*|"(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*'|[{}<>\[\]:;,]|[^\s{}<>\[\]:;,"'\#]+"""
+)
+
+
+def _proto_tokens(text: str) -> list[str]:
+    tokens, at = [], 0
+    while at < len(text):
+        match = _PROTO_TOKEN.match(text, at)
+        if not match:
+            raise StageError(f"the schema is not a readable text proto near {text[at : at + 20]!r}")
+        token, at = match.group(), match.end()
+        if not token.isspace() and not token.startswith("#"):
+            tokens.append(token)
+    return tokens
+
+
+def _proto_string(token: str) -> str:
+    import codecs
+
+    if token[:1] not in ("'", '"'):
+        return token
+    return codecs.escape_decode(token[1:-1].encode("utf-8"))[0].decode("utf-8", errors="replace")
+
+
+def _schema_tags(text: str) -> dict[str, list[str]]:
+    """feature name -> its annotation tags, read from a TFDV schema in text format (no TFDV needed)."""
+    tokens = _proto_tokens(text)
+    path: list[str] = []  # the messages we are in, outermost first
+    tags: dict[str, list[str]] = {}
+    name: str | None = None
+    feature_tags: list[str] = []
+    i = 0
+    while i < len(tokens):
+        token = tokens[i]
+        if token in ("}", ">"):
+            if path == ["feature"] and name is not None:
+                tags[name] = feature_tags
+            if path:
+                path.pop()
+            if not path:
+                name, feature_tags = None, []
+            i += 1
+            continue
+        following = tokens[i + 1] if i + 1 < len(tokens) else ""
+        if following == ":" and i + 2 < len(tokens) and tokens[i + 2] not in ("{", "<"):
+            values, i = [], i + 2
+            if tokens[i] == "[":
+                i += 1
+                while i < len(tokens) and tokens[i] != "]":
+                    if tokens[i] != ",":
+                        values.append(_proto_string(tokens[i]))
+                    i += 1
+                i += 1
+            else:
+                value = ""
+                while i < len(tokens) and tokens[i][:1] in ("'", '"'):  # adjacent strings are one
+                    value += _proto_string(tokens[i])
+                    i += 1
+                if not value and i < len(tokens):
+                    value, i = tokens[i], i + 1
+                values.append(value)
+            if path == ["feature"] and token == "name":
+                name = values[-1]
+            elif path == ["feature", "annotation"] and token == "tag":
+                feature_tags += values
+            continue
+        if following in ("{", "<"):
+            path.append(token)
+            i += 2
+        elif following == ":" and i + 2 < len(tokens):
+            path.append(token)
+            i += 3
+        else:
+            i += 1
+    return tags
+
+
+def schema_kinds(schema_text: str | None, columns, target: str | None = None) -> dict[str, str]:
+    """The kinds a schema sets (``annotation { tag: "kind: categorical" }`` on a feature): column -> kind.
+
+    A kind that is not one of :data:`KINDS`, two kinds for one feature, or a kind on the target or on a
+    column that is not a feature is a one-line StageError.
+    """
+    return check_kind_tags(kind_tags(schema_text), columns, target)
+
+
+def kind_tags(schema_text: str | None) -> dict[str, str]:
+    """The kind tags of a schema as feature -> kind, before they meet any data (the validate stage
+    reads them so prepare's cache key holds them as a value); one kind per feature, each one of
+    :data:`KINDS`, or a one-line StageError."""
+    if not schema_text:
+        return {}
+    kinds: dict[str, str] = {}
+    for feature, tags in _schema_tags(schema_text).items():
+        chosen = [tag.split(":", 1)[1].strip() for tag in tags if tag.strip().startswith(KIND_TAG)]
+        if not chosen:
+            continue
+        if len(chosen) > 1:
+            raise StageError(f"the schema gives feature {feature!r} {len(chosen)} kind tags; keep one")
+        if chosen[0] not in KINDS:
+            raise StageError(
+                f"the schema's tag 'kind: {chosen[0]}' on feature {feature!r} must name one of {', '.join(KINDS)}"
+            )
+        kinds[feature] = chosen[0]
+    return kinds
+
+
+def check_kind_tags(tags: dict[str, str], columns, target: str | None = None) -> dict[str, str]:
+    """``tags`` (:func:`kind_tags`) against the data: a kind on the target or on a column that is not
+    a feature is a one-line StageError."""
+    for feature in tags:
+        if feature == target:
+            raise StageError(f"the schema sets a kind on {feature!r}, the target; kinds are for feature columns")
+        if feature not in columns:
+            raise StageError(f"the schema sets a kind on {feature!r}, which is not a feature column of this data")
+    return dict(tags)
 
 
 class CalendarParts(TransformerMixin, BaseEstimator):
@@ -212,6 +354,66 @@ def fill_text(values) -> np.ndarray:
     """Free text as a 1-D array of strings (missing: empty), the input a word counter takes."""
     series = pd.Series(np.asarray(values, dtype=object).ravel())
     return series.where(series.notna(), "").astype(str).to_numpy(dtype=object)
+
+
+class BagOfWords(TransformerMixin, BaseEstimator):
+    """Free-text columns as 0/1 columns, one per word of the ``max_words`` most frequent training words of
+    each column, named ``<column>__<word>`` (two text columns sharing a word give two inputs)."""
+
+    def __init__(self, max_words: int = MAX_WORDS):
+        self.max_words = max_words
+
+    def fit(self, X, y=None):
+        from sklearn.feature_extraction.text import CountVectorizer
+
+        frame = pd.DataFrame(X)
+        self.feature_names_in_ = np.asarray([str(c) for c in frame.columns], dtype=object)
+        self.vectorizers_ = [
+            CountVectorizer(max_features=self.max_words, binary=True).fit(fill_text(frame[c])) for c in frame.columns
+        ]
+        return self
+
+    def transform(self, X):
+        frame = pd.DataFrame(X)
+        blocks = [v.transform(fill_text(frame[c])).toarray() for v, c in zip(self.vectorizers_, frame.columns)]
+        return np.hstack(blocks).astype(float)
+
+    def get_feature_names_out(self, input_features=None):
+        return np.asarray(
+            [
+                f"{c}__{word}"
+                for c, v in zip(self.feature_names_in_, self.vectorizers_)
+                for word in v.get_feature_names_out()
+            ],
+            dtype=object,
+        )
+
+
+def unique_names(names) -> list[str]:
+    """``names`` with each repeat renamed to the first free ``<name>__2``, ``__3``, ... (free: not among
+    the names given, nor given out already), so the first in order keeps its name; deterministic."""
+    names = [str(name) for name in names]
+    taken, seen, result = set(names), set(), []
+    for name in names:
+        if name in seen:
+            number = 2
+            while f"{name}__{number}" in taken or f"{name}__{number}" in seen:
+                number += 1
+            name = f"{name}__{number}"
+        seen.add(name)
+        result.append(name)
+    return result
+
+
+class FeatureTransform(ColumnTransformer):
+    """A ColumnTransformer whose model input names are made unique (:func:`unique_names`) instead of
+    refused: a generated name (one-hot ``colour_red``, ``desc__cheap``) may equal a column's own name."""
+
+    def _add_prefix_for_feature_names_out(self, transformer_with_feature_names_out):
+        if self.verbose_feature_names_out is not False:
+            return super()._add_prefix_for_feature_names_out(transformer_with_feature_names_out)
+        names = [name for _, block in transformer_with_feature_names_out for name in block]
+        return np.asarray(unique_names(names), dtype=object)
 
 
 def unseen_categories(model, features: pd.DataFrame) -> dict[str, int]:

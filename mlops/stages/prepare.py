@@ -8,7 +8,6 @@ no statistic from validation or test leaks into it.
 import numpy as np
 import pandas as pd
 from sklearn.compose import ColumnTransformer
-from sklearn.feature_extraction.text import CountVectorizer
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
@@ -106,16 +105,12 @@ def build_preprocessor(features: pd.DataFrame, decisions: dict[str, dict] | None
     if of("datetime"):
         calendar = Pipeline([("parts", features_mod.CalendarParts()), ("numbers", _numbers())])
         transformers.append(("datetime", calendar, of("datetime")))
-    for column in of("bag_of_words"):
-        words = Pipeline(
-            [
-                ("fill", FunctionTransformer(features_mod.fill_text, feature_names_out="one-to-one")),
-                ("count", CountVectorizer(max_features=features_mod.MAX_WORDS, binary=True)),
-            ]
-        )
-        transformers.append((f"words_{column}", words, column))
-    # Dense output: the boosting models take no sparse input, and every block is narrow.
-    return ColumnTransformer(transformers, remainder="drop", verbose_feature_names_out=False, sparse_threshold=0)
+    if of("bag_of_words"):
+        transformers.append(("bag_of_words", features_mod.BagOfWords(), of("bag_of_words")))
+    # Model input names made unique (features_mod.FeatureTransform): a generated name may equal a column's.
+    return features_mod.FeatureTransform(
+        transformers, remainder="drop", verbose_feature_names_out=False, sparse_threshold=0
+    )
 
 
 def as_text(values) -> np.ndarray:
@@ -130,11 +125,19 @@ def as_text(values) -> np.ndarray:
 
 
 def fit_preprocessor(
-    train: pd.DataFrame, target: str, requested_task: str = "auto", overrides: dict | None = None
+    train: pd.DataFrame,
+    target: str,
+    requested_task: str = "auto",
+    overrides: dict | None = None,
+    schema_text: str | None = None,
+    schema_kinds: dict[str, str] | None = None,
 ) -> tuple[ColumnTransformer, dict]:
     """Fit the preprocessor on ``train``; return it and a description of the features.
 
-    ``overrides``: the params file's ``features`` section (column -> kind), which wins over detection.
+    ``overrides``: the params file's ``features`` section (column -> kind); ``schema_text``: the TFDV
+    schema the run validated against, whose ``kind:`` tags set kinds too (mlops.stages.features). Both
+    win over detection, the params file over the schema. ``schema_kinds``: those tags already read
+    (mlops.stages.features.kind_tags; what the validate stage hands on), instead of ``schema_text``.
     The decision per column is kept on the fitted transform (``feature_decisions_``) and in the description.
     """
     if target not in train.columns:
@@ -142,13 +145,15 @@ def fit_preprocessor(
     task = detect_task(train[target], requested_task)
     check_target(train[target], task)
     features = train.drop(columns=[target])
-    decisions = features_mod.decide_kinds(features, overrides)
+    tags = features_mod.kind_tags(schema_text) if schema_kinds is None else schema_kinds
+    from_schema = features_mod.check_kind_tags(tags, list(features.columns), target)
+    decisions = features_mod.decide_kinds(features, overrides, from_schema)
     preprocessor = build_preprocessor(features, decisions)
     if not preprocessor.transformers:
         raise StageError(
             "no feature is left to learn from: every column is "
             + ", ".join(f"{c} ({d['kind']})" for c, d in decisions.items())
-            + "; set a column's kind under 'features' in the params file"
+            + "; set a column's kind under 'features' in the params file or with a kind tag in the schema"
         )
     preprocessor.fit(features, train[target])
     preprocessor.feature_decisions_ = decisions
@@ -161,6 +166,7 @@ def fit_preprocessor(
         "dropped_features": [c for c, k in kinds.items() if k in features_mod.DROPPED_KINDS],
         "features": decisions,
         "output_features": int(len(preprocessor.get_feature_names_out())),
+        "train_rows": int(len(train)),
     }
     if task == "classification":
         info["classes"] = sorted(map(str, train[target].dropna().unique()))
