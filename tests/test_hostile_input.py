@@ -79,10 +79,14 @@ def test_the_registry_site_copies_a_report_of_the_expected_shape(file_store, tmp
     assert (tmp_path / "site" / key).read_text() == "<p>kept</p>"
 
 
-@pytest.fixture
-def ui_server(tmp_path):
-    (tmp_path / "index.html").write_text("<p>registry</p>")
-    server, _ = serve(tmp_path, 0)
+@pytest.fixture(params=["snapshot", "live"])
+def ui_server(request, tmp_path):
+    """`mlops ui`'s server: a folder of pages (--output), or pages made from the store at each request."""
+    if request.param == "snapshot":
+        (tmp_path / "index.html").write_text("<p>registry</p>")
+        server, _ = serve(tmp_path, 0)
+    else:
+        server, _ = serve(SiteBuilder(FileStore(tmp_path / "store")), 0)
     yield server.server_address[1]
     server.shutdown()
 
@@ -104,7 +108,10 @@ def test_mlops_ui_answers_only_its_own_host_name(ui_server, host):
     assert _get(ui_server, "/index.html", f"localhost:{ui_server}") == 200
 
 
-@pytest.mark.parametrize("path", ["/%00", "/index.html%00.png", "/%2e%2e/%2e%2e/etc/passwd", "/a%00/b"])
+@pytest.mark.parametrize(
+    "path",
+    ["/%00", "/index.html%00.png", "/%2e%2e/%2e%2e/etc/passwd", "/a%00/b", "/runs/%2e%2e.html", "/models/..%2f.html"],
+)
 def test_mlops_ui_answers_a_strange_path_with_a_404_and_no_traceback(ui_server, path, capsys):
     assert _get(ui_server, path) == 404
     captured = capsys.readouterr()
@@ -436,7 +443,8 @@ def test_a_champion_that_fails_to_load_stops_the_monitor_in_one_line(tmp_path, d
     before = store.list("")
     result = mlops("monitor", "--data", str(demo_data["wine"]), "--model-name", "wine")
     assert result.returncode == 1 and len(result.stderr.strip().splitlines()) == 1, result.stderr
-    assert "is not a readable skops model file" in result.stderr and "Traceback" not in result.stderr
+    assert f"the model of wine@{broken.version} is not a readable skops model file" in result.stderr
+    assert "Traceback" not in result.stderr and "/" not in result.stderr  # no path of a task's files
     assert [k for k in store.list("") if k not in before and not k.startswith("data/")] == []
 
 
@@ -452,3 +460,21 @@ def test_submit_never_passes_a_credential_as_a_run_parameter(uri):
     assert coerce_params(packaged_spec(), {"data_uri": redact(uri), "target": "t", "model_name": "m"})[
         "data_uri"
     ] == redact(uri)
+
+
+def test_a_model_that_cannot_be_loaded_is_named_by_its_version_never_by_a_path(file_store, tmp_path):
+    from mlops.stages.monitor import load_baseline
+    from mlops.store import model_io
+
+    registry = ModelRegistry(file_store)
+    baseline = {"baseline/profile.json": b"{}", "baseline/schema.pbtxt": b"", "baseline/train_statistics.pb": b""}
+    broken = registry.register("m", {**baseline, "model.skops": b"PK\x03\x04 not a model"}, metrics={}, lineage={})
+    registry.set_alias("m", "champion", broken.version)
+    with pytest.raises(model_io.UnsafeModel) as failure:
+        load_baseline(file_store, "m")
+    assert str(failure.value).startswith("the model of m@1 is not a readable skops model file (")
+    assert load_baseline(file_store, "m", check_model=False).version.version == 1  # the CLI's pre-flight
+    (tmp_path / "champion").write_bytes(b"PK\x03\x04 not a model")  # a task's file: its name, not its path
+    with pytest.raises(model_io.UnsafeModel, match="^model file 'champion' is not a readable") as failure:
+        model_io.load(tmp_path / "champion")
+    assert str(tmp_path) not in str(failure.value)

@@ -202,10 +202,10 @@ def test_minio_killed_mid_run_fails_cleanly_and_a_rerun_succeeds(own_minio, demo
 
 def test_ingest_reads_an_s3_uri(minio_env, demo_data):
     from mlops.errors import StageError
-    from mlops.stages.ingest import load_source
+    from mlops.stages.ingest import load_table
 
     store = S3Store.from_uri("s3://test")
     store.put("raw/wine.csv", demo_data["wine"].read_bytes())
-    assert len(load_source("s3://test/raw/wine.csv")) == 178
+    assert load_table("s3://test/raw/wine.csv").num_rows == 178
     with pytest.raises(StageError, match="no object at s3://test/raw/missing.csv"):
-        load_source("s3://test/raw/missing.csv")
+        load_table("s3://test/raw/missing.csv")

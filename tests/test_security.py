@@ -17,7 +17,7 @@ import pytest
 from mlops.data.http_source import download
 from mlops.data.source_policy import SourcePolicy
 from mlops.errors import MlopsError, StageError
-from mlops.stages.ingest import load_source
+from mlops.stages.ingest import load_table
 from mlops.store import StoreError, model_io
 from mlops.store.registry import ModelRegistry
 
@@ -96,7 +96,7 @@ def server(tmp_path, wine_frame):
 
 
 def test_without_an_allow_list_everything_local_may_be_read(server):
-    assert len(load_source(server.url("/wine.csv"))) == 178
+    assert len(load_table(server.url("/wine.csv"))) == 178
 
 
 @pytest.mark.parametrize(
@@ -111,18 +111,18 @@ def test_without_an_allow_list_everything_local_may_be_read(server):
 def test_hosts_are_checked_by_name_and_by_the_address_connected_to(server, monkeypatch, entries, uri_path, message):
     monkeypatch.setenv("MLOPS_INGEST_ALLOW", ",".join(entries))
     with pytest.raises(StageError, match=message):
-        load_source(server.url(uri_path))
+        load_table(server.url(uri_path))
 
 
 def test_a_listed_private_range_may_be_read(server, monkeypatch):
     monkeypatch.setenv("MLOPS_INGEST_ALLOW", "http://127.0.0.1,cidr:127.0.0.0/8")
-    assert len(load_source(server.url("/wine.csv"))) == 178
+    assert len(load_table(server.url("/wine.csv"))) == 178
 
 
 def test_every_redirect_is_checked(server, monkeypatch):
     monkeypatch.setenv("MLOPS_INGEST_ALLOW", "http://127.0.0.1,cidr:127.0.0.0/8")
     with pytest.raises(StageError, match="host '169.254.169.254' is not in MLOPS_INGEST_ALLOW"):
-        load_source(server.url("/redirect?to=http://169.254.169.254/latest/meta-data/"))
+        load_table(server.url("/redirect?to=http://169.254.169.254/latest/meta-data/"))
 
 
 def test_the_metadata_address_is_refused_even_when_a_host_name_points_there():
@@ -142,7 +142,7 @@ def test_the_metadata_address_is_refused_even_when_a_host_name_points_there():
 def test_buckets_files_and_schemes_are_checked(monkeypatch, uri, message):
     monkeypatch.setenv("MLOPS_INGEST_ALLOW", "s3://mlops/incoming,file:/srv/data")
     with pytest.raises(StageError, match=message):
-        load_source(uri)
+        load_table(uri)
 
 
 def test_a_download_is_capped_while_streaming_and_bounded_in_time(server):
@@ -163,13 +163,13 @@ def test_user_info_becomes_basic_auth_and_is_not_sent_to_another_host(tmp_path, 
     wine_frame.to_csv(tmp_path / "wine.csv", index=False)
     private = Server(tmp_path, user="alice", password=SECRET_TOKEN)
     try:
-        assert len(load_source(private.url("/wine.csv", f"alice:{SECRET_TOKEN}@"))) == 178
+        assert len(load_table(private.url("/wine.csv", f"alice:{SECRET_TOKEN}@"))) == 178
         with pytest.raises(StageError) as failure:
-            load_source(private.url("/wine.csv", "alice:wrong@"))
+            load_table(private.url("/wine.csv", "alice:wrong@"))
         assert "HTTP 401" in str(failure.value) and "wrong" not in str(failure.value)
         other = Server(tmp_path)
         try:
-            load_source(private.url(f"/redirect?to={other.url('/wine.csv')}", f"alice:{SECRET_TOKEN}@"))
+            load_table(private.url(f"/redirect?to={other.url('/wine.csv')}", f"alice:{SECRET_TOKEN}@"))
             assert other.requests and other.requests[-1][1] is None  # no Authorization to the other host
         finally:
             other.stop()
@@ -215,10 +215,10 @@ def test_a_model_naming_an_untrusted_type_is_refused_before_it_is_built():
         model_io.loads(model_io.dumps(booby_trapped), source="model.skops")
 
 
-def test_a_tampered_model_file_is_refused_by_its_manifest(file_store):
+def test_a_tampered_model_file_is_refused_by_its_manifest(file_store, overwrite):
     registry = ModelRegistry(file_store)
     version = registry.register("m", {"model.skops": b"original"}, metrics={}, lineage={})
-    file_store.put("models/m/versions/000001/model.skops", b"tampered")
+    overwrite(file_store, "models/m/versions/000001/model.skops", b"tampered")
     with pytest.raises(StoreError, match="does not match its recorded sha256"):
         registry.read_file(version, "model.skops")
 

@@ -9,6 +9,7 @@ import threading
 import pytest
 
 from mlops.store import AlreadyExists, NotFound, PreconditionFailed, StoreError, open_store
+from mlops.store.fs import FileStore
 from mlops.store.registry import ModelRegistry
 
 
@@ -106,12 +107,41 @@ def test_a_version_without_manifest_is_invisible_and_its_number_is_not_reused(st
     assert [v.version for v in registry.versions("wine")] == [2]
 
 
-def test_corrupted_model_file_is_detected(store):
+def test_an_overwritten_model_file_is_never_used(store, overwrite, capsys):
     registry = ModelRegistry(store)
     version = registry.register("wine", {"model.joblib": b"good"}, metrics={}, lineage={})
-    store.put("models/wine/versions/000001/model.joblib", b"evil")
-    with pytest.raises(StoreError, match="does not match its recorded sha256"):
-        registry.read_file(version, "model.joblib")
+    overwrite(store, "models/wine/versions/000001/model.joblib", b"evil")
+    if isinstance(store, FileStore):  # the bytes changed: refused by the manifest's sha256
+        with pytest.raises(StoreError, match="does not match its recorded sha256"):
+            registry.read_file(version, "model.joblib")
+    else:  # MinIO kept the original (a locked older version): that is what is read, and a line says why
+        assert registry.read_file(version, "model.joblib") == b"good"
+        assert "models/wine/versions/000001/model.joblib" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "models/wine/versions/000001/manifest.json",  # a model version's files
+        "data/wine/versions/0123abcd/rows-1.parquet",  # a data version's files
+        "monitor/wine/log/20260101T000000.000000Z-0123abcd.json",  # the monitor log
+    ],
+)
+def test_an_immutable_key_is_written_once_by_every_writer_of_the_store(store, key):
+    store.put(key, b"first")  # a free key: put creates it
+    with pytest.raises(AlreadyExists):
+        store.put(key, b"second")
+    with pytest.raises(AlreadyExists):
+        store.create(key, b"second")
+    data, etag = store.get(key)
+    with pytest.raises(StoreError, match="written once and cannot be replaced"):
+        store.replace(key, b"second", if_match=etag)
+    assert data == b"first" and store.read(key) == b"first"
+    # What is not immutable stays writable: aliases, tags, reports.
+    for mutable in ("models/wine/aliases/champion.json", "models/wine/tags/000001.json", "reports/wine/v000001.html"):
+        store.put(mutable, b"1")
+        store.put(mutable, b"2")
+        assert store.read(mutable) == b"2"
 
 
 def test_concurrent_registrations_get_distinct_versions(store):

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import http.client
+import logging
 import socket
 import threading
 import time
@@ -27,6 +28,8 @@ from urllib.parse import unquote, urlsplit
 from mlops import config
 from mlops.data.uris import redact, split_userinfo
 from mlops.errors import StageError
+
+log = logging.getLogger(__name__)
 
 CHUNK_BYTES = 1 << 20
 
@@ -108,6 +111,7 @@ def _opener(policy, deadline: Deadline | None = None):
     class RedirectHandler(urllib.request.HTTPRedirectHandler):
         def redirect_request(self, request, fp, code, msg, headers, new_url):
             policy.check_uri(new_url)
+            log.debug("HTTP %s: redirected to %s", code, redact(new_url))
             follow = super().redirect_request(request, fp, code, msg, headers, new_url)
             if follow is not None and urlsplit(new_url).netloc != urlsplit(request.full_url).netloc:
                 follow.remove_header("Authorization")  # credentials are for the host they were given for
@@ -136,6 +140,7 @@ def download(uri: str, *, max_bytes: int | None = None, deadline_seconds: float 
         headers["Authorization"] = authorization
     deadline = Deadline(deadline_seconds)
     too_slow = f"downloading {shown} took longer than {deadline_seconds:g} s (MLOPS_HTTP_TIMEOUT_SECONDS)"
+    log.debug("GET %s (deadline %g s, at most %d bytes)", shown, deadline_seconds, max_bytes)
     try:
         with open_url(url, headers, timeout=deadline_seconds, deadline=deadline) as response:
             declared = response.headers.get("Content-Length")
@@ -168,4 +173,5 @@ def download(uri: str, *, max_bytes: int | None = None, deadline_seconds: float 
         raise StageError(f"could not download {shown}: {type(error).__name__}: {detail}") from None
     finally:
         deadline.close()
+    log.debug("%s: %d bytes", shown, total)
     return b"".join(chunks)

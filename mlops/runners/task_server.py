@@ -60,6 +60,7 @@ PRELOAD = (
     "components.adapter",
     "components.artifact_types",
     "mlops.stages.ingest",
+    "mlops.stages.split",
     "mlops.stages.prepare",
     "mlops.stages.train",
     "mlops.stages.evaluate",

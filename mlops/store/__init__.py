@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -32,10 +33,14 @@ def default_store_uri() -> str:
     return configured()
 
 
+log = logging.getLogger(__name__)
+
+
 def open_store(uri: str | None = None, role: str | None = None) -> ObjectStore:
     """Open the store named by ``uri`` (see the module docstring) as ``role``
     (mlops.store.roles: pipeline, registry or reader; it picks the MinIO credential)."""
     uri = uri or default_store_uri()
+    log.debug("store %s, as role %s", uri, role or "(none: the default credential)")
     parsed = urlparse(uri)
     if parsed.scheme == "file":
         if parsed.netloc not in ("", "localhost"):

@@ -11,6 +11,11 @@ Atomicity rules the backends guarantee:
 - ``replace`` is compare-and-swap on the object's etag (S3 ``If-Match``).
 - ``staged`` takes an object's bytes before its key is known and publishes them
   with the same conditional create.
+
+Immutable keys (:func:`is_immutable`: a data version's files, a model version's files, the
+monitor log's entries) are written once: ``put`` over one that exists is refused like
+``create`` (AlreadyExists) and ``replace`` is refused, in both backends. The MinIO backend also
+reads each one as it was first written, whatever a raw PUT added later (mlops/store/s3.py).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import abc
 import contextlib
 import hashlib
 import io
+import re
 from collections.abc import Callable, Iterator
 
 from mlops.errors import MlopsError
@@ -40,6 +46,21 @@ class PreconditionFailed(StoreError):
     """A compare-and-swap lost: the object changed since it was read."""
 
 
+# Where the keys that are written once live (relative to the store): data versions, model versions,
+# the monitor log. Aliases, tags, reports and the legacy baseline schemas are not in it.
+_IMMUTABLE_KEY = re.compile(r"(data/[^/]+/versions|models/[^/]+/versions|monitor/[^/]+/log)/.+")
+
+
+def is_immutable(key: str) -> bool:
+    """Whether ``key`` is written once and never replaced (see the module docstring)."""
+    return _IMMUTABLE_KEY.fullmatch("/".join(part for part in key.split("/") if part)) is not None
+
+
+def refuse_replace(key: str) -> None:
+    """``replace`` of an immutable key: refused in every backend."""
+    raise StoreError(f"{key} is written once and cannot be replaced")
+
+
 class ObjectStore(abc.ABC):
     """A flat key → bytes store with conditional writes.
 
@@ -50,7 +71,10 @@ class ObjectStore(abc.ABC):
 
     @abc.abstractmethod
     def put(self, key: str, data: bytes) -> str:
-        """Write ``data`` under ``key`` (replacing it atomically); return its etag."""
+        """Write ``data`` under ``key`` (replacing it atomically); return its etag.
+
+        An immutable key (:func:`is_immutable`) is only created: AlreadyExists when it exists.
+        """
 
     @abc.abstractmethod
     def create(self, key: str, data: bytes) -> str:

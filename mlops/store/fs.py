@@ -17,7 +17,17 @@ import tempfile
 import threading
 from pathlib import Path
 
-from mlops.store.base import AlreadyExists, HashingWriter, NotFound, ObjectStore, PreconditionFailed, Staged, StoreError
+from mlops.store.base import (
+    AlreadyExists,
+    HashingWriter,
+    NotFound,
+    ObjectStore,
+    PreconditionFailed,
+    Staged,
+    StoreError,
+    is_immutable,
+    refuse_replace,
+)
 
 # Temporary and lock files live beside the objects but never show up in list().
 _INTERNAL_SUFFIXES = (".tmp", ".lock")
@@ -112,6 +122,8 @@ class FileStore(ObjectStore):
             yield
 
     def put(self, key: str, data: bytes) -> str:
+        if is_immutable(key):
+            return self.create(key, data)
         path = self._path(key)
         with _etag_beside(data) as etag, self._os_errors("writing", key):
             temp_name = self._write_temp(path, data)
@@ -147,6 +159,8 @@ class FileStore(ObjectStore):
         return _StagedFile(self)
 
     def replace(self, key: str, data: bytes, *, if_match: str) -> str:
+        if is_immutable(key):
+            refuse_replace(key)
         path = self._path(key)
         with self._os_errors("replacing", key):
             temp_name = self._write_temp(path, data)

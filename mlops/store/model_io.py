@@ -20,10 +20,13 @@ FILE_NAME = "model.skops"
 
 # Types outside skops' default trust that the pipeline's own models contain:
 # numpy dtypes (recorded by the encoders), tree internals of the forests and boosting models, the k-NN index, and our
-# own feature steps (mlops.stages.prepare.as_text; mlops.stages.features: calendar parts of dates, hashed
-# high-cardinality categories, free text filled for the word counter).
+# own feature steps (mlops.stages.prepare.as_text; mlops.stages.features: the column transform with unique input
+# names, calendar parts of dates, hashed high-cardinality categories, bags of words, and free text filled for the
+# word counter, which models trained before BagOfWords hold).
 TRUSTED_TYPES = (
     "mlops.stages.prepare.as_text",
+    "mlops.stages.features.FeatureTransform",
+    "mlops.stages.features.BagOfWords",
     "mlops.stages.features.CalendarParts",
     "mlops.stages.features.HashedCategories",
     "mlops.stages.features.fill_text",
@@ -128,5 +131,7 @@ def save(model, path: str | Path) -> bytes:
     return data
 
 
-def load(path: str | Path):
-    return loads(Path(path).read_bytes(), source=str(path))
+def load(path: str | Path, *, source: str | None = None):
+    """The model in the file at ``path``; a message names ``source``, by default the file's name
+    (a task's files live under paths that mean nothing to the person reading it)."""
+    return loads(Path(path).read_bytes(), source=source or f"model file {Path(path).name!r}")

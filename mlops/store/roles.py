@@ -1,7 +1,8 @@
 """Who may do what in the MinIO store: one MinIO user and policy per role.
 
-    pipeline   every pipeline task but register: reads the whole store bucket, writes
-               data versions, baseline schemas, the monitor log and reports; never models
+    pipeline   every pipeline task but register, and a local run's record: reads the whole
+               store bucket, writes data versions, the monitor log, reports, run records
+               and run records; never models
     registry   the register step (and `mlops models promote|tag`): reads the store,
                writes model versions, aliases and tags
     reader     the CLI's listings: reads the store, writes nothing
@@ -14,8 +15,9 @@ GOVERNANCE retention of :data:`RETENTION_DAYS` on every object version. So no by
 published data version or model version can be removed with a role's keys: a PUT over one
 (which the store itself never sends: it creates with If-None-Match) only adds a newer
 version, and the original stays, locked. MinIO's policy language has no condition on
-If-None-Match, so that PUT itself cannot be refused by a policy; the registry's manifest
-(sha256 of every file) tells such a newer version apart. MinIO's root credential is used by
+If-None-Match, so that PUT itself cannot be refused by a policy; the store reads such a key
+as first written, told by its retention date, which only MinIO sets (mlops/store/s3.py), and
+says so. MinIO's root credential is used by
 nothing but the bootstrap that creates these users (`make minio-up`, and the
 deploy's bucket Job, whose policy files are generated from :func:`policies`).
 
@@ -36,7 +38,7 @@ ROLES = ("pipeline", "registry", "reader")
 ARTIFACTS_ROLE = "artifacts"
 KFP_ARTIFACT_BUCKET = "mlpipeline"
 # Store prefixes each writing role may write under (relative to the store's prefix).
-WRITES = {"pipeline": ("data/", "schemas/", "monitor/", "reports/"), "registry": ("models/",), "reader": ()}
+WRITES = {"pipeline": ("data/", "monitor/", "reports/", "runs/"), "registry": ("models/",), "reader": ()}
 
 
 # How long every object version in the store bucket is locked (Object Lock, GOVERNANCE mode: only
@@ -49,6 +51,10 @@ DENIED_OBJECT_ACTIONS = (
     "s3:BypassGovernanceRetention",
     "s3:PutObjectRetention",
     "s3:PutObjectLegalHold",
+    # A replica's PUT may carry its own retention: only replication may send one.
+    "s3:ReplicateObject",
+    "s3:ReplicateDelete",
+    "s3:ReplicateTags",
 )
 DENIED_BUCKET_ACTIONS = (
     "s3:DeleteBucket",
@@ -77,8 +83,9 @@ def policies(bucket: str = config.STORE_BUCKET, prefix: str = "store") -> dict[s
     documents = {}
     for role in ROLES:
         statements = [
-            _statement(["s3:GetBucketLocation", "s3:ListBucket"], [arn]),
-            _statement(["s3:GetObject"], [f"{arn}/*"]),
+            _statement(["s3:GetBucketLocation", "s3:ListBucket", "s3:ListBucketVersions"], [arn]),
+            # A retention is read to tell a published object's original version (mlops/store/s3.py).
+            _statement(["s3:GetObject", "s3:GetObjectRetention"], [f"{arn}/*"]),
         ]
         if WRITES[role]:
             statements.append(_statement(["s3:PutObject"], [f"{arn}/{prefix}/{where}*" for where in WRITES[role]]))

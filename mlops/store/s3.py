@@ -8,9 +8,23 @@ Conditional writes are real S3 preconditions, evaluated by the server:
 so concurrent writers on different machines are safe. Transient failures
 (connection refused or reset, 5xx) are retried with exponential backoff, then
 reported as one StoreError naming the endpoint.
+
+An immutable key (mlops.store.base.is_immutable) is read as it was first written. The
+store bucket is versioned with Object Lock (mlops.store.roles), and MinIO cannot refuse a
+raw PUT by a writing role over a published object: it keeps the original, locked, and
+adds a newer version. So a read lists the key's versions first and reads the one version
+there should be, by its id. More than one is a tampering: the version with the earliest
+Object Lock retain-until date is the original (MinIO sets that date from its own clock plus
+the bucket's default retention, and no role may set or change a retention); a warning line
+says so. Not the last-modified time, which any PUT may set (MinIO honours its replication
+header X-Minio-Source-Mtime from every writer; so is the ETag, X-Minio-Source-Etag). When the
+original cannot be told (a version without a retention, two with the same date) the read is
+refused in one line.
 """
 
+import logging
 import os
+import sys
 from urllib.parse import urlparse
 
 import urllib3
@@ -19,9 +33,23 @@ from minio.error import S3Error
 
 from mlops import config
 from mlops.errors import StageError
-from mlops.store.base import AlreadyExists, NotFound, ObjectStore, PreconditionFailed, StoreError
+from mlops.store.base import (
+    AlreadyExists,
+    NotFound,
+    ObjectStore,
+    PreconditionFailed,
+    StoreError,
+    is_immutable,
+    refuse_replace,
+)
+
+log = logging.getLogger(__name__)
 
 CREDENTIAL_ERRORS = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken"}
+# The most versions of an immutable key a read looks at (there should be one).
+MAX_VERSIONS = 100
+# Immutable keys already reported as overwritten in this process (one warning each).
+_REPORTED: set[str] = set()
 
 
 def _retries() -> int:
@@ -110,6 +138,7 @@ class S3Store(ObjectStore):
         self.client, self.endpoint, self.bucket = client, endpoint or "s3", bucket
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
         self.uri = f"s3://{bucket}/{self.prefix}".rstrip("/")
+        log.debug("S3 store %s at %s", self.uri, self.endpoint)
 
     @classmethod
     def from_uri(cls, uri: str, role: str | None = None) -> "S3Store":
@@ -132,6 +161,8 @@ class S3Store(ObjectStore):
         return result.etag
 
     def put(self, key: str, data: bytes) -> str:
+        if is_immutable(key):
+            return self.create(key, data)
         try:
             return self._put(key, data, {})
         except (S3Error, *TRANSPORT_ERRORS) as error:
@@ -156,6 +187,8 @@ class S3Store(ObjectStore):
             raise _describe(error, self.endpoint, f"creating {key}", self.role) from None
 
     def replace(self, key: str, data: bytes, *, if_match: str) -> str:
+        if is_immutable(key):
+            refuse_replace(key)
         try:
             return self._put(key, data, {"If-Match": f'"{if_match}"'})
         except S3Error as error:
@@ -170,9 +203,13 @@ class S3Store(ObjectStore):
             raise _describe(error, self.endpoint, f"replacing {key}", self.role) from None
 
     def get(self, key: str) -> tuple[bytes, str]:
+        return self._get(key, self._original_version(key) if is_immutable(key) else None)
+
+    def _get(self, key: str, version_id: str | None) -> tuple[bytes, str]:
+        """The bytes and etag of ``key`` (of its version ``version_id``, else of its newest)."""
         response = None
         try:
-            response = self.client.get_object(self.bucket, self._key(key))
+            response = self.client.get_object(self.bucket, self._key(key), version_id=version_id)
             data = response.read()
             return data, response.headers.get("ETag", "").strip('"')
         except S3Error as error:
@@ -185,6 +222,58 @@ class S3Store(ObjectStore):
             if response is not None:
                 response.close()
                 response.release_conn()
+
+    def _original_version(self, key: str) -> str | None:
+        """The id of the version of an immutable ``key`` as first written (see the module docstring)."""
+        name = self._key(key)
+        try:
+            found = [
+                entry
+                for entry in self.client.list_objects(self.bucket, prefix=name, include_version=True)
+                if entry.object_name == name
+            ]
+        except S3Error as error:
+            raise _describe(error, self.endpoint, f"reading {key}", self.role) from None
+        except TRANSPORT_ERRORS as error:
+            raise _describe(error, self.endpoint, f"reading {key}", self.role) from None
+        if not found or any(entry.is_delete_marker and entry.is_latest for entry in found):
+            raise NotFound(f"{key} not found in {self.uri}")
+        versions = [entry for entry in found if not entry.is_delete_marker]
+        if len(versions) == 1:
+            return versions[0].version_id
+        refused = (
+            f"{key} in {self.uri} was overwritten after it was published ({len(versions)} versions) and "
+            "its original cannot be told"
+        )
+        if len(versions) > MAX_VERSIONS:
+            raise StoreError(f"{refused}: more than {MAX_VERSIONS} versions; refusing to read it")
+        dates = {entry.version_id: self._retained_until(key, name, entry.version_id) for entry in versions}
+        if None in dates.values():
+            raise StoreError(f"{refused}: a version has no Object Lock retention; refusing to read it")
+        first = min(dates.values())
+        originals = [version for version, date in dates.items() if date == first]
+        if len(originals) > 1:
+            raise StoreError(f"{refused}: two versions were written at the same time; refusing to read it")
+        if f"{self.uri}/{key}" not in _REPORTED:
+            _REPORTED.add(f"{self.uri}/{key}")
+            print(
+                f"warning: {key} in {self.uri} was overwritten after it was published ({len(versions)} "
+                "versions, a PUT with a writing role's keys): reading it as first written",
+                file=sys.stderr,
+            )
+        return originals[0]
+
+    def _retained_until(self, key: str, name: str, version_id: str):
+        """The Object Lock retain-until date of one version of ``name``, or None without a retention."""
+        try:
+            retention = self.client.get_object_retention(self.bucket, name, version_id=version_id)
+        except S3Error as error:
+            if error.code in ("ObjectLockConfigurationNotFoundError", "InvalidRequest"):
+                return None  # a bucket without Object Lock
+            raise _describe(error, self.endpoint, f"reading the retention of {key}", self.role) from None
+        except TRANSPORT_ERRORS as error:
+            raise _describe(error, self.endpoint, f"reading the retention of {key}", self.role) from None
+        return retention.retain_until_date if retention is not None else None
 
     def list(self, prefix: str) -> list[str]:
         try:
@@ -215,7 +304,8 @@ def read_s3_uri(uri: str, role: str | None = "pipeline") -> bytes:
     if not parsed.netloc or not key:
         raise StageError(f"data URI must be s3://BUCKET/KEY, got {redact(uri)!r}")
     try:
-        return S3Store(parsed.netloc, role=role).read(key)
+        # A source object is not one of the store's immutable keys, whatever its name: its newest bytes.
+        return S3Store(parsed.netloc, role=role)._get(key, None)[0]
     except NotFound:
         raise StageError(f"no object at {redact(uri)}") from None
     except StoreError as error:
