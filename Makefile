@@ -10,7 +10,7 @@ TFDV_VENV := .venv-tfdv
 DEMO_DATA := data
 MINIO_VERSION := v0.0.0-20260212201848-7aac2a2c5b7c
 
-.PHONY: help setup run lint test test-fast fuzz compile lock clean minio-bin minio-up minio-down bench
+.PHONY: help setup run lint test test-fast fuzz compile lock clean minio-bin minio-up minio-down bench bench-mixed
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sort \
@@ -81,6 +81,10 @@ SIZES ?= 2e4 1e5
 bench: setup ## Benchmarks side by side: bench/results.{json,md,png} (SIZES="1e5 1e6" for the full run)
 	$(VENV)/bin/python bench/run.py --sizes $(SIZES)
 
+MIXED ?= 3e5 1e6
+bench-mixed: setup ## The mixed-type table (categories, a datetime, an ID, NAs) at MIXED rows: its section of bench/results.md
+	$(VENV)/bin/python bench/run.py --mixed $(MIXED)
+
 clean: ## Remove local run outputs and the embedded store (keeps the environments)
 	rm -rf runs .mlops $(DEMO_DATA)
 
@@ -88,3 +92,4 @@ include mk/kind.mk
 include mk/cluster.mk
 include mk/images.mk
 include mk/argo.mk
+include mk/gitops.mk

@@ -14,10 +14,11 @@ import pandas as pd
 from mlops.reporting import report
 from mlops.stages import drift, register, validate
 from mlops.stages.evaluate import evaluate_model
-from mlops.stages.ingest import SplitConfig, ingest_source, split_version
+from mlops.stages.ingest import ingest_source
 from mlops.stages.metrics import resolve_metric
 from mlops.stages.prepare import fit_preprocessor
 from mlops.stages.search_space import load_search_space
+from mlops.stages.split import SplitConfig, split_version
 from mlops.stages.train import expand_search_space, pick_best, train_candidate
 from mlops.store import model_io
 from mlops.store.fs import FileStore
@@ -45,11 +46,15 @@ def run(data: str, target: str, store_dir: str, model_name: str = "plain") -> di
         checked = validate.validate_splits(paths, model_name, store, str(Path(scratch, "validate")))
         lap("validate")
         frames = {name: pd.read_parquet(path) for name, path in paths.items()}
-        transform, info = fit_preprocessor(frames["train"], result.target)
+        schema_text = Path(scratch, "validate", "schema.pbtxt").read_text(encoding="utf-8")
+        transform, info = fit_preprocessor(
+            frames["train"], result.target, overrides=search_space.get("features"), schema_text=schema_text
+        )
         metric = resolve_metric(search_space.get("metric", "auto"), info["task"])
         lap("prepare")
         results = []
-        for candidate in expand_search_space(search_space, info["task"], seed=42):
+        sizes = {"train_rows": info["train_rows"], "model_inputs": info["output_features"]}  # as mlops run: size-aware
+        for candidate in expand_search_space(search_space, info["task"], seed=42, **sizes):
             fitted, scores = train_candidate(
                 candidate, transform, frames["train"], frames["validation"], result.target, info["task"], seed=42
             )

@@ -33,78 +33,42 @@ def register(
     from components import adapter
 
     with adapter.stage("register") as step:
-        import hashlib
         import json
         from collections import namedtuple
-        from pathlib import Path
 
-        import pandas as pd
-
-        from mlops import config
         from mlops.data.uris import redact
         from mlops.stages import register as stage
-        from mlops.store import model_io, open_store
+        from mlops.store import open_store
 
-        if code_version == "unknown":  # not passed: the commit the image was built from
-            code_version = config.CODE_VERSION.get()
-        with open(best.path, "rb") as handle:
-            model_bytes = handle.read()
-        with open(blessing.path, encoding="utf-8") as handle:
-            decision = json.load(handle)
-        from mlops.stages.prepare import feature_decisions
-
-        model = model_io.loads(model_bytes, source=best.path)
-        facts = train_split.metadata
-        lineage = stage.build_lineage(
-            data={
-                "ref": data_version,
-                "source": data_source,
-                "content_hash": data_version.split("@", 1)[1],
-                "rows": {k: int(v) for k, v in facts["rows_by_split"].items()},
-                "columns": columns,
-                "target": facts["target"],
-                "dropped_missing_target": int(facts["dropped_missing_target"]),
-            },
-            split=facts["split_config"],
-            validation={
-                "schema_source": schema.metadata["source"],
-                "schema_origin": schema.metadata["origin"],
-                "schema_sha256": schema.metadata["sha256"],
-                "tfdv_version": statistics.metadata["tfdv_version"],
-            },
-            task=task,
-            search_space=adapter.as_mapping(search_space),
+        result = stage.register_run(
+            store=open_store(uri=store_uri, role="registry"),
+            model_name=model_name,
+            model_path=best.path,
             candidate={
                 **best.metadata["candidate"],
                 "params": adapter.restore_integers(best.metadata["candidate"]["params"]),
             },
             metric=best.metadata["metric"],
             validation_metrics=best.metadata["validation_metrics"],
-            blessing=decision,
+            blessing_path=blessing.path,
+            blessed=blessed,
+            champion_version=champion_version,
+            train_path=train_split.path,
+            test_path=test_split.path,
+            split_facts=dict(train_split.metadata),
+            schema_path=schema.path,
+            schema_facts=dict(schema.metadata),
+            statistics_dir=statistics.path,
+            tfdv_version=statistics.metadata["tfdv_version"],
+            task=task,
+            data_version=data_version,
+            data_source=data_source,
+            columns=columns,
+            search_space=adapter.as_mapping(search_space),
             seed=seed,
             code_version=code_version,
             run_id=run_id,
             run_name=run_name,
-            model_sha256=hashlib.sha256(model_bytes).hexdigest(),
-            features=feature_decisions(model),
-        )
-        baseline = stage.baseline_files(
-            model=model,
-            train=pd.read_parquet(train_split.path),
-            test=pd.read_parquet(test_split.path),
-            target=facts["target"],
-            schema=Path(schema.path).read_bytes(),
-            train_statistics=(Path(statistics.path) / "statistics" / "train.pb").read_bytes(),
-        )
-        store = open_store(uri=store_uri, role="registry")
-        result = stage.register_model(
-            store=store,
-            model_name=model_name,
-            model_bytes=model_bytes,
-            lineage=lineage,
-            blessed=blessed,
-            compared_champion=champion_version or None,
-            baseline_files=baseline,
         )
         registered.metadata.update(
             {

@@ -22,7 +22,7 @@ def split(
     with adapter.stage("split") as step:
         from collections import namedtuple
 
-        from mlops.stages import ingest as stage
+        from mlops.stages import split as stage
         from mlops.store import open_store
 
         config = stage.SplitConfig(

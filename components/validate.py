@@ -18,12 +18,15 @@ def validate(
     schema: Output[Schema],
     anomalies: Output[Anomalies],
     statistics_view: Output[HTML],
-) -> NamedTuple("ValidateOutputs", schema_source=str):
-    """TFDV statistics and anomalies of every split against the schema that applies; anomalies stop the run."""
+) -> NamedTuple("ValidateOutputs", schema_source=str, schema_sha256=str, schema_kinds=str):
+    """TFDV statistics and anomalies of every split against the schema that applies; anomalies stop the run.
+
+    The schema's digest and kind tags (JSON) are outputs too: values, so the tasks that need only them
+    stay cacheable although this task, which reads the registry and the schema files, never is.
+    """
     from components import adapter
 
     with adapter.stage("validate") as step:
-        import hashlib
         import json
         import os
         import shutil
@@ -47,13 +50,11 @@ def validate(
         shutil.copyfile(os.path.join(statistics.path, "schema.pbtxt"), schema.path)
         with open(anomalies.path, "w", encoding="utf-8") as handle:
             json.dump(result["anomalies"], handle)
-        with open(schema.path, "rb") as handle:
-            schema_sha256 = hashlib.sha256(handle.read()).hexdigest()
         schema.metadata.update(
             {
                 "source": checked.schema.source,
                 "origin": checked.schema.origin,
-                "sha256": schema_sha256,
+                "sha256": checked.schema_sha256,
                 "model_name": model_name,
             }
         )
@@ -64,4 +65,5 @@ def validate(
         step.progress(
             f"no anomalies against {checked.schema.describe()} (another schema: --schema FILE or another --model-name)",
         )
-        return namedtuple("ValidateOutputs", "schema_source")(checked.schema.source)
+        outputs = namedtuple("ValidateOutputs", "schema_source schema_sha256 schema_kinds")
+        return outputs(checked.schema.source, checked.schema_sha256, json.dumps(checked.schema_kinds, sort_keys=True))

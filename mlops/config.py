@@ -49,6 +49,8 @@ BASE_IMAGE = f"{REGISTRY}/mlops-base:{IMAGE_VERSION}"
 TFDV_IMAGE = f"{REGISTRY}/mlops-tfdv:{IMAGE_VERSION}"
 # MinIO built from source (no community images are published since 2025-10).
 MINIO_IMAGE = f"{REGISTRY}/mlops-minio:{IMAGE_VERSION}"
+# The GitOps path's in-cluster Git server and the submit Job's commit finder.
+GIT_IMAGE = f"{REGISTRY}/mlops-git:{IMAGE_VERSION}"
 
 # -- Names shared with manifests/ (tests/cluster checks that they agree) ---------
 
@@ -69,6 +71,9 @@ MINIO_SECRET_KEY_TO_ENV = {"accesskey": "AWS_ACCESS_KEY_ID", "secretkey": "AWS_S
 ROLE_SECRET_NAMES = {"pipeline": "mlops-role-pipeline", "registry": "mlops-role-registry"}
 # The optional Secret with a data URI that carries a credential (key "uri"), read by ingest only.
 DATA_SOURCE_SECRET_NAME = "mlops-data-source"
+# The optional Secret with the notify settings (mlops/reporting/notify.py), read by the Workflow's exit handler only.
+NOTIFY_SECRET_NAME = "mlops-notify"
+NOTIFY_SECRET_KEY = "notify.yaml"
 # Where pipeline steps find the store and which sources they may read; manifests/base/kfp/mlops-store-config.yaml.
 STORE_CONFIG_MAP_NAME = "mlops-store"
 STORE_CONFIG_MAP_KEYS = ("AWS_ENDPOINT_URL", "MLOPS_STORE", "MLOPS_INGEST_ALLOW")
@@ -212,6 +217,32 @@ DATA_URI = Setting(
 )
 S3_ENDPOINT = Setting("MLOPS_S3_ENDPOINT", str, "", "the S3 endpoint when AWS_ENDPOINT_URL is unset")
 GIT_COMMIT = Setting("MLOPS_GIT_COMMIT", str, None, "the git commit `mlops submit` keys a run on (one run per commit)")
+ACTOR = Setting(
+    "MLOPS_ACTOR", str, "", "who moves a model alias, recorded in the alias's history (default: the OS user)"
+)
+NOTIFY_FILE = Setting(
+    "MLOPS_NOTIFY_FILE",
+    Path,
+    None,
+    "the notify settings (a YAML file with a `notify:` section, mlops/reporting/notify.py) of `mlops run` and "
+    "`mlops monitor` when --notify is not given",
+)
+NOTIFY = Setting(
+    "MLOPS_NOTIFY",
+    str,
+    "",
+    f"(on a cluster from the Secret {NOTIFY_SECRET_NAME}, key {NOTIFY_SECRET_KEY}) the notify settings' text, "
+    "read by the Workflow's exit handler",
+)
+NOTIFY_TIMEOUT_SECONDS = Setting(
+    "MLOPS_NOTIFY_TIMEOUT_SECONDS", float, 5.0, "seconds a webhook has to answer one notification attempt", 0.1
+)
+NOTIFY_RETRIES = Setting(
+    "MLOPS_NOTIFY_RETRIES", int, 2, "retries of a notification (connection error, timeout, 429, 5xx) before it warns", 0
+)
+NOTIFY_BACKOFF_SECONDS = Setting(
+    "MLOPS_NOTIFY_BACKOFF_SECONDS", float, 1.0, "wait before the first notification retry; doubled for each next", 0
+)
 
 SETTINGS = (
     STORE,
@@ -240,6 +271,12 @@ SETTINGS = (
     DATA_URI,
     S3_ENDPOINT,
     GIT_COMMIT,
+    ACTOR,
+    NOTIFY_FILE,
+    NOTIFY,
+    NOTIFY_TIMEOUT_SECONDS,
+    NOTIFY_RETRIES,
+    NOTIFY_BACKOFF_SECONDS,
 )
 
 
@@ -248,9 +285,35 @@ def role_credential_names(role: str) -> tuple[str, str]:
     return f"MLOPS_{role.upper()}_ACCESS_KEY_ID", f"MLOPS_{role.upper()}_SECRET_ACCESS_KEY"
 
 
+# Words in a variable's name that say its value is a credential (AWS_SECRET_ACCESS_KEY,
+# MLOPS_PIPELINE_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, a password).
+_SECRET_NAME_WORDS = ("SECRET", "TOKEN", "PASSWORD", "ACCESS_KEY")
+
+
+def secret_values() -> list[str]:
+    """The values of the variables that carry a credential: any whose name says so, the full data URI
+    (MLOPS_DATA_URI) and the notify settings' text (MLOPS_NOTIFY, webhook URLs). A diagnostic that
+    prints text from elsewhere is scrubbed of each (mlops.cli.options.scrub)."""
+    named = [value for name, value in os.environ.items() if any(word in name.upper() for word in _SECRET_NAME_WORDS)]
+    values = named + [DATA_URI.get() or "", NOTIFY.get() or ""]
+    return sorted({value for value in values if len(value) >= 4}, key=len, reverse=True)
+
+
 def default_store_uri() -> str:
     """MLOPS_STORE, else ./.mlops under the current directory, as a URI."""
     return STORE.get() or (Path.cwd() / ".mlops").resolve().as_uri()
+
+
+def actor() -> str:
+    """MLOPS_ACTOR, else the OS user (the name a registry records beside each alias move)."""
+    import getpass
+
+    if ACTOR.get():
+        return ACTOR.get()
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no login name and no passwd entry (an arbitrary uid in a container)
+        return f"uid {os.getuid()}"
 
 
 def runs_dir() -> Path:

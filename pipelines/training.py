@@ -11,9 +11,10 @@ the champion compared against, the blessing. Every task gets its cluster
 settings through ``for_cluster``; kfp.local ignores them.
 
 Tasks whose result depends on something outside their inputs (the data behind
-a URI, the registry's champion, the registry itself) never use KFP's cache;
-the rest are keyed by content: everything after ingest sees the data version
-id, not the URI.
+a URI, the registry's champion, the registry itself, the schema files) never use
+KFP's cache; the rest are keyed by content: everything after ingest sees the data
+version id, not the URI, and prepare sees the schema's digest and kind tags, not
+validate's artifact.
 """
 
 from typing import NamedTuple
@@ -95,15 +96,32 @@ def training_pipeline(
         memory_limit="4Gi",
     )
 
-    # 4. Prepare features: the task and ranking metric, the transform fitted on train only.
+    # 4. Prepare features: the task and ranking metric, the transform fitted on train only (feature kinds
+    #    the validated schema's tags or the params file set win over detection). The schema arrives as
+    #    values (digest, kind tags), not as validate's artifact, which is new on every run: so prepare and
+    #    training come from the cache when the schema is the same, and run again when it changed.
     features = for_cluster(
-        prepare(train_split=train_split, target=splits.outputs["target"], task=task, search_space=search_space).after(
-            checked
+        prepare(
+            train_split=train_split,
+            schema_sha256=checked.outputs["schema_sha256"],
+            schema_kinds=checked.outputs["schema_kinds"],
+            target=splits.outputs["target"],
+            task=task,
+            search_space=search_space,
         )
     )
 
-    # 5. Train every candidate of the search space in parallel, then pick the best on validation.
-    candidates = for_cluster(expand_candidates(search_space=search_space, task=features.outputs["task"], seed=seed))
+    # 5. Train every candidate of the search space (trimmed on a large table when size-aware) in parallel,
+    #    then pick the best on validation.
+    candidates = for_cluster(
+        expand_candidates(
+            search_space=search_space,
+            task=features.outputs["task"],
+            seed=seed,
+            train_rows=features.outputs["train_rows"],
+            model_inputs=features.outputs["model_inputs"],
+        )
+    )
     with dsl.ParallelFor(candidates.output, name="candidates", parallelism=config.MAX_PARALLEL_CANDIDATES) as item:
         fitted = for_cluster(
             train(

@@ -8,7 +8,7 @@ standard library, so this needs no installed package and no virtualenv.
 import sys
 from pathlib import Path
 
-NAMES = ("IMAGE_VERSION", "REGISTRY", "BASE_IMAGE", "TFDV_IMAGE", "MINIO_IMAGE")
+NAMES = ("IMAGE_VERSION", "REGISTRY", "BASE_IMAGE", "TFDV_IMAGE", "MINIO_IMAGE", "GIT_IMAGE")
 
 
 def image_refs(repo: Path) -> dict:

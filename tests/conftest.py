@@ -26,6 +26,31 @@ def wine_frame(demo_data) -> pd.DataFrame:
     return pd.read_csv(demo_data["wine"])
 
 
+def _ingested(frame: pd.DataFrame):
+    """``frame`` through the ingest stage's own path: written as CSV, read, checked and renamed (Arrow)."""
+    from mlops.stages.ingest import clean_table, read_table
+
+    return clean_table(read_table(frame.to_csv(index=False).encode("utf-8"), "frame.csv"))[0]
+
+
+@pytest.fixture(scope="session")
+def clean_like_a_run():
+    """A function: a DataFrame as the ingest stage hands it on (cleaned names, checked cells)."""
+    return lambda frame: _ingested(frame).to_pandas()
+
+
+@pytest.fixture(scope="session")
+def split_like_a_run():
+    """A function: clean and split a DataFrame as the ingest and split stages do in a run (one path,
+    Arrow); the SplitResult's ``frames()`` are the splits as the later stages read them."""
+    from mlops.stages.split import SplitConfig, split_table
+
+    def split(frame: pd.DataFrame, target: str, config=None, **kwargs):
+        return split_table(_ingested(frame), target, config or SplitConfig(), **kwargs)
+
+    return split
+
+
 @pytest.fixture
 def file_store(tmp_path) -> FileStore:
     return FileStore(tmp_path / "store")
@@ -71,3 +96,17 @@ def store(request, tmp_path):
     if request.param == "filesystem":
         return FileStore(tmp_path / "store")
     return request.getfixturevalue("minio_store")
+
+
+@pytest.fixture
+def overwrite():
+    """A function: write bytes over a stored key behind the store's back, as a holder of its
+    credential could (a raw, unconditional S3 PUT; a plain file write), never through ``put``."""
+
+    def write(store, key: str, data: bytes) -> None:
+        if isinstance(store, FileStore):
+            (store.root / key).write_bytes(data)
+        else:
+            store.client._put_object(store.bucket, store._key(key), data, headers={})
+
+    return write

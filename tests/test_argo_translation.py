@@ -158,7 +158,7 @@ def test_platform_spec_roles_and_pod_security():
     # each task gets only its own role's Secret: register the registry role, the rest the pipeline role
     assert secrets["root--register"] == {config.ROLE_SECRET_NAMES["registry"]}
     assert secrets["root--ingest"] == {config.ROLE_SECRET_NAMES["pipeline"], config.DATA_SOURCE_SECRET_NAME}
-    assert secrets["exit-handler"] == set()
+    assert secrets["exit-handler"] == {config.NOTIFY_SECRET_NAME}  # optional: the webhooks it tells
     # every run's artifacts are keyed by the Workflow's name and uid, and the pod
     for template in by_name.values():
         for artifact in template.get("outputs", {}).get("artifacts", []):

@@ -73,8 +73,8 @@ def workspace(tmp_path_factory, demo_data):
     return work
 
 
-def visit(browser, url: str, screenshot: str, allowed_prefix: str = "file://") -> dict:
-    """Open ``url`` with every request outside ``allowed_prefix`` refused and recorded; describe the charts."""
+def guarded_page(browser, allowed_prefix: str = "file://"):
+    """A new page on which every request outside ``allowed_prefix`` is refused, and recorded in the list returned."""
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     outside = []
 
@@ -86,6 +86,12 @@ def visit(browser, url: str, screenshot: str, allowed_prefix: str = "file://") -
             request_route.abort()
 
     page.route("**/*", route)
+    return page, outside
+
+
+def visit(browser, url: str, screenshot: str, allowed_prefix: str = "file://") -> dict:
+    """Open ``url`` with every request outside ``allowed_prefix`` refused and recorded; describe the charts."""
+    page, outside = guarded_page(browser, allowed_prefix)
     page.goto(url)
     charts = page.evaluate("""() => [...document.querySelectorAll('svg.chart')].map(svg => {
         const box = svg.getBoundingClientRect();
@@ -169,14 +175,19 @@ def test_the_registry_browser_lists_models_and_opens_their_reports(browser, work
         server.shutdown()
 
 
-def test_mlops_ui_serves_on_loopback_only_and_read_only(workspace):
+def free_port() -> int:
     import socket
-    import time
-    import urllib.request
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+        return probe.getsockname()[1]
+
+
+def test_mlops_ui_serves_on_loopback_only_and_read_only(workspace):
+    import time
+    import urllib.request
+
+    port = free_port()
     process = subprocess.Popen([MLOPS, "ui", "--port", str(port)], cwd=workspace, stdout=subprocess.PIPE, text=True)
     try:
         line = process.stdout.readline()
@@ -192,3 +203,79 @@ def test_mlops_ui_serves_on_loopback_only_and_read_only(workspace):
         process.terminate()
         process.wait(timeout=10)
         time.sleep(0.1)
+
+
+# -- Local runs compared, in the live `mlops ui` ------------------------------------------------------
+
+ONE_CANDIDATE = "metric: auto\ncandidates:\n  classification:\n    logistic_regression: {C: [1.0]}\n"
+
+
+def _run(work: Path, data: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [MLOPS, "run", "--data", data, "--target", "target", "--params", "params.yaml", *args],
+        cwd=work,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+
+
+@pytest.fixture(scope="module")
+def runs_workspace(tmp_path_factory, demo_data):
+    """A store with two local runs: one that succeeded, and one with another seed on data with values
+    the curated schema refuses (it fails at validate, after ingest published its data version)."""
+    work = tmp_path_factory.mktemp("browser-runs")
+    (work / "params.yaml").write_text(ONE_CANDIDATE)
+    (work / "bad").mkdir()
+    wine = pd.read_csv(demo_data["wine"])
+    wine.assign(alcohol=wine["alcohol"].map(lambda v: f"{v} %")).to_csv(work / "bad" / "demo-wine.csv", index=False)
+    assert _run(work, str(demo_data["wine"])).returncode == 0
+    assert _run(work, "bad/demo-wine.csv", "--seed", "7").returncode == 1
+    return work
+
+
+def test_the_live_ui_compares_runs_and_shows_a_new_run_on_reload(browser, runs_workspace):
+    port = free_port()
+    process = subprocess.Popen(
+        [MLOPS, "ui", "--port", str(port)], cwd=runs_workspace, stdout=subprocess.PIPE, text=True
+    )
+    base = f"http://127.0.0.1:{port}/"
+    page = None
+    try:
+        assert base in process.stdout.readline()
+        page, outside = guarded_page(browser, allowed_prefix=base)
+        page.goto(base + "index.html")
+        page.click("text=2 local runs")
+        ids = page.eval_on_selector_all("input[name=run]", "boxes => boxes.map(b => b.value)")
+        assert len(ids) == 2 and "failed" in page.inner_text("table")
+        for box in page.query_selector_all("input[name=run]"):
+            box.check()
+        page.click("text=Compare the ticked runs")
+        assert page.url.startswith(base + "runs/compare.html?run=")
+        differs = page.eval_on_selector_all(
+            "tr.differs", "rows => rows.map(r => r.dataset.section + ': ' + r.dataset.name)"
+        )
+        same = page.eval_on_selector_all("tr.same", "rows => rows.map(r => r.dataset.section + ': ' + r.dataset.name)")
+        assert {"parameters: seed", "data: version", "data: source"} <= set(differs), differs
+        assert {"parameters: target", "parameters: test_fraction", "code: packages.numpy"} <= set(same), same
+        # the difference is visible, not only marked up
+        marked = page.eval_on_selector("tr.differs td", "cell => getComputedStyle(cell).backgroundColor")
+        plain = page.eval_on_selector("tr.same td", "cell => getComputedStyle(cell).backgroundColor")
+        assert marked != plain
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / "runs-compared.png"), full_page=True)
+
+        # Live: a run made after the ui started is there when the page is loaded again.
+        page.goto(base + "runs/index.html")
+        assert _run(runs_workspace, "bad/demo-wine.csv", "--seed", "9").returncode == 1
+        page.reload()
+        after = page.eval_on_selector_all("input[name=run]", "boxes => boxes.map(b => b.value)")
+        assert len(after) == 3 and set(ids) < set(after)
+        page.goto(base + "index.html")
+        assert "3 local runs" in page.inner_text("body")
+        assert not outside, f"requests left the machine: {outside}"
+    finally:
+        if page is not None:
+            page.close()
+        process.terminate()
+        process.wait(timeout=10)

@@ -16,13 +16,14 @@ from mlops.stages.register import register_model
 from mlops.store import model_io
 from mlops.store.datasets import DataVersions
 from mlops.store.registry import ModelRegistry
-from pipelines.compile import COMPILED_DIR, README, readme_with_contract
+from pipelines.compile import COMPILED_DIR, CONTRACT_DOC, with_contract_table
 
 PYTHON = sys.executable
 
 # The stage logic and everything it builds on: importable, and testable, without KFP.
 PLAIN_MODULES = (
     "mlops.stages.ingest",
+    "mlops.stages.split",
     "mlops.stages.validate",
     "mlops.stages.prepare",
     "mlops.stages.train",
@@ -56,6 +57,12 @@ def test_the_stage_logic_imports_no_kfp():
     assert not {m for m in loaded if m == "kfp" or m.startswith("kfp.")}
 
 
+def test_the_split_settings_the_cli_process_reads_import_no_numpy_pandas_or_arrow():
+    """`mlops run` waits through the run holding SplitConfig and dataset_name: it stays small."""
+    loaded = imported_after("mlops.stages.split")
+    assert not loaded & {"numpy", "pandas", "pyarrow"}
+
+
 def test_the_pipeline_definition_imports_no_client_code():
     loaded = imported_after("pipelines.training")
     assert not loaded & {"mlops.cluster.kfp_client", "mlops.cluster.schedules", "mlops.cli.submit"}
@@ -68,6 +75,18 @@ def test_values_between_stages_are_typed_outputs_not_json_strings():
     tasks = spec["root"]["dag"]["tasks"]
     prepare_target = tasks["prepare"]["inputs"]["parameters"]["target"]
     assert prepare_target["taskOutputParameter"] == {"producerTask": "split", "outputParameterKey": "target"}
+    # prepare reads the schema validate held the data to (its kind tags), not a file of its own; as
+    # values (its digest and kind tags), not validate's artifact, which is new on every run (validate
+    # never caches) and would make prepare and every training task after it run every time
+    assert "schema" not in tasks["prepare"]["inputs"].get("artifacts", {})
+    for value in ("schema_sha256", "schema_kinds"):
+        wired = tasks["prepare"]["inputs"]["parameters"][value]["taskOutputParameter"]
+        assert wired == {"producerTask": "validate", "outputParameterKey": value}
+    assert tasks["validate"]["cachingOptions"].get("enableCache") is not True
+    # the size-aware search space is trimmed by the training split's size that prepare measured
+    for size in ("train_rows", "model_inputs"):
+        wired = tasks["expand-candidates"]["inputs"]["parameters"][size]["taskOutputParameter"]
+        assert wired == {"producerTask": "prepare", "outputParameterKey": size}
     evaluate_inputs = tasks["evaluate"]["inputs"]["parameters"]
     assert evaluate_inputs["metric"]["taskOutputParameter"]["producerTask"] == "prepare"
     register_inputs = tasks["register"]["inputs"]["parameters"]
@@ -105,9 +124,9 @@ def test_only_our_own_artifact_namespace_is_allowed_next_to_kfps():
         type_utils.validate_schema_title("acme.Schema")
 
 
-def test_the_readme_stage_contract_table_is_generated_from_the_components():
-    text = README.read_text(encoding="utf-8")
-    assert readme_with_contract(text) == text, "the stage contract table in README.md is stale: run `make compile`"
+def test_the_stage_contract_table_is_generated_from_the_components():
+    text = CONTRACT_DOC.read_text(encoding="utf-8")
+    assert with_contract_table(text) == text, "the stage contract table of docs/architecture.md is stale: make compile"
 
 
 # -- The champion moves only over the champion that was compared against ---------------------

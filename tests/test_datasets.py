@@ -1,9 +1,10 @@
 """Data versions and pointer files, on every store backend."""
 
+import json
+
 import pytest
 
 from mlops.data.pointer import PointerError, read_pointer, resolve_data_argument, write_pointer
-from mlops.stages.ingest import clean_frame
 from mlops.store import NotFound, StoreError
 from mlops.store.datasets import DataVersions
 
@@ -40,9 +41,9 @@ def test_references_that_do_not_resolve(store, wine_frame):
         versions.resolve("wine")
 
 
-def test_a_push_that_died_before_its_manifest_is_invisible_and_can_be_redone(store, wine_frame):
+def test_a_push_that_died_before_its_manifest_is_invisible_and_can_be_redone(store, wine_frame, clean_like_a_run):
     versions = DataVersions(store)
-    frame, _ = clean_frame(wine_frame)
+    frame = clean_like_a_run(wine_frame)
     version, _ = versions.publish("wine", frame, source="x")
     store.delete(f"data/wine/versions/{version.id}/manifest.json")  # as if the writer died here
     assert versions.versions("wine") == []
@@ -50,12 +51,26 @@ def test_a_push_that_died_before_its_manifest_is_invisible_and_can_be_redone(sto
     assert new and again.id == version.id
 
 
-def test_stored_data_is_checked_against_its_hash(store, wine_frame):
-    versions = DataVersions(store)
+def test_stored_data_is_checked_against_its_hash(file_store, wine_frame, overwrite):
+    versions = DataVersions(file_store)
     version, _ = versions.publish("wine", wine_frame, source="x")
-    store.put(f"data/wine/versions/{version.id}/{version.data_file}", b"tampered")
+    overwrite(file_store, f"data/wine/versions/{version.id}/{version.data_file}", b"tampered")
     with pytest.raises(StoreError, match="do not match their recorded sha256 .*changed outside this tool"):
         versions.read_frame(version)
+
+
+def test_on_minio_an_overwritten_data_version_is_read_as_published(minio_store, wine_frame, overwrite, capsys):
+    """A raw PUT over the rows and the manifest (which names them and their sha256) changes nothing read."""
+    versions = DataVersions(minio_store)
+    version, _ = versions.publish("wine", wine_frame, source="x")
+    prefix = f"data/wine/versions/{version.id}/"
+    forged = {**{k: v for k, v in version.to_json().items() if k != "ref"}, "rows": 1, "source": "forged"}
+    overwrite(minio_store, prefix + version.data_file, b"tampered")
+    overwrite(minio_store, prefix + "manifest.json", json.dumps(forged).encode())
+    again = versions.resolve(f"wine@{version.id}")
+    assert again.source == "x" and again.rows == len(wine_frame)
+    assert versions.read_frame(again).shape == wine_frame.shape
+    assert "was overwritten after it was published" in capsys.readouterr().err
 
 
 def test_pointer_files_round_trip(tmp_path, file_store, wine_frame):

@@ -5,7 +5,6 @@ import pytest
 
 from mlops.errors import StageError
 from mlops.stages.evaluate import decide_blessing, evaluate_model
-from mlops.stages.ingest import SplitConfig, clean_frame, split_frame
 from mlops.stages.metrics import resolve_metric, skill
 from mlops.stages.prepare import fit_preprocessor
 from mlops.stages.train import train_candidate
@@ -72,14 +71,13 @@ def test_metric_resolution():
         resolve_metric("auc", "classification")
 
 
-def _fit(frame, candidate):
-    cleaned, _ = clean_frame(frame)
-    result = split_frame(cleaned, "target", SplitConfig())
-    transform, info = fit_preprocessor(result.splits["train"], "target")
+def _fit(split_like_a_run, frame, candidate):
+    splits = split_like_a_run(frame, "target").frames()
+    transform, info = fit_preprocessor(splits["train"], "target")
     model, _ = train_candidate(
-        candidate, transform, result.splits["train"], result.splits["validation"], "target", info["task"], seed=1
+        candidate, transform, splits["train"], splits["validation"], "target", info["task"], seed=1
     )
-    return model, result.splits["train"], result.splits["test"]
+    return model, splits["train"], splits["test"]
 
 
 def _register_champion(store, name, model):
@@ -89,10 +87,12 @@ def _register_champion(store, name, model):
     return version
 
 
-def test_evaluation_against_a_registered_champion(demo_data, file_store):
+def test_evaluation_against_a_registered_champion(demo_data, file_store, split_like_a_run):
     frame = pd.read_csv(demo_data["breast_cancer"])
-    strong, train, test = _fit(frame, {"id": "c01", "family": "logistic_regression", "params": {"C": 1.0}})
-    weak, _, _ = _fit(frame, {"id": "c02", "family": "knn", "params": {"n_neighbors": 150}})
+    strong, train, test = _fit(
+        split_like_a_run, frame, {"id": "c01", "family": "logistic_regression", "params": {"C": 1.0}}
+    )
+    weak, _, _ = _fit(split_like_a_run, frame, {"id": "c02", "family": "knn", "params": {"n_neighbors": 150}})
 
     first = evaluate_model(weak, train, test, "target", "classification", "f1_macro", 0.1, None, file_store, "cancer")
     assert first.blessing.blessed and first.blessing.champion_version is None
@@ -106,11 +106,10 @@ def test_evaluation_against_a_registered_champion(demo_data, file_store):
     assert not second.blessing.blessed and "worse than champion v1" in second.blessing.reason
 
 
-def test_a_champion_that_cannot_score_this_data_blocks_blessing(demo_data, file_store):
-    wine, _, _ = _fit(pd.read_csv(demo_data["wine"]), {"id": "c01", "family": "logistic_regression", "params": {}})
-    cancer, train, test = _fit(
-        pd.read_csv(demo_data["breast_cancer"]), {"id": "c01", "family": "logistic_regression", "params": {}}
-    )
+def test_a_champion_that_cannot_score_this_data_blocks_blessing(demo_data, file_store, split_like_a_run):
+    candidate = {"id": "c01", "family": "logistic_regression", "params": {}}
+    wine, _, _ = _fit(split_like_a_run, pd.read_csv(demo_data["wine"]), candidate)
+    cancer, train, test = _fit(split_like_a_run, pd.read_csv(demo_data["breast_cancer"]), candidate)
     _register_champion(file_store, "m", wine)
     result = evaluate_model(cancer, train, test, "target", "classification", "f1_macro", 0.1, None, file_store, "m")
     assert not result.blessing.blessed and "could not be scored" in result.blessing.reason

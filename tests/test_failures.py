@@ -224,9 +224,9 @@ def test_store_errors_that_cannot_be_made_for_real_here_are_one_line(tmp_path, m
 
 
 def test_a_data_file_that_cannot_be_read_is_one_line(tmp_path):
-    from mlops.stages.ingest import load_source
+    from mlops.stages.ingest import load_table
 
     directory = tmp_path / "wine.csv"
     directory.mkdir()  # a directory where a file is expected
     with pytest.raises(StageError, match="data file not found"):
-        load_source(str(directory))
+        load_table(str(directory))

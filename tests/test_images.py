@@ -68,12 +68,13 @@ def images_in(obj) -> set[str]:
 
 
 def test_make_images_builds_the_images_of_scripts_images_py():
-    assert [image.ref for image in BUILD.images()] == [REFS["BASE_IMAGE"], REFS["TFDV_IMAGE"], REFS["MINIO_IMAGE"]]
+    names = ("BASE_IMAGE", "TFDV_IMAGE", "MINIO_IMAGE", "GIT_IMAGE")
+    assert [image.ref for image in BUILD.images()] == [REFS[name] for name in names]
     out = subprocess.run(
         ["python3", str(REPO / "scripts" / "images.py")], capture_output=True, text=True, check=True
     ).stdout
     printed = dict(line.split("=", 1) for line in out.split())
-    assert {printed[k] for k in ("BASE_IMAGE", "TFDV_IMAGE", "MINIO_IMAGE")} == {i.ref for i in IMAGES.values()}
+    assert {printed[k] for k in names} == {i.ref for i in IMAGES.values()}
 
 
 def test_compiled_specs_name_exactly_the_built_images():
@@ -273,3 +274,21 @@ def test_minio_image_runs_read_only(docker):
     for binary in ("minio", "mc"):
         result = run(docker, REFS["MINIO_IMAGE"], "--version", entrypoint=binary, options=options)
         assert result.returncode == 0 and "go1.26.8" in result.stdout, result.stderr
+
+
+@pytest.mark.docker
+def test_git_image_serves_and_finds_commits_like_a_pod(docker):
+    """The GitOps image (images/Dockerfile.git): git, and both of its programs, under the pod's limits."""
+    version = run(docker, REFS["GIT_IMAGE"], "--version", entrypoint="git")
+    assert version.returncode == 0 and version.stdout.startswith("git version 2."), version.stderr
+    usage = run(docker, REFS["GIT_IMAGE"], "/opt/mlops-git/run_commit.py", entrypoint="python3")
+    assert usage.returncode == 2 and "REPO_URL PATH_IN_REPO" in usage.stderr
+    compiled = run(
+        docker,
+        REFS["GIT_IMAGE"],
+        "-c",
+        "import ast, sys; ast.parse(open(sys.argv[1]).read())",
+        "/opt/mlops-git/git_http.py",
+        entrypoint="python3",
+    )
+    assert compiled.returncode == 0, compiled.stderr

@@ -1,6 +1,7 @@
 """Ingest: reading every source, clean names, deterministic splits, content hash, bad input."""
 
 import http.server
+import json
 import threading
 
 import numpy as np
@@ -9,16 +10,8 @@ import pytest
 
 from mlops.data.content import content_hash, row_keys
 from mlops.errors import StageError
-from mlops.stages.ingest import (
-    SplitConfig,
-    assign_splits,
-    clean_frame,
-    ingest_source,
-    load_source,
-    normalize_column_names,
-    parse_table,
-    split_frame,
-)
+from mlops.stages.ingest import clean_table, ingest_source, load_table, normalize_column_names, read_table
+from mlops.stages.split import SplitConfig, assign_splits, split_table, split_version
 from mlops.store.datasets import DataVersions
 
 
@@ -27,14 +20,8 @@ def digest_set(frame) -> set[int]:
     return set(row_keys(frame).tolist())
 
 
-def ingest_frame(frame, target, config, **kwargs):
-    """Clean and split, as the ingest and split stages do in a run."""
-    cleaned, _ = clean_frame(frame)
-    return split_frame(cleaned, target, config, **kwargs)
-
-
 def read_and_split(uri, target, config):
-    return ingest_frame(load_source(uri), target, config)
+    return split_table(clean_table(load_table(uri))[0], target, config)
 
 
 @pytest.mark.parametrize(
@@ -56,15 +43,15 @@ def test_two_columns_that_clean_to_the_same_name_are_refused_naming_both():
         normalize_column_names(["Quality Class", "alcohol", "quality_class"])
 
 
-def test_split_is_deterministic_and_independent_of_row_order_and_neighbours(wine_frame):
+def test_split_is_deterministic_and_independent_of_row_order_and_neighbours(wine_frame, split_like_a_run):
     config = SplitConfig()
-    result = ingest_frame(wine_frame, "target", config)
-    shuffled = ingest_frame(wine_frame.sample(frac=1.0, random_state=7), "target", config)
+    result = split_like_a_run(wine_frame, "target", config)
+    shuffled = split_like_a_run(wine_frame.sample(frac=1.0, random_state=7), "target", config)
     for split in ("train", "validation", "test"):
         # the same rows in the same order: training cannot tell the file order
-        pd.testing.assert_frame_equal(result.splits[split], shuffled.splits[split])
+        pd.testing.assert_frame_equal(result.frames()[split], shuffled.frames()[split])
     # Dropping rows never moves the remaining rows to another split.
-    subset = ingest_frame(wine_frame.iloc[:120], "target", config, min_rows_per_split=1)
+    subset = split_like_a_run(wine_frame.iloc[:120], "target", config, min_rows_per_split=1)
     for split in ("train", "validation", "test"):
         assert digest_set(subset.splits[split]) <= digest_set(result.splits[split])
 
@@ -77,9 +64,9 @@ def test_split_fractions_are_close_to_the_configuration():
     assert shares["validation"] == pytest.approx(0.2, abs=0.01)
 
 
-def test_salt_changes_the_split(wine_frame):
-    plain = ingest_frame(wine_frame, "target", SplitConfig())
-    salted = ingest_frame(wine_frame, "target", SplitConfig(salt="other"))
+def test_salt_changes_the_split(wine_frame, split_like_a_run):
+    plain = split_like_a_run(wine_frame, "target", SplitConfig())
+    salted = split_like_a_run(wine_frame, "target", SplitConfig(salt="other"))
     assert digest_set(plain.splits["test"]) != digest_set(salted.splits["test"])
 
 
@@ -132,16 +119,16 @@ def test_reads_over_http(tmp_path, wine_frame):
         ("Quality (1-10)!", "quality_1_10"),  # punctuation
     ],
 )
-def test_target_may_be_given_by_its_original_name(wine_frame, original, cleaned):
+def test_target_may_be_given_by_its_original_name(wine_frame, original, cleaned, split_like_a_run):
     frame = wine_frame.rename(columns={"target": original})
-    assert ingest_frame(frame, original, SplitConfig()).target == cleaned
-    assert ingest_frame(frame, cleaned, SplitConfig()).target == cleaned
+    assert split_like_a_run(frame, original, SplitConfig()).target == cleaned
+    assert split_like_a_run(frame, cleaned, SplitConfig()).target == cleaned
 
 
-def test_rows_without_a_target_are_dropped_and_counted(wine_frame):
+def test_rows_without_a_target_are_dropped_and_counted(wine_frame, split_like_a_run):
     frame = wine_frame.copy()
     frame.loc[:9, "target"] = None
-    result = ingest_frame(frame, "target", SplitConfig())
+    result = split_like_a_run(frame, "target", SplitConfig())
     assert result.dropped_missing_target == 10
     assert sum(len(part) for part in result.splits.values()) == len(frame) - 10
 
@@ -160,12 +147,12 @@ def test_rows_without_a_target_are_dropped_and_counted(wine_frame):
 )
 def test_unreadable_files(content, message):
     with pytest.raises(StageError, match=message):
-        parse_table(content, "data.csv")
+        read_table(content, "data.csv")
 
 
 def test_not_a_parquet_file():
     with pytest.raises(StageError, match="not a readable Parquet file"):
-        parse_table(b"a,b\n1,2\n", "data.parquet")
+        read_table(b"a,b\n1,2\n", "data.parquet")
 
 
 def test_missing_file_and_unsupported_scheme(tmp_path):
@@ -177,14 +164,14 @@ def test_missing_file_and_unsupported_scheme(tmp_path):
 
 def test_a_url_with_a_port_that_is_not_a_number():
     with pytest.raises(StageError, match="invalid data URI http://host:abc/x.csv: Port could not be cast"):
-        load_source("http://host:abc/x.csv")
+        load_table("http://host:abc/x.csv")
 
 
-def test_non_finite_values_are_refused_with_column_and_row(wine_frame):
+def test_non_finite_values_are_refused_with_column_and_row(wine_frame, split_like_a_run):
     frame = wine_frame.copy()
     frame.loc[41, "magnesium"] = float("inf")
     with pytest.raises(StageError, match=r"column 'magnesium' holds a non-finite value \(inf\) at row 42"):
-        clean_frame(frame)
+        split_like_a_run(frame, "target", SplitConfig())
 
 
 def test_nested_parquet_columns_are_refused(tmp_path):
@@ -193,29 +180,29 @@ def test_nested_parquet_columns_are_refused(tmp_path):
 
     pq.write_table(pa.table({"x": [1, 2], "tags": [[1, 2], [3]]}), tmp_path / "nested.parquet")
     with pytest.raises(StageError, match="column 'tags' is nested"):
-        load_source(str(tmp_path / "nested.parquet"))
-    frame = pd.DataFrame({"x": [1, 2], "tags": [{"a": 1}, {"b": 2}]})
+        load_table(str(tmp_path / "nested.parquet"))
+    pq.write_table(pa.table({"x": [1, 2], "tags": [{"a": 1}, {"b": 2}]}), tmp_path / "struct.parquet")
     with pytest.raises(StageError, match="column 'tags' is nested"):
-        clean_frame(frame)
+        load_table(str(tmp_path / "struct.parquet"))
 
 
-def test_missing_target_names_the_columns(wine_frame):
+def test_missing_target_names_the_columns(wine_frame, split_like_a_run):
     with pytest.raises(StageError, match="target column 'quality' not found; columns are: alcohol, malic_acid"):
-        ingest_frame(wine_frame, "quality", SplitConfig())
+        split_like_a_run(wine_frame, "quality", SplitConfig())
 
 
-def test_numeric_column_holding_strings(wine_frame):
+def test_numeric_column_holding_strings(wine_frame, split_like_a_run):
     frame = wine_frame.astype({"alcohol": object})
-    frame.loc[17, "alcohol"] = "n/a"
+    frame.loc[17, "alcohol"] = "12,5"  # a decimal comma ("n/a" is a missing value, as in pandas)
     with pytest.raises(
-        StageError, match=r"column 'alcohol' is numeric but holds 1 non-numeric value\(s\), e.g. 'n/a' at row 18"
+        StageError, match=r"column 'alcohol' is numeric but holds 1 non-numeric value\(s\), e.g. '12,5' at row 18"
     ):
-        ingest_frame(frame, "target", SplitConfig())
+        split_like_a_run(frame, "target", SplitConfig())
 
 
-def test_too_few_rows_for_the_split(wine_frame):
+def test_too_few_rows_for_the_split(wine_frame, split_like_a_run):
     with pytest.raises(StageError, match="too few rows for the split: 12 rows gave train="):
-        ingest_frame(wine_frame.iloc[:12], "target", SplitConfig())
+        split_like_a_run(wine_frame.iloc[:12], "target", SplitConfig())
 
 
 @pytest.mark.parametrize(
@@ -243,9 +230,8 @@ def test_split_config_is_validated(kwargs, message):
         (b"a,b\n1,x\xff\n2,y\n", r"not UTF-8 text \(byte 0xff at offset 7\)"),
     ],
 )
-def test_the_arrow_ingest_path_refuses_what_the_pandas_one_does(tmp_path, csv, message):
-    """ingest_source cleans an Arrow table (clean_table); clean_frame is the pandas API: same checks."""
-    from mlops.stages.ingest import clean_table, read_table
+def test_bad_input_is_refused_by_the_stage_and_publishes_nothing(tmp_path, csv, message):
+    """ingest_source refuses what clean_table and read_table refuse, with the same line."""
     from mlops.store.fs import FileStore
 
     path = tmp_path / "bad.csv"
@@ -253,22 +239,45 @@ def test_the_arrow_ingest_path_refuses_what_the_pandas_one_does(tmp_path, csv, m
     with pytest.raises(StageError, match=message):
         ingest_source(str(path), FileStore(tmp_path / "store"), "bad")
     assert not (tmp_path / "store" / "data").exists()  # nothing published
-    if b"\xff" not in csv:
-        with pytest.raises(StageError, match=message):
-            clean_frame(parse_table(csv, "bad.csv"))
-        with pytest.raises(StageError, match=message):
-            clean_table(read_table(csv, "bad.csv"))
+    with pytest.raises(StageError, match=message):
+        clean_table(read_table(csv, "bad.csv"))
 
 
 def test_ingest_of_a_csv_gives_the_version_the_pandas_frame_gives(tmp_path, wine_frame):
-    """The Arrow path (ingest) and the pandas path (publish of a DataFrame) name the same data alike."""
+    """A CSV ingested (Arrow) and the same rows published as a DataFrame are one data version."""
     from mlops.store.fs import FileStore
 
     wine_frame.to_csv(tmp_path / "wine.csv", index=False)
     store = FileStore(tmp_path / "store")
     ingested = ingest_source(str(tmp_path / "wine.csv"), store, "wine")
-    again, new = DataVersions(store).publish("wine", clean_frame(wine_frame)[0], source="frame")
+    cleaned = wine_frame.rename(columns=ingested.columns)
+    again, new = DataVersions(store).publish("wine", cleaned, source="frame")
     assert again.id == ingested.version.id and not new
+
+
+def test_the_split_stage_writes_the_splits_an_in_memory_split_gives(tmp_path, wine_frame):
+    """split_version (the stage: a stored version, its stored keys) and split_table of the cleaned
+    table (keys computed, rows ordered) give the same rows in the same order, also as pandas reads
+    the stage's Parquet files; so does a version stored before split keys were."""
+    from mlops.store.fs import FileStore
+
+    wine_frame.to_csv(tmp_path / "wine.csv", index=False)
+    store = FileStore(tmp_path / "store")
+    version = ingest_source(str(tmp_path / "wine.csv"), store, "wine").version
+    in_memory = split_table(clean_table(load_table(str(tmp_path / "wine.csv")))[0], "target", SplitConfig())
+    paths = {name: str(tmp_path / f"{name}.parquet") for name in ("train", "validation", "test")}
+    stage = split_version(store, version.full_ref, "target", SplitConfig(), paths)
+    assert stage.rows == in_memory.rows and sum(stage.rows.values()) == len(wine_frame)
+    for name, path in paths.items():
+        assert stage.splits[name].equals(in_memory.splits[name])
+        pd.testing.assert_frame_equal(pd.read_parquet(path), in_memory.frames()[name])
+    # A manifest without keys (written before split keys were): keyed and ordered again, the same split.
+    manifest = tmp_path / "store" / "data" / "wine" / "versions" / version.id / "manifest.json"
+    record = json.loads(manifest.read_text())
+    manifest.write_text(json.dumps({**record, "keys_file": None, "keys_sha256": None}))
+    old = split_version(store, version.full_ref, "target", SplitConfig(), paths)
+    for name in paths:
+        assert old.splits[name].equals(in_memory.splits[name])
 
 
 def test_columns_checked_in_parallel_report_the_first_bad_column_in_file_order(monkeypatch):
@@ -276,7 +285,6 @@ def test_columns_checked_in_parallel_report_the_first_bad_column_in_file_order(m
     import pyarrow as pa
 
     from mlops.data import content
-    from mlops.stages.ingest import clean_table
 
     monkeypatch.setattr(content, "usable_cores", lambda: 2)
     rows = 120_000

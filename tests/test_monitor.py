@@ -36,7 +36,7 @@ def test_tiny_batches_never_drift(cancer):
         tiny = cancer.sample(30, random_state=seed + 10)
         tiny["mean radius"] = tiny["mean radius"] * 1.5  # even a real shift: 30 rows cannot tell
         assert not any(f.drifted for f in drift.compare_frame(profile, tiny))
-        assert {f.verdict for f in drift.compare_frame(profile, tiny)} == {"too few rows to tell"}
+        assert {f.verdict for f in drift.compare_frame(profile, tiny)} == {"too little data to tell"}
 
 
 def test_a_large_clean_resample_never_drifts(cancer):
@@ -73,6 +73,113 @@ def test_categories_use_l_infinity_and_count_new_values():
     assert "(other)" in result.buckets
 
 
+def _rows_for(measure, base, distance):
+    """The batch size whose minimum detectable effect (one feature, alpha 0.01, power 0.8) is ``distance``."""
+    low, high = 2, 10**7
+    while high - low > 1:
+        middle = (low + high) // 2
+        mde, _ = drift.min_detectable_effect(measure, base, middle, alpha=0.01, power=0.8)
+        low, high = (middle, high) if mde > distance else (low, middle)
+    return high
+
+
+@pytest.mark.parametrize(
+    "measure, baseline, live, baseline_rows",
+    [
+        # a normal feature in 20 equal bins, its mean shifted by 0.3 and 0.5 sd
+        ("jensen_shannon_divergence", "normal", 0.3, 2000),
+        ("jensen_shannon_divergence", "normal", 0.5, 400),
+        # two categories, one share moved by 0.1 (the worst case for L-infinity: a share near 1/2)
+        ("l_infinity", [0.5, 0.5], [0.6, 0.4], 2000),
+        ("l_infinity", [0.8, 0.2], [0.85, 0.15], 2000),
+    ],
+)
+def test_the_minimum_detectable_effect_has_the_power_it_claims(measure, baseline, live, baseline_rows):
+    """At the batch size where a shift's distance equals the MDE, the chi-squared test finds it in about
+    80% of samples (both the baseline and the batch drawn afresh). A formula off by a factor of two in
+    the distance would give about 99% or 40%."""
+    from scipy.stats import norm
+
+    if baseline == "normal":
+        edges = norm.ppf(np.linspace(0, 1, 21)[1:-1])
+        p = np.full(20, 0.05)
+        q = np.diff(np.concatenate([[0], norm.cdf(edges - live), [1]]))
+    else:
+        p, q = np.array(baseline), np.array(live)
+    distance = drift.jensen_shannon(p, q) if measure == "jensen_shannon_divergence" else drift.l_infinity(p, q)
+    rows = _rows_for(measure, p * baseline_rows, distance)
+    rng = np.random.default_rng(0)
+    found = [
+        drift.chi_squared_p(rng.multinomial(baseline_rows, p).astype(float), rng.multinomial(rows, q).astype(float))
+        < 0.01
+        for _ in range(400)
+    ]
+    assert 0.72 <= np.mean(found) <= 0.88, (rows, np.mean(found))
+
+
+def test_the_rows_needed_bring_the_mde_to_the_threshold_unless_the_baseline_is_too_small():
+    base = np.full(20, 20.0)  # 400 baseline rows
+    mde, needed = drift.min_detectable_effect(
+        "jensen_shannon_divergence", base, 30, alpha=0.01, power=0.8, threshold=0.1
+    )
+    assert mde > 0.1 and needed > 30
+    assert drift.min_detectable_effect("jensen_shannon_divergence", base, needed, alpha=0.01, power=0.8)[0] <= 0.1
+    assert drift.min_detectable_effect("jensen_shannon_divergence", base, needed - 1, alpha=0.01, power=0.8)[0] > 0.1
+    # two even categories and 100 baseline rows: no batch sees an L-infinity shift of 0.05
+    _, never = drift.min_detectable_effect(
+        "l_infinity", np.array([50.0, 50.0]), 10**6, alpha=0.01, power=0.8, threshold=0.05
+    )
+    assert never is None
+
+
+def test_three_answers_at_three_batch_sizes(cancer):
+    """30 clean rows: too little data (a drift of the threshold's size could go unseen); 300 clean rows:
+    none; 2000 rows with one feature shifted by one standard deviation: retrain."""
+    profile = _profile(cancer.sample(400, random_state=0))
+    features = [c for c in profile["columns"] if c != "target"]
+    shifted = cancer.sample(2000, replace=True, random_state=3)
+    shifted["mean texture"] += cancer["mean texture"].std()
+    batches = {
+        "tiny": cancer.sample(30, random_state=1),
+        "medium": cancer.sample(300, replace=True, random_state=2),
+        "large": shifted,
+    }
+    answers = {}
+    for name, batch in batches.items():
+        measured = drift.compare_frame(profile, batch, columns=features)
+        answers[name] = _decide(measured, rows=len(batch))
+        for feature in answers[name].features:
+            assert 0 < feature["min_detectable_effect"] <= 1 and feature["power"] == 0.8
+    tiny, medium, large = answers["tiny"], answers["medium"], answers["large"]
+    assert tiny.decision == "too little data"
+    assert {f["verdict"] for f in tiny.features} == {"too little data to tell"}
+    assert all(f["min_detectable_effect"] > f["threshold"] and f["rows_needed"] == 100 for f in tiny.features)
+    assert tiny.reasons[0].startswith("too little data to tell: in 30 rows, the smallest drift seen with 80% power")
+    assert tiny.reasons[0].endswith("a batch of 100 rows would tell")
+    assert medium.decision == "none", medium.reasons
+    assert all(f["min_detectable_effect"] < f["threshold"] for f in medium.features)
+    assert large.decision == "retrain" and "mean texture" in large.reasons[0]
+    assert [f["feature"] for f in large.features if f["drifted"]] == ["mean texture"]
+    assert all(f["verdict"] == "no drift" for f in large.features if f["feature"] != "mean texture")
+
+
+def test_too_little_data_only_where_a_drift_would_retrain():
+    untold = _feature("x", drifted=False, verdict="too little data to tell")
+    assert _decide([untold]).decision == "too little data"
+    ignored = monitor.parse_policy({"features": {"x": {"severity": "warn"}}})
+    assert _decide([untold], policy=ignored).decision == "none"
+    # half the features must drift to retrain: one of three that cannot tell could not make it
+    half = monitor.parse_policy({"drifted_share": 0.5})
+    quiet = [untold, _feature("y", drifted=False), _feature("z", drifted=False)]
+    assert _decide(quiet, policy=half).decision == "none"
+    assert _decide([untold, _feature("y", drifted=False)], policy=half).decision == "too little data"
+    # a drift found is a drift, however small the batch
+    assert _decide([untold, _feature("y")]).decision == "retrain"
+    small = {**untold.to_json(), "rows_needed": None}
+    decision = _decide([drift.FeatureDrift(**small)])
+    assert "no batch would tell: the baseline is too small for x" in decision.reasons[0]
+
+
 def test_holm_correction():
     assert drift.holm({"a": 0.01, "b": 0.04, "c": 0.03}) == pytest.approx({"a": 0.03, "b": 0.06, "c": 0.06})
 
@@ -86,6 +193,7 @@ def test_holm_correction():
         ({"treshold": 1}, "unknown setting 'treshold'"),
         ({"alpha": "low"}, "alpha must be a number >= 0"),
         ({"min_rows": 0}, "min_rows must be a whole number >= 1"),
+        ({"power": 1}, "power must be a number between 0 and 1"),
         ({"drift_severity": "panic"}, "drift_severity must be one of retrain, warn, ignore"),
         ({"anomaly_kinds": {"SCHEMA_MISSING_COLUMN": "retrain"}}, "anomaly severity for SCHEMA_MISSING_COLUMN must be"),
         ({"features": {"x": {"limit": 1}}}, "features.x takes threshold and severity"),
@@ -98,7 +206,7 @@ def test_bad_policies_are_one_line(document, message):
         monitor.parse_policy(document)
 
 
-def _feature(name="x", drifted=True, distance=0.3):
+def _feature(name="x", drifted=True, distance=0.3, verdict=None):
     return drift.FeatureDrift(
         feature=name,
         kind="numeric",
@@ -112,18 +220,20 @@ def _feature(name="x", drifted=True, distance=0.3):
         rows=2000,
         min_rows=100,
         drifted=drifted,
-        verdict="drift" if drifted else "no drift",
+        verdict=verdict or ("drift" if drifted else "no drift"),
         buckets=[],
         baseline_shares=[],
         shares=[],
+        min_detectable_effect=0.2 if verdict == "too little data to tell" else 0.05,
+        rows_needed=500,
     )
 
 
-def _decide(features=(), anomalies=(), performance=None, policy=None, history=(), prediction=None):
+def _decide(features=(), anomalies=(), performance=None, policy=None, history=(), prediction=None, rows=2000):
     return monitor.decide(
         model={"name": "m", "version": 1, "metric": "f1_macro", "test_score": 0.9},
         data_version="live@abc",
-        rows=2000,
+        rows=rows,
         features=list(features),
         anomalies=list(anomalies),
         prediction=prediction,
@@ -229,6 +339,7 @@ def trained(tmp_path_factory, cancer, demo_data):
             **{"mean radius": lambda f: f["mean radius"] + 1.5 * cancer["mean radius"].std()}
         ),
         "tiny": cancer.sample(30, random_state=3).drop(columns=["target"]),
+        "medium": cancer.sample(300, replace=True, random_state=9),
         "unlabelled-shift": cancer.sample(1500, replace=True, random_state=4)
         .drop(columns=["target"])
         .assign(**{"worst area": lambda f: f["worst area"] * 1.8}),
@@ -272,15 +383,19 @@ def versions(work):
     "batch, decision",
     [
         ("clean", "none"),  # a large clean resample
-        ("tiny", "none"),  # 30 rows, no labels
+        ("medium", "none"),  # 300 clean rows: enough to see a drift of the threshold's size
+        ("tiny", "too little data"),  # 30 rows, no labels: a drift could go unseen
         ("unlabelled-shift", "retrain"),  # label-less: drift alone decides
         ("degraded", "retrain"),  # labels: the champion's live metric fell
     ],
 )
 def test_monitor_decisions_on_real_batches(trained, batch, decision):
     result, record = watch(trained, batch)
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == (5 if decision == "too little data" else 0), result.stderr
     assert record["decision"] == decision, record["reasons"]
+    assert all(0 < f["min_detectable_effect"] <= 1 for f in record["features"])
+    if batch == "tiny":
+        assert "too little data to tell" in Path(record["report"]).read_text(encoding="utf-8")
     assert {"decision", "reasons", "features", "model", "data_version"} <= set(record)
     assert record["model"] == {
         "name": "demo-breast-cancer",

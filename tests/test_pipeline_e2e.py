@@ -5,6 +5,7 @@ gate, anomalies that stop the run, and every bad input: each must fail with one
 line on stderr and register nothing.
 """
 
+import hashlib
 import json
 import os
 import subprocess
@@ -58,6 +59,8 @@ def test_multiclass_run_registers_a_champion_and_writes_the_report(workdir, demo
     lineage = version.lineage
     assert lineage["data"]["content_hash"] == row["data_hash"]
     assert lineage["validation"]["schema_source"] == "curated"
+    held_to = ModelRegistry(FileStore(workdir / ".mlops")).read_file(version, "baseline/schema.pbtxt")
+    assert lineage["validation"]["schema_sha256"] == hashlib.sha256(held_to).hexdigest()  # validate's hash
     assert lineage["blessing"]["champion_version"] is None and lineage["blessing"]["skill"] > 0.5
     assert {"model.skops", "lineage.json", "baseline/schema.pbtxt", "baseline/train_statistics.pb"} <= set(
         version.files
@@ -211,26 +214,34 @@ def test_bad_input_inside_the_pipeline_fails_the_ingest_stage(demo_data, tmp_pat
             runs_dir=tmp_path / "runs",
             emit=lambda line: None,
         )
-    assert not (tmp_path / "store").exists()
+    # Nothing published but the run's own record, which says why it failed (`mlops runs list`).
+    store = FileStore(tmp_path / "store")
+    [key] = store.list("")
+    record = json.loads(store.read(key))
+    assert key == f"runs/empty/{record['id']}.json" and record["id"].endswith(f"-empty-{os.getpid()}")
+    assert (record["state"], record["reason"], record["data"]["version"]) == (
+        "failed",
+        "ingest: empty.csv is empty",
+        None,
+    )
 
 
-def _rare_class_kept_out_of_test(demo_data):
+def _rare_class_kept_out_of_test(demo_data, split_like_a_run, clean_like_a_run):
     """Wine with a fourth, rare class whose rows the content-hash split puts in train and validation
     only (a row's split depends on its own content alone, so the choice is stable)."""
-    from mlops.stages.ingest import SplitConfig, clean_frame, split_frame
-
     wine = pd.read_csv(demo_data["wine"])
     rare = wine[wine["target"] == "class_0"].head(40).assign(target="class_rare", alcohol=lambda f: f["alcohol"] + 5)
-    splits = split_frame(clean_frame(rare)[0], "target", SplitConfig(), min_rows_per_split=0).splits
+    splits = split_like_a_run(rare, "target", min_rows_per_split=0).frames()
     keep = pd.concat([splits["train"], splits["validation"]])
     assert len(splits["validation"]) and len(splits["test"])  # the test rows of the rare class are left out
-    cleaned = clean_frame(wine)[0]
-    return pd.concat([cleaned, keep], ignore_index=True)
+    return pd.concat([clean_like_a_run(wine), keep], ignore_index=True)
 
 
-def test_a_metric_the_test_split_cannot_compute_fails_the_run_in_one_line(demo_data, tmp_path):
+def test_a_metric_the_test_split_cannot_compute_fails_the_run_in_one_line(
+    demo_data, tmp_path, split_like_a_run, clean_like_a_run
+):
     data = tmp_path / "wine.csv"
-    _rare_class_kept_out_of_test(demo_data).to_csv(data, index=False)
+    _rare_class_kept_out_of_test(demo_data, split_like_a_run, clean_like_a_run).to_csv(data, index=False)
     params = tmp_path / "params.yaml"
     params.write_text("metric: roc_auc\ncandidates:\n  classification:\n    logistic_regression: {C: [1.0]}\n")
     result = mlops("run", "--data", str(data), "--target", "target", "--params", str(params), cwd=tmp_path)
@@ -257,3 +268,24 @@ def test_a_tfdv_run_past_its_deadline_fails_the_run_in_one_line(demo_data, tmp_p
     assert result.returncode == 1 and result.stderr.count("\n") == 1, result.stderr
     assert "validate: TFDV did not finish within 1 s; raise MLOPS_TFDV_TIMEOUT_SECONDS" in result.stderr
     assert registered(tmp_path / ".mlops", "demo-wine") == []
+
+
+def test_a_kind_tag_in_the_schema_reaches_prepare(tmp_path):
+    """The schema a run validates against (here --schema FILE; a curated one alike) sets a column's kind."""
+    import numpy as np
+
+    rng = np.random.default_rng(3)
+    shop = rng.integers(1, 6, 400)
+    amount = rng.normal(size=400).round(3)
+    label = np.where((shop % 2 == 0) ^ (amount > 1.0), "yes", "no")
+    pd.DataFrame({"shop": shop, "amount": amount, "y": label}).to_csv(tmp_path / "shops.csv", index=False)
+    schema = tmp_path / "shops.pbtxt"
+    schema.write_text(
+        'feature { name: "shop" type: INT annotation { tag: "kind: categorical" } }\n'
+        'feature { name: "amount" type: FLOAT }\nfeature { name: "y" type: BYTES }\n'
+    )
+    result = mlops("run", "--data", str(tmp_path / "shops.csv"), "--target", "y", "--schema", str(schema), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    features = registered(tmp_path / ".mlops", "shops")[0].lineage["features"]
+    assert features["shop"] == {"kind": "categorical", "reason": "set in the schema (annotation tag)"}
+    assert features["amount"]["kind"] == "numeric"

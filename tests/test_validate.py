@@ -12,7 +12,6 @@ import pytest
 from mlops import config
 from mlops.errors import MlopsError, StageError
 from mlops.stages import validate
-from mlops.stages.ingest import clean_frame
 
 pytestmark = pytest.mark.tfdv
 
@@ -140,15 +139,15 @@ def test_missing_tfdv_interpreter_is_a_clear_error(tmp_path, monkeypatch, file_s
         validate.validate_splits({"train": "x"}, "shop", file_store, str(tmp_path))
 
 
-def test_the_curated_demo_schema_in_git_bounds_alcohol(tmp_path, file_store, wine_frame):
+def test_the_curated_demo_schema_in_git_bounds_alcohol(tmp_path, file_store, wine_frame, clean_like_a_run):
     """schemas/demo-wine.pbtxt is curated: alcohol is a percentage."""
     assert validate.curated_schema_path("demo-wine") is not None
-    wine_frame, _ = clean_frame(wine_frame)  # as ingest hands it on
+    wine_frame = clean_like_a_run(wine_frame)  # as ingest hands it on
     clean = validate.validate_splits(
         make_splits(tmp_path / "clean", wine_frame), "demo-wine", file_store, str(tmp_path / "a")
     )
     assert clean.schema.source == "curated" and clean.schema.origin == "schemas/demo-wine.pbtxt"
-    assert not file_store.exists(validate.baseline_schema_key("demo-wine"))  # a curated schema needs no baseline
+    assert validate.stored_baseline("demo-wine", file_store) is None  # a curated schema needs no baseline
     impossible = wine_frame.assign(alcohol=wine_frame["alcohol"] * 10)
     with pytest.raises(
         StageError, match="against the curated schema schemas/demo-wine.pbtxt found .*alcohol: FLOAT_TYPE_BIG_FLOAT"

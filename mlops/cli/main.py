@@ -7,8 +7,10 @@ import click
 
 from mlops.cli.compile import compile_command
 from mlops.cli.data import data
+from mlops.cli.gitops import gitops
 from mlops.cli.models import models
 from mlops.cli.monitor import monitor
+from mlops.cli.options import verbose_option, with_verbose
 from mlops.cli.run import run
 from mlops.cli.runs import runs
 from mlops.cli.schedules import schedules
@@ -42,6 +44,7 @@ class _Group(click.Group):
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@verbose_option
 def main():
     """Kubeflow-native MLOps: train, validate, evaluate and register models."""
 
@@ -56,6 +59,8 @@ main.add_command(submit)
 main.add_command(schedules)
 main.add_command(ui)
 main.add_command(runs)
+main.add_command(gitops)
+with_verbose(main)  # every command, at any depth, takes --verbose too
 
 
 def entry() -> None:

@@ -4,13 +4,23 @@ Misuse of a command is click's usage error (exit 2). Everything the user can
 act on (bad input, bad data, an unreachable store, a bad setting, a failed
 run) is an MlopsError and becomes ``Error: <one line>`` with exit status 1,
 no traceback (:func:`one_line_errors`).
+
+Diagnostics go through :mod:`logging` (a module's ``logging.getLogger(__name__)``);
+the commands' own output and progress lines stay plain ``click.echo``. Quiet by
+default; ``--verbose`` (:data:`verbose_option`, on the root group and on every
+command) shows this project's debug lines on stderr, scrubbed of credentials.
 """
 
 import contextlib
 import json
+import logging
+import re
+import subprocess
+import sys
 
 import click
 
+from mlops import config
 from mlops.errors import MlopsError
 
 store_option = click.option(
@@ -119,3 +129,104 @@ def print_listing(records: list, as_json: bool, *, empty: str, header: str, row)
         click.echo(header)
         for record in records:
             click.echo(row(record))
+
+
+def code_version() -> str:
+    """The git commit of this code, with ``-dirty`` when the work tree has changes."""
+    root = str(config.PROJECT_ROOT)
+    try:
+        commit = subprocess.run(
+            ["git", "-C", root, "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", root, "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return commit + ("-dirty" if dirty else "")
+
+
+# -- Logging ------------------------------------------------------------------------------
+
+# The packages whose debug lines --verbose shows. Other libraries stay at Python's default (warnings
+# only): botocore's and urllib3's debug lines carry request headers, which may hold a signature.
+LOGGED_PACKAGES = ("mlops", "components", "pipelines")
+_URI = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
+
+
+def scrub(text: str) -> str:
+    """``text`` without credentials: every URI redacted (user-info and query string,
+    mlops.data.uris.redact), and the value of every variable that holds one replaced
+    (mlops.config.secret_values)."""
+    from mlops.data.uris import redact
+
+    text = _URI.sub(lambda match: redact(match.group(0)), text)
+    for value in config.secret_values():
+        text = text.replace(value, "***")
+    return text
+
+
+class _Scrubbed(logging.Filter):
+    """Every record that reaches the handler, its message formatted and scrubbed (:func:`scrub`)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = scrub(record.getMessage()), None
+        return True
+
+
+class _Stderr(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is when a line is logged (click's test runner swaps it)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
+
+
+_HANDLER = _Stderr()
+_HANDLER.setFormatter(logging.Formatter("debug: %(name)s: %(message)s"))
+_HANDLER.addFilter(_Scrubbed())
+
+
+def configure_logging(verbose: bool) -> None:
+    """Verbose: this project's loggers at DEBUG, on stderr, scrubbed. Not verbose: as Python leaves
+    them (warnings only). One handler, however often it is called."""
+    for name in LOGGED_PACKAGES:
+        logger = logging.getLogger(name)
+        logger.setLevel(logging.DEBUG if verbose else logging.NOTSET)
+        if verbose and _HANDLER not in logger.handlers:
+            logger.addHandler(_HANDLER)
+        elif not verbose and _HANDLER in logger.handlers:
+            logger.removeHandler(_HANDLER)
+        logger.propagate = not verbose  # one line each, not one more through the root's handlers
+
+
+def verbose_callback(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
+    """A --verbose option's callback: debug logging on when the flag is given."""
+    if value:
+        configure_logging(True)
+    return value
+
+
+VERBOSE_HELP = "Debug logging to stderr (credentials scrubbed)."
+# The one --verbose: on the root group (`mlops --verbose data list`) and, through with_verbose, on
+# every command (`mlops data list --verbose`). It sets up logging as it is parsed.
+verbose_option = click.option(
+    "--verbose", "-v", is_flag=True, expose_value=False, is_eager=True, callback=verbose_callback, help=VERBOSE_HELP
+)
+
+
+def with_verbose(command: click.Command) -> click.Command:
+    """``command`` and every subcommand under it with :data:`verbose_option` (a command with its own
+    ``--verbose``, `mlops run`'s, keeps it: it calls :func:`configure_logging` too)."""
+    if not any("--verbose" in getattr(param, "opts", ()) for param in command.params):
+        verbose_option(command)
+    for sub in getattr(command, "commands", {}).values():
+        with_verbose(sub)
+    return command

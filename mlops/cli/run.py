@@ -1,38 +1,28 @@
 """`mlops run`: the training pipeline on this machine, via kfp.local."""
 
 import shutil
-import subprocess
 from pathlib import Path
 
 import click
 
 from mlops import config
+from mlops.cli.notifications import (
+    champion_before,
+    failures_notified,
+    load_notifier,
+    notify_option,
+    notify_registration,
+)
 from mlops.cli.options import (
+    code_version,
     in_forked_child,
     keep_secret_out_of_parameters,
     one_line_errors,
     resolve_store,
     store_option,
+    verbose_callback,
 )
 from mlops.cli.summary import print_summary
-
-
-def code_version() -> str:
-    """The git commit of this code, with ``-dirty`` when the work tree has changes."""
-    root = str(config.PROJECT_ROOT)
-    try:
-        commit = subprocess.run(
-            ["git", "-C", root, "rev-parse", "HEAD"], capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", root, "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return commit + ("-dirty" if dirty else "")
 
 
 def preflight(data_uri: str, target: str, task: str, split, store) -> tuple[str, str]:
@@ -42,6 +32,7 @@ def preflight(data_uri: str, target: str, task: str, split, store) -> tuple[str,
     the same checks again (a cluster run has no pre-flight); this only answers sooner.
     """
     from mlops.stages import ingest, prepare
+    from mlops.stages.split import train_target
     from mlops.store.datasets import DataVersions
 
     if ingest.is_version_reference(data_uri):
@@ -50,10 +41,24 @@ def preflight(data_uri: str, target: str, task: str, split, store) -> tuple[str,
         table, keys = versions.read_table(version), versions.read_keys(version)
     else:
         (table, _), keys = ingest.clean_table(ingest.load_table(data_uri)), None
-    column, train = ingest.train_target(table, target, split, keys)
+    column, train = train_target(table, target, split, keys)
     detected = prepare.detect_task(train, task)
     prepare.check_target(train, detected)
     return column, detected
+
+
+def explain_cache_of(store, model_name: str, run_id: str) -> None:
+    """Print which tasks of the run came from the cache, and why (mlops.reporting.cache_explain)."""
+    from mlops.reporting import cache_explain
+    from mlops.store import StoreError
+
+    try:
+        record = cache_explain.load_run(store, model_name, run_id)
+    except StoreError as error:
+        click.echo(f"cache: not explained ({error})")
+        return
+    for line in cache_explain.explain_lines(record):
+        click.echo(line)
 
 
 @click.command()
@@ -117,7 +122,21 @@ def preflight(data_uri: str, target: str, task: str, split, store) -> tuple[str,
     show_default=True,
     help="Reuse task outputs whose inputs are unchanged (keyed by the data version's content).",
 )
-@click.option("--verbose", is_flag=True, help="Show kfp.local's task logs instead of writing them to run.log.")
+@click.option(
+    "--explain-cache",
+    is_flag=True,
+    help="Say for each task whether it came from the cache and, if not, what changed in its key (data version, "
+    "a parameter, code, image) since the last run of this pipeline and model.",
+)
+@click.option(
+    "--verbose",
+    "-v",
+    is_flag=True,
+    callback=verbose_callback,
+    help="Debug logging to stderr (credentials scrubbed), and kfp.local's task logs shown instead of written to "
+    "run.log.",
+)
+@notify_option
 def run(
     data_uri,
     target,
@@ -134,7 +153,9 @@ def run(
     runs_dir,
     runner,
     cache,
+    explain_cache,
     verbose,
+    notify_file,
 ):
     """Run the training pipeline locally (kfp.local) and register the model."""
     from mlops.data.pointer import resolve_data_argument
@@ -143,12 +164,15 @@ def run(
     from mlops.stages.split import SplitConfig, dataset_name
     from mlops.store.registry import ModelRegistry, validate_name
 
-    with one_line_errors():
-        for setting in config.SETTINGS:  # a bad MLOPS_* value fails now, not in the middle of the run
-            setting.get()
-    store = resolve_store(store_uri)
+    notifier = load_notifier(notify_file)
+    facts = {"model": model_name}  # what a run_failed notification can say, filled in as it is known
+    with failures_notified(notifier, facts, "mlops run"):
+        with one_line_errors():
+            for setting in config.SETTINGS:  # a bad MLOPS_* value fails now, not in the middle of the run
+                setting.get()
+        store = resolve_store(store_uri)
     # The TFDV sidecar and the task server start now: they import while the pre-flight reads the data.
-    with warm_processes(runner):
+    with failures_notified(notifier, facts, "mlops run"), warm_processes(runner):
         # The pipeline graph, built before the pre-flight imports scikit-learn: building it calls
         # inspect.stack() dozens of times (kfp), which costs twice as much with thousands more modules loaded.
         import pipelines.training  # noqa: F401
@@ -160,6 +184,8 @@ def run(
             data_name = dataset_name(data_uri)
             model_name = model_name or data_name
             validate_name("model", model_name)
+            facts["model"] = model_name
+            before = champion_before(notifier, ModelRegistry(store), model_name)
             split = SplitConfig(validation_fraction=validation_fraction, test_fraction=test_fraction)
             # In a child process: this one waits through the whole run and stays small (no pandas,
             # Arrow or scikit-learn, nor the data the pre-flight read).
@@ -195,4 +221,7 @@ def run(
 
     report = result.run_dir / "report.html"
     shutil.copyfile(result.report_path, report)
+    if explain_cache:
+        explain_cache_of(store, model_name, result.run_dir.name)
     print_summary(version, result.promoted, result.promotion, str(report))
+    notify_registration(notifier, version, result.promoted, before, run=result.run_dir.name)

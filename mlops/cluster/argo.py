@@ -22,7 +22,8 @@ single source of truth. What maps to what:
   which every iteration stored that artifact;
 - ``dsl.If`` -> ``when``; ``{{$.pipeline_job_name}}``/``uuid`` -> the Workflow's
   name/uid; a failed run's one-line reason -> the Workflow's status message,
-  through an exit handler.
+  through an exit handler, which also tells the webhooks of the optional Secret
+  ``mlops-notify`` (run_failed with that reason, or run_finished).
 
 KFP's cache (``cachingOptions``) has no counterpart here: every run recomputes
 (the stages' content addressing makes a repeat cheap); the template says so in
@@ -584,12 +585,30 @@ class _Translator:
                 ]
             },
         }
+        # It also tells the webhooks of the optional Secret mlops-notify how the run ended
+        # (mlops/reporting/notify.py); without the Secret it sends nothing.
+        exit_command = LAUNCHER + ["exit", "--pipeline-task", PIPELINE_TASK, "--failures", "{{workflow.failures}}"]
+        exit_command += ["--status", "{{workflow.status}}", "--workflow", "{{workflow.name}}"]
+        if any(p["name"] == "model_name" for p in parameters):
+            exit_command += ["--model", "{{workflow.parameters.model_name}}"]
         exit_handler = {
             "name": EXIT_HANDLER,
             "metadata": {"labels": {LABEL_TASK: EXIT_HANDLER}},
             "container": {
                 "image": image,
-                "command": LAUNCHER + ["exit", "--pipeline-task", PIPELINE_TASK, "--failures", "{{workflow.failures}}"],
+                "command": exit_command,
+                "env": [
+                    {
+                        "name": config.NOTIFY.name,
+                        "valueFrom": {
+                            "secretKeyRef": {
+                                "name": config.NOTIFY_SECRET_NAME,
+                                "key": config.NOTIFY_SECRET_KEY,
+                                "optional": True,
+                            }
+                        },
+                    }
+                ],
                 "securityContext": dict(RESTRICTED),
                 "resources": {
                     "requests": {"cpu": "50m", "memory": "64Mi"},

@@ -15,7 +15,7 @@ from typing import Any, Mapping
 
 from mlops.cluster import argo
 from mlops.cluster.argo_client import GROUP, VERSION, Clients, ensure_template
-from mlops.cluster.kfp_client import _canonical
+from mlops.cluster.kfp_client import canonical_json
 from mlops.cluster.schedules import Schedule, ScheduleError
 
 LABEL_SCHEDULE = "mlops.io/schedule"
@@ -58,7 +58,7 @@ def cron_workflow(schedule: Schedule, template_name: str) -> dict:
     }
     if schedule.no_catchup:
         spec["startingDeadlineSeconds"] = 60  # a run missed by more than a minute is skipped, not caught up
-    fingerprint = hashlib.sha256(_canonical(spec)).hexdigest()[:12]
+    fingerprint = hashlib.sha256(canonical_json(spec)).hexdigest()[:12]
     return {
         "apiVersion": f"{GROUP}/{VERSION}",
         "kind": "CronWorkflow",

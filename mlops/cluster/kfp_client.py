@@ -29,7 +29,8 @@ DEFAULT_PIPELINE_NAME = config.PIPELINE_NAME
 # -- Keys and hashes -------------------------------------------------------------
 
 
-def _canonical(obj: Any) -> bytes:
+def canonical_json(obj: Any) -> bytes:
+    """``obj`` as JSON with sorted keys and no spaces: equal values give equal bytes (for hashing)."""
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str).encode()
 
 
@@ -47,7 +48,7 @@ def run_key(spec_sha: str, params: Mapping[str, Any], commit: str | None = None)
     payload = {"spec": spec_sha, "params": dict(params)}
     if commit:
         payload["commit"] = commit
-    return hashlib.sha256(_canonical(payload)).hexdigest()[:16]
+    return hashlib.sha256(canonical_json(payload)).hexdigest()[:16]
 
 
 def version_name_for(spec_sha: str) -> str:
@@ -156,11 +157,13 @@ def make_client(host: str | None = None, *, token_path: str | None = None):
     return kfp.Client(host=host or config.KFP_IN_CLUSTER_HOST, credentials=credentials)
 
 
-def _eq_filter(key: str, value: str) -> str:
+def eq_filter(key: str, value: str) -> str:
+    """A KFP API list filter: ``key`` equals ``value``."""
     return json.dumps({"predicates": [{"operation": "EQUALS", "key": key, "string_value": value}]})
 
 
-def _paged(list_call: Callable[..., Any], attr: str, **kwargs) -> Iterable[Any]:
+def paged(list_call: Callable[..., Any], attr: str, **kwargs) -> Iterable[Any]:
+    """Every item of a KFP API list call (the response's ``attr``), page after page."""
     token = ""
     while True:
         resp = list_call(page_token=token, page_size=100, **kwargs)
@@ -191,11 +194,11 @@ def ensure_pipeline_version(client, package_path, pipeline_name: str = DEFAULT_P
             description="Uploaded by mlops submit / mlops schedules sync.",
         )
         pipeline_id = pipeline.pipeline_id
-    for version in _paged(
+    for version in paged(
         client.list_pipeline_versions,
         "pipeline_versions",
         pipeline_id=pipeline_id,
-        filter=_eq_filter("display_name", version_name),
+        filter=eq_filter("display_name", version_name),
     ):
         if version.display_name == version_name:
             return pipeline_id, version.pipeline_version_id
@@ -234,11 +237,11 @@ def run_display_name(pipeline_name: str, key: str) -> str:
 
 def find_run(client, experiment_id: str, display_name: str):
     """The existing run with exactly this display name in the experiment, or None."""
-    for run in _paged(
+    for run in paged(
         client.list_runs,
         "runs",
         experiment_id=experiment_id,
-        filter=_eq_filter("display_name", display_name),
+        filter=eq_filter("display_name", display_name),
     ):
         if run.display_name == display_name:
             return run

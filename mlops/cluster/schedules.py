@@ -15,7 +15,7 @@ from typing import Any, Callable, Mapping
 import yaml
 
 from mlops import config
-from mlops.cluster.kfp_client import _canonical, _eq_filter, _paged, ensure_experiment, ensure_pipeline_version
+from mlops.cluster.kfp_client import canonical_json, ensure_experiment, ensure_pipeline_version, eq_filter, paged
 from mlops.errors import MlopsError
 
 # Recurring runs we manage carry this marker in their description.
@@ -110,7 +110,7 @@ class Schedule:
     def fingerprint(self, version_id: str) -> str:
         """Everything a recurring run cannot change in place, hashed."""
         return hashlib.sha256(
-            _canonical(
+            canonical_json(
                 {
                     "cron": self.cron,
                     "params": dict(self.params),
@@ -234,11 +234,11 @@ class SyncReport:
 def _resolve_version(client, schedule: Schedule, pipeline_id: str, default_version: str) -> str:
     if schedule.pipeline_version is None:
         return default_version
-    for version in _paged(
+    for version in paged(
         client.list_pipeline_versions,
         "pipeline_versions",
         pipeline_id=pipeline_id,
-        filter=_eq_filter("display_name", schedule.pipeline_version),
+        filter=eq_filter("display_name", schedule.pipeline_version),
     ):
         if version.display_name == schedule.pipeline_version:
             return version.pipeline_version_id
@@ -271,7 +271,7 @@ def sync_schedules(
     published: dict[str, tuple[str, str]] = {}  # pipeline kind -> (pipeline id, default version id)
 
     existing: dict[str, list[tuple[str, Any]]] = {}
-    for rr in _paged(client.list_recurring_runs, "recurring_runs", experiment_id=experiment_id):
+    for rr in paged(client.list_recurring_runs, "recurring_runs", experiment_id=experiment_id):
         parsed = _parse_description(rr.description)
         if parsed:
             existing.setdefault(parsed[0], []).append((parsed[1], rr))

@@ -5,14 +5,14 @@ from __future__ import annotations
 from html import escape
 
 from mlops.reporting import charts
-from mlops.reporting.report import _fmt, _table, page
+from mlops.reporting.html import cell, page, table
 
 
 def render(record: dict) -> str:
     """One self-contained HTML page for a monitor decision (``Decision.to_json()`` plus TFDV's drift rows)."""
     model = record["model"]
     decision = record["decision"]
-    css = {"none": "ok", "retrain": "no", "blocked": "no"}[decision]
+    css = {"none": "ok", "retrain": "no", "blocked": "no"}.get(decision, "muted")
     parts = [
         f"<h1>Monitor: {escape(model['name'])} v{model['version']}</h1>",
         f"<p class='muted'>batch {escape(record['data_version'])} · {record['rows']} rows · {escape(record['time'])}"
@@ -27,7 +27,7 @@ def render(record: dict) -> str:
     if record.get("anomalies"):
         parts.append("<h2>Schema anomalies (SERVING environment)</h2>")
         parts.append(
-            _table(
+            table(
                 ["feature", "kind", "detail"],
                 [[a["feature"], a["kind"], a["detail"]] for a in record["anomalies"]],
                 left=3,
@@ -35,24 +35,40 @@ def render(record: dict) -> str:
         )
     if record.get("features"):
         parts.append("<h2>Drift per feature</h2>")
+        power = record["features"][0].get("power", 0.8)
         parts.append(
             "<p class='muted'>A feature drifts only when the distance reaches its threshold AND the "
             "difference is significant for these sample sizes (chi-squared, Holm-corrected) AND the batch "
-            "has enough rows.</p>"
+            "has enough rows. The smallest detectable distance (MDE) is the one the test finds with "
+            f"{power:.0%} power at these sample sizes: above the threshold, a drift of the threshold's size "
+            "could go unseen, and the verdict is too little data to tell.</p>"
         )
         parts.append("<div class='charts'>" + charts.shares_comparison(record["features"]) + "</div>")
         parts.append(
-            _table(
-                ["feature", "measure", "distance", "threshold", "p (Holm)", "baseline n", "live n", "verdict"],
+            table(
+                [
+                    "feature",
+                    "measure",
+                    "distance",
+                    "threshold",
+                    "MDE",
+                    "p (Holm)",
+                    "baseline n",
+                    "live n",
+                    "rows needed",
+                    "verdict",
+                ],
                 [
                     [
                         f["feature"],
                         f["measure"],
-                        _fmt(f["distance"]),
+                        cell(f["distance"]),
                         f["threshold"],
+                        cell(f.get("min_detectable_effect", "-")),
                         f"{f['adjusted_p']:.2g}",
                         f["baseline_rows"],
                         f["rows"],
+                        f.get("rows_needed") or "-",
                         f["verdict"],
                     ]
                     for f in record["features"]
@@ -82,9 +98,9 @@ def render(record: dict) -> str:
     if record.get("tfdv_drift"):
         parts.append("<h2>TFDV's drift comparators (for reference)</h2>")
         parts.append(
-            _table(
+            table(
                 ["feature", "measure", "value"],
-                [[r["feature"], r["measure"], _fmt(r["value"])] for r in record["tfdv_drift"]],
+                [[r["feature"], r["measure"], cell(r["value"])] for r in record["tfdv_drift"]],
                 left=2,
             )
         )

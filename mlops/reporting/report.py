@@ -6,7 +6,8 @@ validation (and train-vs-validation shift, shown with the sample sizes it comes
 from), candidates, the test (metrics beside a trivial predictor and the champion;
 confusion matrix, ROC, precision-recall and calibration curves, or predicted vs
 actual and residuals), permutation importance, the blessing decision, and the
-lineage. Charts are inline SVG (mlops.reporting.charts): the page loads nothing.
+lineage; a local run adds which tasks came from the cache, and why (``with_cache_section``).
+Charts are inline SVG (mlops.reporting.charts): the page loads nothing.
 """
 
 from __future__ import annotations
@@ -15,67 +16,14 @@ import json
 from html import escape
 
 from mlops.reporting import charts
-
-STYLE = """
-body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:72rem;color:#222;padding:0 1rem}
-h1{margin-bottom:.2rem}h2{border-bottom:1px solid #ddd;padding-bottom:.2rem;margin-top:2rem}
-table{border-collapse:collapse;margin:.5rem 0}td,th{border:1px solid #ccc;padding:.25rem .6rem;text-align:right}
-th{background:#f4f4f4}td.l,th.l{text-align:left}.best{background:#eef8ee}
-.ok{color:#17632a;font-weight:bold}.no{color:#a11;font-weight:bold}.muted{color:#666}
-pre{background:#f7f7f7;padding:1rem;overflow:auto;font-size:.8rem}
-.charts{display:flex;flex-wrap:wrap;gap:1rem;align-items:flex-start}svg.chart{max-width:100%;height:auto}
-dl.lineage{display:grid;grid-template-columns:max-content 1fr;gap:.2rem 1rem}dl.lineage dt{font-weight:bold}
-dl.lineage dd{margin:0;font-family:ui-monospace,monospace;font-size:.85rem;overflow-wrap:anywhere}
-.badge{display:inline-block;padding:.1rem .5rem;border-radius:.3rem;color:white;font-weight:bold}
-.badge.ok{background:#17632a;color:white}.badge.no{background:#a11;color:white}
-"""
-
-
-def _table(headers: list[str], rows: list[list], left: int = 1, highlight: int | None = None) -> str:
-    def cell(tag, value, index):
-        css = ' class="l"' if index < left else ""
-        return f"<{tag}{css}>{escape(str(value))}</{tag}>"
-
-    head = "".join(cell("th", h, i) for i, h in enumerate(headers))
-    body = "".join(
-        ("<tr class='best'>" if r == highlight else "<tr>")
-        + "".join(cell("td", v, i) for i, v in enumerate(row))
-        + "</tr>"
-        for r, row in enumerate(rows)
-    )
-    return f"<table><tr>{head}</tr>{body}</table>"
-
-
-def _fmt(value) -> str:
-    return f"{value:.4f}" if isinstance(value, float) else str(value)
-
-
-def page(title: str, body: list[str]) -> str:
-    """A complete, self-contained HTML page."""
-    return "\n".join(
-        [
-            f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{escape(title)}</title>"
-            f"<style>{STYLE}</style></head><body>",
-            *body,
-            "</body></html>",
-        ]
-    )
-
-
-def definitions(items: list[tuple[str, object]]) -> str:
-    """A definition list (label, value) with values escaped."""
-    return (
-        "<dl class='lineage'>"
-        + "".join(f"<dt>{escape(str(k))}</dt><dd>{escape(str(v))}</dd>" for k, v in items)
-        + "</dl>"
-    )
+from mlops.reporting.html import cell, definitions, page, table
 
 
 def shift_section(rows: list[dict], left: str, right: str) -> list[str]:
     """Distribution shift per feature, with the sample sizes and whether they can tell at all."""
     if not rows:
         return []
-    told = [r for r in rows if r["verdict"] != "too few rows to tell"]
+    told = [r for r in rows if r["verdict"] not in ("too few rows to tell", "too little data to tell")]
     parts = [
         f"<p>Shift between {left} and {right}, per feature. A feature counts as shifted only when its "
         "distance reaches the threshold AND the difference is significant for these sample sizes "
@@ -88,13 +36,13 @@ def shift_section(rows: list[dict], left: str, right: str) -> list[str]:
             "from sampling noise, so no distance below is an alarm.</p>"
         )
     parts.append(
-        _table(
+        table(
             ["feature", "measure", "distance", "threshold", "p (Holm)", f"{left} n", f"{right} n", "verdict"],
             [
                 [
                     r["feature"],
                     r["measure"],
-                    _fmt(r["distance"]),
+                    cell(r["distance"]),
                     r["threshold"],
                     f"{r['adjusted_p']:.2g}",
                     r["baseline_rows"],
@@ -160,7 +108,7 @@ def features_section(decisions: dict) -> list[str]:
         "<h2>Features</h2>",
         f"<p>Each column's kind, decided once on the training split ({dropped} dropped); the params file's "
         "<code>features:</code> section overrides any of them.</p>",
-        _table(
+        table(
             ["column", "kind", "why"],
             [[c, decisions[c]["kind"], decisions[c]["reason"]] for c in order],
             left=3,
@@ -206,7 +154,7 @@ def render_report(
     body.append("<h2>Data</h2>")
     renamed = {original: clean for original, clean in data["columns"].items() if original != clean}
     body.append(
-        _table(
+        table(
             ["", "value"],
             [
                 ["source", data["source"]],
@@ -252,7 +200,7 @@ def render_report(
                 chosen_label = label
         table_rows.append(
             [candidate["id"], json.dumps(candidate["params"], sort_keys=True)]
-            + [_fmt(result["validation_metrics"].get(n, "")) for n in names]
+            + [cell(result["validation_metrics"].get(n, "")) for n in names]
         )
     body.append(f"<p>Ranked by validation <b>{escape(metric)}</b>; best: <b>{escape(chosen)}</b>.</p>")
     if scores:
@@ -261,7 +209,7 @@ def render_report(
             + charts.horizontal_bars(scores, "candidates compared", f"validation {metric}", highlight=chosen_label)
             + "</div>"
         )
-    body.append(_table(["candidate", "params"] + names, table_rows, left=2, highlight=best_row))
+    body.append(table(["candidate", "params"] + names, table_rows, left=2, highlight=best_row))
 
     body.append("<h2>Test</h2>")
     test, trivial = evaluation["test_metrics"], evaluation["baseline_metrics"]
@@ -270,10 +218,10 @@ def render_report(
         [f"champion v{evaluation['champion_version']}"] if champion else []
     )
     body.append(
-        _table(
+        table(
             header,
             [
-                [n, _fmt(v), _fmt(trivial.get(n, ""))] + ([_fmt(champion.get(n, ""))] if champion else [])
+                [n, cell(v), cell(trivial.get(n, ""))] + ([cell(champion.get(n, ""))] if champion else [])
                 for n, v in sorted(test.items())
             ],
         )
@@ -334,6 +282,40 @@ def render_report(
     )
     body.extend(lineage_section(version))
     return page(f"Run report: {name} v{version['version']}", body)
+
+
+def cache_section(record: dict) -> list[str]:
+    """Whether each task came from the cache and, when not, what changed in its key since the last
+    run of the same pipeline and model (a cache record: mlops.reporting.cache_explain)."""
+    from mlops.reporting import cache_explain
+
+    found = cache_explain.explanations(record)
+    if not found:
+        return []
+    against = f"the last run of this pipeline and model ({record['previous']})" if record.get("previous") else None
+    parts = [
+        "<h2>Cache</h2>",
+        f"<p>{sum(e.cached for e in found)} of {len(found)} tasks came from the cache. A task's cache key "
+        "holds its data version, parameters, code (the component's source) and image; "
+        + (f"what changed is said against {escape(against)}." if against else "no earlier run to compare with.")
+        + "</p>",
+        table(
+            ["task", "from the cache", "why"],
+            [[e.task, "yes" if e.cached else "no", e.reason] for e in found],
+            left=3,
+        ),
+    ]
+    parts.extend(f"<p class='no'>Note: {escape(note)}.</p>" for note in sorted({e.note for e in found if e.note}))
+    return parts
+
+
+def with_cache_section(html: str, record: dict) -> str:
+    """A run report (``render_report``) with the Cache section before its lineage (or at its end)."""
+    section = "\n".join(cache_section(record))
+    if not section:
+        return html
+    marker = "<h2>Lineage</h2>" if "<h2>Lineage</h2>" in html else "</body>"
+    return html.replace(marker, f"{section}\n{marker}", 1)
 
 
 def render_summary(*, version: dict, evaluation: dict) -> str:

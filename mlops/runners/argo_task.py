@@ -18,7 +18,9 @@ every task as ``python -m mlops.runners.argo_task run --plan PLAN --param ... --
 
 ``exit`` is the Workflow's exit handler: it fails when the pipeline failed, with
 the first failed task's one-line reason, so that reason becomes the Workflow's
-status message (Argo sets it from a failed exit handler).
+status message (Argo sets it from a failed exit handler). With notify settings
+(MLOPS_NOTIFY, from the optional Secret mlops-notify) it first tells their webhooks:
+run_failed with that reason, or run_finished (mlops/reporting/notify.py).
 
 Nothing here imports kfp or the stages: it is the same in every image.
 """
@@ -235,6 +237,23 @@ def failure_reason(failures_text: str, pipeline_task: str) -> str | None:
     return reason or f"{first.get('displayName')}: {first['message']}"
 
 
+def notify_exit(reason: str | None, status: str, workflow: str, model: str) -> None:
+    """Tell the webhooks of the notify settings how the Workflow ended; never fails (a warning line at most)."""
+    from mlops import config
+
+    if not (config.NOTIFY.get() or config.NOTIFY_FILE.get()):
+        return
+    from mlops.reporting import notify
+
+    notifier = notify.notifier_from_environment()
+    if reason is None and status not in ("", "Succeeded"):
+        reason = f"the Workflow ended with status {status}"  # stopped or terminated: no task failed
+    if reason is None:
+        notifier.send(notify.run_finished(model or None, "Succeeded", run=workflow, source="argo"))
+    else:
+        notifier.send(notify.run_failed(model or None, one_line(reason), run=workflow, source="argo"))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mlops.runners.argo_task")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -245,9 +264,16 @@ def main(argv: list[str] | None = None) -> int:
     exit_handler = commands.add_parser("exit", help="the Workflow's exit handler")
     exit_handler.add_argument("--failures", required=True, help="{{workflow.failures}}")
     exit_handler.add_argument("--pipeline-task", required=True)
+    exit_handler.add_argument("--status", default="", help="{{workflow.status}}")
+    exit_handler.add_argument("--workflow", default="", help="{{workflow.name}}")
+    exit_handler.add_argument("--model", default="", help="the run's model_name parameter, if it has one")
     args = parser.parse_args(argv)
     if args.command == "exit":
         reason = failure_reason(args.failures, args.pipeline_task)
+        try:
+            notify_exit(reason, args.status, args.workflow, args.model)
+        except Exception as error:  # noqa: BLE001 - a notification never changes how the run ended
+            print(f"warning: notify: {type(error).__name__}: {error}", file=sys.stderr, flush=True)
         if reason is None:
             print("run succeeded")
             return 0

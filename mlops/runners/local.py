@@ -124,10 +124,20 @@ def run_pipeline(
     version's content id, so a changed byte in the data misses it).
     Raises RunFailed with the failing stage's reason.
     """
+    from mlops.store.registry import utc_now
     from pipelines.training import training_pipeline
 
-    run_dir, log_path, outputs = _run(training_pipeline, arguments, runs_dir, emit, verbose, runner, cache=cache)
-    return LocalRun(
+    runs_dir = Path(runs_dir or config.runs_dir())
+    run_dir, started = new_run_dir(runs_dir, arguments["model_name"]), utc_now()
+    try:
+        _, log_path, outputs = _run(
+            training_pipeline, arguments, runs_dir, emit, verbose, runner, cache=cache, run_dir=run_dir
+        )
+    except BaseException as error:
+        reason = str(error) if isinstance(error, MlopsError) else _unexpected(error)
+        record_run(arguments, run_dir, started, reason, runner=runner, cache=cache, emit=emit)
+        raise
+    result = LocalRun(
         run_dir=run_dir,
         log_path=log_path,
         model_version=int(outputs["model_version"]),
@@ -135,6 +145,96 @@ def run_pipeline(
         promotion=outputs["promotion"],
         report_path=outputs["report"].path,
     )
+    record_run(arguments, run_dir, started, "", runner=runner, cache=cache, emit=emit, result=result)
+    return result
+
+
+def _unexpected(error: BaseException) -> str:
+    if isinstance(error, KeyboardInterrupt):
+        return "interrupted"
+    return f"{type(error).__name__}: {' '.join(str(error).split())}"
+
+
+# The run parameters a run record keeps apart from its parameters (as the model, data and code).
+_NOT_PARAMETERS = ("model_name", "data_name", "data_uri", "store_uri", "code_version")
+
+
+def record_run(
+    arguments: dict, run_dir: Path, started: str, reason: str, *, runner: str, cache: bool, emit=None, result=None
+) -> None:
+    """Write the run's record to the store (mlops.store.runs), succeeded (``result``) or failed (``reason``).
+
+    The record is a convenience for `mlops runs`: when it cannot be written (the store is down),
+    the run's own outcome stands, and one warning line says so after a run that succeeded (after
+    one that failed, its own one-line error is what the person reads, and most likely the cause).
+    """
+    from mlops.store import StoreError, open_store
+    from mlops.store.registry import ModelRegistry, utc_now
+    from mlops.store.runs import run_record, write_run
+
+    emit = emit or _terminal_writer(sys.stderr)
+    parameters = {k: v for k, v in arguments.items() if k not in _NOT_PARAMETERS}
+    try:
+        parameters["search_space"] = json.loads(parameters["search_space"])
+    except (KeyError, TypeError, ValueError):
+        pass  # kept as it was passed
+    with _quiet_http():
+        try:
+            store = open_store(arguments["store_uri"], role="pipeline")
+            lineage, registered = None, None
+            if result is not None:
+                version = ModelRegistry(store).get(arguments["model_name"], result.model_version)
+                lineage = version.lineage
+                registered = {"ref": version.ref, "promoted": result.promoted, "promotion": result.promotion}
+            record = run_record(
+                run_id=run_dir.name,
+                model=arguments["model_name"],
+                state="failed" if result is None else "succeeded",
+                reason=reason,
+                started_at=started,
+                finished_at=utc_now(),
+                parameters=parameters,
+                data_version=_ingested_version(run_dir),
+                data_source=arguments.get("data_uri", ""),
+                code_version=arguments.get("code_version", ""),
+                lineage=lineage,
+                registered=registered,
+                environment=None if lineage else _environment(runner),
+                details={"run_dir": str(run_dir), "log": str(run_dir / "run.log"), "runner": runner, "cache": cache},
+            )
+            write_run(store, record)
+        except (StoreError, OSError, ValueError, KeyError) as error:
+            if result is not None:
+                emit(f"warning: the run's record was not written to the store: {' '.join(str(error).split())}")
+
+
+def _environment(runner: str) -> dict:
+    """The run's environment as its lineage would have recorded it (mlops.stages.register), for a run
+    that registered nothing: the lock hashes, and the package versions when the tasks ran here."""
+    import importlib.metadata
+    import platform
+
+    from mlops.stages.register import lock_hashes
+
+    packages = {}
+    if runner == "subprocess":
+        packages["python"] = platform.python_version()
+        for name in ("scikit-learn", "pandas", "numpy", "skops"):
+            try:
+                packages[name] = importlib.metadata.version(name)
+            except importlib.metadata.PackageNotFoundError:
+                continue
+    return {"locks": lock_hashes(), "packages": packages}
+
+
+def _ingested_version(run_dir: Path) -> str | None:
+    """The data version the run's ingest task published (its output in kfp.local's run folder), if it ran."""
+    for output in sorted(run_dir.glob("outputs/*/ingest/executor_output.json")):
+        try:
+            return json.loads(output.read_text(encoding="utf-8"))["parameterValues"]["data_version"]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return None
 
 
 @dataclass
@@ -163,17 +263,35 @@ def run_monitor(
     )
 
 
-def _run(pipeline, arguments: dict, runs_dir, emit, verbose: bool, runner: str, kind: str = "run", cache: bool = False):
+def new_run_dir(runs_dir: Path, model_name: str, kind: str = "run") -> Path:
+    """A new folder for one run's outputs, named ``<local time>-<model>[-<kind>]-<pid>`` (the run's id)."""
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    suffix = "" if kind == "run" else f"-{kind}"
+    run_dir = runs_dir / f"{stamp}-{model_name}{suffix}-{os.getpid()}"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return run_dir
+
+
+def _run(
+    pipeline,
+    arguments: dict,
+    runs_dir,
+    emit,
+    verbose: bool,
+    runner: str,
+    kind: str = "run",
+    cache: bool = False,
+    run_dir: Path | None = None,
+):
     """Run ``pipeline(**arguments)`` with kfp.local; return the run directory, the log and the outputs."""
     from kfp import local
 
+    from mlops.runners import cache_record
+
     if emit is None:
         emit = _terminal_writer(sys.stdout)
-    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    suffix = "" if kind == "run" else f"-{kind}"
     runs_dir = Path(runs_dir or config.runs_dir())
-    run_dir = runs_dir / f"{stamp}-{arguments['model_name']}{suffix}-{os.getpid()}"
-    run_dir.mkdir(parents=True, exist_ok=True)
+    run_dir = run_dir or new_run_dir(runs_dir, arguments["model_name"], kind)
     progress_file, error_file, log_path = run_dir / "progress.jsonl", run_dir / "error.json", run_dir / "run.log"
     previous_env = {key: os.environ.get(key) for key in (config.PROGRESS_FILE.name, config.ERROR_FILE.name)}
     os.environ.update({config.PROGRESS_FILE.name: str(progress_file), config.ERROR_FILE.name: str(error_file)})
@@ -185,7 +303,15 @@ def _run(pipeline, arguments: dict, runs_dir, emit, verbose: bool, runner: str, 
             for message, category in LOCAL_RUNNER_WARNINGS:
                 warnings.filterwarnings("ignore", message=message, category=category)
             redirect = contextlib.nullcontext() if verbose else _redirected(log)
-            with redirect, _run_environment(runner), tfdv_sidecar(runner), task_server(runner):
+            # A training run records its tasks' cache keys: why each came from the cache, or not.
+            recorded = cache_record.recorded if kind == "run" else _not_recorded
+            with (
+                redirect,
+                _run_environment(runner),
+                tfdv_sidecar(runner),
+                task_server(runner),
+                recorded(pipeline, arguments, run_dir, cache, emit) as recording,
+            ):
                 local.init(
                     runner=_runner(runner, run_dir, arguments),
                     pipeline_root=str(run_dir / "outputs"),
@@ -202,6 +328,8 @@ def _run(pipeline, arguments: dict, runs_dir, emit, verbose: bool, runner: str, 
                 reason = failure_reason(error_file, progress_file)
                 if reason:
                     raise RunFailed(reason)
+            if recording is not None:
+                recording.explain_in_report(outputs)  # the record is published by now
     finally:
         follower.stop()
         for key, value in previous_env.items():
@@ -350,6 +478,12 @@ def _start_task_server():
         directory.rmdir()
 
 
+@contextlib.contextmanager
+def _not_recorded(*_):
+    """For a run whose cache keys are not recorded (the monitor's): nothing to do."""
+    yield None
+
+
 def _run_environment(name: str):
     if name == "docker":
         from mlops.runners.docker import group_writable
@@ -383,8 +517,32 @@ def _terminal_writer(terminal):
 
 @contextlib.contextmanager
 def _redirected(log):
-    with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+    """stdout and stderr into the run's log. A handler some library adds to the root logger meanwhile
+    (kfp.local does) writes to that log, which is closed after the run: it goes with the redirect."""
+    import logging
+
+    root = logging.getLogger()
+    before = list(root.handlers)
+    try:
+        with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+            yield
+    finally:
+        for handler in [h for h in root.handlers if h not in before]:
+            root.removeHandler(handler)
+
+
+@contextlib.contextmanager
+def _quiet_http():
+    """urllib3's retry warnings off (the store retries on its own and says in one line when it gives up)."""
+    import logging
+
+    logger = logging.getLogger("urllib3")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
         yield
+    finally:
+        logger.setLevel(level)
 
 
 def _failure_reason(error_file: Path, error: Exception, log_path: Path, progress_file: Path | None = None) -> str:

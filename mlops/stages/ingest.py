@@ -1,20 +1,16 @@
-"""Ingest: read a table from anywhere, clean it, publish it as a data version, split it.
+"""Ingest: read a table from anywhere, clean it and publish it as a data version.
 
-Two steps, so that everything after the first is keyed by content, not by URI:
-
-1. :func:`ingest_source` reads the source (a path, file://, http(s)://, s3:// or
-   a data version ``NAME@VERSION``), cleans the column names, rejects data that
-   would silently train badly, and publishes the table as a content-addressed data
-   version. Its output is the data version's reference.
-2. :func:`split_version` reads that data version and splits it by a hash of each
-   row's content, not by position or a random draw: the same row lands in the same
-   split on every run and machine, and appending rows never moves old ones between
-   splits (no leakage into test).
+:func:`ingest_source` reads the source (a path, file://, http(s)://, s3:// or a data
+version ``NAME@VERSION``), cleans the column names, rejects data that would silently
+train badly, and publishes the table as a content-addressed data version. Its output is
+the data version's reference, so everything after it is keyed by content, not by URI:
+the split stage (mlops.stages.split) reads that version. One path, in Arrow: the stage
+never builds a pandas frame.
 """
 
 from __future__ import annotations
 
-import hashlib
+import logging
 import os
 import re
 from dataclasses import dataclass
@@ -24,11 +20,11 @@ from urllib.parse import unquote, urlparse
 import numpy as np
 import pandas as pd
 
-from mlops import config
-from mlops.data.content import describe
 from mlops.data.uris import redact
 from mlops.errors import StageError
-from mlops.stages.split import SPLIT_SCHEME, SPLITS, SplitConfig, dataset_name, is_version_reference  # noqa: F401
+from mlops.stages.split import SplitConfig, dataset_name, is_version_reference
+
+log = logging.getLogger(__name__)
 
 # Share of an object column's values that must parse as numbers before the
 # rest are called out as stray strings rather than a genuine text column.
@@ -55,6 +51,7 @@ def fetch_bytes(uri: str) -> tuple[bytes | memoryview, str]:
     from mlops.data import source_policy
 
     source_policy.current().check_uri(uri)
+    log.debug("reading %s", redact(uri))
     if scheme in ("", "file") or (len(scheme) == 1 and uri[1:3] == ":\\"):
         path = Path(unquote(parsed.path) if scheme == "file" else uri)
         if not path.is_file():
@@ -189,12 +186,8 @@ def read_table(data: bytes | memoryview, filename: str):
         raise StageError(f"{label} has no columns")
     if table.num_rows == 0:
         raise StageError(f"{label} has a header but no data rows")
+    log.debug("%s: %d rows x %d columns", label, table.num_rows, table.num_columns)
     return table
-
-
-def parse_table(data: bytes, filename: str) -> pd.DataFrame:
-    """:func:`read_table` as a pandas DataFrame."""
-    return read_table(data, filename).to_pandas()
 
 
 # Cleaning ---------------------------------------------------------------
@@ -230,25 +223,13 @@ def normalize_column_names(columns) -> dict[str, str]:
     return mapping
 
 
-def find_stray_strings(frame: pd.DataFrame) -> None:
+def _refuse_stray_strings(column: str, codes: np.ndarray, uniques: list, rows: np.ndarray) -> None:
     """Stop when a mostly numeric column holds a few non-numeric values.
 
-    That is nearly always a data error (``"n/a"``, ``"12,5"``, a shifted row),
-    and training would silently treat the whole column as categories.
-    """
-    for column in frame.columns:
-        series = frame[column]
-        if not (pd.api.types.is_object_dtype(series) or pd.api.types.is_string_dtype(series)):
-            continue
-        values = series.dropna()
-        if not values.empty:
-            codes, uniques = pd.factorize(values, sort=False)
-            _refuse_stray_strings(column, codes, list(uniques), values.index.to_numpy())
-
-
-def _refuse_stray_strings(column: str, codes: np.ndarray, uniques: list, rows: np.ndarray) -> None:
-    """The check of :func:`find_stray_strings` on a column's present values, given as codes into
-    their distinct values (parsed once each: a text column has few) and their row positions."""
+    That is nearly always a data error (``"n/a"``, ``"12,5"``, a shifted row), and
+    training would silently treat the whole column as categories. The column's present
+    values come as codes into their distinct values (parsed once each: a text column has
+    few) and their row positions."""
     if not len(codes):
         return
     parsed_unique = pd.to_numeric(pd.Series(uniques, dtype=object), errors="coerce").notna().to_numpy()
@@ -267,17 +248,6 @@ def _shown(value, limit: int = 40) -> str:
     return repr(text if len(text) <= limit else text[:limit] + "…")
 
 
-def find_non_finite(frame: pd.DataFrame) -> None:
-    """Stop on ±inf in a numeric column: scalers and most estimators fail on it, deep inside."""
-    for column in frame.columns:
-        series = frame[column]
-        if not pd.api.types.is_float_dtype(series):
-            continue
-        infinite = np.isinf(series.to_numpy(dtype="float64", na_value=np.nan))
-        if infinite.any():
-            _refuse_non_finite(column, infinite, lambda row, series=series: series.iloc[row])
-
-
 def _refuse_non_finite(column: str, infinite: np.ndarray, value_at) -> None:
     """The one-line error for a column's first infinite value (``value_at(row)`` gives it)."""
     row = int(np.flatnonzero(infinite)[0])
@@ -286,32 +256,10 @@ def _refuse_non_finite(column: str, infinite: np.ndarray, value_at) -> None:
     )
 
 
-def find_nested_values(frame: pd.DataFrame) -> None:
-    """Stop on cells that hold lists or mappings (from a Parquet source or a DataFrame)."""
-    for column in frame.columns:
-        series = frame[column]
-        if pd.api.types.is_object_dtype(series):
-            nested = series.map(lambda value: isinstance(value, (list, tuple, dict, np.ndarray)))
-            if nested.any():
-                raise StageError(
-                    f"column '{column}' is nested (lists or structs) at row {int(nested.argmax()) + 1}; "
-                    "flatten it into plain columns first"
-                )
-
-
-def clean_frame(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, str]]:
-    """Rename columns to safe names and reject data that would train badly."""
-    mapping = normalize_column_names(frame.columns)
-    frame = frame.rename(columns=lambda column: mapping[str(column)])
-    find_nested_values(frame)
-    find_stray_strings(frame)
-    find_non_finite(frame)
-    return frame, mapping
-
-
 def clean_table(table):
-    """:func:`clean_frame` of an Arrow table (the ingest stage's path), with the same checks and
-    messages, in Arrow: only a text column's distinct values are parsed in Python."""
+    """Rename the columns of an Arrow table to safe names and reject data that would train badly
+    (stray strings in a numeric column, ±inf), in Arrow: only a text column's distinct values are
+    parsed in Python. Returns the table and the map of original to cleaned names."""
     table, mapping, _ = _clean_table(table)
     return table, mapping
 
@@ -363,101 +311,7 @@ def resolve_target(columns, target: str) -> str:
     raise StageError(f"target column '{target}' not found; columns are: {', '.join(map(str, cleaned))}")
 
 
-# Splitting ------------------------------------------------------------
-
-
-def _mix(keys: np.ndarray, salt: str) -> np.ndarray:
-    """Salted keys: splitmix64 of (key XOR a hash of the salt); the keys themselves without a salt."""
-    if not salt:
-        return keys
-    with np.errstate(over="ignore"):
-        z = keys ^ np.uint64(int.from_bytes(hashlib.sha256(salt.encode("utf-8")).digest()[:8], "big"))
-        z = z + np.uint64(0x9E3779B97F4A7C15)
-        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        return z ^ (z >> np.uint64(31))
-
-
-def split_codes(keys: np.ndarray, split: SplitConfig) -> np.ndarray:
-    """Each row's split as a code, an index into SPLITS, from where its key (salted) falls in [0, 1)."""
-    positions = _mix(np.asarray(keys, dtype=np.uint64), split.salt).astype(np.float64) / 2.0**64
-    codes = np.zeros(len(positions), dtype=np.int8)
-    codes[positions < split.validation_fraction + split.test_fraction] = 1
-    codes[positions < split.test_fraction] = 2
-    return codes
-
-
-def assign_splits(keys: np.ndarray, split: SplitConfig) -> np.ndarray:
-    """Each row's split by name (mlops.data.content row keys; salted): :func:`split_codes` spelled out."""
-    return np.array(SPLITS, dtype=object)[split_codes(keys, split)]
-
-
-@dataclass
-class SplitResult:
-    """What :func:`split_frame` made: the splits and the facts later stages need."""
-
-    splits: dict[str, pd.DataFrame]  # Arrow tables from split_version (only their lengths are used)
-    target: str
-    dropped_missing_target: int
-    split: SplitConfig
-
-    @property
-    def rows(self) -> dict[str, int]:
-        return {name: int(len(frame)) for name, frame in self.splits.items()}
-
-
-def split_frame(
-    frame: pd.DataFrame,
-    target: str,
-    split: SplitConfig,
-    min_rows_per_split: int = config.MIN_ROWS_PER_SPLIT,
-    keys: np.ndarray | None = None,
-) -> SplitResult:
-    """Split a cleaned ``frame`` by row content; rows without a target are dropped first.
-
-    ``keys``: the rows' split keys when ``frame`` is already in canonical order (a
-    stored data version); otherwise they are computed here and the rows ordered.
-    """
-    target = resolve_target(frame.columns, target)
-    if frame.shape[1] < 2:
-        raise StageError("the data has only the target column; at least one feature is needed")
-    if keys is None:
-        # Rows in content order, not file order: training (e.g. a random forest's
-        # bootstrap) then sees the same sequence whether the data came from a CSV,
-        # a Parquet file or a stored data version, so models reproduce bit for bit.
-        content = describe(frame)
-        frame, keys = frame.take(content.order), content.keys[content.order]
-    has_target = frame[target].notna().to_numpy()
-    code_of_row = _checked_splits(keys, has_target, target, split, min_rows_per_split)
-    frame = frame.loc[has_target].reset_index(drop=True)
-    splits = {name: frame.loc[code_of_row == code].reset_index(drop=True) for code, name in enumerate(SPLITS)}
-    return SplitResult(splits=splits, target=target, dropped_missing_target=int((~has_target).sum()), split=split)
-
-
-def _checked_splits(
-    keys: np.ndarray, has_target: np.ndarray, target: str, split: SplitConfig, min_rows_per_split: int
-) -> np.ndarray:
-    """The split code (an index into SPLITS) of every row that has a target (the others are dropped),
-    or a StageError."""
-    if not has_target.any():
-        raise StageError(f"target column '{target}' is empty in every row")
-    code_of_row = split_codes(keys[has_target], split)
-    counts = dict(zip(SPLITS, np.bincount(code_of_row, minlength=len(SPLITS)).tolist()))
-    if min(counts.values()) < min_rows_per_split:
-        raise StageError(
-            f"too few rows for the split: {int(has_target.sum())} rows gave "
-            + ", ".join(f"{name}={count}" for name, count in counts.items())
-            + f"; each split needs at least {min_rows_per_split} (add rows or change the split fractions)"
-        )
-    return code_of_row
-
-
 # The two steps --------------------------------------------------------
-
-
-def load_source(data_uri: str) -> pd.DataFrame:
-    """The table behind a path or URL, parsed (not yet cleaned)."""
-    return load_table(data_uri).to_pandas()
 
 
 def load_table(data_uri: str):
@@ -496,81 +350,6 @@ def ingest_source(data_uri: str, store, name: str = "") -> IngestResult:
         name or dataset_name(data_uri), table, source=redact(data_uri), content=keyed(table, encodings)
     )
     return IngestResult(version=version, new=new, columns=mapping, source=redact(data_uri))
-
-
-def split_version(store, data_version: str, target: str, split: SplitConfig, paths: dict[str, str]) -> SplitResult:
-    """Split the data version ``NAME@ID`` and write each split as Parquet to ``paths[split]``."""
-    from mlops.store.datasets import DataVersions
-
-    versions = DataVersions(store)
-    version = versions.resolve(data_version)
-    keys = versions.read_keys(version)
-    if keys is None:  # a version stored before split keys were
-        result = split_frame(versions.read_frame(version), target, split)
-        for name, part in result.splits.items():
-            part.to_parquet(paths[name], index=False)
-        return result
-    return _split_table(versions.read_table(version), keys, target, split, paths)
-
-
-def _split_table(
-    table,
-    keys: np.ndarray,
-    target: str,
-    split: SplitConfig,
-    paths: dict[str, str],
-    min_rows_per_split: int = config.MIN_ROWS_PER_SPLIT,
-) -> SplitResult:
-    """:func:`split_frame` of a stored version's rows (in canonical order, with their keys) in Arrow,
-    never converted to pandas: the splits are the same rows in the same order, written as Parquet
-    with the stored schema (pandas reads them back with the same types)."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from mlops.data.content import usable_cores
-    from mlops.store.datasets import take_rows, write_parquet
-
-    target, has_target = _target_rows(table, target)
-    code_of_row = _checked_splits(keys, has_target, target, split, min_rows_per_split)
-    # One gather puts each split's rows together in canonical order, then each split is a zero-copy
-    # slice: a third of the time of three boolean filters.
-    with_target = np.flatnonzero(has_target)
-    groups = [with_target[code_of_row == code] for code in range(len(SPLITS))]
-    ordered = take_rows(table, np.concatenate(groups))
-    splits, start = {}, 0
-    for name, group in zip(SPLITS, groups):
-        splits[name] = ordered.slice(start, len(group))
-        start += len(group)
-    # Three files at once: Arrow's Parquet writer lets go of the GIL.
-    with ThreadPoolExecutor(min(len(SPLITS), usable_cores())) as pool:
-        list(pool.map(lambda name: write_parquet(splits[name], paths[name]), SPLITS))
-    return SplitResult(splits=splits, target=target, dropped_missing_target=int((~has_target).sum()), split=split)
-
-
-def _target_rows(table, target: str) -> tuple[str, np.ndarray]:
-    """The cleaned target name and which rows of an Arrow table have it (pandas' notna: NaN is missing)."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    target = resolve_target(table.column_names, target)
-    if table.num_columns < 2:
-        raise StageError("the data has only the target column; at least one feature is needed")
-    column = table[target]
-    present = pc.is_valid(column)
-    if pa.types.is_floating(column.type):
-        present = pc.and_(present, pc.invert(pc.is_nan(column)))
-    return target, present.to_numpy(zero_copy_only=False).astype(bool)
-
-
-def train_target(table, target: str, split: SplitConfig, keys: np.ndarray | None = None) -> tuple[str, pd.Series]:
-    """The cleaned target name and the training split's target values of an Arrow table (its keys:
-    a stored version's, else computed): what the CLI's pre-flight checks, without splitting the rest."""
-    from mlops.data.content import row_keys
-
-    keys = row_keys(table) if keys is None else keys
-    target, has_target = _target_rows(table, target)
-    code_of_row = _checked_splits(keys, has_target, target, split, config.MIN_ROWS_PER_SPLIT)
-    values = table[target].filter(has_target).filter(code_of_row == SPLITS.index("train"))
-    return target, values.to_pandas().rename(target)
 
 
 def check_run_parameters(

@@ -1,6 +1,6 @@
 """The drift monitor: live data against the champion's baseline, a policy, and a decision.
 
-The decision is ``none``, ``retrain`` or ``blocked``:
+The decision is ``none``, ``retrain``, ``too little data`` or ``blocked``:
 
 - ``blocked``: the live batch breaks the schema the model was validated against
   (a missing feature, a type change, a value outside a closed domain; the
@@ -18,6 +18,12 @@ The decision is ``none``, ``retrain`` or ``blocked``:
   labelled data". The policy's cool-down (no second retrain for the same
   champion within N hours, or on the same data version) holds back only the
   retrain itself: while drift persists, the decision still says so.
+- ``too little data``: nothing calls for a retrain, but the batch (or the
+  baseline) is too small to see a drift of the threshold's size on a feature
+  that would retrain: its minimum detectable effect at the policy's ``alpha``
+  and ``power`` is above its threshold (mlops.stages.drift), or the batch has
+  fewer than ``min_rows`` rows. The reasons name the features and the rows a
+  batch would need.
 - ``none``: anything else, with the reasons (warnings included).
 
 Every decision is appended to the model's monitor log in the store
@@ -38,6 +44,7 @@ from mlops.errors import MlopsError
 from mlops.stages import drift
 
 SEVERITIES = {"drift": ("retrain", "warn", "ignore"), "anomaly": ("block", "warn", "ignore")}
+NONE, RETRAIN, TOO_LITTLE_DATA, BLOCKED = "none", "retrain", "too little data", "blocked"
 RETRAIN_DATA = ("auto", "union", "latest")
 
 
@@ -52,6 +59,8 @@ class Policy:
     numeric_threshold: float = drift.DEFAULT_NUMERIC_THRESHOLD
     categorical_threshold: float = drift.DEFAULT_CATEGORICAL_THRESHOLD
     alpha: float = drift.DEFAULT_ALPHA
+    # The chance a drift of the threshold's size must have of being seen before the answer is "none".
+    power: float = drift.DEFAULT_POWER
     min_rows: int = drift.DEFAULT_MIN_ROWS
     # Retrain when at least this share of the compared features drift (0: any one feature).
     drifted_share: float = 0.0
@@ -74,6 +83,7 @@ _POLICY_KEYS = {
     "numeric_threshold",
     "categorical_threshold",
     "alpha",
+    "power",
     "min_rows",
     "drifted_share",
     "drift_severity",
@@ -109,6 +119,8 @@ def parse_policy(document, source: str = "policy") -> Policy:
         value = getattr(policy, name)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
             raise PolicyError(f"{source}: {name} must be a number >= 0, got {value!r}")
+    if isinstance(policy.power, bool) or not isinstance(policy.power, (int, float)) or not 0 < policy.power < 1:
+        raise PolicyError(f"{source}: power must be a number between 0 and 1 (exclusive), got {policy.power!r}")
     if isinstance(policy.min_rows, bool) or not isinstance(policy.min_rows, int) or policy.min_rows < 1:
         raise PolicyError(f"{source}: min_rows must be a whole number >= 1, got {policy.min_rows!r}")
     for name in ("drift_severity", "prediction_drift_severity", "performance_severity"):
@@ -281,10 +293,45 @@ def decide(
         elif policy.performance_severity == "warn":
             warnings.append(text)
     if not reasons:
-        return Decision(decision="none", reasons=["no drift, no degradation"], warnings=warnings, **record)
+        untold = too_little_data(features, prediction, len(retraining), policy)
+        if untold:
+            return Decision(decision=TOO_LITTLE_DATA, reasons=[untold], warnings=warnings, **record)
+        return Decision(decision=NONE, reasons=["no drift, no degradation"], warnings=warnings, **record)
     cooling = cooldown_reason(history, model["version"], data_version, policy.cooldown_hours)
     held = f"retrain held back: {cooling}" if cooling else None
     return Decision(decision="retrain", reasons=reasons, warnings=warnings, retrain_held=held, **record)
+
+
+def too_little_data(
+    features: list[drift.FeatureDrift], prediction: drift.FeatureDrift | None, drifting: int, policy: Policy
+) -> str | None:
+    """Why the answer cannot be "none", or None when it can: the features that could not tell (their
+    minimum detectable effect is above their threshold, or the batch is under ``min_rows``) are ones a
+    drift would retrain on, and enough of them to reach the policy's ``drifted_share``."""
+    untold = [f for f in features if f.verdict == drift.TOO_LITTLE_DATA and _severity(policy, f.feature) == "retrain"]
+    if not untold or (drifting + len(untold)) / max(len(features), 1) < policy.drifted_share:
+        untold = []
+    if prediction is not None and prediction.verdict == drift.TOO_LITTLE_DATA:
+        if policy.prediction_drift_severity == "retrain":
+            untold.append(prediction)
+    if not untold:
+        return None
+    untold.sort(key=lambda f: -f.min_detectable_effect / max(f.threshold, 1e-12))  # the furthest from telling first
+    shown = ", ".join(f"{f.feature} ({f.measure} {f.min_detectable_effect:.3g} > {f.threshold:g})" for f in untold[:3])
+    if len(untold) > 3:
+        shown += f" and {len(untold) - 3} more"
+    short = [f.feature for f in untold if f.rows_needed is None]
+    if short:
+        more = (
+            f"no batch would tell: the baseline is too small for {', '.join(short)} "
+            "(retrain on more data, or raise the threshold)"
+        )
+    else:
+        more = f"a batch of {max(f.rows_needed or 0 for f in untold)} rows would tell"
+    return (
+        f"too little data to tell: in {untold[0].rows} rows, the smallest drift seen with {policy.power:.0%} "
+        f"power is above the threshold for {shown}; {more}"
+    )
 
 
 def cooldown_reason(
@@ -353,9 +400,14 @@ class Baseline:
         return self.version.lineage["data"]["target"]
 
 
-def load_baseline(store, model_name: str, against: str = "") -> Baseline:
-    """The baseline of ``against`` (NAME@VERSION) or, by default, of the model's current champion."""
-    from mlops.store import NotFound
+def load_baseline(store, model_name: str, against: str = "", check_model: bool = True) -> Baseline:
+    """The baseline of ``against`` (NAME@VERSION) or, by default, of the model's current champion.
+
+    With ``check_model`` the version's model is loaded too, so a model that cannot be loaded stops
+    the monitor here in one line naming NAME@VERSION (not later, by the path of a task's file); the
+    CLI's pre-flight skips it (it would import scikit-learn into the process that waits for the run).
+    """
+    from mlops.store import NotFound, model_io
     from mlops.store.registry import ModelRegistry
 
     registry = ModelRegistry(store)
@@ -380,6 +432,8 @@ def load_baseline(store, model_name: str, against: str = "") -> Baseline:
             f"{version.ref} carries no monitoring baseline ({', '.join(missing)} missing): it was "
             "registered before baselines travelled with models; retrain it"
         )
+    if check_model:
+        model_io.loads(registry.read_file(version, model_io.FILE_NAME), source=f"the model of {version.ref}")
     return Baseline(
         version=version,
         profile=json.loads(registry.read_file(version, "baseline/profile.json")),
@@ -502,6 +556,7 @@ def monitor_batch(
             numeric_threshold=policy.numeric_threshold,
             categorical_threshold=policy.categorical_threshold,
             alpha=policy.alpha,
+            power=policy.power,
             min_rows=policy.min_rows,
         )
         features = drift.compare_frame(profile, batch, thresholds=thresholds, columns=feature_columns, **settings)
@@ -564,6 +619,13 @@ def history(store, model_name: str) -> list[dict]:
                 "data_version": entry["data_version"],
                 "decision": entry["decision"],
                 "reasons": entry["reasons"],
+                "rows": entry.get("rows"),
+                # the features that could not tell, with their minimum detectable effect (mlops.stages.drift)
+                "too_little_data": {
+                    f["feature"]: f.get("min_detectable_effect")
+                    for f in entry.get("features", [])
+                    if f.get("verdict") == drift.TOO_LITTLE_DATA
+                },
                 "retrain_triggered": entry.get("retrain_triggered", False),
                 "retrain_held": entry.get("retrain_held"),
                 "report_key": entry.get("report_key") or None,

@@ -14,6 +14,7 @@ import hashlib
 import json
 import platform
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 from mlops import config
 from mlops.store import ObjectStore, model_io
@@ -285,3 +286,100 @@ def baseline_files(model, train, test, target: str, schema: bytes, train_statist
         "train_statistics.pb": train_statistics,
         "profile.json": json.dumps(profile, sort_keys=True).encode("utf-8"),
     }
+
+
+def register_run(
+    *,
+    store: ObjectStore,
+    model_name: str,
+    model_path: str,
+    candidate: dict,
+    metric: str,
+    validation_metrics: dict,
+    blessing_path: str,
+    blessed: bool,
+    champion_version: int,
+    train_path: str,
+    test_path: str,
+    split_facts: dict,
+    schema_path: str,
+    schema_facts: dict,
+    statistics_dir: str,
+    tfdv_version: str,
+    task: str,
+    data_version: str,
+    data_source: str,
+    columns: dict,
+    search_space: dict,
+    seed: int,
+    code_version: str,
+    run_id: str,
+    run_name: str,
+) -> Registration:
+    """The register stage on its inputs as files, with the facts the earlier stages recorded on them.
+
+    Reads the model and the evaluate stage's decision (``blessing_path``), assembles the
+    lineage (:func:`build_lineage`) and the drift baseline (:func:`baseline_files`), then
+    registers (:func:`register_model`), promoting over ``champion_version`` (0: none) when
+    ``blessed``. ``split_facts``: the split stage's (target, rows_by_split, split_config,
+    dropped_missing_target); ``schema_facts``: the validate stage's (source, origin, sha256);
+    ``statistics_dir``: validate's output (statistics/train.pb). ``code_version`` "unknown"
+    (not passed) is the commit the image was built from (MLOPS_GIT_COMMIT).
+    """
+    import pandas as pd
+
+    from mlops.stages.prepare import feature_decisions
+
+    if code_version == "unknown":
+        code_version = config.CODE_VERSION.get()
+    model_bytes = Path(model_path).read_bytes()
+    model = model_io.loads(model_bytes, source=model_path)
+    decision = json.loads(Path(blessing_path).read_text(encoding="utf-8"))
+    target = split_facts["target"]
+    lineage = build_lineage(
+        data={
+            "ref": data_version,
+            "source": data_source,
+            "content_hash": data_version.split("@", 1)[1],
+            "rows": {name: int(rows) for name, rows in split_facts["rows_by_split"].items()},
+            "columns": columns,
+            "target": target,
+            "dropped_missing_target": int(split_facts["dropped_missing_target"]),
+        },
+        split=split_facts["split_config"],
+        validation={
+            "schema_source": schema_facts["source"],
+            "schema_origin": schema_facts["origin"],
+            "schema_sha256": schema_facts["sha256"],
+            "tfdv_version": tfdv_version,
+        },
+        task=task,
+        search_space=search_space,
+        candidate=candidate,
+        metric=metric,
+        validation_metrics=validation_metrics,
+        blessing=decision,
+        seed=seed,
+        code_version=code_version,
+        run_id=run_id,
+        run_name=run_name,
+        model_sha256=hashlib.sha256(model_bytes).hexdigest(),
+        features=feature_decisions(model),
+    )
+    baseline = baseline_files(
+        model=model,
+        train=pd.read_parquet(train_path),
+        test=pd.read_parquet(test_path),
+        target=target,
+        schema=Path(schema_path).read_bytes(),
+        train_statistics=(Path(statistics_dir) / "statistics" / "train.pb").read_bytes(),
+    )
+    return register_model(
+        store=store,
+        model_name=model_name,
+        model_bytes=model_bytes,
+        lineage=lineage,
+        blessed=blessed,
+        compared_champion=champion_version or None,
+        baseline_files=baseline,
+    )

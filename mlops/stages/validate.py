@@ -18,17 +18,18 @@ sample is large enough to tell anything).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from mlops import config
 from mlops.errors import StageError
-from mlops.store import NotFound, ObjectStore
+from mlops.store import ObjectStore
 
 TOOL_VERSION = "1"
 
@@ -41,11 +42,6 @@ def curated_schema_path(model_name: str) -> Path | None:
     return path if path.is_file() else None
 
 
-def baseline_schema_key(model_name: str) -> str:
-    """Where earlier releases stored a model's baseline schema (still honoured when present)."""
-    return f"schemas/{model_name}/baseline.pbtxt"
-
-
 def stored_baseline(model_name: str, store: ObjectStore) -> tuple[str, str] | None:
     """The model's baseline schema as (where it is, its text), or None before its first registration.
 
@@ -54,10 +50,8 @@ def stored_baseline(model_name: str, store: ObjectStore) -> tuple[str, str] | No
     """
     from mlops.store.registry import ModelRegistry
 
-    try:
-        return f"{store.uri}/{baseline_schema_key(model_name)}", store.read(baseline_schema_key(model_name)).decode()
-    except NotFound:
-        pass
+    # Only the registry's (models/, which the pipeline role cannot write): never a file another
+    # writer could plant, as the schemas/ key of earlier releases was.
     registry = ModelRegistry(store)
     for version in registry.versions(model_name):  # oldest first
         source = version.lineage.get("validation", {}).get("schema_source")
@@ -237,6 +231,10 @@ class Validation:
 
     result: dict
     schema: SchemaChoice
+    schema_sha256: str = ""  # of the schema.pbtxt the tool wrote (the one the splits were held to)
+    # That schema's kind tags (feature -> kind): what prepare needs of it. Handed on as values, they
+    # and the digest keep prepare cacheable although validate, which reads the registry, never is.
+    schema_kinds: dict[str, str] = field(default_factory=dict)
 
     @property
     def anomalies(self) -> list[dict]:
@@ -266,8 +264,14 @@ def validate_splits(
             schema_path = Path(scratch, "schema.pbtxt")
             schema_path.write_text(choice.text, encoding="utf-8")
         result = run_tfdv_tool(splits, out_dir, str(schema_path) if schema_path else None)
-    validation = Validation(result=result, schema=choice)
+    from mlops.stages.features import kind_tags
+
+    written = Path(out_dir, "schema.pbtxt")
+    data = written.read_bytes() if written.is_file() else b""
+    digest = hashlib.sha256(data).hexdigest() if written.is_file() else ""
+    validation = Validation(result=result, schema=choice, schema_sha256=digest)
     validation.raise_for_anomalies()
+    validation.schema_kinds = kind_tags(data.decode("utf-8"))  # a bad kind tag: one line, before any training
     # Nothing is stored here: an inferred schema becomes the baseline through the version the
     # run registers (baseline/schema.pbtxt), so a run that fails later leaves no trace.
     return validation
