@@ -31,8 +31,6 @@ def evaluate(
         import json
         from collections import namedtuple
 
-        import pandas as pd
-
         from mlops.stages import evaluate as stage
         from mlops.store import model_io, open_store
 
@@ -41,8 +39,8 @@ def evaluate(
         store = open_store(uri=store_uri, role="pipeline")
         result = stage.evaluate_model(
             model=model,
-            train=pd.read_parquet(train_split.path),
-            test=pd.read_parquet(test_split.path),
+            train=train_split.path,  # its target column alone
+            test=test_split.path,  # read in batches
             target=target,
             task=task,
             metric=metric,
@@ -50,7 +48,7 @@ def evaluate(
             min_score=floor,
             store=store,
             model_name=model_name,
-            validation=pd.read_parquet(validation_split.path),
+            validation=validation_split.path,  # the rows permutation importance samples
             seed=seed,
         )
         decision = result.blessing

@@ -50,6 +50,7 @@ def register(
             },
             metric=best.metadata["metric"],
             validation_metrics=best.metadata["validation_metrics"],
+            training_rows=adapter.restore_integers(dict(best.metadata.get("training_rows") or {})),
             blessing_path=blessing.path,
             blessed=blessed,
             champion_version=champion_version,

@@ -26,6 +26,7 @@ def select_best(
                     "params": adapter.restore_integers(c.metadata["candidate"]["params"]),
                 },
                 "validation_metrics": c.metadata["validation_metrics"],
+                "training_rows": c.metadata.get("training_rows") or {},
                 "path": c.path,
             }
             for c in candidates
@@ -38,6 +39,7 @@ def select_best(
                 "candidate": winner["candidate"],
                 "metric": metric,
                 "validation_metrics": winner["validation_metrics"],
+                "training_rows": winner["training_rows"],
                 "leaderboard": [
                     {"candidate": r["candidate"], "validation_metrics": r["validation_metrics"]} for r in results
                 ],

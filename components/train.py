@@ -9,30 +9,45 @@ def train(
     validation_split: Input[Dataset],
     preprocessor: Input[Model],
     seed: int,
+    memory_budget_mb: int,
     model: Output[Model],
 ):
-    """Train one candidate on train and score it on validation."""
+    """Train one candidate on train (all its rows within the memory budget, else a seed-keyed sample) and
+    score it on validation."""
     from components import adapter
 
     with adapter.stage("train") as step:
-        import pandas as pd
-
         from mlops.stages import train as stage
         from mlops.store import model_io
 
         candidate = {**candidate, "params": adapter.restore_integers(candidate["params"])}
         transform = model_io.load(path=preprocessor.path)
+        rows, training_rows = stage.load_training_rows(
+            path=train_split.path,
+            model_inputs=int(preprocessor.metadata["output_features"]),
+            seed=seed,
+            memory_budget_mb=memory_budget_mb,
+        )
         fitted, scores = stage.train_candidate(
             candidate=candidate,
             preprocessor=transform,
-            train=pd.read_parquet(train_split.path),
-            validation=pd.read_parquet(validation_split.path),
+            train=rows,
+            validation=validation_split.path,  # predicted batch by batch
             target=preprocessor.metadata["target"],
             task=preprocessor.metadata["task"],
             seed=seed,
         )
         model_io.save(fitted, model.path)
-        model.metadata.update({"candidate": candidate, "validation_metrics": scores, "format": model_io.FORMAT})
+        model.metadata.update(
+            {
+                "candidate": candidate,
+                "validation_metrics": scores,
+                "format": model_io.FORMAT,
+                "training_rows": training_rows.to_json(),
+            }
+        )
+        if training_rows.sampled:
+            step.progress(f"{candidate['id']} trained on {training_rows.describe()}")
         step.progress(
             f"{candidate['id']} {candidate['params']}: " + ", ".join(f"{k}={v:.4f}" for k, v in sorted(scores.items())),
         )

@@ -37,6 +37,11 @@ MIN_ROWS_PER_SPLIT = 5
 DEFAULT_MIN_SKILL = 0.1
 # At most this many candidates train at once on a cluster (ParallelFor parallelism).
 MAX_PARALLEL_CANDIDATES = 4
+# The memory (MB of 2**20 bytes) a candidate's training rows may take, counted as
+# mlops.stages.train.training_bytes_per_row says: all rows within it, else a seed-keyed sample
+# of as many as fit (recorded in the lineage). 1,024 keeps a 1M-row x 20-column table whole
+# (its 700k training rows count as about 380 MB); at 10M rows about 1.9M are sampled.
+DEFAULT_TRAIN_MEMORY_BUDGET_MB = 1024
 CHAMPION_ALIAS = "champion"
 
 # -- Images (images/Dockerfile.*; `make images` tags them, the spec names them) --
@@ -170,6 +175,14 @@ BEAM_OPTIONS = Setting(
     "Beam pipeline options for those statistics, e.g. '--runner=DirectRunner "
     "--direct_num_workers=2' (a distributed runner can take over)",
 )
+TRAIN_MEMORY_BUDGET_MB = Setting(
+    "MLOPS_TRAIN_MEMORY_BUDGET_MB",
+    int,
+    DEFAULT_TRAIN_MEMORY_BUDGET_MB,
+    "MB a candidate's training rows may take (`mlops run` passes it as the pipeline parameter "
+    "train_memory_budget_mb); past it, training uses a deterministic sample of the training split",
+    1,
+)
 LOCK_DIR = Setting("MLOPS_LOCK_DIR", Path, PROJECT_ROOT / "requirements", "the lock files recorded in lineage")
 CODE_VERSION = Setting("MLOPS_CODE_VERSION", str, "unknown", "the git commit an image was built from")
 PROGRESS_FILE = Setting("MLOPS_PROGRESS_FILE", Path, None, "(set by the local runner) stages append progress here")
@@ -256,6 +269,7 @@ SETTINGS = (
     TASK_SERVER,
     TFDV_BEAM_OVER,
     BEAM_OPTIONS,
+    TRAIN_MEMORY_BUDGET_MB,
     LOCK_DIR,
     CODE_VERSION,
     PROGRESS_FILE,

@@ -53,6 +53,7 @@ def training_pipeline(
     min_skill: float = config.DEFAULT_MIN_SKILL,
     min_score: str = "",
     code_version: str = "unknown",
+    train_memory_budget_mb: int = config.DEFAULT_TRAIN_MEMORY_BUDGET_MB,
 ) -> NamedTuple("RunOutputs", model_version=int, promoted=bool, promotion=str, report=dsl.HTML):
     # 1. Ingest: check the run's parameters, read the data, publish it as a content-addressed data version.
     data = for_cluster(
@@ -112,7 +113,7 @@ def training_pipeline(
     )
 
     # 5. Train every candidate of the search space (trimmed on a large table when size-aware) in parallel,
-    #    then pick the best on validation.
+    #    each on all training rows within the memory budget (else on a seed-keyed sample), then pick the best.
     candidates = for_cluster(
         expand_candidates(
             search_space=search_space,
@@ -130,6 +131,7 @@ def training_pipeline(
                 validation_split=validation_split,
                 preprocessor=features.outputs["preprocessor"],
                 seed=seed,
+                memory_budget_mb=train_memory_budget_mb,
             )
         )
     best = for_cluster(

@@ -204,3 +204,71 @@ def test_an_overconfident_model_is_not_blessed_with_every_metric_in_the_reason(f
     assert decision.test_metrics["brier"] > decision.baseline_metrics["brier"] - 0.5
     assert decision.test_metrics["calibration_error"] > 0.05
     assert decision.baseline_metrics["calibration_error"] < 0.05
+
+
+@pytest.mark.parametrize(
+    "task, family",
+    [
+        ("classification", "hist_gradient_boosting"),  # binary: ROC, calibration, log loss
+        ("regression", "ridge"),
+    ],
+)
+def test_evaluation_streamed_in_batches_equals_the_whole_table(
+    task, family, tmp_path, monkeypatch, file_store, split_like_a_run
+):
+    """The evaluate stage reads its splits from Parquet, the test split in batches (here of 128 rows);
+    every number it decides and draws is the one the whole tables in memory give."""
+    import numpy as np
+
+    from mlops.stages import metrics
+    from mlops.store.datasets import write_parquet
+
+    rng = np.random.default_rng(3)
+    rows = 8000
+    frame = pd.DataFrame({f"x{i}": rng.normal(size=rows).round(4) for i in range(4)})
+    frame["colour"] = rng.choice(["red", "green", "blue", None], rows)
+    noise = frame["x0"] + (frame["colour"] == "red") + rng.normal(0, 1, rows)
+    frame["target"] = np.where(noise > 0, "yes", "no") if task == "classification" else noise.round(3)
+    splits = split_like_a_run(frame, "target").splits
+    paths = {}
+    for name, table in splits.items():
+        paths[name] = str(tmp_path / f"{name}.parquet")
+        write_parquet(table, paths[name])
+    whole = {name: pd.read_parquet(path) for name, path in paths.items()}
+    transform, info = fit_preprocessor(whole["train"], "target")
+    model, _ = train_candidate(
+        {"id": "c01", "family": family, "params": {}},
+        transform,
+        whole["train"],
+        whole["validation"],
+        "target",
+        info["task"],
+        seed=1,
+    )
+    _register_champion(file_store, "m", model)  # the champion is scored batch by batch too
+    metric = "f1_macro" if task == "classification" else "r2"
+
+    def evaluate(splits):
+        result = evaluate_model(
+            model,
+            splits["train"],
+            splits["test"],
+            "target",
+            task,
+            metric,
+            0.1,
+            None,
+            file_store,
+            "m",
+            validation=splits["validation"],
+            seed=5,
+        )
+        return {**result.blessing.to_json(), "cm": result.confusion_matrix, "roc": result.roc, **result.diagnostics}
+
+    in_memory = evaluate(whole)
+    monkeypatch.setattr(metrics, "BATCH_ROWS", 128)
+    streamed = evaluate(paths)
+    assert streamed["test_rows"] == len(whole["test"]) > 128 * 5
+    assert streamed["importance"]["rows"] == 1000 < len(whole["validation"])  # sampled from the file's batches
+    assert streamed["champion_metrics"] == streamed["test_metrics"]
+    assert streamed == in_memory

@@ -289,3 +289,33 @@ def test_a_kind_tag_in_the_schema_reaches_prepare(tmp_path):
     features = registered(tmp_path / ".mlops", "shops")[0].lineage["features"]
     assert features["shop"] == {"kind": "categorical", "reason": "set in the schema (annotation tag)"}
     assert features["amount"]["kind"] == "numeric"
+
+
+def test_past_the_training_memory_budget_a_run_trains_on_a_recorded_sample(tmp_path):
+    """MLOPS_TRAIN_MEMORY_BUDGET_MB of 1 on a generated 20,000-row table: each candidate fits on the
+    seed-keyed sample that fits (lineage, report and summary say which), evaluated on the whole test split."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    rows = 20_000
+    frame = pd.DataFrame({f"x{i}": rng.normal(size=rows).round(4) for i in range(6)})
+    frame["colour"] = rng.choice(["red", "green", "blue"], rows)
+    frame["label"] = np.where(frame["x0"] + (frame["colour"] == "red") + rng.normal(0, 1, rows) > 0, "yes", "no")
+    frame.to_csv(tmp_path / "big.csv", index=False)
+    result = subprocess.run(
+        [MLOPS, "run", "--data", "big.csv", "--target", "label", "--no-cache"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "MLOPS_TRAIN_MEMORY_BUDGET_MB": "1"},
+    )
+    assert result.returncode == 0, result.stderr
+    version = registered(tmp_path / ".mlops", "big")[0]
+    recorded = version.lineage["training"]["rows"]
+    # 6 numbers and 9 model inputs at 8 bytes, 2 text columns at 64: 248 bytes a row; 1 MB holds 4,228 rows
+    assert recorded["used"] == 4228 < recorded["available"] == version.lineage["data"]["rows"]["train"]
+    assert recorded["how"] == "row-key-sample-v1" and recorded["seed"] == 42 and recorded["memory_budget_mb"] == 1
+    said = f"4,228 of {recorded['available']:,} training rows"
+    assert f"trained: {said}" in result.stdout
+    assert said in Path(result.stdout.split("report:", 1)[1].strip()).read_text(encoding="utf-8")

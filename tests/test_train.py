@@ -140,3 +140,104 @@ def test_a_candidate_fits_on_one_thread(monkeypatch, wine_frame):
     candidate = {"id": "c01", "family": "hist_gradient_boosting", "params": {"max_iter": 5}}
     stage.train_candidate(candidate, transform, train, validation, "target", info["task"], seed=1)
     assert seen and seen[0] and set(seen[0].values()) == {1}, seen
+
+
+def _generated(rows: int, seed: int = 0) -> pd.DataFrame:
+    """Numbers, a category and a binary label that depends on them."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame({f"x{i}": rng.normal(size=rows).round(4) for i in range(4)})
+    frame["colour"] = rng.choice(["red", "green", "blue"], rows)
+    frame["label"] = np.where(frame["x0"] + (frame["colour"] == "red") + rng.normal(0, 1, rows) > 0, "yes", "no")
+    return frame
+
+
+@pytest.fixture
+def training_split(tmp_path, split_like_a_run):
+    """The training split of a generated table as the split stage writes it, and the same rows again
+    in a file with other row groups (100 rows each)."""
+    import pyarrow.parquet as pq
+
+    from mlops.store.datasets import write_parquet
+
+    table = split_like_a_run(_generated(12_000), "label").splits["train"]
+    path, regrouped = tmp_path / "train.parquet", tmp_path / "regrouped.parquet"
+    write_parquet(table, str(path))
+    pq.write_table(table, str(regrouped), row_group_size=100)
+    return path, regrouped
+
+
+def test_training_uses_every_row_within_the_budget_exactly_as_read(training_split):
+    from mlops.stages.train import load_training_rows
+
+    path, _ = training_split
+    frame, rows = load_training_rows(path, model_inputs=7, seed=42, memory_budget_mb=1024)
+    pd.testing.assert_frame_equal(frame, pd.read_parquet(path))  # the same frame as before the budget: same model
+    assert (rows.used, rows.available, rows.how, rows.sampled) == (len(frame), len(frame), "all", False)
+    assert "within the 1,024 MB training budget" in rows.describe()
+
+
+def test_past_the_budget_training_uses_a_seed_keyed_sample(training_split):
+    from mlops.stages.train import SAMPLE_SCHEME, load_training_rows, training_bytes_per_row
+
+    path, regrouped = training_split
+    whole = pd.read_parquet(path)
+    # 4 numbers and 7 model inputs at 8 bytes, 2 text columns at 64: 216 bytes a row; 1 MB holds 4,854 rows
+    budget = 1
+    frame, rows = load_training_rows(path, model_inputs=7, seed=42, memory_budget_mb=budget)
+    import pyarrow.parquet as pq
+
+    assert training_bytes_per_row(pq.ParquetFile(path).schema_arrow, 7) == 216
+    assert (rows.used, rows.available, rows.how, rows.sampled) == (4854, len(whole), SAMPLE_SCHEME, True)
+    assert len(frame) == 4854 and list(frame.columns) == list(whole.columns)
+    assert frame.dtypes.equals(whole.dtypes)
+    # rows of the split, in its order, none twice
+    merged = whole.reset_index().merge(frame, on=list(whole.columns))
+    assert len(merged) == 4854 and merged["index"].is_monotonic_increasing
+    # the same seed: the same rows, whatever the file's row groups; another seed: other rows
+    again, _ = load_training_rows(regrouped, model_inputs=7, seed=42, memory_budget_mb=budget)
+    pd.testing.assert_frame_equal(frame, again)
+    other, _ = load_training_rows(path, model_inputs=7, seed=7, memory_budget_mb=budget)
+    assert not frame.equals(other)
+    text = rows.describe()
+    assert f"4,854 of {len(whole):,} training rows" in text and "seed 42" in text and SAMPLE_SCHEME in text
+
+
+def test_the_training_rows_reach_the_lineage_the_report_and_the_summary(training_split):
+    from mlops.reporting.report import lineage_section, render_summary
+    from mlops.stages.register import build_lineage
+    from mlops.stages.train import describe_training_rows, load_training_rows
+
+    _, rows = load_training_rows(training_split[0], model_inputs=7, seed=42, memory_budget_mb=1)
+    blessing = {"test_metrics": {"f1_macro": 0.8}, "baseline_metrics": {"f1_macro": 0.3}, "blessed": True}
+    blessing.update({k: None for k in ("reason", "metric", "score", "baseline_score", "skill", "min_skill")})
+    blessing.update({k: None for k in ("min_score", "champion_version", "champion_score", "champion_error")})
+    lineage = build_lineage(
+        data={"ref": "d@1", "source": "s", "rows": {"train": 1}, "columns": {}, "target": "label"},
+        split={},
+        validation={},
+        task="classification",
+        search_space={},
+        candidate={"id": "c01", "params": {}},
+        metric="f1_macro",
+        validation_metrics={"f1_macro": 0.8},
+        blessing={**blessing, "score": 0.8, "baseline_score": 0.3, "skill": 0.7, "reason": "ok"},
+        seed=42,
+        code_version="abc",
+        run_id="r",
+        run_name="n",
+        model_sha256="0" * 64,
+        training_rows=rows.to_json(),
+    )
+    recorded = lineage["training"]["rows"]
+    assert recorded["used"] == 4854 and recorded["available"] == rows.available and recorded["sampled"]
+    assert recorded["how"] == "row-key-sample-v1" and recorded["seed"] == 42
+    text = describe_training_rows(recorded)
+    assert text == rows.describe()
+    summary = render_summary(version={"name": "m", "version": 1, "lineage": lineage}, evaluation=lineage["blessing"])
+    assert f"- trained on {text}" in summary
+    assert "training rows" in "".join(lineage_section({"lineage": lineage})) and "4,854 of" in "".join(
+        lineage_section({"lineage": lineage})
+    )
+    assert describe_training_rows({}) == ""  # a lineage from before the record: nothing said

@@ -214,6 +214,7 @@ def run(
             min_skill=min_skill,
             min_score="" if min_score is None else repr(min_score),
             code_version=code_version(),
+            train_memory_budget_mb=config.TRAIN_MEMORY_BUDGET_MB.get(),
         )
         with one_line_errors():
             result = run_pipeline(arguments, runs_dir=runs_dir, verbose=verbose, runner=runner, cache=cache)

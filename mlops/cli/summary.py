@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from mlops.stages.train import describe_training_rows
+
 
 def print_summary(version, promoted: bool, promotion: str, report: str) -> None:
     """The data, schema, model, metrics, blessing and report of a registered model version."""
@@ -18,6 +20,9 @@ def print_summary(version, promoted: bool, promotion: str, report: str) -> None:
     click.echo(f"data:    {lineage['data']['ref']}")
     click.echo(f"schema:  {lineage['validation']['schema_source']} {lineage['validation']['schema_origin']}".rstrip())
     click.echo(f"model:   {version.ref} ({lineage['params']['candidate']['id']})")
+    trained = describe_training_rows(lineage.get("training", {}).get("rows"))
+    if trained:
+        click.echo(f"trained: {trained}")
     click.echo(
         f"metrics: test {metric}={lineage['metrics']['test'][metric]:.4f} "
         f"(trivial predictor {blessing['baseline_score']:.4f}), "

@@ -17,6 +17,7 @@ from html import escape
 
 from mlops.reporting import charts
 from mlops.reporting.html import cell, definitions, page, table
+from mlops.stages.train import describe_training_rows
 
 
 def shift_section(rows: list[dict], left: str, right: str) -> list[str]:
@@ -68,6 +69,7 @@ def lineage_section(version: dict) -> list[str]:
         ("rows", json.dumps(data["rows"])),
         ("target", data["target"]),
         ("split", json.dumps(lineage["split"], sort_keys=True)),
+        ("training rows", describe_training_rows(lineage.get("training", {}).get("rows")) or "-"),
         (
             "schema",
             f"{lineage.get('validation', {}).get('schema_source', '?')} "
@@ -160,6 +162,7 @@ def render_report(
                 ["source", data["source"]],
                 ["data version", data["ref"]],
                 ["rows (train / validation / test)", f"{rows['train']} / {rows['validation']} / {rows['test']}"],
+                ["trained on", describe_training_rows(lineage.get("training", {}).get("rows")) or "-"],
                 ["dropped (missing target)", data["dropped_missing_target"]],
                 ["target", data["target"]],
                 ["renamed columns", ", ".join(f"{a} → {b}" for a, b in renamed.items()) or "none"],
@@ -328,6 +331,11 @@ def render_summary(*, version: dict, evaluation: dict) -> str:
         "",
         f"- data: `{lineage['data']['ref']}` ({sum(lineage['data']['rows'].values())} rows)",
         f"- best candidate: `{lineage['params']['candidate']['id']}`",
+        *(
+            [f"- trained on {trained}"]
+            if (trained := describe_training_rows(lineage.get("training", {}).get("rows")))
+            else []
+        ),
         f"- test {metric}: **{evaluation['score']:.4f}** (trivial predictor {evaluation['baseline_score']:.4f}, "
         f"skill {evaluation['skill']:.2f})",
         f"- {'blessed' if blessing['blessed'] else 'not blessed'}: {blessing['reason']}",

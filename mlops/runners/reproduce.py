@@ -92,6 +92,12 @@ def arguments_from_lineage(version: ModelVersion, scratch_store_uri: str) -> dic
         "min_skill": blessing["min_skill"],
         "min_score": "" if blessing.get("min_score") is None else repr(blessing["min_score"]),
         "code_version": lineage["code"]["version"],
+        # A model trained on a sample is re-trained within the same budget (older records have none).
+        **(
+            {"train_memory_budget_mb": lineage["training"]["rows"]["memory_budget_mb"]}
+            if lineage.get("training", {}).get("rows", {}).get("memory_budget_mb")
+            else {}
+        ),
     }
 
 

@@ -32,15 +32,14 @@ def _thin(x: np.ndarray, y: np.ndarray) -> tuple[list, list]:
     return x[keep].round(5).tolist(), y[keep].round(5).tolist()
 
 
-def classification_curves(model, features: pd.DataFrame, target: pd.Series) -> dict:
+def classification_curves(target: pd.Series, probabilities, classes) -> dict:
     """ROC and precision-recall curves (one-vs-rest per class; the positive class alone when binary)
-    and reliability (calibration) curves."""
+    and reliability (calibration) curves, from a model's class probabilities (None: it has none)."""
     from sklearn.calibration import calibration_curve
 
-    classes = list(getattr(model, "classes_", []))
-    if not hasattr(model, "predict_proba") or len(classes) < 2:
+    classes = list(classes or [])
+    if probabilities is None or len(classes) < 2:
         return {}
-    probabilities = model.predict_proba(features)
     shown = classes[1:] if len(classes) == 2 else classes
     roc, pr, reliability = [], [], []
     for cls in shown:
@@ -61,14 +60,30 @@ def classification_curves(model, features: pd.DataFrame, target: pd.Series) -> d
     return {"roc": roc, "precision_recall": pr, "calibration": reliability}
 
 
-def regression_points(model, features: pd.DataFrame, target: pd.Series) -> dict:
+def regression_points(target: pd.Series, predictions) -> dict:
     """Actual and predicted values (a sample of them) for predicted-vs-actual and residual plots."""
-    predictions = model.predict(features)
     keep = np.unique(np.linspace(0, len(target) - 1, min(len(target), MAX_SCATTER)).astype(int))
     return {
         "actual": target.to_numpy(dtype=float)[keep].round(5).tolist(),
         "predicted": np.asarray(predictions, dtype=float)[keep].round(5).tolist(),
     }
+
+
+def importance_sample(split, seed: int = 0) -> pd.DataFrame:
+    """The rows permutation importance shuffles: at most IMPORTANCE_ROWS of a split (a frame, or a Parquet
+    file read batch by batch), the same rows as ``frame.sample(IMPORTANCE_ROWS, random_state=seed)``."""
+    if isinstance(split, pd.DataFrame):
+        return split.sample(IMPORTANCE_ROWS, random_state=seed) if len(split) > IMPORTANCE_ROWS else split
+    import pyarrow.parquet as pq
+
+    from mlops.store.datasets import read_parquet_rows
+
+    rows = pq.ParquetFile(split).metadata.num_rows
+    if rows <= IMPORTANCE_ROWS:
+        return pd.read_parquet(split)
+    # What DataFrame.sample draws: pandas' random_state(seed) is a RandomState, and it takes .choice's rows.
+    positions = np.random.RandomState(seed).choice(rows, size=IMPORTANCE_ROWS, replace=False)
+    return read_parquet_rows(split, positions)
 
 
 def permutation_importance(

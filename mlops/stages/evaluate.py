@@ -27,19 +27,21 @@ decision, so register can promote only over that same champion.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from sklearn import metrics as skm
 
-from mlops.stages.features import unseen_categories
 from mlops.stages.metrics import (
     METRICS,
     SANITY_METRICS,
+    Predicted,
     is_at_least_as_good,
+    predict_split,
     require_metric,
-    score_model,
     skill,
+    split_batches,
     trivial_model,
 )
 from mlops.store import ObjectStore, model_io
@@ -84,21 +86,20 @@ def optional_float(name: str, text: str | None) -> float | None:
         raise StageError(f"{name} must be a number or empty, got {text!r}") from None
 
 
-def confusion(model, features: pd.DataFrame, target: pd.Series) -> tuple[list[str], list[list[int]]]:
+def confusion(predicted: Predicted) -> tuple[list[str], list[list[int]]]:
     """Labels (as text) and the confusion matrix over every class the model or the data knows."""
-    predictions = model.predict(features)
-    labels = sorted(set(model.classes_) | set(pd.unique(target)), key=str)
-    matrix = skm.confusion_matrix(target, predictions, labels=labels)
+    labels = sorted(set(predicted.classes or []) | set(pd.unique(predicted.target)), key=str)
+    matrix = skm.confusion_matrix(predicted.target, predicted.predictions, labels=labels)
     return [str(label) for label in labels], matrix.astype(int).tolist()
 
 
-def roc_points(model, features: pd.DataFrame, target: pd.Series, max_points: int = 200) -> dict | None:
+def roc_points(predicted: Predicted, max_points: int = 200) -> dict | None:
     """ROC curve for a binary classifier (positive class = model.classes_[1])."""
-    classes = list(getattr(model, "classes_", []))
-    if len(classes) != 2 or not hasattr(model, "predict_proba") or set(pd.unique(target)) != set(classes):
+    classes = predicted.classes or []
+    if len(classes) != 2 or predicted.probabilities is None or set(pd.unique(predicted.target)) != set(classes):
         return None
-    scores = model.predict_proba(features)[:, 1]
-    fpr, tpr, thresholds = skm.roc_curve(target, scores, pos_label=classes[1])
+    scores = predicted.probabilities[:, 1]
+    fpr, tpr, thresholds = skm.roc_curve(predicted.target, scores, pos_label=classes[1])
     keep = np.unique(np.linspace(0, len(fpr) - 1, min(len(fpr), max_points)).astype(int))
     # sklearn's first threshold is +inf, which JSON and KFP cannot hold.
     finite = np.where(np.isfinite(thresholds), thresholds, 1.0)
@@ -110,11 +111,9 @@ def roc_points(model, features: pd.DataFrame, target: pd.Series, max_points: int
     }
 
 
-def champion_scores(
-    store: ObjectStore, model_name: str, features: pd.DataFrame, target: pd.Series, task: str
-) -> dict | None:
-    """The champion's version and metrics on this test split (or why it could not be scored);
-    None when the model has no champion."""
+def champion_scores(store: ObjectStore, model_name: str, test, target: str, task: str) -> dict | None:
+    """The champion's version and metrics on this test split (a frame or a Parquet file, predicted batch
+    by batch), or why it could not be scored; None when the model has no champion."""
     registry = ModelRegistry(store)
     champion = registry.champion(model_name)
     if champion is None:
@@ -127,7 +126,8 @@ def champion_scores(
         }
     try:
         model = model_io.loads(registry.read_file(champion, model_io.FILE_NAME), source=f"champion {champion.ref}")
-        return {"version": champion.version, "test_metrics": score_model(model, features, target, task)}
+        scores = predict_split(model, split_batches(test), target, task).scores(task)
+        return {"version": champion.version, "test_metrics": scores}
     except Exception as error:  # noqa: BLE001 - a champion trained on other columns fails in many ways
         return {"version": champion.version, "error": f"{type(error).__name__}: {' '.join(str(error).split())[:300]}"}
 
@@ -223,8 +223,8 @@ class Evaluation:
 
 def evaluate_model(
     model,
-    train: pd.DataFrame,
-    test: pd.DataFrame,
+    train: pd.DataFrame | str | Path,
+    test: pd.DataFrame | str | Path,
     target: str,
     task: str,
     metric: str,
@@ -232,28 +232,49 @@ def evaluate_model(
     min_score: float | None,
     store: ObjectStore,
     model_name: str,
-    validation: pd.DataFrame | None = None,
+    validation: pd.DataFrame | str | Path | None = None,
     seed: int = 0,
 ) -> Evaluation:
-    """Everything the evaluate stage decides, and what the report draws of it."""
+    """Everything the evaluate stage decides, and what the report draws of it.
+
+    Each split is a frame or a Parquet file. From a file, the test split is read in batches of
+    BATCH_ROWS rows (the model and the champion predict each, and only their predictions are kept),
+    the training split's target column alone, and the validation rows permutation importance samples:
+    the same numbers as from the whole tables, without them in memory.
+    """
     from mlops.stages import diagnostics
 
-    features, labels = test.drop(columns=[target]), test[target]
-    test_metrics = score_model(model, features, labels, task)
-    baseline_metrics = score_model(trivial_model(train[target], task), features, labels, task)
-    champion = champion_scores(store, model_name, features, labels, task)
-    blessing = decide_blessing(test_metrics, baseline_metrics, metric, min_skill, min_score, champion, len(test))
-    blessing.unseen_categories = unseen_categories(model, features)
+    predicted = predict_split(model, split_batches(test), target, task, count_unseen=True)
+    rows = len(predicted.target)
+    if isinstance(train, pd.DataFrame):
+        train_target = train[target]
+    else:
+        train_target = pd.read_parquet(train, columns=[target])[target]
+    trivial = trivial_model(train_target, task)
+    nothing = np.zeros((rows, 0))  # the trivial predictor looks at no feature
+    baseline = Predicted(
+        target=predicted.target,
+        predictions=trivial.predict(nothing),
+        probabilities=trivial.predict_proba(nothing) if task == "classification" else None,
+        classes=list(trivial.classes_) if trivial.classes_ is not None else None,
+    )
+    test_metrics, baseline_metrics = predicted.scores(task), baseline.scores(task)
+    champion = champion_scores(store, model_name, test, target, task)
+    blessing = decide_blessing(test_metrics, baseline_metrics, metric, min_skill, min_score, champion, rows)
+    blessing.unseen_categories = predicted.unseen_categories
     result = Evaluation(blessing=blessing)
     if task == "classification":
-        categories, matrix = confusion(model, features, labels)
+        categories, matrix = confusion(predicted)
         result.confusion_matrix = {"labels": categories, "matrix": matrix}
-        result.roc = roc_points(model, features, labels)
-        result.diagnostics.update(diagnostics.classification_curves(model, features, labels))
+        result.roc = roc_points(predicted)
+        result.diagnostics.update(
+            diagnostics.classification_curves(predicted.target, predicted.probabilities, predicted.classes)
+        )
     else:
-        result.diagnostics["regression"] = diagnostics.regression_points(model, features, labels)
+        result.diagnostics["regression"] = diagnostics.regression_points(predicted.target, predicted.predictions)
     if validation is not None:
+        sample = diagnostics.importance_sample(validation, seed)
         result.diagnostics["importance"] = diagnostics.permutation_importance(
-            model, validation.drop(columns=[target]), validation[target], metric, task, seed
+            model, sample.drop(columns=[target]), sample[target], metric, task, seed
         )
     return result

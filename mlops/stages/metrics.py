@@ -7,11 +7,15 @@ error metrics such as RMSE as well as for scores such as F1.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mlops.errors import StageError
 
 if TYPE_CHECKING:
+    import numpy as np
     import pandas as pd
 
 # name -> (task, higher_is_better, perfect value)
@@ -76,11 +80,21 @@ def score_model(model, features: pd.DataFrame, target: pd.Series, task: str) -> 
     ROC AUC needs every class present (a small split may miss one); a metric
     that cannot be computed is absent, and callers say so by name.
     """
+    probabilities = None
+    if task == "classification" and hasattr(model, "predict_proba"):
+        probabilities = model.predict_proba(features)
+    classes = getattr(model, "classes_", None)
+    return scores_of_predictions(target, model.predict(features), probabilities, classes, task)
+
+
+def scores_of_predictions(target, predictions, probabilities, classes, task: str) -> dict:
+    """:func:`score_model` from a model's predictions (and class probabilities, None when it has none, in
+    the order of ``classes``): what the evaluate stage computes once it has predicted the test split batch
+    by batch, and the same numbers as on the whole table."""
     import numpy as np
     import pandas as pd
     from sklearn import metrics as skm
 
-    predictions = model.predict(features)
     if task == "regression":
         return {
             "r2": float(skm.r2_score(target, predictions)),
@@ -92,9 +106,8 @@ def score_model(model, features: pd.DataFrame, target: pd.Series, task: str) -> 
         "balanced_accuracy": float(skm.balanced_accuracy_score(target, predictions)),
         "f1_macro": float(skm.f1_score(target, predictions, average="macro", zero_division=0)),
     }
-    if hasattr(model, "predict_proba"):
-        probabilities = model.predict_proba(features)
-        classes = list(model.classes_)
+    if probabilities is not None:
+        classes = list(classes)
         present = set(pd.unique(target))
         if len(classes) == 2 and present == set(classes):
             result["roc_auc"] = float(skm.roc_auc_score(target, probabilities[:, 1], labels=classes))
@@ -104,6 +117,81 @@ def score_model(model, features: pd.DataFrame, target: pd.Series, task: str) -> 
             result["log_loss"] = float(skm.log_loss(target, probabilities, labels=classes))
             result.update(calibration(np.asarray(target), probabilities, classes))
     return result
+
+
+# A split in a Parquet file is predicted this many rows at a time: the model sees one batch, and only its
+# predictions (and class probabilities) are kept, never the whole table's features.
+BATCH_ROWS = 65_536
+
+
+def split_batches(split: pd.DataFrame | str | Path, rows: int | None = None) -> Iterator[pd.DataFrame]:
+    """A split as pandas frames of at most ``rows`` rows: a Parquet file's record batches (read one at a time,
+    with the types ``pd.read_parquet`` gives), or a frame already in memory as it is."""
+    import pandas as pd
+
+    if isinstance(split, pd.DataFrame):
+        yield split
+        return
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    parquet = pq.ParquetFile(split)
+    for batch in parquet.iter_batches(batch_size=rows or BATCH_ROWS):
+        yield pa.Table.from_batches([batch], schema=parquet.schema_arrow).to_pandas()
+
+
+@dataclass
+class Predicted:
+    """A model's predictions on a split, gathered batch by batch: the target, the predictions, the class
+    probabilities (None for a regressor or a model without them) and the test rows with unseen categories."""
+
+    target: pd.Series
+    predictions: np.ndarray
+    probabilities: np.ndarray | None
+    classes: list | None
+    unseen_categories: dict = field(default_factory=dict)
+
+    def scores(self, task: str) -> dict:
+        return scores_of_predictions(self.target, self.predictions, self.probabilities, self.classes, task)
+
+
+def predict_split(model, batches, target: str, task: str, count_unseen: bool = False) -> Predicted:
+    """Predict every batch of a split (:func:`split_batches`) with ``model``; only the predictions stay."""
+    import numpy as np
+    import pandas as pd
+
+    from mlops.stages.features import unseen_categories
+
+    targets: list[pd.Series] = []
+    predictions: list[np.ndarray] = []
+    probabilities: list[np.ndarray] = []
+    unseen: dict[str, int] = {}
+    wants_probabilities = task == "classification" and hasattr(model, "predict_proba")
+    for batch in batches:
+        features = batch.drop(columns=[target])
+        targets.append(batch[target])
+        predictions.append(np.asarray(model.predict(features)))
+        if wants_probabilities:
+            probabilities.append(np.asarray(model.predict_proba(features)))
+        if count_unseen:
+            for column, count in unseen_categories(model, features).items():
+                unseen[column] = unseen.get(column, 0) + count
+    if not targets:
+        raise ValueError("the split has no rows")
+    # One batch (a frame given whole) keeps its index; batches of a file are numbered from 0, as
+    # pd.read_parquet numbers the whole file.
+    labels = targets[0] if len(targets) == 1 else pd.concat(targets, ignore_index=True)
+    if isinstance(labels.dtype, pd.CategoricalDtype):
+        labels = labels.astype(object)  # each batch has its own categories: compare values, not codes
+    return Predicted(
+        target=labels,
+        predictions=predictions[0] if len(predictions) == 1 else np.concatenate(predictions),
+        probabilities=(probabilities[0] if len(probabilities) == 1 else np.concatenate(probabilities))
+        if wants_probabilities
+        else None,
+        classes=list(model.classes_) if hasattr(model, "classes_") and model.classes_ is not None else None,
+        unseen_categories=unseen,
+    )
 
 
 def calibration(target, probabilities, classes: list) -> dict:

@@ -215,6 +215,7 @@ def build_lineage(
     run_name: str,
     model_sha256: str,
     features: dict | None = None,
+    training_rows: dict | None = None,
 ) -> dict:
     """The lineage record of one model version (format LINEAGE_FORMAT).
 
@@ -222,13 +223,15 @@ def build_lineage(
     cleaned), target, dropped_missing_target. ``validation``: schema_source,
     schema_origin, schema_sha256, tfdv_version. ``blessing``: the evaluate
     stage's decision (mlops.stages.evaluate.Blessing as JSON). ``features``: the kind decided for
-    each feature column (mlops.stages.prepare.feature_decisions).
+    each feature column (mlops.stages.prepare.feature_decisions). ``training_rows``: the rows the model
+    was fitted on (mlops.stages.train.TrainingRows as JSON: used, available, how chosen, the budget).
     """
     return {
         "format": LINEAGE_FORMAT,
         "data": data,
         "features": features or {},
         "split": split,
+        "training": {"rows": training_rows or {}},
         "validation": validation,
         "task": task,
         "params": {
@@ -315,6 +318,7 @@ def register_run(
     code_version: str,
     run_id: str,
     run_name: str,
+    training_rows: dict | None = None,
 ) -> Registration:
     """The register stage on its inputs as files, with the facts the earlier stages recorded on them.
 
@@ -324,7 +328,8 @@ def register_run(
     ``blessed``. ``split_facts``: the split stage's (target, rows_by_split, split_config,
     dropped_missing_target); ``schema_facts``: the validate stage's (source, origin, sha256);
     ``statistics_dir``: validate's output (statistics/train.pb). ``code_version`` "unknown"
-    (not passed) is the commit the image was built from (MLOPS_GIT_COMMIT).
+    (not passed) is the commit the image was built from (MLOPS_GIT_COMMIT). ``training_rows``: the
+    train stage's record of the rows the chosen candidate was fitted on.
     """
     import pandas as pd
 
@@ -365,6 +370,7 @@ def register_run(
         run_name=run_name,
         model_sha256=hashlib.sha256(model_bytes).hexdigest(),
         features=feature_decisions(model),
+        training_rows=training_rows,
     )
     baseline = baseline_files(
         model=model,

@@ -15,10 +15,11 @@ import difflib
 import importlib
 import itertools
 import math
+from dataclasses import asdict, dataclass
 
 from mlops import config
 from mlops.errors import StageError
-from mlops.stages.metrics import METRICS, higher_is_better, score_model
+from mlops.stages.metrics import METRICS, higher_is_better, predict_split, split_batches
 
 # family -> {task: estimator class}, imported when first used: a task that only
 # ranks results (select_best) should not pay for importing scikit-learn's ensembles.
@@ -193,8 +194,135 @@ def check_search_space(search_space) -> None:
                 make_estimator(family, dict(zip(names, values)), task, seed=0)
 
 
+# -- The training rows: all of them within the memory budget, else a seed-keyed sample ----------------
+
+# What one text cell costs in a pandas frame: the object pointer and a short Python str (49 bytes + its text).
+TEXT_CELL_BYTES = 64
+SAMPLE_SCHEME = "row-key-sample-v1"
+SAMPLE_BATCH_ROWS = 65_536
+
+
+@dataclass(frozen=True)
+class TrainingRows:
+    """Which rows of the training split a candidate was fitted on, and why (recorded in the lineage)."""
+
+    used: int
+    available: int
+    how: str  # "all", or SAMPLE_SCHEME: the rows whose row keys, salted with the seed, are smallest
+    seed: int
+    memory_budget_mb: int
+    estimated_mb: float  # what all the rows would take (:func:`training_bytes_per_row`)
+
+    @property
+    def sampled(self) -> bool:
+        return self.used < self.available
+
+    def to_json(self) -> dict:
+        return {**asdict(self), "sampled": self.sampled}
+
+    def describe(self) -> str:
+        if not self.sampled:
+            return (
+                f"all {self.available:,} training rows (about {self.estimated_mb:,.0f} MB, "
+                f"within the {self.memory_budget_mb:,} MB training budget)"
+            )
+        return (
+            f"{self.used:,} of {self.available:,} training rows (all would need about {self.estimated_mb:,.0f} MB, "
+            f"over the {self.memory_budget_mb:,} MB training budget): the rows whose content keys salted with "
+            f"seed {self.seed} are smallest ({self.how})"
+        )
+
+
+def describe_training_rows(record: dict | None) -> str:
+    """:meth:`TrainingRows.describe` of a lineage record's ``training.rows`` ("" when it has none: a model
+    registered before the record was kept)."""
+    if not record or "used" not in record:
+        return ""
+    counts = {name: int(record[name]) for name in ("used", "available", "seed", "memory_budget_mb")}
+    return TrainingRows(**{**counts, "how": record["how"], "estimated_mb": float(record["estimated_mb"])}).describe()
+
+
+def training_bytes_per_row(schema, model_inputs: int) -> int:
+    """The memory one training row is counted as against the budget: 8 bytes for each number, boolean or
+    date column of the split, TEXT_CELL_BYTES for each other column (pandas holds text as Python objects),
+    and 8 bytes for each model input (the float64 matrix the estimator is fitted on)."""
+    import pyarrow as pa
+
+    def cell(kind) -> int:
+        fixed = pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind)
+        return 8 if fixed or pa.types.is_temporal(kind) or pa.types.is_decimal(kind) else TEXT_CELL_BYTES
+
+    return sum(cell(field.type) for field in schema) + 8 * model_inputs
+
+
+def load_training_rows(path, model_inputs: int, seed: int, memory_budget_mb: int):
+    """The training split as a frame: every row when they fit ``memory_budget_mb`` (then exactly
+    ``pd.read_parquet(path)``), else :func:`sample_rows` of as many as fit. Returns (frame, TrainingRows)."""
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    parquet = pq.ParquetFile(path)
+    available = parquet.metadata.num_rows
+    per_row = training_bytes_per_row(parquet.schema_arrow, model_inputs)
+    fitting = max(1, int(memory_budget_mb * 2**20 // per_row))
+    rows = TrainingRows(
+        used=min(available, fitting),
+        available=available,
+        how="all" if available <= fitting else SAMPLE_SCHEME,
+        seed=seed,
+        memory_budget_mb=int(memory_budget_mb),
+        estimated_mb=round(available * per_row / 2**20, 1),
+    )
+    if not rows.sampled:
+        return pd.read_parquet(path), rows
+    return sample_rows(path, rows.used, seed), rows
+
+
+def sample_rows(path, rows: int, seed: int):
+    """``rows`` rows of a Parquet split, chosen by content and seed alone: each row's 64-bit content key
+    (mlops.data.content, what the split is drawn from) salted with the seed (:func:`_salted`, splitmix64 as the
+    split's salt), and the rows with the smallest salted keys kept, in the file's order (the split's canonical
+    order). The same seed gives the same rows whatever the file's row groups; two passes over the file,
+    one record batch at a time, so only the sample is ever whole in memory."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from mlops.data.content import row_keys
+    from mlops.store.datasets import read_parquet_rows
+
+    parquet = pq.ParquetFile(path)
+    salted = np.concatenate(
+        [
+            _salted(row_keys(pa.Table.from_batches([batch], schema=parquet.schema_arrow)), seed)
+            for batch in parquet.iter_batches(batch_size=SAMPLE_BATCH_ROWS)
+        ]
+    )
+    threshold = np.partition(salted, rows - 1)[rows - 1]
+    chosen = salted < threshold
+    # Equal salted keys are equal content keys: the first in the file's (canonical) order complete the count.
+    chosen[np.flatnonzero(salted == threshold)[: rows - int(chosen.sum())]] = True
+    return read_parquet_rows(path, np.flatnonzero(chosen), SAMPLE_BATCH_ROWS).reset_index(drop=True)
+
+
+def _salted(keys, seed: int):
+    """splitmix64 of (key XOR a hash of the seed): a permutation of the 64-bit keys that the seed picks."""
+    import hashlib
+
+    import numpy as np
+
+    salt = int.from_bytes(hashlib.sha256(f"training-sample:{seed}".encode()).digest()[:8], "big")
+    with np.errstate(over="ignore"):
+        z = np.asarray(keys, dtype=np.uint64) ^ np.uint64(salt)
+        z = z + np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return z ^ (z >> np.uint64(31))
+
+
 def train_candidate(candidate: dict, preprocessor, train, validation, target: str, task: str, seed: int):
-    """Fit one candidate on train (the fitted preprocessor is reused, not refit) and score it on validation."""
+    """Fit one candidate on train (the fitted preprocessor is reused, not refit) and score it on validation
+    (a frame, or a Parquet file predicted batch by batch)."""
     from sklearn.pipeline import Pipeline
 
     estimator = make_estimator(candidate["family"], candidate["params"], task, seed)
@@ -205,7 +333,7 @@ def train_candidate(candidate: dict, preprocessor, train, validation, target: st
         except (ValueError, TypeError) as error:
             raise StageError(f"candidate {candidate['id']} failed to train: {error}") from None
         model = Pipeline([("features", preprocessor), ("model", estimator)])
-        scores = score_model(model, validation.drop(columns=[target]), validation[target], task)
+        scores = predict_split(model, split_batches(validation), target, task).scores(task)
     return model, scores
 
 

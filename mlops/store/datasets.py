@@ -133,6 +133,31 @@ def take_rows(table, indices):
     return pa.Table.from_arrays(columns, schema=table.schema)
 
 
+def read_parquet_rows(path, positions, batch_rows: int = 65_536) -> pd.DataFrame:
+    """The rows of a Parquet file at ``positions`` (0-based, in the file's row order), as the frame
+    ``pd.read_parquet(path).take(positions)`` would be (same types, same order, the positions as its
+    index), reading one record batch at a time: never the whole file in memory."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    positions = np.asarray(positions, dtype=np.int64)
+    wanted = np.unique(positions)  # sorted
+    parquet = pq.ParquetFile(path)
+    parts, start = [], 0
+    for batch in parquet.iter_batches(batch_size=batch_rows):
+        end = start + batch.num_rows
+        here = wanted[np.searchsorted(wanted, start) : np.searchsorted(wanted, end)] - start
+        if len(here):
+            parts.append(batch.take(pa.array(here)))
+        start = end
+    if len(wanted) and (wanted[0] < 0 or wanted[-1] >= start):
+        raise IndexError(f"row positions out of range for {start} rows")
+    frame = pa.Table.from_batches(parts, schema=parquet.schema_arrow).to_pandas()
+    frame.index = wanted
+    return frame.loc[positions]
+
+
 def canonical_table(table, content):
     """``table`` (Arrow or pandas) as an Arrow table in canonical row order (``content``: its
     mlops.data.content.Content or Keyed)."""
