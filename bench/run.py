@@ -3,6 +3,7 @@
     make bench SIZES="1e5 1e6"             # or: .venv/bin/python bench/run.py --sizes 1e5 1e6
     .venv/bin/python bench/run.py --smoke  # a tiny run that checks the harness (part of make test)
     .venv/bin/python bench/run.py --mixed 3e5 1e6  # only the mixed-type table (bench/mixed.py)
+    .venv/bin/python bench/run.py --scale 1e6 3e6 1e7  # only `mlops run`, stage by stage (bench/scale.py)
 
 For each size (rows x 20 columns, a synthetic classification table; ingest also at rows x 10
 columns, the shape the performance issue states its ingest targets for):
@@ -42,6 +43,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import mixed  # noqa: E402 - bench/mixed.py, beside this script
+import scale  # noqa: E402 - bench/scale.py, beside this script
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -413,10 +415,12 @@ def write_outputs(results: dict, out_dir: Path) -> None:
         ]
         lines += [f"| {name} | {seconds:.1f} |" for name, seconds in results["peers"].items()]
     lines += ["", "![benchmark chart](results.png)", ""]
-    kept = ""  # the mixed-type table's section (bench/mixed.py) survives a rewrite of the rest
+    kept = ""  # the mixed-type (bench/mixed.py) and scale (bench/scale.py) sections survive a rewrite of the rest
     previous = out_dir / "results.md"
-    if previous.exists() and mixed.SECTION in previous.read_text(encoding="utf-8"):
-        kept = mixed.SECTION + previous.read_text(encoding="utf-8").split(mixed.SECTION, 1)[1]
+    text = previous.read_text(encoding="utf-8") if previous.exists() else ""
+    starts = [text.index(section) for section in (mixed.SECTION, scale.SECTION) if section in text]
+    if starts:
+        kept = text[min(starts) :]
     (out_dir / "results.md").write_text("\n".join(lines) + ("\n\n" + kept if kept else ""))
     from mlops.reporting.charts import _pyplot
 
@@ -447,7 +451,38 @@ def main() -> None:
         metavar="ROWS",
         help="only the mixed-type table bench at these sizes (e.g. 3e5 1e6); updates its section of results.md",
     )
+    parser.add_argument(
+        "--scale",
+        nargs="+",
+        type=float,
+        metavar="ROWS",
+        help="only `mlops run` at these sizes, in this order, stage by stage (bench/scale.py); adds to "
+        "scale_results.json and rewrites its section of results.md",
+    )
+    parser.add_argument("--kill-above-gb", type=float, default=20.0, help="stop a --scale run past this RSS")
     args = parser.parse_args()
+    if args.scale:
+        output = args.output or ROOT / "bench"
+        output.mkdir(parents=True, exist_ok=True)
+        found_path = output / "scale_results.json"
+        found = json.loads(found_path.read_text()) if found_path.exists() else {}
+        with tempfile.TemporaryDirectory(prefix="mlops-bench-scale-") as scratch_name:
+            for size in (int(size) for size in args.scale):
+                csv = synthetic_csv(size, Path(scratch_name) / f"data-{size}.csv")
+                found[str(size)] = scale.measure(
+                    csv, Path(scratch_name) / f"run-{size}", MLOPS, PeakMemory, args.kill_above_gb
+                )
+                csv.unlink()
+                print(f"{size:,} rows: {json.dumps(found[str(size)])}", flush=True)
+                found_path.write_text(json.dumps(found, indent=2, sort_keys=True) + "\n")
+        sizes_text = " ".join(f"{s:.0e}".replace("e+0", "e") for s in sorted(int(k) for k in found))
+        machine = f"{platform.machine()}, Python {platform.python_version()}, {os.cpu_count()} cores"
+        section = scale.markdown(
+            found, machine, time.strftime("%Y-%m-%d"), f".venv/bin/python bench/run.py --scale {sizes_text}"
+        )
+        scale.write_section(output / "results.md", section)
+        print(section)
+        return
     if args.mixed:
         sizes = sorted(int(size) for size in args.mixed)
         with tempfile.TemporaryDirectory(prefix="mlops-bench-mixed-") as scratch_name:
