@@ -125,6 +125,12 @@ build_images() {
 }
 
 mkdir -p "$CACHE"
+# One build at a time: CI builds the images in the background while the cluster
+# tests start, and `make gitops-up` (run by those tests) asks for them too; the
+# second caller waits here, then finds them cached.
+case "${1:-}" in
+  binaries | images | crds) exec 9>"$CACHE/.build.lock"; flock 9 ;;
+esac
 case "${1:-}" in
   binaries) build_binaries ;;
   images) build_images ;;
