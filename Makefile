@@ -51,7 +51,7 @@ lint: setup ## Check the code: ruff (lint, format), mypy on mlops/ (baseline in 
 	$(VENV)/bin/mypy mlops
 	$(VENV)/bin/lint-imports
 
-test: setup lint minio-bin tools ## Run every test (unit, TFDV, kfp.local end to end, MinIO, manifests)
+test: setup lint minio-bin tools beam-runtime ## Run every test (unit, TFDV, kfp.local end to end, MinIO, manifests, Spark)
 	$(VENV)/bin/pytest
 
 test-fast: setup ## Every test but the whole-pipeline runs (-m "not e2e")
@@ -93,3 +93,4 @@ include mk/cluster.mk
 include mk/images.mk
 include mk/argo.mk
 include mk/gitops.mk
+include mk/beam.mk

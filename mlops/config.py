@@ -109,6 +109,7 @@ class Setting:
     default: object
     help: str
     minimum: float | None = None
+    choices: tuple[str, ...] = ()
 
     def get(self):
         """The variable's value converted to ``kind``, or the default when unset or empty."""
@@ -116,6 +117,8 @@ class Setting:
         if not raw:
             return self.default
         if self.kind is str:
+            if self.choices and raw not in self.choices:
+                raise SettingError(f"{self.name} must be one of {', '.join(self.choices)}, got {raw!r}")
             return raw
         if self.kind is Path:
             return Path(raw)
@@ -181,6 +184,46 @@ TRAIN_MEMORY_BUDGET_MB = Setting(
     DEFAULT_TRAIN_MEMORY_BUDGET_MB,
     "MB a candidate's training rows may take (`mlops run` passes it as the pipeline parameter "
     "train_memory_budget_mb); past it, training uses a deterministic sample of the training split",
+    1,
+)
+# The Beam runner of those statistics (`mlops run --beam-runner`, docs/beam.md): each name stands for the
+# pipeline options below, which the user's own (MLOPS_BEAM_OPTIONS, --beam-option) follow and may override.
+BEAM_RUNNERS = ("direct", "spark", "flink")
+BEAM_RUNNER = Setting(
+    "MLOPS_BEAM_RUNNER",
+    str,
+    "",
+    "direct, spark (the local cluster of `make beam-cluster-up`, or the job server below) or flink (your own job "
+    "server: --beam-option job_endpoint=HOST:PORT); with no MLOPS_TFDV_BEAM_OVER_ROWS every split goes through it",
+    choices=BEAM_RUNNERS,
+)
+BEAM_JOB_ENDPOINT = Setting(
+    "MLOPS_BEAM_JOB_ENDPOINT", str, "localhost:8099", "the Beam job server `--beam-runner spark` submits to"
+)
+BEAM_WORKER_POOL = Setting(
+    "MLOPS_BEAM_WORKER_POOL",
+    str,
+    "localhost:50000",
+    "the Python SDK worker pool (TFDV's interpreter) the Spark executors start their workers from",
+)
+SPARK_MASTER_PORT = Setting(
+    "MLOPS_SPARK_MASTER_PORT", int, 7077, "port of the Spark master of `make beam-cluster-up`", 1
+)
+BEAM_STATE_DIR = Setting(
+    "MLOPS_BEAM_STATE_DIR", Path, PROJECT_ROOT / ".beam", "pid files, logs and env file of `make beam-cluster-up`"
+)
+BEAM_CACHE_DIR = Setting(
+    "MLOPS_BEAM_CACHE_DIR",
+    Path,
+    None,
+    "where `make beam-runtime` keeps Spark and the job server's jars, keyed by their inputs "
+    "(default ~/.cache/kfp-mlops/beam)",
+)
+BEAM_START_TIMEOUT_SECONDS = Setting(
+    "MLOPS_BEAM_START_TIMEOUT_SECONDS",
+    float,
+    120.0,
+    "seconds each process of `make beam-cluster-up` may take to answer before it gives up",
     1,
 )
 LOCK_DIR = Setting("MLOPS_LOCK_DIR", Path, PROJECT_ROOT / "requirements", "the lock files recorded in lineage")
@@ -328,6 +371,13 @@ def actor() -> str:
         return getpass.getuser()
     except (KeyError, OSError):  # no login name and no passwd entry (an arbitrary uid in a container)
         return f"uid {os.getuid()}"
+
+
+def beam_cache_dir() -> Path:
+    """MLOPS_BEAM_CACHE_DIR, else kfp-mlops/beam under XDG_CACHE_HOME or ~/.cache."""
+    return (
+        BEAM_CACHE_DIR.get() or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "kfp-mlops" / "beam"
+    )
 
 
 def runs_dir() -> Path:
