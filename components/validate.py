@@ -59,7 +59,13 @@ def validate(
             }
         )
         statistics.metadata.update(
-            {"splits": sorted(splits), "tfdv_version": result["tfdv_version"], "schema_source": checked.schema.source}
+            {
+                "splits": sorted(splits),
+                "tfdv_version": result["tfdv_version"],
+                "schema_source": checked.schema.source,
+                "statistics_engine": result["statistics_engine"],
+                "statistics_runner": result.get("statistics_runner") or "",
+            }
         )
         anomalies.metadata["count"] = len(result["anomalies"])
         step.progress(

@@ -25,7 +25,8 @@ Outputs of ``validate`` in DIR:
     statistics/<split>.pb  DatasetFeatureStatisticsList (binary proto)
     schema.pbtxt           the schema validated against (given, or inferred)
     statistics.html        TFDV's facets view, train vs validation
-    result.json            {"tool_version", "schema_source", "anomalies", "skew", "splits"}
+    result.json            {"tool_version", "schema_source", "anomalies", "skew", "splits",
+                            "statistics_engine", "statistics_runner", ...}
 
 Outputs of ``serving`` in DIR (a live batch, held to the schema in the SERVING
 environment, where the label may be absent):
@@ -177,12 +178,14 @@ def statistics(path, beam, beam_options):
     from apache_beam.options.pipeline_options import PipelineOptions
     from tensorflow_data_validation.utils import stats_util
 
+    # Absolute paths: the runner's workers do not share this process's working directory (and a file
+    # pattern that matches nothing there reads as an empty table, not an error).
     with tempfile.TemporaryDirectory() as scratch:
         output = os.path.join(scratch, "stats.pb")
         with beam_sdk.Pipeline(options=PipelineOptions(list(beam_options) or ["--runner=DirectRunner"])) as pipeline:
             _ = (
                 pipeline
-                | "Read" >> parquetio.ReadFromParquetBatched(path)
+                | "Read" >> parquetio.ReadFromParquetBatched(os.path.abspath(path))
                 | "AsFeatureLists" >> beam_sdk.FlatMap(_as_feature_lists)
                 | "Statistics" >> tfdv.GenerateStatistics(tfdv.StatsOptions())
                 | "Write" >> tfdv.WriteStatisticsToBinaryFile(output)
@@ -203,7 +206,22 @@ def _as_feature_lists(table):
         yield table_util.CanonicalizeRecordBatch(pa.RecordBatch.from_arrays(columns, batch.schema.names))
 
 
-def validate(splits, schema_path, out_dir, js_threshold, linf_threshold, beam_over=None, beam_options=()):
+def _runner_name(beam_options):
+    """The runner the Beam options name (the last --runner=, as Beam's own parser takes it), else Beam's default."""
+    named = [option.split("=", 1)[1] for option in beam_options if option.startswith("--runner=")]
+    return named[-1] if named else "DirectRunner"
+
+
+def validate(
+    splits,
+    schema_path,
+    out_dir,
+    js_threshold,
+    linf_threshold,
+    beam_over=None,
+    beam_options=(),
+    beam_runner_label=None,
+):
     import tensorflow_data_validation as tfdv
     from tensorflow_data_validation.utils import display_util
 
@@ -255,6 +273,8 @@ def validate(splits, schema_path, out_dir, js_threshold, linf_threshold, beam_ov
         "thresholds": {"jensen_shannon_divergence": js_threshold, "infinity_norm": linf_threshold},
         "splits": {name: {"num_examples": int(s.datasets[0].num_examples)} for name, s in stats.items()},
         "statistics_engine": "beam" if beam_used else "in-memory",
+        # Which Beam runner computed them: the caller's name for it (spark, flink, direct), else the --runner option.
+        "statistics_runner": (beam_runner_label or _runner_name(beam_options)) if beam_used else None,
         "features": {name: _feature_summary(s) for name, s in stats.items()},
     }
     with open(os.path.join(out_dir, "result.json"), "w", encoding="utf-8") as handle:
@@ -367,6 +387,12 @@ def main(argv=None):
         metavar="OPTION",
         help="a Beam pipeline option, e.g. --beam-option=--runner=DirectRunner (repeatable)",
     )
+    check.add_argument(
+        "--beam-runner-label",
+        default=None,
+        metavar="NAME",
+        help="what result.json calls the runner of the Beam options (default: their --runner)",
+    )
     sidecar = commands.add_parser("serve", help="answer requests on a UNIX socket with TFDV already imported")
     sidecar.add_argument("--socket", required=True)
     sidecar.add_argument("--parent", type=int, default=None, help="exit when this process is gone")
@@ -411,7 +437,14 @@ def main(argv=None):
         parser.error(f"no such schema file {args.schema}")
     try:
         result = validate(
-            splits, args.schema, args.out, args.js_threshold, args.linf_threshold, args.beam_over, args.beam_option
+            splits,
+            args.schema,
+            args.out,
+            args.js_threshold,
+            args.linf_threshold,
+            args.beam_over,
+            args.beam_option,
+            args.beam_runner_label,
         )
     except Exception as error:  # one line for the caller, whatever TFDV raised
         print(f"tfdv_tool: {type(error).__name__}: {' '.join(str(error).split())}", file=sys.stderr)

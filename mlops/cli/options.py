@@ -230,3 +230,43 @@ def with_verbose(command: click.Command) -> click.Command:
     for sub in getattr(command, "commands", {}).values():
         with_verbose(sub)
     return command
+
+
+# -- Beam (TFDV's statistics on a Beam runner, docs/beam.md) ---------------------------------
+
+beam_runner_option = click.option(
+    "--beam-runner",
+    type=click.Choice(config.BEAM_RUNNERS),
+    envvar=config.BEAM_RUNNER.name,
+    default=None,
+    help="Compute TFDV's statistics with Beam on this runner: spark (the local cluster of `make beam-cluster-up`, "
+    "or another job server with --beam-option job_endpoint=HOST:PORT), flink (your job server: "
+    "--beam-option job_endpoint=HOST:PORT) or direct (env MLOPS_BEAM_RUNNER; default: in memory).",
+)
+beam_option_option = click.option(
+    "--beam-option",
+    "beam_option_values",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="A Beam pipeline option, after the runner's own (repeatable; added to MLOPS_BEAM_OPTIONS), e.g. "
+    "job_endpoint=HOST:PORT, or a whole other runner: runner=DataflowRunner project=P region=R.",
+)
+
+
+def use_beam_options(runner: str | None, values: tuple[str, ...]) -> None:
+    """Check the Beam runner and options now (a usage error before any work) and hand them to the run's
+    tasks through the environment (MLOPS_BEAM_RUNNER, MLOPS_BEAM_OPTIONS), as the stages read them."""
+    import os
+
+    from mlops.stages.validate import beam_options
+
+    with usage_errors():
+        for value in values:
+            if not value.strip() or len(value.split()) != 1:
+                raise MlopsError(f"--beam-option takes one KEY=VALUE without spaces, got {value!r}")
+        options = [*config.BEAM_OPTIONS.get().split(), *values]
+        beam_options(runner or config.BEAM_RUNNER.get(), options)
+    if runner:
+        os.environ[config.BEAM_RUNNER.name] = runner
+    if values:
+        os.environ[config.BEAM_OPTIONS.name] = " ".join(options)

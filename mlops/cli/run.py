@@ -14,12 +14,15 @@ from mlops.cli.notifications import (
     notify_registration,
 )
 from mlops.cli.options import (
+    beam_option_option,
+    beam_runner_option,
     code_version,
     in_forked_child,
     keep_secret_out_of_parameters,
     one_line_errors,
     resolve_store,
     store_option,
+    use_beam_options,
     verbose_callback,
 )
 from mlops.cli.summary import print_summary
@@ -136,6 +139,8 @@ def explain_cache_of(store, model_name: str, run_id: str) -> None:
     help="Debug logging to stderr (credentials scrubbed), and kfp.local's task logs shown instead of written to "
     "run.log.",
 )
+@beam_runner_option
+@beam_option_option
 @notify_option
 def run(
     data_uri,
@@ -155,6 +160,8 @@ def run(
     cache,
     explain_cache,
     verbose,
+    beam_runner,
+    beam_option_values,
     notify_file,
 ):
     """Run the training pipeline locally (kfp.local) and register the model."""
@@ -165,6 +172,7 @@ def run(
     from mlops.store.registry import ModelRegistry, validate_name
 
     notifier = load_notifier(notify_file)
+    use_beam_options(beam_runner, beam_option_values)
     facts = {"model": model_name}  # what a run_failed notification can say, filled in as it is known
     with failures_notified(notifier, facts, "mlops run"):
         with one_line_errors():

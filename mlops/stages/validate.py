@@ -28,7 +28,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from mlops import config
-from mlops.errors import StageError
+from mlops.errors import SettingError, StageError
 from mlops.store import ObjectStore
 
 TOOL_VERSION = "1"
@@ -178,17 +178,67 @@ def _run_tool(arguments: list[str], out_dir: str) -> dict:
     return result
 
 
+def beam_option(text: str) -> str:
+    """A Beam pipeline option as Beam parses it: ``KEY=VALUE`` or ``--KEY=VALUE`` -> ``--KEY=VALUE``."""
+    option = text.strip()
+    if not option.lstrip("-") or option.startswith("-") and not option.startswith("--"):
+        raise SettingError(
+            f"a Beam option must be KEY=VALUE or --KEY=VALUE (e.g. job_endpoint=HOST:PORT), got {text!r}"
+        )
+    return option if option.startswith("--") else f"--{option}"
+
+
+def beam_options(runner: str, options: list[str]) -> list[str]:
+    """The pipeline options of a named runner (config.BEAM_RUNNERS; "" for none), then ``options``.
+
+    Beam takes the last value of an option given twice, so the user's options override the
+    runner's: ``spark`` with ``--beam-option job_endpoint=HOST:PORT`` is someone else's Spark
+    job server, and any runner's options (Dataflow's, say) pass through unchanged.
+    """
+    options = [beam_option(option) for option in options]
+    if runner == "direct":
+        return ["--runner=DirectRunner", *options]
+    if runner == "spark":
+        return [
+            "--runner=PortableRunner",
+            f"--job_endpoint={config.BEAM_JOB_ENDPOINT.get()}",
+            "--environment_type=EXTERNAL",
+            f"--environment_config={config.BEAM_WORKER_POOL.get()}",
+            *options,
+        ]
+    if runner == "flink":
+        if not any(option.startswith("--job_endpoint=") for option in options):
+            raise SettingError(
+                "--beam-runner flink needs your Flink job server: add --beam-option job_endpoint=HOST:PORT (no local "
+                "Flink cluster here: Maven Central serves no Beam Flink runner or job-server jar, docs/beam.md)"
+            )
+        return ["--runner=PortableRunner", *options]
+    if runner:
+        raise SettingError(f"the Beam runner must be one of {', '.join(config.BEAM_RUNNERS)}, got {runner!r}")
+    return options
+
+
 def run_tfdv_tool(splits: dict[str, str], out_dir: str, schema_path: str | None = None) -> dict:
-    """Statistics, schema, anomalies and skew of the splits (tfdv_tool.py validate)."""
+    """Statistics, schema, anomalies and skew of the splits (tfdv_tool.py validate).
+
+    A Beam runner (MLOPS_BEAM_RUNNER) with no row threshold (MLOPS_TFDV_BEAM_OVER_ROWS) sends
+    every split through it; otherwise splits over the threshold go through Beam.
+    """
     arguments = ["validate"]
     for name, path in splits.items():
         arguments += ["--split", f"{name}={path}"]
     if schema_path:
         arguments += ["--schema", str(schema_path)]
+    runner = config.BEAM_RUNNER.get()
     beam_over = config.TFDV_BEAM_OVER.get()
+    if beam_over is None and runner:
+        beam_over = 0
     if beam_over is not None:
         arguments += ["--beam-over", str(beam_over)]
-        arguments += [f"--beam-option={option}" for option in config.BEAM_OPTIONS.get().split()]
+        options = beam_options(runner, config.BEAM_OPTIONS.get().split())
+        arguments += [f"--beam-option={option}" for option in options]
+        if runner:
+            arguments += ["--beam-runner-label", runner]
     return _run_tool(arguments, out_dir)
 
 
