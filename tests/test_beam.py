@@ -36,6 +36,7 @@ CLUSTER = config.PROJECT_ROOT / "scripts" / "beam" / "cluster.py"
                 "--job_endpoint=localhost:8099",
                 "--environment_type=EXTERNAL",
                 "--environment_config=localhost:50000",
+                f"--environment_cache_millis={validate.SDK_WORKER_CACHE_MILLIS}",
                 "--job_endpoint=spark-js:8099",
             ],
         ),

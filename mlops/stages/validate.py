@@ -178,6 +178,10 @@ def _run_tool(arguments: list[str], out_dir: str) -> dict:
     return result
 
 
+# How long a Spark executor keeps an idle SDK worker within a job (Beam's default, 0, starts one per stage).
+SDK_WORKER_CACHE_MILLIS = 60_000
+
+
 def beam_option(text: str) -> str:
     """A Beam pipeline option as Beam parses it: ``KEY=VALUE`` or ``--KEY=VALUE`` -> ``--KEY=VALUE``."""
     option = text.strip()
@@ -204,6 +208,8 @@ def beam_options(runner: str, options: list[str]) -> list[str]:
             f"--job_endpoint={config.BEAM_JOB_ENDPOINT.get()}",
             "--environment_type=EXTERNAL",
             f"--environment_config={config.BEAM_WORKER_POOL.get()}",
+            # Keep an executor's SDK worker for the job's next stage (each one imports TFDV, seconds of CPU).
+            f"--environment_cache_millis={SDK_WORKER_CACHE_MILLIS}",
             *options,
         ]
     if runner == "flink":

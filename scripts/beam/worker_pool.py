@@ -6,7 +6,7 @@ The Spark executors of the local cluster (scripts/beam/cluster.py) ask it to sta
 (environment_type EXTERNAL); it starts each as a process of its own, as Beam's
 ``apache_beam.runners.worker.worker_pool_main`` does, which binds every interface instead. Each
 worker's output goes to this process's log, with its exit status (Beam's pool leaves it in a pipe
-nobody reads).
+nobody reads), and StopWorker stops nothing (see WorkerPool).
 """
 
 import argparse
@@ -14,20 +14,35 @@ import sys
 import threading
 
 import grpc
-from apache_beam.portability.api import beam_fn_api_pb2_grpc
+from apache_beam.portability.api import beam_fn_api_pb2, beam_fn_api_pb2_grpc
 from apache_beam.runners.worker.worker_pool_main import BeamFnExternalWorkerPoolServicer
 from apache_beam.utils import thread_pool_executor
 
 
 class WorkerPool(BeamFnExternalWorkerPoolServicer):
-    """Beam's worker pool, with each worker's output copied to the log and its exit status said there."""
+    """Beam's worker pool, with each worker's output copied to the log and its exit status said there,
+    and no worker stopped by its id.
+
+    Each Spark executor numbers its SDK workers from "1-1", so two executors sharing this pool ask for
+    the same id; Beam's pool keeps one process per id and stops that one on StopWorker, which can be
+    the other executor's worker, before it has even connected: that executor then waits for it for
+    ever. A worker ends by itself when its executor closes its control channel (its status 0 in the
+    log); those still running when the pool stops go with its process group.
+    """
+
+    _starting = threading.Lock()  # two executors' StartWorker with one id must not swap their processes
 
     def StartWorker(self, request, context):  # noqa: N802 - the gRPC method's name
-        response = super().StartWorker(request, context)
-        process = self._worker_processes.get(request.worker_id)
+        with self._starting:
+            response = super().StartWorker(request, context)
+            process = self._worker_processes.pop(request.worker_id, None)
         if process is not None:
             threading.Thread(target=_follow, args=(request.worker_id, process), daemon=True).start()
         return response
+
+    def StopWorker(self, request, context):  # noqa: N802 - the gRPC method's name
+        print(f"[worker {request.worker_id}] stop asked (it ends when its executor closes it)", file=sys.stderr)
+        return beam_fn_api_pb2.StopWorkerResponse()
 
 
 def _follow(worker_id, process) -> None:
