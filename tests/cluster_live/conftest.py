@@ -16,9 +16,6 @@ from live_cluster import CONTEXT, FORCED, HERE, MINIO_ENV, REPO, Kube, cluster_a
 
 
 def pytest_collection_modifyitems(config, items):
-    # The GitOps tests run last: CI builds Flux's images beside the earlier tests
-    # (.ci/run), and `make gitops-up` waits for that build.
-    items.sort(key=lambda item: Path(str(item.fspath)).name == "test_gitops.py")
     ours = [i for i in items if Path(str(i.fspath)).is_relative_to(HERE)]
     if not ours or FORCED or cluster_answers():
         return
