@@ -36,7 +36,10 @@ def test_bench_smoke_writes_every_figure_the_issue_names(tmp_path):
         assert results[per_size]["3000"] > 0
     for figure in ("cache_rerun_ratio", "scaling_exponent"):
         assert isinstance(results[figure], float)
-    assert 0 < results["cache_rerun_ratio"] < 1  # the re-run was served from the cache
+    # Only that the figure is made: at 3,000 rows the two runs' seconds are noise (a loaded machine
+    # measured 1.13), and that an unchanged re-run comes from the cache is asserted by
+    # tests/test_cache_explain.py, not by a clock.
+    assert results["cache_rerun_ratio"] > 0
     assert set(results["cli_startup_seconds"]) == {"--help", "models list", "data list"}
     assert {"ingest", "validate", "train"} <= {name.split("-")[0] for name in results["stage_seconds"]}
     table = (out / "results.md").read_text()
