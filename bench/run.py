@@ -185,7 +185,9 @@ class PeakMemory(threading.Thread):
             pass
         return 0
 
-    def _tree_memory(self) -> tuple[int, int]:
+    @staticmethod
+    def process_table() -> tuple[dict[int, list[int]], dict[int, int]]:
+        """Every process's children and RSS (bytes), read from /proc."""
         children, rss = {}, {}
         for entry in Path("/proc").iterdir():
             if not entry.name.isdigit():
@@ -196,6 +198,10 @@ class PeakMemory(threading.Thread):
                 rss[int(entry.name)] = int(fields[21]) * os.sysconf("SC_PAGE_SIZE")
             except (OSError, IndexError, ValueError):
                 continue
+        return children, rss
+
+    def _tree_memory(self) -> tuple[int, int]:
+        children, rss = self.process_table()
         total, pss, todo = 0, 0, [self.pid]
         while todo:
             pid = todo.pop()

@@ -11,7 +11,6 @@ that held most of it. A run whose tree passes --kill-above-gb of RSS is stopped 
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import threading
@@ -47,16 +46,7 @@ class TreeSampler:
         self.pid, self.kill_above, self.samples, self.killed = pid, kill_above_bytes, [], False
 
     def sample(self) -> None:
-        children, rss = {}, {}
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit():
-                continue
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-                children.setdefault(int(fields[1]), []).append(int(entry.name))
-                rss[int(entry.name)] = int(fields[21]) * os.sysconf("SC_PAGE_SIZE")
-            except (OSError, IndexError, ValueError):
-                continue
+        children, rss = self.tree.process_table()
         todo, total, pss, largest = [self.pid], 0, 0, (0, 0)
         while todo:
             pid = todo.pop()
