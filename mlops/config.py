@@ -31,6 +31,15 @@ DEFAULT_VALIDATION_FRACTION = 0.15
 DEFAULT_TEST_FRACTION = 0.15
 # Every split needs this many rows, or the metrics on it mean nothing.
 MIN_ROWS_PER_SPLIT = 5
+# The split stage streams a data version: it reads this many rows at a time and buffers each split's rows
+# until a Parquet row group is full, at pyarrow's default row group length (1,048,576 rows: files as
+# pyarrow.parquet.write_table writes them) or at this many bytes of Arrow data, whichever comes first.
+# The cap bounds the three buffers (for a 20-column table, about 800k rows a group; a 1M-row table's
+# splits fit in one group each, as before streaming) and gives TFDV's Beam pipeline, which reads a row
+# group at a time, groups of a bounded size.
+SPLIT_BATCH_ROWS = 131_072
+SPLIT_ROW_GROUP_ROWS = 1024 * 1024
+SPLIT_ROW_GROUP_BYTES = 128 * 1024 * 1024
 # The blessing gate: a model must close at least this share of the gap between a
 # trivial predictor (most frequent class / the mean) and a perfect score on the
 # test split (see mlops/stages/evaluate.py), and not be worse than the champion.

@@ -225,3 +225,18 @@ def test_a_staged_object_is_published_by_a_conditional_create_or_dropped(store):
     assert store.list("") == sorted([f"rows/{hashlib.sha256(data).hexdigest()}", "rows/taken"])
     if hasattr(store, "root"):  # the file store's temporary files are gone too
         assert sorted(p.name for p in store.root.iterdir()) == ["rows"]
+
+
+def test_a_local_file_holds_the_object_and_a_copy_is_removed_after(store):
+    """local_file: a path a seeking reader (Parquet) can open, with the object's bytes; a temporary copy
+    (a backend that keeps no files) is gone on exit; an absent key is NotFound."""
+    import os
+
+    store.create("data/x/versions/1/rows-1.parquet", b"rows" * 1000)
+    with store.local_file("data/x/versions/1/rows-1.parquet") as path:
+        with open(path, "rb") as handle:
+            assert handle.read() == b"rows" * 1000
+    if not isinstance(store, FileStore):
+        assert not os.path.exists(path)
+    with pytest.raises(NotFound), store.local_file("data/x/versions/1/missing.parquet"):
+        pass

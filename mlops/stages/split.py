@@ -3,7 +3,7 @@
 Each row's split comes from a hash of its content (its 64-bit row key, mlops.data.content),
 not from its position or a random draw: the same row lands in the same split on every run
 and machine, and appending rows never moves old ones between splits (no leakage into test).
-:func:`split_version` is the stage (a stored version in, three Parquet files out);
+:func:`split_version` is the stage (a stored version in, three Parquet files out, streamed);
 :func:`split_table` the same split of a cleaned table in memory.
 
 The CLI process of ``mlops run`` waits through the whole run and imports this module for
@@ -17,7 +17,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 from mlops import config
@@ -153,22 +153,135 @@ def _checked_splits(
 # The stage ------------------------------------------------------------
 
 
-def split_version(store, data_version: str, target: str, split: SplitConfig, paths: dict[str, str]) -> SplitResult:
+@dataclass(frozen=True)
+class SplitFiles:
+    """What :func:`split_version` wrote: each split's row count, and the facts later stages need (the rows
+    themselves are in the files)."""
+
+    rows: dict[str, int]
+    target: str
+    dropped_missing_target: int
+    split: SplitConfig
+
+
+def split_version(store, data_version: str, target: str, split: SplitConfig, paths: dict[str, str]) -> SplitFiles:
     """Split the data version ``NAME@ID`` and write each split as Parquet to ``paths[split]``, with
-    the stored schema (pandas reads them back with the same types)."""
+    the stored schema (pandas reads them back with the same types).
+
+    Streamed: the stored rows are in canonical order beside their keys, so the split checks need only
+    the keys and the target column, and then each record batch's rows go to their splits' files in
+    order (the rows and order :func:`split_table` gives, never the whole table in memory). A version
+    stored before split keys were (keys None) is keyed and ordered again in memory, as a new table is.
+    """
     from concurrent.futures import ThreadPoolExecutor
 
-    from mlops.data.content import usable_cores
-    from mlops.store.datasets import DataVersions, write_parquet
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    from mlops.store import StoreError
+    from mlops.store.datasets import DataVersions
 
     versions = DataVersions(store)
     version = versions.resolve(data_version)
-    # A version stored before split keys were (keys None) is keyed and ordered again, as a new table is.
-    result = split_table(versions.read_table(version), target, split, keys=versions.read_keys(version))
-    # Three files at once: Arrow's Parquet writer lets go of the GIL.
+    keys = versions.read_keys(version)
+    if keys is None:
+        return _split_in_memory(versions.read_table(version), target, split, paths)
+    with versions.rows_file(version) as path, ThreadPoolExecutor(1) as pool:
+        checked = pool.submit(versions.check_rows_file, version, path)  # beside the counting, a core each
+        parquet = pq.ParquetFile(path)
+        target = _stored_target(parquet.schema_arrow.names, target)
+        has_target = _present(parquet.read(columns=[target], use_threads=False)[target])
+        if len(keys) != len(has_target):
+            raise StoreError(
+                f"data version {version.ref} has {len(keys)} row keys for {len(has_target)} rows: "
+                "the store was changed outside this tool"
+            )
+        code_of_row = _checked_splits(keys, has_target, target, split, config.MIN_ROWS_PER_SPLIT)
+        checked.result()
+        codes = np.full(len(keys), -1, dtype=np.int8)  # -1: no target, dropped
+        codes[has_target] = code_of_row
+        rows = _write_splits(parquet, codes, paths)
+    return SplitFiles(rows=rows, target=target, dropped_missing_target=int((~has_target).sum()), split=split)
+
+
+def _split_in_memory(table, target: str, split: SplitConfig, paths: dict[str, str]) -> SplitFiles:
+    """:func:`split_table` of a whole table, its three files written at once (Arrow's Parquet writer lets
+    go of the GIL)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from mlops.data.content import usable_cores
+    from mlops.store.datasets import write_parquet
+
+    result = split_table(table, target, split)
     with ThreadPoolExecutor(min(len(SPLITS), usable_cores())) as pool:
         list(pool.map(lambda name: write_parquet(result.splits[name], paths[name]), SPLITS))
-    return result
+    return SplitFiles(
+        rows=result.rows, target=result.target, dropped_missing_target=result.dropped_missing_target, split=split
+    )
+
+
+def _write_splits(parquet, codes: np.ndarray, paths: dict[str, str]) -> dict[str, int]:
+    """Each row of ``parquet`` (a ParquetFile) to the file of its split (``codes``: an index into SPLITS
+    per row, -1 for none), a record batch at a time; the rows each split got."""
+    import numpy as np
+    import pyarrow as pa
+
+    writers = {name: _SplitWriter(paths[name], parquet.schema_arrow) for name in SPLITS}
+    start = 0
+    for batch in parquet.iter_batches(batch_size=config.SPLIT_BATCH_ROWS):
+        here = codes[start : start + batch.num_rows]
+        start += batch.num_rows
+        for code, name in enumerate(SPLITS):
+            rows = np.flatnonzero(here == code)
+            if len(rows):
+                writers[name].append(batch.take(pa.array(rows)))
+    return {name: writer.close() for name, writer in writers.items()}
+
+
+class _SplitWriter:
+    """One split's Parquet file, written as it comes: rows are buffered until a row group is full
+    (config.SPLIT_ROW_GROUP_ROWS or config.SPLIT_ROW_GROUP_BYTES), and the first group decides the
+    write options (mlops.store.datasets.parquet_write_options, as write_parquet on the whole split: its
+    codecs look at a column's first 65,536 rows)."""
+
+    def __init__(self, path: str, schema):
+        self.path, self.schema = path, schema
+        self.batches: list = []
+        self.buffered_rows = self.buffered_bytes = self.rows = 0
+        self.writer: Any = None  # a pyarrow.parquet.ParquetWriter once the first row group is known
+
+    def append(self, batch) -> None:
+        self.batches.append(batch)
+        self.buffered_rows += batch.num_rows
+        self.buffered_bytes += batch.nbytes
+        while self.buffered_rows >= config.SPLIT_ROW_GROUP_ROWS or (
+            self.buffered_bytes >= config.SPLIT_ROW_GROUP_BYTES and self.buffered_rows
+        ):
+            self._flush(min(self.buffered_rows, config.SPLIT_ROW_GROUP_ROWS))
+
+    def _flush(self, rows: int) -> None:
+        """Write the first ``rows`` buffered rows as one row group."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        from mlops.store.datasets import parquet_write_options
+
+        table = pa.Table.from_batches(self.batches, schema=self.schema)
+        group, rest = table.slice(0, rows), table.slice(rows)
+        if self.writer is None:
+            self.writer = pq.ParquetWriter(self.path, self.schema, **parquet_write_options(group))
+        self.writer.write_table(group, row_group_size=max(rows, 1))
+        self.rows += rows
+        self.batches = rest.to_batches()
+        self.buffered_rows = rest.num_rows
+        self.buffered_bytes = rest.nbytes
+
+    def close(self) -> int:
+        """Write what is buffered (an empty file for a split without rows) and close; the rows written."""
+        if self.buffered_rows or self.writer is None:
+            self._flush(self.buffered_rows)
+        self.writer.close()
+        return self.rows
 
 
 def split_table(
@@ -212,19 +325,29 @@ def split_table(
 
 def _target_rows(table, target: str) -> tuple[str, np.ndarray]:
     """The cleaned target name and which rows of an Arrow table have it (pandas' notna: NaN is missing)."""
+    target = _stored_target(table.column_names, target)
+    return target, _present(table[target])
+
+
+def _stored_target(columns: list[str], target: str) -> str:
+    """The cleaned name of ``target`` among a cleaned table's ``columns``, which need a feature too."""
+    from mlops.stages.ingest import resolve_target
+
+    target = resolve_target(columns, target)
+    if len(columns) < 2:
+        raise StageError("the data has only the target column; at least one feature is needed")
+    return target
+
+
+def _present(column) -> np.ndarray:
+    """Which values of an Arrow column are there (pandas' notna: NaN is missing), as booleans."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    from mlops.stages.ingest import resolve_target
-
-    target = resolve_target(table.column_names, target)
-    if table.num_columns < 2:
-        raise StageError("the data has only the target column; at least one feature is needed")
-    column = table[target]
     present = pc.is_valid(column)
     if pa.types.is_floating(column.type):
         present = pc.and_(present, pc.invert(pc.is_nan(column)))
-    return target, present.to_numpy(zero_copy_only=False).astype(bool)
+    return present.to_numpy(zero_copy_only=False).astype(bool)
 
 
 def train_target(table, target: str, split: SplitConfig, keys: np.ndarray | None = None) -> tuple[str, pd.Series]:

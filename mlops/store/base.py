@@ -24,7 +24,9 @@ import abc
 import contextlib
 import hashlib
 import io
+import os
 import re
+import tempfile
 from collections.abc import Callable, Iterator
 
 from mlops.errors import MlopsError
@@ -136,6 +138,16 @@ class ObjectStore(abc.ABC):
     def get_file(self, key: str, path: str) -> None:
         with open(path, "wb") as handle:
             handle.write(self.read(key))
+
+    @contextlib.contextmanager
+    def local_file(self, key: str) -> Iterator[str]:
+        """A path on this machine holding ``key``'s bytes, for readers that seek (a Parquet file read a
+        batch at a time): here a temporary copy (:meth:`get_file`), removed on exit; a backend that keeps
+        objects as files gives the file itself. Read it only."""
+        with tempfile.TemporaryDirectory(prefix="mlops-object-") as scratch:
+            path = os.path.join(scratch, key.rsplit("/", 1)[-1])
+            self.get_file(key, path)
+            yield path
 
 
 class HashingWriter:

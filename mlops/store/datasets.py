@@ -19,13 +19,14 @@ unique prefix of at least 8 characters) or ``NAME@latest``.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import io
 import json
 import re
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterator
 
 from mlops.errors import quote
 from mlops.store.base import AlreadyExists, NotFound, ObjectStore, StoreError
@@ -65,7 +66,15 @@ class DataVersion:
 
 
 def write_parquet(table, where) -> None:
-    """Write an Arrow table as Parquet (a path or a file object).
+    """Write an Arrow table as Parquet (a path or a file object), with :func:`parquet_write_options`."""
+    import pyarrow.parquet as pq
+
+    pq.write_table(table, where, **parquet_write_options(table))
+
+
+def parquet_write_options(table) -> dict:
+    """How :func:`write_parquet` writes ``table``: keyword arguments of ``pyarrow.parquet.write_table``,
+    and of a ``ParquetWriter`` that streams tables like it (their first rows decide the codecs).
 
     Dictionary encoding only for columns that are not floating point (a million distinct floats fill
     a dictionary and fall back; trying costs a third of the write). Snappy only for the columns it
@@ -74,13 +83,10 @@ def write_parquet(table, where) -> None:
     the write.
     """
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
     dictionary = [field.name for field in table.schema if not pa.types.is_floating(field.type)]
     statistics = [field.name for field in table.schema if not _is_text(field.type)]
-    pq.write_table(
-        table, where, use_dictionary=dictionary, compression=_compression(table), write_statistics=statistics
-    )
+    return {"use_dictionary": dictionary, "compression": _compression(table), "write_statistics": statistics}
 
 
 def _is_text(kind) -> bool:
@@ -344,6 +350,23 @@ class DataVersions:
                 raise
             self._check(version, "rows", digest.result(), version.data_sha256)
         return table
+
+    @contextlib.contextmanager
+    def rows_file(self, version: DataVersion) -> Iterator[str]:
+        """A path on this machine to the version's rows file, for reading it in record batches (Parquet
+        seeks): the store's own file where it keeps files, else a temporary copy. Not checked here:
+        :meth:`check_rows_file` streams its sha256."""
+        with self.store.local_file(self._prefix(version.name, version.id) + version.data_file) as path:
+            yield path
+
+    def check_rows_file(self, version: DataVersion, path: str) -> None:
+        """StoreError unless the file at ``path`` holds the version's rows (their recorded sha256), read a
+        block at a time: a thread can check it while another reads the same file."""
+        digest = hashlib.sha256()
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        self._check(version, "rows", digest.hexdigest(), version.data_sha256)
 
     def read_frame(self, version: DataVersion) -> pd.DataFrame:
         import pandas as pd

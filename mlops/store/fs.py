@@ -15,6 +15,7 @@ import hashlib
 import os
 import tempfile
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 from mlops.store.base import (
@@ -189,6 +190,14 @@ class FileStore(ObjectStore):
         path = self._path(key)
         with self._os_errors("reading", key):
             return path.read_bytes()
+
+    @contextlib.contextmanager
+    def local_file(self, key: str) -> Iterator[str]:
+        """The object's own file, no copy: a write renames a new file over it, so an open one never changes."""
+        path = self._path(key)
+        if not path.is_file():
+            raise NotFound(f"{key} not found in {self.uri}")
+        yield str(path)
 
     def exists(self, key: str) -> bool:
         try:
