@@ -51,6 +51,10 @@ MAX_PARALLEL_CANDIDATES = 4
 # of as many as fit (recorded in the lineage). 1,024 keeps a 1M-row x 20-column table whole
 # (its 700k training rows count as about 380 MB); at 10M rows about 1.9M are sampled.
 DEFAULT_TRAIN_MEMORY_BUDGET_MB = 1024
+# Local source files larger than this are ingested in record batches through an external sort on
+# disk (mlops.data.content_stream): the same data version id, in bounded memory. Smaller ones are
+# read whole, which is faster (a 1M-row x 20-column CSV is about 150 MB: read whole).
+DEFAULT_INGEST_STREAM_OVER_MB = 256
 CHAMPION_ALIAS = "champion"
 
 # -- Images (images/Dockerfile.*; `make images` tags them, the spec names them) --
@@ -187,6 +191,14 @@ BEAM_OPTIONS = Setting(
     "Beam pipeline options for those statistics, e.g. '--runner=DirectRunner "
     "--direct_num_workers=2' (a distributed runner can take over)",
 )
+INGEST_STREAM_OVER_MB = Setting(
+    "MLOPS_INGEST_STREAM_OVER_MB",
+    float,
+    DEFAULT_INGEST_STREAM_OVER_MB,
+    "local source files larger than this many MB are ingested in record batches (bounded memory, "
+    "about twice the table's size of temporary disk in TMPDIR); smaller ones are read whole",
+    0,
+)
 TRAIN_MEMORY_BUDGET_MB = Setting(
     "MLOPS_TRAIN_MEMORY_BUDGET_MB",
     int,
@@ -321,6 +333,7 @@ SETTINGS = (
     TASK_SERVER,
     TFDV_BEAM_OVER,
     BEAM_OPTIONS,
+    INGEST_STREAM_OVER_MB,
     TRAIN_MEMORY_BUDGET_MB,
     LOCK_DIR,
     CODE_VERSION,

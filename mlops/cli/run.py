@@ -42,6 +42,11 @@ def preflight(data_uri: str, target: str, task: str, split, store) -> tuple[str,
         versions = DataVersions(store)
         version = versions.resolve(data_uri)
         table, keys = versions.read_table(version), versions.read_keys(version)
+    elif ingest.streams(data_uri):  # too big to read whole here: the target column, all rows
+        column, train = ingest.target_values(data_uri, target)
+        detected = prepare.detect_task(train, task)
+        prepare.check_target(train, detected)
+        return column, detected
     else:
         (table, _), keys = ingest.clean_table(ingest.load_table(data_uri)), None
     column, train = train_target(table, target, split, keys)

@@ -81,12 +81,6 @@ def _mapped(path: Path) -> bytes | memoryview:
         return memoryview(mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ))
 
 
-def _nested_columns(table) -> list[str]:
-    import pyarrow as pa
-
-    return [field.name for field in table.schema if pa.types.is_nested(field.type)]
-
-
 # The cells pandas reads as missing: the same set for CSV read with Arrow.
 NULL_VALUES = [
     "",
@@ -115,17 +109,30 @@ def _read_csv(data: bytes):
     """Arrow's multithreaded CSV reader, with pandas' reading of missing values and booleans, and
     dates left as text (the pipeline has no date features; inferring them would change a column's type)."""
     import pyarrow as pa
-    import pyarrow.compute as pc
     import pyarrow.csv as pcsv
 
-    options = pcsv.ConvertOptions(
+    return _as_read(pcsv.read_csv(pa.BufferReader(data), convert_options=_csv_options()))
+
+
+def _csv_options(column_types: dict | None = None):
+    import pyarrow.csv as pcsv
+
+    return pcsv.ConvertOptions(
         null_values=NULL_VALUES,
         strings_can_be_null=True,
         timestamp_parsers=[],
         true_values=["True", "true", "TRUE"],
         false_values=["False", "false", "FALSE"],
+        column_types=column_types or {},
     )
-    table = pcsv.read_csv(pa.BufferReader(data), convert_options=options)
+
+
+def _as_read(table):
+    """A table (or batch) as Arrow parsed it from CSV, in pandas' reading: dates as text, leading
+    spaces of text trimmed."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     columns = []
     for column in table.columns:
         if pa.types.is_temporal(column.type):
@@ -177,13 +184,7 @@ def read_table(data: bytes | memoryview, filename: str):
             error = _utf8_error(data, label)
             if error:
                 raise error
-    nested = _nested_columns(table)
-    if nested:
-        raise StageError(
-            f"{label}: column '{nested[0]}' is nested (lists or structs); flatten it into plain columns first"
-        )
-    if table.num_columns == 0:
-        raise StageError(f"{label} has no columns")
+    _refuse_shape(table.schema, label)
     if table.num_rows == 0:
         raise StageError(f"{label} has a header but no data rows")
     log.debug("%s: %d rows x %d columns", label, table.num_rows, table.num_columns)
@@ -223,37 +224,78 @@ def normalize_column_names(columns) -> dict[str, str]:
     return mapping
 
 
-def _refuse_stray_strings(column: str, codes: np.ndarray, uniques: list, rows: np.ndarray) -> None:
-    """Stop when a mostly numeric column holds a few non-numeric values.
+class _Checks:
+    """The checks of :func:`clean_table` over a table given whole or in batches (row numbers count
+    on across batches): a column's first infinite value, and a mostly numeric text column's stray
+    strings, counted over all its rows. :meth:`raise_first` raises the first problem in column order."""
 
-    That is nearly always a data error (``"n/a"``, ``"12,5"``, a shifted row), and
-    training would silently treat the whole column as categories. The column's present
-    values come as codes into their distinct values (parsed once each: a text column has
-    few) and their row positions."""
-    if not len(codes):
-        return
-    parsed_unique = pd.to_numeric(pd.Series(uniques, dtype=object), errors="coerce").notna().to_numpy()
-    parsed = parsed_unique[codes]
-    if parsed.mean() >= NUMERIC_MAJORITY and not parsed.all():
-        bad = np.flatnonzero(~parsed)
-        raise StageError(
-            f"column '{column}' is numeric but holds {len(bad)} non-numeric value(s), "
-            f"e.g. {_shown(uniques[codes[bad[0]]])} at row {rows[bad[0]] + 1}"
-        )
+    def __init__(self):
+        self.columns: list[str] = []
+        self.infinite: dict[str, str] = {}  # column -> its first infinite value's error
+        self.text: dict[str, list] = {}  # column -> [present, numeric, first non-numeric value, its row]
+
+    def add(self, table, first_row: int = 0) -> dict:
+        """Check a batch of cleaned columns; return its text columns' dictionary encodings."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        from mlops.data.content import usable_cores
+
+        if not self.columns:
+            self.columns = list(table.column_names)
+        # A column per core (Arrow lets go of the GIL).
+        workers = min(usable_cores(), table.num_columns) if table.num_rows >= 100_000 else 1
+        with ThreadPoolExecutor(max(1, workers)) as pool:
+            found = list(
+                pool.map(lambda name, column: self._check(name, column, first_row), table.column_names, table.columns)
+            )
+        return {name: encoded for name, encoded in zip(table.column_names, found) if encoded is not None}
+
+    def _check(self, name: str, column, first_row: int):
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+            encoded = column.combine_chunks().dictionary_encode()
+            present = encoded.indices.is_valid().to_numpy(zero_copy_only=False)
+            codes = encoded.indices.fill_null(0).to_numpy(zero_copy_only=False)[present]
+            uniques = encoded.dictionary.to_pylist()
+            parsed = pd.to_numeric(pd.Series(uniques, dtype=object), errors="coerce").notna().to_numpy()[codes]
+            counts = self.text.setdefault(name, [0, 0, None, None])
+            counts[0] += len(codes)
+            counts[1] += int(parsed.sum())
+            if counts[2] is None and not parsed.all():
+                first = int(np.flatnonzero(~parsed)[0])
+                counts[2], counts[3] = uniques[codes[first]], first_row + int(np.flatnonzero(present)[first])
+            return encoded
+        if pa.types.is_floating(column.type) and name not in self.infinite:
+            infinite = pc.is_inf(column).fill_null(False)
+            if pc.any(infinite).as_py():
+                row = int(np.flatnonzero(infinite.to_numpy(zero_copy_only=False))[0])
+                self.infinite[name] = (
+                    f"column '{name}' holds a non-finite value ({column[row].as_py()}) at row {first_row + row + 1}; "
+                    "replace it or drop the row"
+                )
+        return None
+
+    def raise_first(self) -> None:
+        """Stop on the first problem found, in column order. A text column whose values are mostly
+        numbers but not all is nearly always a data error ("n/a", "12,5", a shifted row), and training
+        would silently treat the whole column as categories."""
+        for name in self.columns:
+            if name in self.infinite:
+                raise StageError(self.infinite[name])
+            present, numeric, value, row = self.text.get(name, (0, 0, None, None))
+            if present and numeric / present >= NUMERIC_MAJORITY and numeric < present:
+                raise StageError(
+                    f"column '{name}' is numeric but holds {present - numeric} non-numeric value(s), "
+                    f"e.g. {_shown(value)} at row {row + 1}"
+                )
 
 
 def _shown(value, limit: int = 40) -> str:
     """A data value quoted in a message: short and printable (a message must not dump what was read)."""
     text = "".join(ch if ch.isprintable() else "?" for ch in str(value))
     return repr(text if len(text) <= limit else text[:limit] + "…")
-
-
-def _refuse_non_finite(column: str, infinite: np.ndarray, value_at) -> None:
-    """The one-line error for a column's first infinite value (``value_at(row)`` gives it)."""
-    row = int(np.flatnonzero(infinite)[0])
-    raise StageError(
-        f"column '{column}' holds a non-finite value ({value_at(row)}) at row {row + 1}; replace it or drop the row"
-    )
 
 
 def clean_table(table):
@@ -266,37 +308,11 @@ def clean_table(table):
 
 def _clean_table(table):
     """:func:`clean_table`, and the text columns' dictionary encodings (the content hash needs them too)."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    from mlops.data.content import usable_cores
-
     mapping = normalize_column_names(table.column_names)
     table = table.rename_columns([mapping[str(name)] for name in table.column_names])
-
-    def checked(name, column):
-        """The column's dictionary encoding if it is text (None if not), once its cells are checked."""
-        if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
-            encoded = column.combine_chunks().dictionary_encode()
-            present = encoded.indices.is_valid().to_numpy(zero_copy_only=False)
-            codes = encoded.indices.fill_null(0).to_numpy(zero_copy_only=False)
-            _refuse_stray_strings(name, codes[present], encoded.dictionary.to_pylist(), np.flatnonzero(present))
-            return encoded
-        if pa.types.is_floating(column.type):
-            infinite = pc.is_inf(column).fill_null(False)
-            if pc.any(infinite).as_py():
-                _refuse_non_finite(
-                    name, infinite.to_numpy(zero_copy_only=False), lambda row, column=column: column[row].as_py()
-                )
-        return None
-
-    # A column per core (Arrow lets go of the GIL); map() raises the first bad column's error in table order.
-    workers = min(usable_cores(), table.num_columns) if table.num_rows >= 100_000 else 1
-    with ThreadPoolExecutor(max(1, workers)) as pool:
-        found = list(pool.map(checked, table.column_names, table.columns))
-    encodings = {name: encoded for name, encoded in zip(table.column_names, found) if encoded is not None}
+    checks = _Checks()
+    encodings = checks.add(table)
+    checks.raise_first()
     return table, mapping, encodings
 
 
@@ -318,6 +334,215 @@ def load_table(data_uri: str):
     """The Arrow table behind a path or URL, parsed (not yet cleaned)."""
     data, filename = fetch_bytes(data_uri)
     return read_table(data, filename)
+
+
+# Streaming ----------------------------------------------------------------
+
+# Bytes of CSV per record batch, and rows per Parquet batch, when a source streams.
+STREAM_BLOCK_BYTES = 16 << 20
+STREAM_BATCH_ROWS = 131_072
+# A column's type once a later batch does not fit the one its first batch gave (Arrow's streaming CSV
+# reader fixes types from the first block; reading the whole file, Arrow widens them in this order).
+_WIDER_TYPE = {"null": "int64", "int64": "bool", "bool": "double"}
+
+
+def local_source(data_uri: str) -> Path | None:
+    """The local file behind a path or file:// URI (None for anything else, or no such file)."""
+    try:
+        parsed = urlparse(data_uri)
+    except ValueError:
+        return None
+    scheme = parsed.scheme.lower()
+    if scheme not in ("", "file") and not (len(scheme) == 1 and data_uri[1:3] == ":\\"):
+        return None
+    path = Path(unquote(parsed.path) if scheme == "file" else data_uri)
+    return path if path.is_file() else None
+
+
+def streams(data_uri: str) -> bool:
+    """Whether ingest reads ``data_uri`` in record batches: a local file past MLOPS_INGEST_STREAM_OVER_MB."""
+    from mlops import config
+
+    path = local_source(data_uri)
+    return path is not None and path.stat().st_size > config.INGEST_STREAM_OVER_MB.get() * 2**20
+
+
+class _LockedType(Exception):
+    """A CSV column outgrew the type its first block gave: read again with ``column`` as ``wider``."""
+
+    def __init__(self, column: str, wider: str):
+        super().__init__(column)
+        self.column, self.wider = column, wider
+
+
+def _is_parquet(path: Path) -> bool:
+    with open(path, "rb") as handle:
+        return path.name.lower().endswith((".parquet", ".pq")) or handle.read(4) == b"PAR1"
+
+
+def source_batches(path: Path, column_types: dict | None = None, columns: list[str] | None = None):
+    """The file's rows as Arrow tables of a bounded size, as :func:`read_table` would read them
+    (``columns``: only these, by their names in the file). Raises :class:`_LockedType` when a CSV
+    column must be read as a wider type (the caller starts again with it in ``column_types``)."""
+    import pyarrow as pa
+
+    label = path.name
+    if _is_parquet(path):
+        import pyarrow.parquet as pq
+
+        try:
+            parquet = pq.ParquetFile(path)
+            _refuse_shape(parquet.schema_arrow, label)
+            for batch in parquet.iter_batches(batch_size=STREAM_BATCH_ROWS, columns=columns):
+                yield pa.Table.from_batches([batch])
+        except StageError:
+            raise
+        except Exception as error:  # noqa: BLE001 - pyarrow raises several unrelated types
+            raise StageError(f"{label} is not a readable Parquet file: {error}") from None
+        return
+    import pyarrow.csv as pcsv
+
+    data = _mapped(path)
+    if not len(data) or bytes(data[:4096]).isspace() and bytes(data).isspace():
+        raise StageError(f"{label} is empty")
+    del data
+    options = _csv_options(column_types)
+    if columns is not None:
+        options.include_columns = columns
+    try:
+        reader = pcsv.open_csv(
+            str(path), read_options=pcsv.ReadOptions(block_size=STREAM_BLOCK_BYTES), convert_options=options
+        )
+        _refuse_shape(reader.schema, label)
+        while True:
+            try:
+                batch = reader.read_next_batch()
+            except StopIteration:
+                return
+            table = _as_read(pa.Table.from_batches([batch]))
+            if any(pa.types.is_binary(field.type) for field in table.schema):
+                raise _utf8_error_in(path, label) or StageError(f"{label} is not a readable CSV file")
+            yield table
+    except (StageError, _LockedType):
+        raise
+    except Exception as error:  # noqa: BLE001 - pyarrow.lib.ArrowInvalid and friends
+        locked = re.search(r"In CSV column #(\d+): CSV conversion error to (\w+)", str(error))
+        if locked and "UTF8" not in str(error):
+            raise _LockedType(_csv_header(path)[int(locked[1])], _WIDER_TYPE.get(locked[2], "string")) from None
+        raise (_utf8_error_in(path, label) or StageError(f"{label} is not a readable CSV file: {error}")) from None
+
+
+def _csv_header(path: Path) -> list[str]:
+    import csv
+
+    with open(path, encoding="utf-8-sig", newline="") as handle:
+        return next(csv.reader(handle))
+
+
+def _refuse_shape(schema, label: str) -> None:
+    import pyarrow as pa
+
+    nested = [field.name for field in schema if pa.types.is_nested(field.type)]
+    if nested:
+        raise StageError(
+            f"{label}: column '{nested[0]}' is nested (lists or structs); flatten it into plain columns first"
+        )
+    if not len(schema):
+        raise StageError(f"{label} has no columns")
+
+
+def _utf8_error_in(path: Path, label: str) -> StageError | None:
+    """:func:`_utf8_error` for a file, read a block at a time."""
+    carry, offset = b"", 0
+    with open(path, "rb") as handle:
+        if handle.read(3) != b"\xef\xbb\xbf":
+            handle.seek(0)
+        while True:
+            block = handle.read(1 << 20)
+            data = carry + block
+            try:
+                data.decode("utf-8")
+                carry = b""
+            except UnicodeDecodeError as error:
+                if not (block and error.reason == "unexpected end of data"):
+                    return StageError(
+                        f"{label} is not UTF-8 text (byte 0x{data[error.start]:02x} at offset "
+                        f"{offset + error.start}); re-save it as UTF-8"
+                    )
+                carry = data[error.start :]
+            offset += len(data) - len(carry)
+            if not block:
+                return None
+
+
+def target_values(data_uri: str, target: str):
+    """The cleaned target name and its values in every row of a source that :func:`streams`, read
+    one column at a time (what the CLI's pre-flight checks before a run of a big file: the split
+    needs every column, so the training split's own check is left to the run's stages)."""
+    import pyarrow as pa
+
+    path = local_source(data_uri)
+    assert path is not None  # streams() said so
+    if _is_parquet(path):
+        import pyarrow.parquet as pq
+
+        try:
+            names = pq.ParquetFile(path).schema_arrow.names
+        except Exception as error:  # noqa: BLE001 - pyarrow raises several unrelated types
+            raise StageError(f"{path.name} is not a readable Parquet file: {error}") from None
+    else:
+        names = _csv_header(path)
+    mapping = normalize_column_names(names)
+    column = resolve_target(mapping.values(), target)
+    original = next(name for name, cleaned in mapping.items() if cleaned == column)
+    column_types: dict = {}
+    while True:
+        try:
+            parts = [table.column(0) for table in source_batches(path, column_types, columns=[original])]
+            break
+        except _LockedType as locked:
+            column_types[locked.column] = locked.wider
+    values = pa.chunked_array([chunk for part in parts for chunk in part.chunks], type=parts[0].type if parts else None)
+    return column, values.to_pandas().rename(column)
+
+
+def _ingest_streamed(data_uri: str, name: str, versions) -> IngestResult:
+    """Read, clean, check and publish a local file too big to read whole (see mlops.data.content_stream)."""
+    import tempfile
+
+    from mlops.data import source_policy
+    from mlops.data.content_stream import ExternalOrder, bucket_bits
+
+    source_policy.current().check_uri(data_uri)
+    path, source = local_source(data_uri), redact(data_uri)
+    assert path is not None  # streams() said so
+    column_types: dict = {}
+    with tempfile.TemporaryDirectory(prefix="mlops-ingest-") as workdir:
+        while True:
+            order = ExternalOrder(Path(workdir), bucket_bits(path.stat().st_size))
+            try:
+                mapping = _checked_batches(path, column_types, order)
+                break
+            except _LockedType as locked:
+                log.debug("%s: reading column %r again as %s", path.name, locked.column, locked.wider)
+                column_types[locked.column] = locked.wider
+                order.discard()
+        version, new = versions.publish_streamed(name, order, list(mapping.values()), source=source)
+    return IngestResult(version=version, new=new, columns=mapping, source=source)
+
+
+def _checked_batches(path: Path, column_types: dict, order) -> dict[str, str]:
+    """Clean and check each batch of the file into ``order``; return the cleaned column names."""
+    checks, mapping = _Checks(), None
+    for table in source_batches(path, column_types):
+        if mapping is None:
+            mapping = normalize_column_names(table.column_names)
+        table = table.rename_columns([mapping[str(name)] for name in table.column_names])
+        order.add(table, checks.add(table, order.rows))
+    if mapping is None or not order.rows:
+        raise StageError(f"{path.name} has a header but no data rows")
+    checks.raise_first()
+    return mapping
 
 
 @dataclass
@@ -343,6 +568,8 @@ def ingest_source(data_uri: str, store, name: str = "") -> IngestResult:
     if is_version_reference(data_uri):
         version = versions.resolve(data_uri)
         return IngestResult(version=version, new=False, columns={c: c for c in version.columns}, source=data_uri)
+    if streams(data_uri):
+        return _ingest_streamed(data_uri, name or dataset_name(data_uri), versions)
     from mlops.data.content import keyed
 
     table, mapping, encodings = _clean_table(load_table(data_uri))

@@ -221,7 +221,32 @@ class DataVersions:
                 existing = self._existing(name, version_id)
                 if existing:
                     return existing, False
-            return self._create(name, version_id, rows, content, _column_names(table), source)
+            keys = content.keys[content.order].astype(">u8").tobytes()  # big-endian uint64, in the rows' order
+            return self._create(name, version_id, rows, keys, len(content.keys), _column_names(table), source)
+
+    def publish_streamed(self, name: str, order, columns: list[str], source: str) -> tuple[DataVersion, bool]:
+        """:meth:`publish` for a table too big for memory, given as an mlops.data.content_stream.ExternalOrder
+        holding its rows: they are written in canonical order, a Parquet row group per bucket, while the
+        hash is computed (the id :meth:`publish` gives the whole table)."""
+        import pyarrow.parquet as pq
+
+        validate_name("data set", name)
+        with self.store.staged() as rows:
+            writer = None
+
+            def write_rows(part) -> None:
+                nonlocal writer
+                if writer is None:
+                    writer = pq.ParquetWriter(rows.file, part.schema, **parquet_write_options(part))
+                writer.write_table(part, row_group_size=part.num_rows)
+
+            streamed = order.finish(write_rows)
+            if writer is not None:
+                writer.close()
+            existing = self._existing(name, streamed.id)
+            if existing:
+                return existing, False
+            return self._create(name, streamed.id, rows, streamed.keys, streamed.rows, columns, source)
 
     def _existing(self, name: str, version_id: str) -> DataVersion | None:
         try:
@@ -230,12 +255,12 @@ class DataVersions:
             return None
 
     def _create(
-        self, name: str, version_id: str, rows, content, columns: list[str], source: str
+        self, name: str, version_id: str, rows, keys: bytes, row_count: int, columns: list[str], source: str
     ) -> tuple[DataVersion, bool]:
-        """Rows (staged), keys, then the manifest that makes the version visible."""
+        """Rows (staged), keys (big-endian uint64, in the rows' order), then the manifest that makes the
+        version visible."""
         from mlops.data.content import SCHEME
 
-        keys = content.keys[content.order].astype(">u8").tobytes()  # big-endian uint64, in the rows' order
         keys_sha256 = hashlib.sha256(keys).hexdigest()
         data_file, keys_file = f"rows-{rows.sha256}.parquet", f"keys-{keys_sha256}.u64"
         prefix = self._prefix(name, version_id)
@@ -247,7 +272,7 @@ class DataVersions:
         manifest = {
             "name": name,
             "id": version_id,
-            "rows": len(content.keys),
+            "rows": row_count,
             "columns": columns,
             "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="microseconds"),
             "source": source,
