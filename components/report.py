@@ -27,10 +27,7 @@ def report(
         import json
         import os
 
-        import pandas as pd
-
         from mlops.reporting import report as stage
-        from mlops.stages import drift
         from mlops.store import open_store
         from mlops.store.registry import ModelRegistry
 
@@ -40,13 +37,11 @@ def report(
             validation = json.load(handle)
         with open(blessing.path, encoding="utf-8") as handle:
             decision = json.load(handle)
-        frames = {
-            name: pd.read_parquet(split.path)
-            for name, split in (("train", train_split), ("validation", validation_split), ("test", test_split))
-        }
-        shift = [
-            row.to_json() for row in drift.compare_frame(drift.profile_frame(frames["train"]), frames["validation"])
-        ]
+        # The splits a column at a time: every row, never a whole split in memory.
+        frames = stage.split_columns(
+            {"train": train_split.path, "validation": validation_split.path, "test": test_split.path}
+        )
+        shift = stage.train_validation_shift(frames)
         page = stage.render_report(
             version=version.to_json(),
             validation=validation,

@@ -118,6 +118,23 @@ def features_section(decisions: dict) -> list[str]:
     ]
 
 
+def split_columns(paths: dict[str, str]) -> dict:
+    """Each split's Parquet file (split name -> path) read a column at a time
+    (mlops.stages.split.SplitColumns): :func:`render_report`'s ``frames`` and :func:`train_validation_shift`'s
+    input, with every row and never a whole split in memory."""
+    from mlops.stages.split import SplitColumns
+
+    return {name: SplitColumns(path) for name, path in paths.items()}
+
+
+def train_validation_shift(frames: dict) -> list[dict]:
+    """The shift between the train and validation splits per feature (mlops.stages.drift.FeatureDrift as
+    JSON): :func:`render_report`'s ``shift``. ``frames``: DataFrames or :func:`split_columns`."""
+    from mlops.stages import drift
+
+    return [row.to_json() for row in drift.compare_frame(drift.profile_frame(frames["train"]), frames["validation"])]
+
+
 def render_report(
     *,
     version: dict,
@@ -134,7 +151,7 @@ def render_report(
     included); ``validation``: tfdv_tool's result; ``schema_description``: the
     Schema artifact's metadata; ``leaderboard``: every candidate with its
     validation metrics; ``evaluation``: the Blessing artifact's content;
-    ``frames``: split name -> DataFrame (for the distributions); ``shift``:
+    ``frames``: split name -> DataFrame or :func:`split_columns` (for the distributions); ``shift``:
     train-vs-validation FeatureDrift rows (mlops.stages.drift).
     """
     lineage = version["lineage"]

@@ -275,14 +275,21 @@ def baseline_files(model, train, test, target: str, schema: bytes, train_statist
     The training split's TFDV statistics and the schema the run was validated
     against (TFDV's own views), and a profile (mlops.stages.drift): the training
     split's binned counts per column and the model's predictions on the test split.
+
+    ``train``: a DataFrame, or mlops.stages.split.SplitColumns of its Parquet file (profiled a column
+    at a time); ``test``: a DataFrame, or its Parquet file (predicted a record batch at a time, as the
+    evaluate stage does). Every row counts either way: the profile is the same.
     """
+    import numpy as np
     import pandas as pd
 
     from mlops.stages import drift
+    from mlops.stages.metrics import split_batches
 
     profile = drift.profile_frame(train)
     profile["target"] = target
-    predictions = model.predict(test.drop(columns=[target]))
+    predicted = [np.asarray(model.predict(batch.drop(columns=[target]))) for batch in split_batches(test)]
+    predictions = predicted[0] if len(predicted) == 1 else np.concatenate(predicted)
     profile["predictions"] = drift.profile_series(pd.Series(predictions, name="prediction"))
     return {
         "schema.pbtxt": schema,
@@ -331,9 +338,8 @@ def register_run(
     (not passed) is the commit the image was built from (MLOPS_GIT_COMMIT). ``training_rows``: the
     train stage's record of the rows the chosen candidate was fitted on.
     """
-    import pandas as pd
-
     from mlops.stages.prepare import feature_decisions
+    from mlops.stages.split import SplitColumns
 
     if code_version == "unknown":
         code_version = config.CODE_VERSION.get()
@@ -374,8 +380,8 @@ def register_run(
     )
     baseline = baseline_files(
         model=model,
-        train=pd.read_parquet(train_path),
-        test=pd.read_parquet(test_path),
+        train=SplitColumns(train_path),
+        test=test_path,
         target=target,
         schema=Path(schema_path).read_bytes(),
         train_statistics=(Path(statistics_dir) / "statistics" / "train.pb").read_bytes(),

@@ -350,6 +350,34 @@ def _present(column) -> np.ndarray:
     return present.to_numpy(zero_copy_only=False).astype(bool)
 
 
+class SplitColumns:
+    """A split's Parquet file as the parts of a DataFrame that column-wise readers use (``columns``,
+    ``len()``, ``in``, ``[name]``), each column read when asked: ``[name]`` is ``pd.read_parquet(path)[name]``
+    with no other column in memory. What the drift profile and comparison (mlops.stages.drift) and the
+    report's charts read a split through, however many rows it has: all of them, a column at a time."""
+
+    def __init__(self, path: str):
+        import pyarrow.parquet as pq
+
+        parquet = pq.ParquetFile(path)
+        index = (parquet.schema_arrow.pandas_metadata or {}).get("index_columns", [])
+        self.path, self.rows = path, parquet.metadata.num_rows
+        self.columns = [name for name in parquet.schema_arrow.names if name not in index]
+
+    def __len__(self) -> int:
+        return self.rows
+
+    def __contains__(self, name) -> bool:
+        return name in self.columns
+
+    def __getitem__(self, name: str) -> pd.Series:
+        import pandas as pd
+
+        if name not in self.columns:
+            raise KeyError(name)
+        return pd.read_parquet(self.path, columns=[name])[name]
+
+
 def train_target(table, target: str, split: SplitConfig, keys: np.ndarray | None = None) -> tuple[str, pd.Series]:
     """The cleaned target name and the training split's target values of an Arrow table (its keys:
     a stored version's, else computed): what the CLI's pre-flight checks, without splitting the rest."""
