@@ -18,11 +18,15 @@ def validate(
     schema: Output[Schema],
     anomalies: Output[Anomalies],
     statistics_view: Output[HTML],
+    beam_runner: str = "",
+    beam_options: str = "",
 ) -> NamedTuple("ValidateOutputs", schema_source=str, schema_sha256=str, schema_kinds=str):
     """TFDV statistics and anomalies of every split against the schema that applies; anomalies stop the run.
 
     The schema's digest and kind tags (JSON) are outputs too: values, so the tasks that need only them
     stay cacheable although this task, which reads the registry and the schema files, never is.
+    ``beam_runner`` (direct, spark, flink) and ``beam_options`` (space-separated KEY=VALUE) choose where
+    TFDV's Beam pipeline computes the statistics (docs/beam.md); blank: past a size threshold, in process.
     """
     from components import adapter
 
@@ -44,6 +48,8 @@ def validate(
             store=store,
             out_dir=statistics.path,
             schema_uri=schema_uri,
+            beam_runner=beam_runner,
+            beam_options_text=beam_options,
         )
         result = checked.result
         shutil.copyfile(os.path.join(statistics.path, "statistics.html"), statistics_view.path)

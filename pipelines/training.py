@@ -54,6 +54,8 @@ def training_pipeline(
     min_score: str = "",
     code_version: str = "unknown",
     train_memory_budget_mb: int = config.DEFAULT_TRAIN_MEMORY_BUDGET_MB,
+    beam_runner: str = "",
+    beam_options: str = "",
 ) -> NamedTuple("RunOutputs", model_version=int, promoted=bool, promotion=str, report=dsl.HTML):
     # 1. Ingest: check the run's parameters, read the data, publish it as a content-addressed data version.
     data = for_cluster(
@@ -92,6 +94,9 @@ def training_pipeline(
             model_name=model_name,
             schema_uri=schema_uri,
             store_uri=store_uri,
+            # Where TFDV's Beam pipeline runs (docs/beam.md): blank, in the task past a size threshold.
+            beam_runner=beam_runner,
+            beam_options=beam_options,
         ).set_caching_options(False),
         memory_request="1Gi",
         memory_limit="4Gi",

@@ -199,6 +199,7 @@ def test_statistics_from_tfdvs_beam_pipeline_on_the_parquet_files(tmp_path, file
     assert checked.result["statistics_engine"] == "beam"
     assert sum(split["num_examples"] for split in checked.result["splits"].values()) == 300
     monkeypatch.delenv("MLOPS_TFDV_BEAM_OVER_ROWS")
+    monkeypatch.delenv("MLOPS_BEAM_OPTIONS")  # options given send every split through Beam
     in_memory = validate.run_tfdv_tool(splits, str(tmp_path / "memory"))
     assert in_memory["statistics_engine"] == "in-memory"
     assert {f["feature"] for f in in_memory["features"]["train"]} == {

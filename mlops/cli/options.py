@@ -253,20 +253,18 @@ beam_option_option = click.option(
 )
 
 
-def use_beam_options(runner: str | None, values: tuple[str, ...]) -> None:
-    """Check the Beam runner and options now (a usage error before any work) and hand them to the run's
-    tasks through the environment (MLOPS_BEAM_RUNNER, MLOPS_BEAM_OPTIONS), as the stages read them."""
-    import os
-
-    from mlops.stages.validate import beam_options
+def use_beam_options(runner: str | None, values: tuple[str, ...]) -> dict[str, str]:
+    """The run's Beam runner and options as the pipeline parameters ``beam_runner`` and ``beam_options``
+    (with MLOPS_BEAM_RUNNER and MLOPS_BEAM_OPTIONS), checked now: a usage error before any work, for a
+    malformed option, an unknown runner or an option that looks like a credential (parameters are
+    recorded and logged)."""
+    from mlops.stages.validate import beam_options, secret_free
 
     with usage_errors():
         for value in values:
             if not value.strip() or len(value.split()) != 1:
                 raise MlopsError(f"--beam-option takes one KEY=VALUE without spaces, got {value!r}")
         options = [*config.BEAM_OPTIONS.get().split(), *values]
-        beam_options(runner or config.BEAM_RUNNER.get(), options)
-    if runner:
-        os.environ[config.BEAM_RUNNER.name] = runner
-    if values:
-        os.environ[config.BEAM_OPTIONS.name] = " ".join(options)
+        runner = runner or config.BEAM_RUNNER.get()
+        beam_options(runner, secret_free(options))
+    return {"beam_runner": runner, "beam_options": " ".join(options)}

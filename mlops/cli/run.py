@@ -177,7 +177,7 @@ def run(
     from mlops.store.registry import ModelRegistry, validate_name
 
     notifier = load_notifier(notify_file)
-    use_beam_options(beam_runner, beam_option_values)
+    beam = use_beam_options(beam_runner, beam_option_values)
     facts = {"model": model_name}  # what a run_failed notification can say, filled in as it is known
     with failures_notified(notifier, facts, "mlops run"):
         with one_line_errors():
@@ -228,6 +228,7 @@ def run(
             min_score="" if min_score is None else repr(min_score),
             code_version=code_version(),
             train_memory_budget_mb=config.TRAIN_MEMORY_BUDGET_MB.get(),
+            **beam,
         )
         with one_line_errors():
             result = run_pipeline(arguments, runs_dir=runs_dir, verbose=verbose, runner=runner, cache=cache)

@@ -8,7 +8,13 @@ from pathlib import Path
 import click
 
 from mlops import config
-from mlops.cli.options import one_line_errors, usage_errors
+from mlops.cli.options import (
+    beam_option_option,
+    beam_runner_option,
+    one_line_errors,
+    usage_errors,
+    use_beam_options,
+)
 
 
 def parse_param_options(items) -> dict:
@@ -89,6 +95,8 @@ def read_params_file(path) -> dict:
 @click.option("--experiment", default="mlops", show_default=True)
 @click.option("--pipeline-name", default="training-pipeline", show_default=True)
 @click.option("--ui-host", default=None, help="Base URL for the printed run link.")
+@beam_runner_option
+@beam_option_option
 @click.option(
     "--wait/--no-wait", default=False, show_default=True, help="Wait for the run to finish; exit 1 unless it succeeded."
 )
@@ -109,6 +117,8 @@ def submit(
     experiment,
     pipeline_name,
     ui_host,
+    beam_runner,
+    beam_option_values,
     wait,
     timeout,
 ):
@@ -122,6 +132,7 @@ def submit(
     """
     from mlops.cluster import kfp_client
     from mlops.data.pointer import POINTER_SUFFIX, resolve_data_argument
+    from mlops.stages.validate import secret_free
 
     package_path = package_path or kfp_client.packaged_spec()
     if not Path(package_path).is_file():
@@ -134,6 +145,8 @@ def submit(
             raw["data_uri"] = resolve_data_argument(str(raw["data_uri"]))
         if commit and "code_version" not in raw and "code_version" in kfp_client.pipeline_parameters(package_path):
             raw["code_version"] = commit  # the lineage records the commit the run was keyed on
+        raw.update(beam_parameters(package_path, beam_runner, beam_option_values))
+        secret_free(str(raw.get("beam_options", "")).split())  # also when given as --param beam_options=...
         params = kfp_client.coerce_params(package_path, raw)
     if engine == "argo":
         submit_argo(
@@ -171,6 +184,27 @@ def submit(
         click.echo(f"state: {result.state}")
         if str(result.state).upper() != "SUCCEEDED":
             sys.exit(1)
+
+
+def beam_parameters(package_path, runner: str | None, values: tuple[str, ...]) -> dict:
+    """--beam-runner and --beam-option as the pipeline parameters the validate task reads (none when neither
+    is given). On a cluster the runner is the user's: spark and flink need its job server named, as no
+    local one is there, and what the workers need beyond the options (credentials) comes from their
+    own environment, never from the parameters (mlops.stages.validate.secret_free)."""
+    from mlops.cluster import kfp_client
+    from mlops.errors import MlopsError
+
+    if not runner and not values:
+        return {}
+    if "beam_runner" not in kfp_client.pipeline_parameters(package_path):
+        raise MlopsError(f"the pipeline in {package_path} takes no Beam options (no beam_runner parameter)")
+    beam = use_beam_options(runner, values)
+    if beam["beam_runner"] in ("spark", "flink") and "job_endpoint=" not in beam["beam_options"]:
+        raise MlopsError(
+            f"--beam-runner {beam['beam_runner']} on a cluster needs its job server: add --beam-option "
+            "job_endpoint=HOST:PORT (and the SDK environment its workers start, e.g. environment_type=DOCKER)"
+        )
+    return beam
 
 
 def submit_argo(package_path, params, *, context, namespace, key, commit, wait, timeout, store_uri) -> None:

@@ -9,7 +9,8 @@ privileges, a read-only root filesystem with a writable /tmp (HOME and TMPDIR
 point there), and the CPU and memory limits of a pod.
 
 Containers get no network at all with a filesystem store (the store and the
-run directory are bind-mounted at their own paths). With an s3:// store the
+run directory are bind-mounted at their own paths), or the host's when TFDV's
+statistics go to a Beam job server (`--beam-runner spark`, docs/beam.md). With an s3:// store the
 MinIO must itself be a container of ours (`make minio-up MINIO_RUNTIME=docker`,
 mlops/runners/minio_local.py): the tasks join its internal network, which reaches
 nothing else, and talk to it by its container name.
@@ -36,7 +37,14 @@ CPU_LIMIT = 1.0
 MEMORY_LIMIT = "4g"
 TMPFS = {"/tmp": "rw,exec,nosuid,size=2g"}
 # MLOPS_* settings a user may tune for a run; the rest describe the host, not the image.
-PASSED_SETTINGS = (config.STORE_RETRIES, config.TFDV_TIMEOUT_SECONDS, config.HTTP_TIMEOUT_SECONDS)
+PASSED_SETTINGS = (
+    config.STORE_RETRIES,
+    config.TFDV_TIMEOUT_SECONDS,
+    config.HTTP_TIMEOUT_SECONDS,
+    config.TFDV_BEAM_OVER,
+    config.BEAM_JOB_ENDPOINT,  # what --beam-runner spark expands to, in the validate task
+    config.BEAM_WORKER_POOL,
+)
 # Labels on our MinIO containers (mlops/runners/minio_local.py) that tell tasks how to reach them.
 MINIO_LABEL = "org.kfp-mlops.minio"
 MINIO_ENDPOINT_LABEL = "org.kfp-mlops.minio.endpoint"
@@ -158,6 +166,18 @@ class ContainerSettings:
         return local.DockerRunner(**self.container_arguments())
 
 
+def beam_runs_outside(arguments: dict) -> bool:
+    """Whether the run's TFDV statistics go to a Beam runner outside the validate container (a job server,
+    Dataflow): anything but none or Beam's DirectRunner, which runs in the task's own process."""
+    options = [option.lstrip("-") for option in str(arguments.get("beam_options", "")).split()]
+    runners = [option.split("=", 1)[1] for option in options if option.startswith("runner=")]
+    return (
+        arguments.get("beam_runner", "") not in ("", "direct")
+        or any(option.startswith("job_endpoint=") for option in options)
+        or any(runner not in ("DirectRunner", "direct") for runner in runners)
+    )
+
+
 def _bind(source: Path, read_only: bool):
     from docker.types import Mount
 
@@ -201,6 +221,16 @@ def container_settings(run_dir: Path, arguments: dict) -> ContainerSettings:
         settings = ContainerSettings(run_id=run_id, user=_container_user(), mounts=mounts, environment=environment)
         store = arguments.get("store_uri") or config.default_store_uri()
         store_path = _local_path(store)
+        if beam_runs_outside(arguments):
+            if store_path is None:
+                raise DockerRunError(
+                    "--runner docker with a Beam runner outside the container needs a filesystem store: the tasks "
+                    "then share the host's network to reach the job server (with an s3:// store they join only "
+                    "MinIO's network); use --runner subprocess, or --store file://..."
+                )
+            # The job server and its workers (the local Spark cluster listens on 127.0.0.1) are the host's;
+            # they read the split files at the paths the run directory is mounted at, which are the host's.
+            settings.network_mode = "host"
         if store_path is not None:
             store_path.mkdir(parents=True, exist_ok=True)
             _hand_over(store_path)

@@ -224,27 +224,65 @@ def beam_options(runner: str, options: list[str]) -> list[str]:
     return options
 
 
-def run_tfdv_tool(splits: dict[str, str], out_dir: str, schema_path: str | None = None) -> dict:
+def secret_free(options: list[str]) -> list[str]:
+    """``options`` unchanged, or a SettingError naming the first that looks like a credential.
+
+    Beam options travel as pipeline parameters, which KFP and Argo record in the run, show in their
+    UIs and print in task logs: a credential there leaks. Credentials reach the runner's workers by
+    their own environment (a Kubernetes Secret, a service account), never as an option.
+    """
+    for option in options:
+        key = option.lstrip("-").split("=", 1)[0].lower()
+        if any(word in key for word in SECRET_OPTION_WORDS):
+            raise SettingError(
+                f"the Beam option {key!r} looks like a credential, and Beam options are recorded as the run's "
+                "parameters and shown in its logs: give it to the runner's workers through their environment "
+                "(a Secret, a service account) instead"
+            )
+    return options
+
+
+# Parts of a Beam option's name that mark a credential (e.g. --s3_secret_access_key, --s3_session_token).
+SECRET_OPTION_WORDS = ("secret", "password", "passwd", "token", "credential", "access_key", "private_key", "api_key")
+
+
+def beam_choice(runner: str | None = None, options: str | None = None) -> tuple[str, list[str]]:
+    """The Beam runner name and the user's options: the arguments given, else MLOPS_BEAM_RUNNER and
+    MLOPS_BEAM_OPTIONS (a blank argument counts as not given: a pipeline parameter's default)."""
+    runner = runner or config.BEAM_RUNNER.get()
+    if runner and runner not in config.BEAM_RUNNERS:
+        raise SettingError(f"the Beam runner must be one of {', '.join(config.BEAM_RUNNERS)}, got {runner!r}")
+    return runner, (options or config.BEAM_OPTIONS.get()).split()
+
+
+def run_tfdv_tool(
+    splits: dict[str, str],
+    out_dir: str,
+    schema_path: str | None = None,
+    beam_runner: str | None = None,
+    beam_options_text: str | None = None,
+) -> dict:
     """Statistics, schema, anomalies and skew of the splits (tfdv_tool.py validate).
 
-    A Beam runner (MLOPS_BEAM_RUNNER) with no row threshold (MLOPS_TFDV_BEAM_OVER_ROWS) sends
-    every split through it; otherwise splits over the threshold go through Beam.
+    A split past MLOPS_TFDV_BEAM_OVER_ROWS rows (default config.DEFAULT_TFDV_BEAM_OVER_ROWS) gets its
+    statistics from TFDV's Beam pipeline over its Parquet file, on Beam's DirectRunner in the tool's
+    process unless a runner or options are given (``beam_runner``, ``beam_options_text``: space-separated
+    KEY=VALUE, else MLOPS_BEAM_RUNNER, MLOPS_BEAM_OPTIONS); those, with no threshold set, take every split.
     """
     arguments = ["validate"]
     for name, path in splits.items():
         arguments += ["--split", f"{name}={path}"]
     if schema_path:
         arguments += ["--schema", str(schema_path)]
-    runner = config.BEAM_RUNNER.get()
+    runner, given = beam_choice(beam_runner, beam_options_text)
+    options = beam_options(runner, secret_free(given))
     beam_over = config.TFDV_BEAM_OVER.get()
-    if beam_over is None and runner:
-        beam_over = 0
-    if beam_over is not None:
-        arguments += ["--beam-over", str(beam_over)]
-        options = beam_options(runner, config.BEAM_OPTIONS.get().split())
-        arguments += [f"--beam-option={option}" for option in options]
-        if runner:
-            arguments += ["--beam-runner-label", runner]
+    if beam_over is None:
+        beam_over = 0 if runner or given else config.DEFAULT_TFDV_BEAM_OVER_ROWS
+    arguments += ["--beam-over", str(beam_over)]
+    arguments += [f"--beam-option={option}" for option in options or ["--runner=DirectRunner"]]
+    if runner:
+        arguments += ["--beam-runner-label", runner]
     return _run_tool(arguments, out_dir)
 
 
@@ -306,12 +344,19 @@ class Validation:
 
 
 def validate_splits(
-    splits: dict[str, str], model_name: str, store: ObjectStore, out_dir: str, schema_uri: str = ""
+    splits: dict[str, str],
+    model_name: str,
+    store: ObjectStore,
+    out_dir: str,
+    schema_uri: str = "",
+    beam_runner: str | None = None,
+    beam_options_text: str | None = None,
 ) -> Validation:
     """Validate the splits against the schema that applies.
 
     Writes statistics/<split>.pb, schema.pbtxt, statistics.html and result.json
-    to ``out_dir``. Nothing is written to the store.
+    to ``out_dir``. Nothing is written to the store. ``beam_runner`` and
+    ``beam_options_text``: see :func:`run_tfdv_tool`.
     """
     choice = choose_schema(model_name, store, schema_uri)
     with tempfile.TemporaryDirectory() as scratch:
@@ -319,7 +364,9 @@ def validate_splits(
         if choice.text is not None:
             schema_path = Path(scratch, "schema.pbtxt")
             schema_path.write_text(choice.text, encoding="utf-8")
-        result = run_tfdv_tool(splits, out_dir, str(schema_path) if schema_path else None)
+        result = run_tfdv_tool(
+            splits, out_dir, str(schema_path) if schema_path else None, beam_runner, beam_options_text
+        )
     from mlops.stages.features import kind_tags
 
     written = Path(out_dir, "schema.pbtxt")
