@@ -441,6 +441,39 @@ def write_outputs(results: dict, out_dir: Path) -> None:
     plt.close(figure)
 
 
+def scale_on_beam(sizes: list[float], runner: str, output: Path, kill_above_gb: float) -> None:
+    """bench/scale.py's runs with `--beam-runner runner`; for spark, the local cluster's processes sampled beside."""
+    beside = []
+    if runner == "spark":
+        cluster = [PYTHON, str(ROOT / "scripts" / "beam" / "cluster.py"), "status"]
+        if subprocess.run(cluster, capture_output=True).returncode != 0:
+            raise SystemExit("the local Beam cluster is not running: `make beam-cluster-up` first")
+        state = Path(os.environ.get("MLOPS_BEAM_STATE_DIR") or ROOT / ".beam")
+        beside = [int(path.read_text().split()[0]) for path in sorted(state.glob("*.pid"))]
+    output.mkdir(parents=True, exist_ok=True)
+    found_path = output / f"scale_results.{runner}.json"
+    found = json.loads(found_path.read_text()) if found_path.exists() else {}
+    with tempfile.TemporaryDirectory(prefix="mlops-bench-scale-") as scratch_name:
+        for size in (int(size) for size in sizes):
+            csv = synthetic_csv(size, Path(scratch_name) / f"data-{size}.csv")
+            found[str(size)] = scale.measure(
+                csv,
+                Path(scratch_name) / f"run-{size}",
+                MLOPS,
+                PeakMemory,
+                kill_above_gb,
+                run_options=["--beam-runner", runner],
+                beside=beside,
+            )
+            csv.unlink()
+            print(f"{size:,} rows, --beam-runner {runner}: {json.dumps(found[str(size)])}", flush=True)
+            found_path.write_text(json.dumps(found, indent=2, sort_keys=True) + "\n")
+    machine = f"{platform.machine()}, Python {platform.python_version()}, {os.cpu_count()} cores"
+    sizes_text = " ".join(f"{s:.0e}".replace("e+0", "e") for s in sizes)
+    command = f".venv/bin/python bench/run.py --scale {sizes_text} --beam-runner {runner}"
+    print(scale.markdown(found, machine, time.strftime("%Y-%m-%d"), command))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", nargs="+", type=float, default=[2e4, 1e5])
@@ -466,7 +499,16 @@ def main() -> None:
         "scale_results.json and rewrites its section of results.md",
     )
     parser.add_argument("--kill-above-gb", type=float, default=20.0, help="stop a --scale run past this RSS")
+    parser.add_argument(
+        "--beam-runner",
+        choices=["spark", "direct"],
+        help="(--scale) TFDV's statistics on this Beam runner (spark: `make beam-cluster-up` first, its processes "
+        "sampled beside the run); results in scale_results.<runner>.json, results.md left alone",
+    )
     args = parser.parse_args()
+    if args.scale and args.beam_runner:
+        scale_on_beam(args.scale, args.beam_runner, args.output or ROOT / "bench", args.kill_above_gb)
+        return
     if args.scale:
         output = args.output or ROOT / "bench"
         output.mkdir(parents=True, exist_ok=True)

@@ -7,6 +7,12 @@ every 0.2 s (RSS and PSS of every process under `mlops run`, as bench/run.py's P
 sample falls in the task kfp.local's log says was running, so each stage gets its wall seconds (parallel
 candidates summed, as the main table) and the peak PSS of the whole tree while it ran, with the process
 that held most of it. A run whose tree passes --kill-above-gb of RSS is stopped and recorded as such.
+
+    .venv/bin/python bench/run.py --scale 3e6 --beam-runner spark    # with `make beam-cluster-up` running
+
+passes --beam-runner to each run (TFDV's statistics on the local Spark cluster, docs/beam.md) and samples
+the cluster's processes too (they are not the run's children: "beside" in the results); the results go to
+scale_results.spark.json, and results.md is left alone.
 """
 
 from __future__ import annotations
@@ -39,11 +45,13 @@ def _command_of(pid: int) -> str:
 
 
 class TreeSampler:
-    """Samples of (clock, RSS, PSS, the largest process by PSS and its PSS) of a process tree."""
+    """Samples of (clock, RSS, PSS, the largest process by PSS and its PSS, the PSS beside) of a process tree;
+    "beside": the trees of ``beside`` pids, processes the run uses but did not start (a Beam cluster)."""
 
-    def __init__(self, pid: int, peak_memory_class, kill_above_bytes: float):
+    def __init__(self, pid: int, peak_memory_class, kill_above_bytes: float, beside=()):
         self.tree = peak_memory_class(pid)
         self.pid, self.kill_above, self.samples, self.killed = pid, kill_above_bytes, [], False
+        self.beside = list(beside)
 
     def sample(self) -> None:
         children, rss = self.tree.process_table()
@@ -55,7 +63,12 @@ class TreeSampler:
             pss += mine
             largest = max(largest, (mine, pid))
             todo.extend(children.get(pid, []))
-        self.samples.append((_clock(time.time()), total, pss, _command_of(largest[1]), largest[0]))
+        todo, beside = list(self.beside), 0
+        while todo:
+            pid = todo.pop()
+            beside += self.tree._pss(pid)
+            todo.extend(children.get(pid, []))
+        self.samples.append((_clock(time.time()), total, pss, _command_of(largest[1]), largest[0], beside))
         if total > self.kill_above and not self.killed:
             self.killed = True
             subprocess.run(["kill", "--", f"-{self.pid}"], check=False)
@@ -85,21 +98,34 @@ def by_stage(intervals, samples) -> dict[str, dict]:
     for task, start, end in intervals:
         row = stages.setdefault(task, {"seconds": 0.0, "peak_pss_gb": 0.0, "largest": "", "largest_pss_gb": 0.0})
         row["seconds"] = round(row["seconds"] + end - start, 1)
-        for clock, _, pss, command, largest in samples:
+        for clock, _, pss, command, largest, beside in samples:
             if start <= clock <= end and pss / 1e9 > row["peak_pss_gb"]:
                 row.update(peak_pss_gb=round(pss / 1e9, 2), largest=command, largest_pss_gb=round(largest / 1e9, 2))
+            if beside and start <= clock <= end:
+                row["beside_peak_pss_gb"] = max(row.get("beside_peak_pss_gb", 0.0), round(beside / 1e9, 2))
     return stages
 
 
-def measure(csv: Path, workdir: Path, mlops: str, peak_memory_class, kill_above_gb: float, env=None) -> dict:
-    """One `mlops run --no-cache` on ``csv``: seconds, peak RSS and PSS, and :func:`by_stage`."""
+def measure(
+    csv: Path,
+    workdir: Path,
+    mlops: str,
+    peak_memory_class,
+    kill_above_gb: float,
+    env=None,
+    run_options=(),
+    beside=(),
+) -> dict:
+    """One `mlops run --no-cache [run_options]` on ``csv``: seconds, peak RSS and PSS, and :func:`by_stage`;
+    with ``beside`` (pids of a Beam cluster the run submits to), each stage's peak PSS of their trees too."""
     workdir.mkdir(parents=True, exist_ok=True)
     command = [mlops, "run", "--data", str(csv), "--target", "label", "--model-name", "scale", "--no-cache"]
+    command += list(run_options)
     started = time.perf_counter()
     process = subprocess.Popen(
         command, cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True, env=env
     )
-    sampler = TreeSampler(process.pid, peak_memory_class, kill_above_gb * 1e9)
+    sampler = TreeSampler(process.pid, peak_memory_class, kill_above_gb * 1e9, beside)
     done = threading.Event()
 
     def watch():
@@ -120,6 +146,10 @@ def measure(csv: Path, workdir: Path, mlops: str, peak_memory_class, kill_above_
         "returncode": process.returncode,
         "killed_above_gb": kill_above_gb if sampler.killed else None,
     }
+    if run_options:
+        result["run_options"] = list(run_options)
+    if beside:
+        result["beside_peak_pss_gb"] = round(max(s[5] for s in sampler.samples) / 1e9, 2)
     run_dirs = sorted((workdir / "runs").glob("*/run.log")) if (workdir / "runs").exists() else []
     if process.returncode != 0:
         result["error"] = (stderr.strip().splitlines() or ["?"])[-1][:300]
@@ -165,8 +195,10 @@ def markdown(results: dict, machine: str, date: str, command: str) -> str:
         cells = []
         for size in sizes:
             row = results[size].get("stages", {}).get(stage)
+            beside = f"; Beam cluster {row['beside_peak_pss_gb']:.2f} GB" if row and "beside_peak_pss_gb" in row else ""
             cells.append(
-                f"{row['seconds']:.0f} s, {row['peak_pss_gb']:.2f} GB ({row['largest']} {row['largest_pss_gb']:.2f})"
+                f"{row['seconds']:.0f} s, {row['peak_pss_gb']:.2f} GB ({row['largest']} {row['largest_pss_gb']:.2f}"
+                f"{beside})"
                 if row
                 else "-"
             )
