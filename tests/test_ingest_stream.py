@@ -144,3 +144,19 @@ def test_the_preflight_of_a_big_file_reads_the_target_column(tmp_path, small_bat
     with pytest.raises(StageError, match="has only one class"):
         preflight(str(path), "empty_at_first", "classification", SplitConfig(), store)
     assert store.list("data/") == []
+
+
+def test_a_big_source_in_minio_streams_from_a_downloaded_file(tmp_path, small_batches, minio_store, monkeypatch):
+    """An s3:// source is downloaded to a file a block at a time, then ingested as a local file is."""
+    from mlops.store.s3 import S3Store
+
+    path = tmp_path / "table.csv"
+    a_table(8_000).to_csv(path, index=False)
+    S3Store.from_uri("s3://test").put("raw/big-table.csv", path.read_bytes())
+    local, _, _ = published(path, tmp_path, True, monkeypatch)
+    streamed = ingest.ingest_source("s3://test/raw/big-table.csv", minio_store, "t")
+    assert streamed.version.id == local.version.id
+    assert streamed.source == "s3://test/raw/big-table.csv"
+    assert DataVersions(minio_store).read_keys(streamed.version).tolist() == DataVersions(
+        FileStore(tmp_path / f"store-{path.name}-True")
+    ).read_keys(local.version).tolist()

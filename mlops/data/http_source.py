@@ -131,6 +131,13 @@ def open_url(url: str, headers: dict, timeout: float, policy=None, deadline: Dea
 
 def download(uri: str, *, max_bytes: int | None = None, deadline_seconds: float | None = None) -> bytes:
     """The body behind ``uri``, or a StageError (one line, no credentials) for each failure."""
+    chunks: list[bytes] = []
+    download_into(uri, chunks.append, max_bytes=max_bytes, deadline_seconds=deadline_seconds)
+    return b"".join(chunks)
+
+
+def download_into(uri: str, write, *, max_bytes: int | None = None, deadline_seconds: float | None = None) -> None:
+    """:func:`download`, the body passed to ``write`` as it arrives (a big source to a file)."""
     shown = redact(uri)
     deadline_seconds = deadline_seconds or config.HTTP_TIMEOUT_SECONDS.get()
     max_bytes = max_bytes or config.MAX_DOWNLOAD_BYTES.get()
@@ -146,7 +153,7 @@ def download(uri: str, *, max_bytes: int | None = None, deadline_seconds: float 
             declared = response.headers.get("Content-Length")
             if declared and declared.isdigit() and int(declared) > max_bytes:
                 raise StageError(f"{shown} is {int(declared)} bytes, over the limit of {max_bytes}")
-            chunks, total = [], 0
+            total = 0
             while True:
                 if deadline.expired():
                     raise StageError(too_slow)
@@ -158,7 +165,7 @@ def download(uri: str, *, max_bytes: int | None = None, deadline_seconds: float 
                 total += len(chunk)
                 if total > max_bytes:
                     raise StageError(f"{shown} is larger than the limit of {max_bytes} bytes")
-                chunks.append(chunk)
+                write(chunk)
     except urllib.error.HTTPError as error:
         raise StageError(f"could not download {shown}: HTTP {error.code} {error.reason}") from None
     except urllib.error.URLError as error:
@@ -174,4 +181,3 @@ def download(uri: str, *, max_bytes: int | None = None, deadline_seconds: float 
     finally:
         deadline.close()
     log.debug("%s: %d bytes", shown, total)
-    return b"".join(chunks)

@@ -42,6 +42,44 @@ def fetch_bytes(uri: str) -> tuple[bytes | memoryview, str]:
     read-only memory map (a memoryview): the parser reads the page cache directly,
     without a copy of the whole file first.
     """
+    parsed, scheme = _checked_uri(uri)
+    if scheme == "file":
+        path = _existing_file(uri, parsed)
+        try:
+            return _mapped(path), path.name
+        except OSError as error:
+            raise StageError(f"cannot read data file {path}: {error.strerror}") from None
+    if scheme in ("http", "https"):
+        from mlops.data.http_source import download
+
+        return download(uri), Path(parsed.path).name
+    from mlops.store.s3 import read_s3_uri
+
+    return read_s3_uri(uri), Path(parsed.path).name
+
+
+def fetch_file(uri: str, directory: Path) -> Path:
+    """:func:`fetch_bytes` as a file: a local file itself, a remote source downloaded into
+    ``directory`` a block at a time (so a big source never sits in memory whole)."""
+    parsed, scheme = _checked_uri(uri)
+    if scheme == "file":
+        return _existing_file(uri, parsed)
+    target = Path(directory) / (re.sub(r"[^A-Za-z0-9._-]+", "-", Path(unquote(parsed.path)).name) or "source")
+    with open(target, "wb") as handle:
+        if scheme in ("http", "https"):
+            from mlops.data.http_source import download_into
+
+            download_into(uri, handle.write)
+        else:
+            from mlops.store.s3 import copy_s3_uri
+
+            copy_s3_uri(uri, handle.write)
+    return target
+
+
+def _checked_uri(uri: str):
+    """(the parsed URI, its kind: file, http, https or s3), once the source policy allows it; else a
+    StageError."""
     try:
         parsed = urlparse(uri)
         scheme = parsed.scheme.lower()
@@ -53,22 +91,17 @@ def fetch_bytes(uri: str) -> tuple[bytes | memoryview, str]:
     source_policy.current().check_uri(uri)
     log.debug("reading %s", redact(uri))
     if scheme in ("", "file") or (len(scheme) == 1 and uri[1:3] == ":\\"):
-        path = Path(unquote(parsed.path) if scheme == "file" else uri)
-        if not path.is_file():
-            raise StageError(f"data file not found: {path}")
-        try:
-            return _mapped(path), path.name
-        except OSError as error:
-            raise StageError(f"cannot read data file {path}: {error.strerror}") from None
-    if scheme in ("http", "https"):
-        from mlops.data.http_source import download
-
-        return download(uri), Path(parsed.path).name
-    if scheme == "s3":
-        from mlops.store.s3 import read_s3_uri
-
-        return read_s3_uri(uri), Path(parsed.path).name
+        return parsed, "file"
+    if scheme in ("http", "https", "s3"):
+        return parsed, scheme
     raise StageError(f"unsupported data URI {redact(uri)}: use a path, file://, http(s):// or s3://")
+
+
+def _existing_file(uri: str, parsed) -> Path:
+    path = Path(unquote(parsed.path) if parsed.scheme.lower() == "file" else uri)
+    if not path.is_file():
+        raise StageError(f"data file not found: {path}")
+    return path
 
 
 def _mapped(path: Path) -> bytes | memoryview:
@@ -361,10 +394,14 @@ def local_source(data_uri: str) -> Path | None:
 
 def streams(data_uri: str) -> bool:
     """Whether ingest reads ``data_uri`` in record batches: a local file past MLOPS_INGEST_STREAM_OVER_MB."""
+    path = local_source(data_uri)
+    return path is not None and path.stat().st_size > _stream_over_bytes()
+
+
+def _stream_over_bytes() -> float:
     from mlops import config
 
-    path = local_source(data_uri)
-    return path is not None and path.stat().st_size > config.INGEST_STREAM_OVER_MB.get() * 2**20
+    return config.INGEST_STREAM_OVER_MB.get() * 2**20
 
 
 class _LockedType(Exception):
@@ -506,16 +543,12 @@ def target_values(data_uri: str, target: str):
     return column, values.to_pandas().rename(column)
 
 
-def _ingest_streamed(data_uri: str, name: str, versions) -> IngestResult:
-    """Read, clean, check and publish a local file too big to read whole (see mlops.data.content_stream)."""
+def _ingest_streamed(path: Path, name: str, source: str, versions) -> IngestResult:
+    """Read, clean, check and publish a file too big to read whole (see mlops.data.content_stream)."""
     import tempfile
 
-    from mlops.data import source_policy
     from mlops.data.content_stream import ExternalOrder, bucket_bits
 
-    source_policy.current().check_uri(data_uri)
-    path, source = local_source(data_uri), redact(data_uri)
-    assert path is not None  # streams() said so
     column_types: dict = {}
     with tempfile.TemporaryDirectory(prefix="mlops-ingest-") as workdir:
         while True:
@@ -568,15 +601,18 @@ def ingest_source(data_uri: str, store, name: str = "") -> IngestResult:
     if is_version_reference(data_uri):
         version = versions.resolve(data_uri)
         return IngestResult(version=version, new=False, columns={c: c for c in version.columns}, source=data_uri)
-    if streams(data_uri):
-        return _ingest_streamed(data_uri, name or dataset_name(data_uri), versions)
+    import tempfile
+
     from mlops.data.content import keyed
 
-    table, mapping, encodings = _clean_table(load_table(data_uri))
-    version, new = versions.publish(
-        name or dataset_name(data_uri), table, source=redact(data_uri), content=keyed(table, encodings)
-    )
-    return IngestResult(version=version, new=new, columns=mapping, source=redact(data_uri))
+    name, source = name or dataset_name(data_uri), redact(data_uri)
+    with tempfile.TemporaryDirectory(prefix="mlops-source-") as scratch:
+        path = fetch_file(data_uri, Path(scratch))
+        if path.stat().st_size > _stream_over_bytes():
+            return _ingest_streamed(path, name, source, versions)
+        table, mapping, encodings = _clean_table(read_table(_mapped(path), path.name))
+    version, new = versions.publish(name, table, source=source, content=keyed(table, encodings))
+    return IngestResult(version=version, new=new, columns=mapping, source=source)
 
 
 def check_run_parameters(

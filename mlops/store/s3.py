@@ -22,6 +22,7 @@ original cannot be told (a version without a retention, two with the same date) 
 refused in one line.
 """
 
+import io
 import logging
 import os
 import sys
@@ -207,11 +208,18 @@ class S3Store(ObjectStore):
 
     def _get(self, key: str, version_id: str | None) -> tuple[bytes, str]:
         """The bytes and etag of ``key`` (of its version ``version_id``, else of its newest)."""
+        buffer = io.BytesIO()
+        etag = self._get_into(key, version_id, buffer.write)
+        return buffer.getvalue(), etag
+
+    def _get_into(self, key: str, version_id: str | None, write) -> str:
+        """:meth:`_get`, the bytes passed to ``write`` a block at a time (never all in memory)."""
         response = None
         try:
             response = self.client.get_object(self.bucket, self._key(key), version_id=version_id)
-            data = response.read()
-            return data, response.headers.get("ETag", "").strip('"')
+            for block in response.stream(1 << 20):
+                write(block)
+            return response.headers.get("ETag", "").strip('"')
         except S3Error as error:
             if error.code == "NoSuchKey":
                 raise NotFound(f"{key} not found in {self.uri}") from None
@@ -297,6 +305,13 @@ class S3Store(ObjectStore):
 
 def read_s3_uri(uri: str, role: str | None = "pipeline") -> bytes:
     """The bytes of ``s3://bucket/key`` (an ingest source), with a StageError for each failure."""
+    buffer = io.BytesIO()
+    copy_s3_uri(uri, buffer.write, role)
+    return buffer.getvalue()
+
+
+def copy_s3_uri(uri: str, write, role: str | None = "pipeline") -> None:
+    """:func:`read_s3_uri`, the bytes passed to ``write`` a block at a time (a big source to a file)."""
     from mlops.data.uris import redact
 
     parsed = urlparse(uri)
@@ -305,7 +320,7 @@ def read_s3_uri(uri: str, role: str | None = "pipeline") -> bytes:
         raise StageError(f"data URI must be s3://BUCKET/KEY, got {redact(uri)!r}")
     try:
         # A source object is not one of the store's immutable keys, whatever its name: its newest bytes.
-        return S3Store(parsed.netloc, role=role)._get(key, None)[0]
+        S3Store(parsed.netloc, role=role)._get_into(key, None, write)
     except NotFound:
         raise StageError(f"no object at {redact(uri)}") from None
     except StoreError as error:
