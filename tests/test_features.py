@@ -149,3 +149,12 @@ def test_bag_of_words_names_never_clash_with_columns_or_each_other():
     np.testing.assert_array_equal(loaded.transform(train), transform.transform(train))
     counted = transform.transform(train)[:, names.index("note__late__2")]
     np.testing.assert_array_equal(counted, train["note"].str.contains("late").astype(float))
+
+
+def test_a_sampled_row_counter_is_still_an_identifier():
+    """A sample of a 10,000-row split's counter spans the split's rows, not the sample's 1,000."""
+    from mlops.stages.features import detect_kind
+
+    sampled = pd.Series(np.random.default_rng(0).choice(10_000, 1_000, replace=False), name="row_id")
+    assert detect_kind(sampled)[0] == "numeric"  # a range of 10,000 over 1,000 rows: not a counter of these rows
+    assert detect_kind(sampled, split_rows=10_000)[0] == "id"

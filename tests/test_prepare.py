@@ -247,3 +247,82 @@ def test_the_run_report_shows_each_decision_and_the_unseen_count():
     assert "(1 dropped)" in features and features.index("ticket") < features.index("date")  # dropped first
     assert "an identifier, dropped" in features and "calendar parts" in features
     assert "station: 7 rows" in page
+
+
+def _write(frame: pd.DataFrame, path, row_group_size: int | None = None):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), str(path), row_group_size=row_group_size)
+    return path
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        [3, 1, 3, None] + [1, 2] * 10,  # whole numbers with a missing value in the first batch only: floats
+        ["b", "a", None, "b"] + ["c"] * 10,
+        [True, False, True, None] + [False] * 10,
+        np.linspace(0, 1, 30),
+    ],
+)
+def test_the_target_is_streamed_with_the_values_and_type_of_the_whole_column(tmp_path, values):
+    from mlops.stages.prepare import target_values
+
+    path = _write(pd.DataFrame({"x": range(len(values)), "y": values}), tmp_path / "train.parquet")
+    whole = pd.read_parquet(path)["y"]
+    streamed = target_values(path, "y", batch_rows=4)
+    assert streamed.dtype == whole.dtype and streamed.name == "y"
+    pd.testing.assert_series_equal(streamed, pd.Series(whole.unique(), name="y", dtype=whole.dtype))
+    assert detect_task(streamed) == detect_task(whole)
+
+
+def _wide(rows: int, seed: int = 0) -> pd.DataFrame:
+    """rows x (a number, 30 text columns, a yes/no label): wide enough that a 1 MB budget samples."""
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame({"x": rng.normal(size=rows)})
+    for i in range(30):
+        frame[f"t{i}"] = rng.choice(["p", "q"], rows)
+    frame["y"] = np.where(frame["x"] > 0, "yes", "no")
+    return frame
+
+
+def test_a_class_only_outside_the_sample_is_still_known(tmp_path):
+    """The target is read over the whole split: a class the sample lacks still counts (two classes,
+    and in the class list), although the transform is fitted on the sample."""
+    from mlops.stages.prepare import fit_on_split
+    from mlops.stages.train import read_training_rows
+
+    frame = _wide(2_000)
+    frame.loc[5, "y"] = "rare"
+    path = _write(frame, tmp_path / "train.parquet")
+    _, info, rows = fit_on_split(path, "y", seed=42, memory_budget_mb=1)
+    assert rows.sampled and "rare" not in set(read_training_rows(path, rows)["y"])  # the case at hand
+    assert info["classes"] == ["no", "rare", "yes"] and info["task"] == "classification"
+    only_yes = frame.assign(y="yes")
+    only_yes.loc[5, "y"] = "no"  # two classes in the split, one in the sample: still a classifier's target
+    path = _write(only_yes, tmp_path / "one.parquet")
+    _, info, rows = fit_on_split(path, "y", seed=42, memory_budget_mb=1)
+    assert set(read_training_rows(path, rows)["y"]) == {"yes"} and info["classes"] == ["no", "yes"]
+
+
+def test_prepare_fits_again_on_fewer_rows_when_the_first_batch_had_fewer_model_inputs(tmp_path, monkeypatch):
+    """The first 1,000 rows have one level of 'shop', the rest 25: the first guess of model inputs is too
+    low, so the rows chosen with it would overrun the budget; prepare fits once more, on fewer rows."""
+    from mlops.stages import train as stage
+    from mlops.stages.prepare import fit_on_split, target_values
+
+    monkeypatch.setattr(stage, "SAMPLE_BATCH_ROWS", 1_000)
+    frame = _wide(6_000)
+    frame["shop"] = ["s0"] * 1_000 + [f"s{i % 25}" for i in range(5_000)]
+    path = _write(frame, tmp_path / "train.parquet", row_group_size=1_000)
+    transform, info, rows = fit_on_split(path, "y", seed=42, memory_budget_mb=1)
+    guessed = fit_preprocessor(frame.head(1_000), "y")[1]["output_features"]
+    assert rows.used < stage.choose_training_rows(path, guessed, 42, 1).used
+    assert rows.used <= stage.choose_training_rows(path, info["output_features"], 42, 1).used  # within budget
+    again, _ = fit_preprocessor(
+        stage.read_training_rows(path, rows), "y", target_values=target_values(path, "y"), split_rows=6_000
+    )
+    from mlops.store import model_io
+
+    assert model_io.dumps(transform) == model_io.dumps(again)

@@ -183,25 +183,84 @@ def test_past_the_budget_training_uses_a_seed_keyed_sample(training_split):
 
     path, regrouped = training_split
     whole = pd.read_parquet(path)
-    # 4 numbers and 7 model inputs at 8 bytes, 2 text columns at 64: 216 bytes a row; 1 MB holds 4,854 rows
+    # 4 numbers at 8 bytes, 2 text columns at 64, 7 model inputs at 8 bytes twice: 272 bytes a row; 1 MB holds 3,855
     budget = 1
     frame, rows = load_training_rows(path, model_inputs=7, seed=42, memory_budget_mb=budget)
     import pyarrow.parquet as pq
 
-    assert training_bytes_per_row(pq.ParquetFile(path).schema_arrow, 7) == 216
-    assert (rows.used, rows.available, rows.how, rows.sampled) == (4854, len(whole), SAMPLE_SCHEME, True)
-    assert len(frame) == 4854 and list(frame.columns) == list(whole.columns)
+    assert training_bytes_per_row(pq.ParquetFile(path).schema_arrow, 7) == 272
+    assert (rows.used, rows.available, rows.how, rows.sampled) == (3855, len(whole), SAMPLE_SCHEME, True)
+    assert len(frame) == 3855 and list(frame.columns) == list(whole.columns)
     assert frame.dtypes.equals(whole.dtypes)
     # rows of the split, in its order, none twice
     merged = whole.reset_index().merge(frame, on=list(whole.columns))
-    assert len(merged) == 4854 and merged["index"].is_monotonic_increasing
+    assert len(merged) == 3855 and merged["index"].is_monotonic_increasing
     # the same seed: the same rows, whatever the file's row groups; another seed: other rows
     again, _ = load_training_rows(regrouped, model_inputs=7, seed=42, memory_budget_mb=budget)
     pd.testing.assert_frame_equal(frame, again)
     other, _ = load_training_rows(path, model_inputs=7, seed=7, memory_budget_mb=budget)
     assert not frame.equals(other)
     text = rows.describe()
-    assert f"4,854 of {len(whole):,} training rows" in text and "seed 42" in text and SAMPLE_SCHEME in text
+    assert f"3,855 of {len(whole):,} training rows" in text and "seed 42" in text and SAMPLE_SCHEME in text
+
+
+@pytest.mark.parametrize("family", ["logistic_regression", "hist_gradient_boosting"])
+def test_within_the_budget_prepare_and_train_give_the_model_of_the_whole_split(training_split, monkeypatch, family):
+    """All rows fit: prepare fits on the split as pd.read_parquet reads it and train transforms it in
+    chunks (1,000 rows here) with the frame freed first, and the model bytes are those of the plain path."""
+    from mlops.stages import train as stage
+    from mlops.stages.prepare import fit_on_split
+
+    path, _ = training_split
+    monkeypatch.setattr(stage, "SAMPLE_BATCH_ROWS", 1_000)  # prepare's first guess from a 1,000-row batch
+    monkeypatch.setattr(stage, "TRANSFORM_CHUNK_ROWS", 1_000)
+    whole = pd.read_parquet(path)
+    candidate = {"id": "c01", "family": family, "params": {}}
+    plain_transform, _ = fit_preprocessor(whole, "label")
+    plain, plain_scores = train_candidate(
+        candidate, plain_transform, whole, whole.head(500), "label", "classification", 42
+    )
+
+    transform, info, rows = fit_on_split(path, "label", seed=42, memory_budget_mb=1024)
+    assert (rows.how, rows.used, info["train_rows"]) == ("all", len(whole), len(whole))
+    assert model_io.dumps(transform) == model_io.dumps(plain_transform)
+    model, scores = stage.train_candidate_on_split(
+        candidate, transform, path, rows, whole.head(500), "label", "classification", 42
+    )
+    assert model_io.dumps(model) == model_io.dumps(plain) and scores == plain_scores
+
+
+def test_past_the_budget_prepare_fits_on_the_sample_train_uses(training_split, monkeypatch):
+    """Over the budget prepare fits the transform on exactly the seed-keyed sample every candidate reads,
+    as many rows as the budget holds with the fitted transform's model inputs."""
+    from mlops.stages import train as stage
+    from mlops.stages.prepare import fit_on_split, target_values
+
+    path, _ = training_split
+    monkeypatch.setattr(stage, "SAMPLE_BATCH_ROWS", 1_000)
+    transform, info, rows = fit_on_split(path, "label", seed=42, memory_budget_mb=1)
+    assert rows.sampled and rows.how == stage.SAMPLE_SCHEME and info["train_rows"] == rows.available
+    assert rows == stage.choose_training_rows(path, info["output_features"], 42, 1)  # what train would choose
+    sample = stage.read_training_rows(path, rows)
+    assert len(sample) == rows.used < rows.available
+    on_sample, _ = fit_preprocessor(
+        sample, "label", target_values=target_values(path, "label"), split_rows=rows.available
+    )
+    assert model_io.dumps(transform) == model_io.dumps(on_sample)
+    assert model_io.dumps(transform) != model_io.dumps(fit_preprocessor(pd.read_parquet(path), "label")[0])
+    # fewer rows of the same seed are a subset of more: a refit on a smaller sample stays inside the first
+    fewer = stage.sample_rows(path, rows.used // 2, 42)
+    assert len(fewer.merge(sample, on=list(sample.columns))) == len(fewer)
+
+
+def test_a_chunked_transform_is_the_whole_transform(training_split, monkeypatch):
+    from mlops.stages import train as stage
+
+    whole = pd.read_parquet(training_split[0])
+    transform, _ = fit_preprocessor(whole, "label")
+    monkeypatch.setattr(stage, "TRANSFORM_CHUNK_ROWS", 999)  # a last chunk shorter than the others
+    chunked = stage.transform_in_chunks(transform, whole, "label")
+    assert chunked.tobytes() == transform.transform(whole.drop(columns=["label"])).tobytes()
 
 
 def test_the_training_rows_reach_the_lineage_the_report_and_the_summary(training_split):
@@ -231,13 +290,13 @@ def test_the_training_rows_reach_the_lineage_the_report_and_the_summary(training
         training_rows=rows.to_json(),
     )
     recorded = lineage["training"]["rows"]
-    assert recorded["used"] == 4854 and recorded["available"] == rows.available and recorded["sampled"]
+    assert recorded["used"] == 3855 and recorded["available"] == rows.available and recorded["sampled"]
     assert recorded["how"] == "row-key-sample-v1" and recorded["seed"] == 42
     text = describe_training_rows(recorded)
     assert text == rows.describe()
     summary = render_summary(version={"name": "m", "version": 1, "lineage": lineage}, evaluation=lineage["blessing"])
     assert f"- trained on {text}" in summary
-    assert "training rows" in "".join(lineage_section({"lineage": lineage})) and "4,854 of" in "".join(
+    assert "training rows" in "".join(lineage_section({"lineage": lineage})) and "3,855 of" in "".join(
         lineage_section({"lineage": lineage})
     )
     assert describe_training_rows({}) == ""  # a lineage from before the record: nothing said

@@ -104,10 +104,13 @@ def parse_dates(values) -> pd.Series:
         return pd.to_datetime(text, errors="coerce", utc=True, format="mixed")
 
 
-def detect_kind(column: pd.Series) -> tuple[str, str]:
-    """The kind of one feature column and why, from its training values."""
+def detect_kind(column: pd.Series, split_rows: int | None = None) -> tuple[str, str]:
+    """The kind of one feature column and why, from its training values. ``split_rows``: the rows of the
+    whole split when ``column`` is a sample of it (whole numbers close to a row counter span the split's
+    rows, not the sample's)."""
     values = column.dropna()
     rows, distinct = len(column), values.nunique()
+    counter_span = 2 * max(rows, split_rows or 0)
     if pd.api.types.is_bool_dtype(column) or (distinct == 2 and set(map(str, values.unique())) <= _BOOLEAN_WORDS):
         return "boolean", "two values, true and false"
     if looks_like_dates(column):
@@ -119,7 +122,7 @@ def detect_kind(column: pd.Series) -> tuple[str, str]:
             and whole
             and distinct == rows
             and len(values)
-            and values.max() - values.min() + 1 <= 2 * rows
+            and values.max() - values.min() + 1 <= counter_span
         ):
             return "id", f"one distinct whole number per row ({distinct} rows): an identifier, dropped"
         return "numeric", "numbers"
@@ -152,9 +155,13 @@ def check_overrides(overrides, columns) -> dict:
 
 
 def decide_kinds(
-    features: pd.DataFrame, overrides: dict | None = None, schema_overrides: dict | None = None
+    features: pd.DataFrame,
+    overrides: dict | None = None,
+    schema_overrides: dict | None = None,
+    split_rows: int | None = None,
 ) -> dict[str, dict]:
-    """column -> {"kind", "reason"} for every feature column: the params file, then the schema, then detection."""
+    """column -> {"kind", "reason"} for every feature column: the params file, then the schema, then detection
+    (:func:`detect_kind`; ``split_rows``: the whole split's rows when ``features`` is a sample of it)."""
     overrides = check_overrides(overrides, list(features.columns))
     schema_overrides = schema_overrides or {}
     decisions = {}
@@ -164,7 +171,7 @@ def decide_kinds(
         elif column in schema_overrides:
             decisions[column] = {"kind": schema_overrides[column], "reason": "set in the schema (annotation tag)"}
         else:
-            kind, reason = detect_kind(features[column])
+            kind, reason = detect_kind(features[column], split_rows)
             decisions[column] = {"kind": kind, "reason": reason}
     return decisions
 

@@ -3,7 +3,20 @@
 The fitted ColumnTransformer becomes the first step of every candidate's
 model pipeline, so serving applies exactly the transform training saw, and
 no statistic from validation or test leaks into it.
+
+On a split too large for the training memory budget (:func:`fit_on_split`), the
+transform is fitted on the rows the candidates train on: all of them when they
+fit the budget, else the same seed-keyed sample (mlops.stages.train). The target
+is read over the whole split, streamed one record batch of that column at a time:
+the task, the two-class check and the class list see a class that only rows
+outside the sample have. The feature kinds and the category levels come from the
+sample, as a data scientist fitting on a sample would have them: a level the
+model never trains on is unseen to it anyway (counted as such by evaluate and
+the monitor); only the identifier test compares a column's range with the
+whole split's row count, which a sample's range would not fit.
 """
+
+from __future__ import annotations
 
 import numpy as np
 import pandas as pd
@@ -12,6 +25,7 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
+from mlops import config
 from mlops.errors import StageError, quote
 from mlops.stages import features as features_mod
 
@@ -131,6 +145,8 @@ def fit_preprocessor(
     overrides: dict | None = None,
     schema_text: str | None = None,
     schema_kinds: dict[str, str] | None = None,
+    target_values: pd.Series | None = None,
+    split_rows: int | None = None,
 ) -> tuple[ColumnTransformer, dict]:
     """Fit the preprocessor on ``train``; return it and a description of the features.
 
@@ -139,15 +155,18 @@ def fit_preprocessor(
     win over detection, the params file over the schema. ``schema_kinds``: those tags already read
     (mlops.stages.features.kind_tags; what the validate stage hands on), instead of ``schema_text``.
     The decision per column is kept on the fitted transform (``feature_decisions_``) and in the description.
+    ``target_values`` and ``split_rows``: when ``train`` is a sample of the split, the target's distinct
+    values over the whole split (:func:`target_values`) and its row count (:func:`fit_on_split`).
     """
     if target not in train.columns:
         raise StageError(f"target column '{target}' not in the training split")
-    task = detect_task(train[target], requested_task)
-    check_target(train[target], task)
+    values = train[target] if target_values is None else target_values
+    task = detect_task(values, requested_task)
+    check_target(values, task)
     features = train.drop(columns=[target])
     tags = features_mod.kind_tags(schema_text) if schema_kinds is None else schema_kinds
     from_schema = features_mod.check_kind_tags(tags, list(features.columns), target)
-    decisions = features_mod.decide_kinds(features, overrides, from_schema)
+    decisions = features_mod.decide_kinds(features, overrides, from_schema, split_rows=split_rows)
     preprocessor = build_preprocessor(features, decisions)
     if not preprocessor.transformers:
         raise StageError(
@@ -166,11 +185,83 @@ def fit_preprocessor(
         "dropped_features": [c for c, k in kinds.items() if k in features_mod.DROPPED_KINDS],
         "features": decisions,
         "output_features": int(len(preprocessor.get_feature_names_out())),
-        "train_rows": int(len(train)),
+        "train_rows": int(len(train) if split_rows is None else split_rows),
     }
     if task == "classification":
-        info["classes"] = sorted(map(str, train[target].dropna().unique()))
+        info["classes"] = sorted(map(str, values.dropna().unique()))
     return preprocessor, info
+
+
+def target_values(path, target: str, batch_rows: int = 65_536) -> pd.Series:
+    """The distinct values of column ``target`` of the Parquet split at ``path``, in the order they first
+    appear and with the type ``pd.read_parquet`` gives the column: what :func:`detect_task` and
+    :func:`check_target` need of it. One record batch of that column at a time."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    parquet = pq.ParquetFile(path)
+    if target not in parquet.schema_arrow.names:
+        raise StageError(f"target column '{target}' not in the training split")
+    seen = pa.array([], type=parquet.schema_arrow.field(target).type)
+    for batch in parquet.iter_batches(batch_size=batch_rows, columns=[target]):
+        column = batch.column(0)
+        if pa.types.is_dictionary(column.type):
+            column, seen = column.dictionary_decode(), seen.cast(column.type.value_type)
+        seen = pc.unique(pa.concat_arrays([seen, pc.unique(column)]))
+    frame = pa.table({target: seen}).to_pandas()
+    return frame[target]
+
+
+def fit_on_split(
+    path,
+    target: str,
+    requested_task: str = "auto",
+    overrides: dict | None = None,
+    schema_kinds: dict[str, str] | None = None,
+    seed: int = 0,
+    memory_budget_mb: int = config.DEFAULT_TRAIN_MEMORY_BUDGET_MB,
+):
+    """:func:`fit_preprocessor` on the rows of the training split at ``path`` that the candidates will
+    train on (mlops.stages.train.choose_training_rows): all of them within ``memory_budget_mb``, read as
+    ``pd.read_parquet`` reads them (the transform fitted before there was a budget), else the seed-keyed
+    sample. Returns (transform, description, mlops.stages.train.TrainingRows); train reads the same rows.
+
+    The count depends on the model inputs, which only the fitted transform knows: it is first chosen with
+    those of a transform fitted on the split's first record batch, then checked against the fitted
+    transform's; when that one has more inputs (a category level the first batch did not have), the
+    transform is fitted once more, on the smaller sample (a subset of the first, :func:`sample_rows`).
+    """
+    import pyarrow.parquet as pq
+
+    from mlops.stages import train as train_mod
+
+    values = target_values(path, target)
+    split_rows = pq.ParquetFile(path).metadata.num_rows
+
+    def fit(frame: pd.DataFrame) -> tuple[ColumnTransformer, dict]:
+        return fit_preprocessor(
+            frame,
+            target,
+            requested_task,
+            overrides,
+            schema_kinds=schema_kinds,
+            target_values=values,
+            split_rows=split_rows,
+        )
+
+    guessed_inputs = 0  # a split of one batch: fitted on all its rows first, then checked
+    if split_rows > train_mod.SAMPLE_BATCH_ROWS:
+        first = next(pq.ParquetFile(path).iter_batches(batch_size=train_mod.SAMPLE_BATCH_ROWS)).to_pandas()
+        guessed_inputs = fit(first)[1]["output_features"]
+        del first
+    rows = train_mod.choose_training_rows(path, guessed_inputs, seed, memory_budget_mb)
+    preprocessor, info = fit(train_mod.read_training_rows(path, rows))
+    fitting = train_mod.choose_training_rows(path, info["output_features"], seed, memory_budget_mb)
+    if fitting.used < rows.used:
+        rows = fitting
+        preprocessor, info = fit(train_mod.read_training_rows(path, rows))
+    return preprocessor, info, rows
 
 
 def feature_decisions(model) -> dict:

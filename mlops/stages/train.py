@@ -198,8 +198,15 @@ def check_search_space(search_space) -> None:
 
 # What one text cell costs in a pandas frame: the object pointer and a short Python str (49 bytes + its text).
 TEXT_CELL_BYTES = 64
+# A candidate holds its model matrix (8 bytes a model input) and, while it fits, about one working copy of
+# it: histogram gradient boosting's early-stopping split and its binned inputs, the random forest's float32
+# copy, the transform's temporaries. Measured on the bench's table (20 columns, 30 model inputs), a
+# candidate's peak over its process's start was 660 to 750 MB at 1M rows: within the 770 MB counted.
+MATRIX_COPIES = 2
 SAMPLE_SCHEME = "row-key-sample-v1"
 SAMPLE_BATCH_ROWS = 65_536
+# Rows a candidate's transform works on at once (:func:`transform_in_chunks`).
+TRANSFORM_CHUNK_ROWS = 65_536
 
 
 @dataclass(frozen=True)
@@ -220,6 +227,12 @@ class TrainingRows:
     def to_json(self) -> dict:
         return {**asdict(self), "sampled": self.sampled}
 
+    @classmethod
+    def from_json(cls, record: dict) -> TrainingRows:
+        """The inverse of :meth:`to_json` (integers may come back as floats from a metadata store)."""
+        counts = {name: int(record[name]) for name in ("used", "available", "seed", "memory_budget_mb")}
+        return cls(**counts, how=str(record["how"]), estimated_mb=float(record["estimated_mb"]))
+
     def describe(self) -> str:
         if not self.sampled:
             return (
@@ -238,34 +251,36 @@ def describe_training_rows(record: dict | None) -> str:
     registered before the record was kept)."""
     if not record or "used" not in record:
         return ""
-    counts = {name: int(record[name]) for name in ("used", "available", "seed", "memory_budget_mb")}
-    return TrainingRows(**{**counts, "how": record["how"], "estimated_mb": float(record["estimated_mb"])}).describe()
+    return TrainingRows.from_json(record).describe()
 
 
 def training_bytes_per_row(schema, model_inputs: int) -> int:
     """The memory one training row is counted as against the budget: 8 bytes for each number, boolean or
-    date column of the split, TEXT_CELL_BYTES for each other column (pandas holds text as Python objects),
-    and 8 bytes for each model input (the float64 matrix the estimator is fitted on)."""
+    date column of the split, TEXT_CELL_BYTES for each other column (the frame the rows are read into), and
+    8 bytes times MATRIX_COPIES for each model input (the float64 matrix the estimator is fitted on and its
+    working copy). A candidate's peak memory is about the budget over what its process holds before it reads
+    the rows (0.3 GB: Python, pandas, scikit-learn)."""
     import pyarrow as pa
 
     def cell(kind) -> int:
         fixed = pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind)
         return 8 if fixed or pa.types.is_temporal(kind) or pa.types.is_decimal(kind) else TEXT_CELL_BYTES
 
-    return sum(cell(field.type) for field in schema) + 8 * model_inputs
+    return sum(cell(field.type) for field in schema) + 8 * MATRIX_COPIES * model_inputs
 
 
-def load_training_rows(path, model_inputs: int, seed: int, memory_budget_mb: int):
-    """The training split as a frame: every row when they fit ``memory_budget_mb`` (then exactly
-    ``pd.read_parquet(path)``), else :func:`sample_rows` of as many as fit. Returns (frame, TrainingRows)."""
-    import pandas as pd
+def choose_training_rows(path, model_inputs: int, seed: int, memory_budget_mb: int) -> TrainingRows:
+    """How many rows of the training split at ``path`` a candidate fits on: all of them when they fit
+    ``memory_budget_mb`` (counted by :func:`training_bytes_per_row`), else as many as fit, sampled by
+    :func:`sample_rows`. Prepare decides it once (mlops.stages.prepare.fit_on_split) and fits the transform
+    on those rows; every candidate reads the same rows (:func:`read_training_rows`)."""
     import pyarrow.parquet as pq
 
     parquet = pq.ParquetFile(path)
     available = parquet.metadata.num_rows
     per_row = training_bytes_per_row(parquet.schema_arrow, model_inputs)
     fitting = max(1, int(memory_budget_mb * 2**20 // per_row))
-    rows = TrainingRows(
+    return TrainingRows(
         used=min(available, fitting),
         available=available,
         how="all" if available <= fitting else SAMPLE_SCHEME,
@@ -273,23 +288,37 @@ def load_training_rows(path, model_inputs: int, seed: int, memory_budget_mb: int
         memory_budget_mb=int(memory_budget_mb),
         estimated_mb=round(available * per_row / 2**20, 1),
     )
+
+
+def read_training_rows(path, rows: TrainingRows):
+    """The rows ``rows`` names as a frame: every row exactly as ``pd.read_parquet(path)`` reads them (so
+    a split within the budget trains the same model as before there was one), else :func:`sample_rows`."""
+    import pandas as pd
+
     if not rows.sampled:
-        return pd.read_parquet(path), rows
-    return sample_rows(path, rows.used, seed), rows
+        return pd.read_parquet(path)
+    return sample_rows(path, rows.used, rows.seed)
+
+
+def load_training_rows(path, model_inputs: int, seed: int, memory_budget_mb: int):
+    """:func:`choose_training_rows` and :func:`read_training_rows`: returns (frame, TrainingRows)."""
+    rows = choose_training_rows(path, model_inputs, seed, memory_budget_mb)
+    return read_training_rows(path, rows), rows
 
 
 def sample_rows(path, rows: int, seed: int):
     """``rows`` rows of a Parquet split, chosen by content and seed alone: each row's 64-bit content key
     (mlops.data.content, what the split is drawn from) salted with the seed (:func:`_salted`, splitmix64 as the
     split's salt), and the rows with the smallest salted keys kept, in the file's order (the split's canonical
-    order). The same seed gives the same rows whatever the file's row groups; two passes over the file,
-    one record batch at a time, so only the sample is ever whole in memory."""
+    order). The same seed gives the same rows whatever the file's row groups, and fewer rows are a subset
+    of more. Two passes over the file, one record batch at a time, so only the sample is ever whole in
+    memory: its record batches, then (each column freed as it is converted) its frame, with the types
+    ``pd.read_parquet`` gives."""
     import numpy as np
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     from mlops.data.content import row_keys
-    from mlops.store.datasets import read_parquet_rows
 
     parquet = pq.ParquetFile(path)
     salted = np.concatenate(
@@ -302,7 +331,16 @@ def sample_rows(path, rows: int, seed: int):
     chosen = salted < threshold
     # Equal salted keys are equal content keys: the first in the file's (canonical) order complete the count.
     chosen[np.flatnonzero(salted == threshold)[: rows - int(chosen.sum())]] = True
-    return read_parquet_rows(path, np.flatnonzero(chosen), SAMPLE_BATCH_ROWS).reset_index(drop=True)
+    del salted
+    parts, start = [], 0
+    for batch in parquet.iter_batches(batch_size=SAMPLE_BATCH_ROWS):
+        here = np.flatnonzero(chosen[start : start + batch.num_rows])
+        start += batch.num_rows
+        if len(here):
+            parts.append(batch.take(pa.array(here)))
+    table = pa.Table.from_batches(parts, schema=parquet.schema_arrow)
+    del parts
+    return table.to_pandas(self_destruct=True)
 
 
 def _salted(keys, seed: int):
@@ -323,13 +361,50 @@ def _salted(keys, seed: int):
 def train_candidate(candidate: dict, preprocessor, train, validation, target: str, task: str, seed: int):
     """Fit one candidate on train (the fitted preprocessor is reused, not refit) and score it on validation
     (a frame, or a Parquet file predicted batch by batch)."""
+    features = transform_in_chunks(preprocessor, train, target)
+    return _fit_and_score(candidate, preprocessor, features, train[target], validation, target, task, seed)
+
+
+def train_candidate_on_split(
+    candidate: dict, preprocessor, train_path, rows: TrainingRows, validation, target: str, task: str, seed: int
+):
+    """:func:`train_candidate` on the rows of the split at ``train_path`` that ``rows`` names (prepare's
+    choice, :func:`read_training_rows`), holding less at once: the frame is transformed in chunks and
+    freed before the estimator fits, so the peak is the larger of frame + matrix and matrix + the
+    estimator's working copies, not their sum. The matrix and the labels are those of train_candidate."""
+    frame = read_training_rows(train_path, rows)
+    labels = frame[target].copy()
+    features = transform_in_chunks(preprocessor, frame, target)
+    del frame
+    return _fit_and_score(candidate, preprocessor, features, labels, validation, target, task, seed)
+
+
+def transform_in_chunks(preprocessor, frame, target: str):
+    """``preprocessor.transform(frame.drop(columns=[target]))``, TRANSFORM_CHUNK_ROWS rows at a time into one
+    matrix: the transform works row by row, so the matrix is the same, and the transform's temporaries
+    (text copies of categories, imputed copies) are a chunk's, not the whole frame's."""
+    import numpy as np
+
+    chunk_rows = TRANSFORM_CHUNK_ROWS
+    if len(frame) <= chunk_rows:
+        return preprocessor.transform(frame.drop(columns=[target]))
+    first = preprocessor.transform(frame.iloc[:chunk_rows].drop(columns=[target]))
+    matrix = np.empty((len(frame), first.shape[1]), dtype=first.dtype)
+    matrix[:chunk_rows] = first
+    for begin in range(chunk_rows, len(frame), chunk_rows):
+        matrix[begin : begin + chunk_rows] = preprocessor.transform(
+            frame.iloc[begin : begin + chunk_rows].drop(columns=[target])
+        )
+    return matrix
+
+
+def _fit_and_score(candidate: dict, preprocessor, features, labels, validation, target: str, task: str, seed: int):
     from sklearn.pipeline import Pipeline
 
     estimator = make_estimator(candidate["family"], candidate["params"], task, seed)
-    features = preprocessor.transform(train.drop(columns=[target]))
     with one_thread():
         try:
-            estimator.fit(features, train[target])
+            estimator.fit(features, labels)
         except (ValueError, TypeError) as error:
             raise StageError(f"candidate {candidate['id']} failed to train: {error}") from None
         model = Pipeline([("features", preprocessor), ("model", estimator)])
