@@ -135,7 +135,9 @@ def split_batches(split: pd.DataFrame | str | Path, rows: int | None = None) -> 
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    parquet = pq.ParquetFile(split)
+    # Without pre-buffering: with it, the reader keeps every row group it has read until it is closed
+    # (a whole 1M-row split's worth of Arrow memory by the last batch).
+    parquet = pq.ParquetFile(split, pre_buffer=False)
     for batch in parquet.iter_batches(batch_size=rows or BATCH_ROWS):
         yield pa.Table.from_batches([batch], schema=parquet.schema_arrow).to_pandas()
 

@@ -200,7 +200,7 @@ def target_values(path, target: str, batch_rows: int = 65_536) -> pd.Series:
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    parquet = pq.ParquetFile(path)
+    parquet = pq.ParquetFile(path, pre_buffer=False)  # pre-buffering keeps every row group read until closed
     if target not in parquet.schema_arrow.names:
         raise StageError(f"target column '{target}' not in the training split")
     seen = pa.array([], type=parquet.schema_arrow.field(target).type)
@@ -252,7 +252,9 @@ def fit_on_split(
 
     guessed_inputs = 0  # a split of one batch: fitted on all its rows first, then checked
     if split_rows > train_mod.SAMPLE_BATCH_ROWS:
-        first = next(pq.ParquetFile(path).iter_batches(batch_size=train_mod.SAMPLE_BATCH_ROWS)).to_pandas()
+        first = next(
+            pq.ParquetFile(path, pre_buffer=False).iter_batches(batch_size=train_mod.SAMPLE_BATCH_ROWS)
+        ).to_pandas()
         guessed_inputs = fit(first)[1]["output_features"]
         del first
     rows = train_mod.choose_training_rows(path, guessed_inputs, seed, memory_budget_mb)

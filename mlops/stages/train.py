@@ -320,7 +320,7 @@ def sample_rows(path, rows: int, seed: int):
 
     from mlops.data.content import row_keys
 
-    parquet = pq.ParquetFile(path)
+    parquet = pq.ParquetFile(path, pre_buffer=False)  # pre-buffering keeps every row group read until closed
     salted = np.concatenate(
         [
             _salted(row_keys(pa.Table.from_batches([batch], schema=parquet.schema_arrow)), seed)
