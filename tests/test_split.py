@@ -128,3 +128,21 @@ def test_changed_rows_are_refused_before_any_split_is_written(tmp_path, file_sto
     with pytest.raises(StoreError, match="do not match their recorded sha256"):
         split_version(file_store, version.full_ref, "target", SplitConfig(), _paths(tmp_path))
     assert not any(tmp_path.joinpath(f"{name}.parquet").exists() for name in SPLITS)
+
+
+def test_the_preflight_of_a_data_version_reads_its_keys_and_target_column(file_store, monkeypatch):
+    """stored_train_target gives train_target's answer (and errors) without reading the whole table;
+    the CLI's pre-flight of NAME@ID goes through it."""
+    from mlops.cli.run import preflight
+    from mlops.stages.split import stored_train_target, train_target
+
+    table = _table(3000).append_column("empty", pa.nulls(3000, pa.float64()))
+    versions, version = _published(file_store, table)
+    whole = train_target(versions.read_table(version), "target", SplitConfig(), keys=versions.read_keys(version))
+    monkeypatch.setattr(DataVersions, "read_table", lambda *args: pytest.fail("read the whole table"))
+    column, train = stored_train_target(file_store, version.full_ref, "target", SplitConfig())
+    assert column == whole[0] and len(train) > 1500
+    pd.testing.assert_series_equal(train, whole[1])
+    assert preflight(version.full_ref, "target", "auto", SplitConfig(), file_store) == ("target", "regression")
+    with pytest.raises(StageError, match="target column 'empty' is empty in every row"):
+        stored_train_target(file_store, version.full_ref, "empty", SplitConfig())

@@ -35,21 +35,14 @@ def preflight(data_uri: str, target: str, task: str, split, store) -> tuple[str,
     the same checks again (a cluster run has no pre-flight); this only answers sooner.
     """
     from mlops.stages import ingest, prepare
-    from mlops.stages.split import train_target
-    from mlops.store.datasets import DataVersions
+    from mlops.stages.split import stored_train_target, train_target
 
-    if ingest.is_version_reference(data_uri):
-        versions = DataVersions(store)
-        version = versions.resolve(data_uri)
-        table, keys = versions.read_table(version), versions.read_keys(version)
+    if ingest.is_version_reference(data_uri):  # its keys and target column, not the whole table
+        column, train = stored_train_target(store, data_uri, target, split)
     elif ingest.streams(data_uri):  # too big to read whole here: the target column, all rows
         column, train = ingest.target_values(data_uri, target)
-        detected = prepare.detect_task(train, task)
-        prepare.check_target(train, detected)
-        return column, detected
     else:
-        (table, _), keys = ingest.clean_table(ingest.load_table(data_uri)), None
-    column, train = train_target(table, target, split, keys)
+        column, train = train_target(ingest.clean_table(ingest.load_table(data_uri))[0], target, split)
     detected = prepare.detect_task(train, task)
     prepare.check_target(train, detected)
     return column, detected

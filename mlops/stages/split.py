@@ -384,7 +384,33 @@ def train_target(table, target: str, split: SplitConfig, keys: np.ndarray | None
     from mlops.data.content import row_keys
 
     keys = row_keys(table) if keys is None else keys
-    target, has_target = _target_rows(table, target)
+    target = _stored_target(table.column_names, target)
+    return target, _train_values(table[target], keys, target, split)
+
+
+def stored_train_target(store, data_version: str, target: str, split: SplitConfig) -> tuple[str, pd.Series]:
+    """:func:`train_target` of the data version ``NAME@ID``, reading its keys and its target column only
+    (a version stored before split keys were: the whole table). For the CLI's pre-flight: the rows
+    file's sha256 is left to the split stage, which checks it before it writes anything."""
+    import pyarrow.parquet as pq
+
+    from mlops.store.datasets import DataVersions
+
+    versions = DataVersions(store)
+    version = versions.resolve(data_version)
+    keys = versions.read_keys(version)
+    if keys is None:
+        return train_target(versions.read_table(version), target, split)
+    with versions.rows_file(version) as path:
+        parquet = pq.ParquetFile(path)
+        target = _stored_target(parquet.schema_arrow.names, target)
+        column = parquet.read(columns=[target], use_threads=False)[target]
+    return target, _train_values(column, keys, target, split)
+
+
+def _train_values(column, keys: np.ndarray, target: str, split: SplitConfig) -> pd.Series:
+    """The training split's values of the target ``column`` (Arrow), checked as the split stage checks."""
+    has_target = _present(column)
     code_of_row = _checked_splits(keys, has_target, target, split, config.MIN_ROWS_PER_SPLIT)
-    values = table[target].filter(has_target).filter(code_of_row == SPLITS.index("train"))
-    return target, values.to_pandas().rename(target)
+    values = column.filter(has_target).filter(code_of_row == SPLITS.index("train"))
+    return values.to_pandas().rename(target)
