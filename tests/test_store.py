@@ -240,3 +240,45 @@ def test_a_local_file_holds_the_object_and_a_copy_is_removed_after(store):
         assert not os.path.exists(path)
     with pytest.raises(NotFound), store.local_file("data/x/versions/1/missing.parquet"):
         pass
+
+
+def test_the_s3_store_streams_an_object_into_a_local_file(tmp_path):
+    """S3Store.get_file (behind local_file) writes the object's blocks as they arrive, never the whole
+    object in memory, and reads an immutable key's version as first written."""
+    from types import SimpleNamespace
+
+    from mlops.store.s3 import S3Store
+
+    blocks = [b"a" * (1 << 20), b"b" * (1 << 20), b"c" * 10]
+    asked = {}
+
+    class Response:
+        def stream(self, size):
+            asked["block"] = size
+            yield from blocks
+
+        def close(self):
+            asked["closed"] = True
+
+        def release_conn(self):
+            pass
+
+    class Client:
+        def list_objects(self, bucket, prefix, include_version=False):
+            return [SimpleNamespace(object_name=prefix, version_id="v1", is_delete_marker=False, is_latest=True)]
+
+        def get_object(self, bucket, name, version_id=None):
+            asked.update(bucket=bucket, name=name, version_id=version_id)
+            return Response()
+
+    store = S3Store("bucket", "store", client=Client(), endpoint="stub")
+    with store.local_file("data/x/versions/1/rows-1.parquet") as path:
+        with open(path, "rb") as handle:
+            assert handle.read() == b"".join(blocks)
+    assert asked == {
+        "bucket": "bucket",
+        "name": "store/data/x/versions/1/rows-1.parquet",
+        "version_id": "v1",
+        "block": 1 << 20,
+        "closed": True,
+    }

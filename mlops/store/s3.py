@@ -302,6 +302,27 @@ class S3Store(ObjectStore):
         with open(path, "rb") as handle:
             return self.put(key, handle.read())
 
+    def get_file(self, key: str, path: str) -> None:
+        """The object (an immutable key's version as first written, as :meth:`get`) streamed into the file
+        at ``path`` a block at a time: a data version's rows never whole in memory."""
+        version_id = self._original_version(key) if is_immutable(key) else None
+        response = None
+        try:
+            response = self.client.get_object(self.bucket, self._key(key), version_id=version_id)
+            with open(path, "wb") as handle:
+                for block in response.stream(1 << 20):
+                    handle.write(block)
+        except S3Error as error:
+            if error.code == "NoSuchKey":
+                raise NotFound(f"{key} not found in {self.uri}") from None
+            raise _describe(error, self.endpoint, f"reading {key}", self.role) from None
+        except TRANSPORT_ERRORS as error:
+            raise _describe(error, self.endpoint, f"reading {key}", self.role) from None
+        finally:
+            if response is not None:
+                response.close()
+                response.release_conn()
+
 
 def read_s3_uri(uri: str, role: str | None = "pipeline") -> bytes:
     """The bytes of ``s3://bucket/key`` (an ingest source), with a StageError for each failure."""
