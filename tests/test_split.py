@@ -146,3 +146,17 @@ def test_the_preflight_of_a_data_version_reads_its_keys_and_target_column(file_s
     assert preflight(version.full_ref, "target", "auto", SplitConfig(), file_store) == ("target", "regression")
     with pytest.raises(StageError, match="target column 'empty' is empty in every row"):
         stored_train_target(file_store, version.full_ref, "empty", SplitConfig())
+
+
+def test_rows_that_are_not_parquet_any_more_are_named_by_their_checksum(tmp_path, file_store):
+    """Bytes that no longer parse: the stage and the pre-flight say the store was changed (one line), not
+    what the Parquet reader says."""
+    from mlops.stages.split import stored_train_target
+    from mlops.store import StoreError
+
+    versions, version = _published(file_store, _table(1000))
+    (file_store.root / "data" / "data" / "versions" / version.id / version.data_file).write_bytes(b"not parquet")
+    with pytest.raises(StoreError, match="do not match their recorded sha256"):
+        split_version(file_store, version.full_ref, "target", SplitConfig(), _paths(tmp_path))
+    with pytest.raises(StoreError, match="do not match their recorded sha256"):
+        stored_train_target(file_store, version.full_ref, "target", SplitConfig())

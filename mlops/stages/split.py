@@ -188,15 +188,19 @@ def split_version(store, data_version: str, target: str, split: SplitConfig, pat
         return _split_in_memory(versions.read_table(version), target, split, paths)
     with versions.rows_file(version) as path, ThreadPoolExecutor(1) as pool:
         checked = pool.submit(versions.check_rows_file, version, path)  # beside the counting, a core each
-        parquet = pq.ParquetFile(path)
-        target = _stored_target(parquet.schema_arrow.names, target)
-        has_target = _present(parquet.read(columns=[target], use_threads=False)[target])
-        if len(keys) != len(has_target):
-            raise StoreError(
-                f"data version {version.ref} has {len(keys)} row keys for {len(has_target)} rows: "
-                "the store was changed outside this tool"
-            )
-        code_of_row = _checked_splits(keys, has_target, target, split, config.MIN_ROWS_PER_SPLIT)
+        try:
+            parquet = pq.ParquetFile(path)
+            target = _stored_target(parquet.schema_arrow.names, target)
+            has_target = _present(parquet.read(columns=[target], use_threads=False)[target])
+            if len(keys) != len(has_target):
+                raise StoreError(
+                    f"data version {version.ref} has {len(keys)} row keys for {len(has_target)} rows: "
+                    "the store was changed outside this tool"
+                )
+            code_of_row = _checked_splits(keys, has_target, target, split, config.MIN_ROWS_PER_SPLIT)
+        except Exception:  # noqa: BLE001 - changed rows first (their checksum says why), as read_table
+            checked.result()
+            raise
         checked.result()
         codes = np.full(len(keys), -1, dtype=np.int8)  # -1: no target, dropped
         codes[has_target] = code_of_row
@@ -402,9 +406,13 @@ def stored_train_target(store, data_version: str, target: str, split: SplitConfi
     if keys is None:
         return train_target(versions.read_table(version), target, split)
     with versions.rows_file(version) as path:
-        parquet = pq.ParquetFile(path)
-        target = _stored_target(parquet.schema_arrow.names, target)
-        column = parquet.read(columns=[target], use_threads=False)[target]
+        try:
+            parquet = pq.ParquetFile(path)
+            target = _stored_target(parquet.schema_arrow.names, target)
+            column = parquet.read(columns=[target], use_threads=False)[target]
+        except Exception:  # noqa: BLE001 - bytes that are not Parquet: the checksum says why
+            versions.check_rows_file(version, path)
+            raise
     return target, _train_values(column, keys, target, split)
 
 
