@@ -116,14 +116,25 @@ def test_an_option_that_looks_like_a_credential_is_refused(option, no_beam_setti
 
 
 @pytest.mark.tfdv
-def test_beams_direct_runner_over_row_groups_gives_the_in_memory_statistics(no_beam_settings, tmp_path, monkeypatch):
-    """The default past the threshold: DirectRunner reading the file a row group at a time (here 7 of them)."""
+@pytest.mark.parametrize(
+    "options",
+    [
+        "",  # the default past the threshold: DirectRunner in the tool's process
+        # SDK workers in their own processes, which get the pipeline's functions pickled by value, as a
+        # cluster's workers do (a function that needs the tool's module globals fails here, as on Spark)
+        "--direct_running_mode=multi_processing --direct_num_workers=1",
+    ],
+)
+def test_beams_direct_runner_over_row_groups_gives_the_in_memory_statistics(
+    options, no_beam_settings, tmp_path, monkeypatch
+):
+    """DirectRunner reading the file a row group at a time (here 7 of them) gives the in-memory statistics."""
     monkeypatch.delenv(config.TFDV_SOCKET.name, raising=False)
     split = tmp_path / "train"
     _table(rows=6500).to_parquet(split, index=False, row_group_size=1000)
     in_memory = validate.run_tfdv_tool({"train": str(split)}, str(tmp_path / "memory"))
     monkeypatch.setenv(config.TFDV_BEAM_OVER.name, "6499")
-    on_beam = validate.run_tfdv_tool({"train": str(split)}, str(tmp_path / "beam"))
+    on_beam = validate.run_tfdv_tool({"train": str(split)}, str(tmp_path / "beam"), beam_options_text=options)
     assert (in_memory["statistics_engine"], on_beam["statistics_engine"]) == ("in-memory", "beam")
     assert on_beam["statistics_runner"] == "DirectRunner"
     assert on_beam["splits"] == in_memory["splits"] == {"train": {"num_examples": 6500}}

@@ -193,18 +193,17 @@ def statistics(path, beam, beam_options):
         return stats_util.load_stats_binary(output)
 
 
-# Rows per record batch TFDV's Beam pipeline sees: a Parquet row group (up to 1,048,576 rows as the split
-# stage writes them) in slices, so its list-column copy and the generators' working memory stay small.
-_STATISTICS_BATCH_ROWS = 262_144
-
-
 def _as_feature_lists(table):
     """A Parquet table (one read batch) as TFDV wants it: record batches in which every column is a
     list per row (as its dataframe path makes them)."""
     import pyarrow as pa
     from tfx_bsl.arrow import table_util
 
-    for batch in table.to_batches(max_chunksize=_STATISTICS_BATCH_ROWS):
+    # A row group (up to 1,048,576 rows as the split stage writes them) in slices, so its list-column copy
+    # and the generators' working memory stay small. Here, not a module constant: a runner's workers get
+    # this function pickled by value, without this script's globals (it runs as __main__).
+    batch_rows = 262_144
+    for batch in table.to_batches(max_chunksize=batch_rows):
         columns = [
             column.cast(pa.string()) if pa.types.is_large_string(column.type) else column for column in batch.columns
         ]
