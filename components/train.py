@@ -9,11 +9,10 @@ def train(
     validation_split: Input[Dataset],
     preprocessor: Input[Model],
     seed: int,
-    memory_budget_mb: int,
     model: Output[Model],
 ):
-    """Train one candidate on train (all its rows within the memory budget, else a seed-keyed sample) and
-    score it on validation."""
+    """Train one candidate on the rows of train that prepare chose (all of them within the memory budget,
+    else a seed-keyed sample; the preprocessor's ``training_rows``) and score it on validation."""
     from components import adapter
 
     with adapter.stage("train") as step:
@@ -22,16 +21,12 @@ def train(
 
         candidate = {**candidate, "params": adapter.restore_integers(candidate["params"])}
         transform = model_io.load(path=preprocessor.path)
-        rows, training_rows = stage.load_training_rows(
-            path=train_split.path,
-            model_inputs=int(preprocessor.metadata["output_features"]),
-            seed=seed,
-            memory_budget_mb=memory_budget_mb,
-        )
-        fitted, scores = stage.train_candidate(
+        training_rows = stage.TrainingRows.from_json(dict(preprocessor.metadata["training_rows"]))
+        fitted, scores = stage.train_candidate_on_split(
             candidate=candidate,
             preprocessor=transform,
-            train=rows,
+            train_path=train_split.path,
+            rows=training_rows,
             validation=validation_split.path,  # predicted batch by batch
             target=preprocessor.metadata["target"],
             task=preprocessor.metadata["task"],

@@ -46,10 +46,13 @@ SPLIT_ROW_GROUP_BYTES = 128 * 1024 * 1024
 DEFAULT_MIN_SKILL = 0.1
 # At most this many candidates train at once on a cluster (ParallelFor parallelism).
 MAX_PARALLEL_CANDIDATES = 4
-# The memory (MB of 2**20 bytes) a candidate's training rows may take, counted as
-# mlops.stages.train.training_bytes_per_row says: all rows within it, else a seed-keyed sample
-# of as many as fit (recorded in the lineage). 1,024 keeps a 1M-row x 20-column table whole
-# (its 700k training rows count as about 380 MB); at 10M rows about 1.9M are sampled.
+# The memory (MB of 2**20 bytes) a candidate's training may take, counted as
+# mlops.stages.train.training_bytes_per_row says (the rows, their model matrix and its working copy;
+# measured peaks stay within it): all rows within it, else a seed-keyed sample of as many as fit
+# (recorded in the lineage), on which prepare fits the transform too. A candidate's process peaks at
+# about this plus 0.3 GB; kfp.local runs two candidates at once, a cluster MAX_PARALLEL_CANDIDATES
+# pods of a 2Gi limit each. 1,024 keeps a 1M-row x 20-column table whole (its 700k training rows
+# count as about 540 MB); at 10M rows 1.33M are sampled.
 DEFAULT_TRAIN_MEMORY_BUDGET_MB = 1024
 # Local source files larger than this are ingested in record batches through an external sort on
 # disk (mlops.data.content_stream): the same data version id, in bounded memory. Smaller ones are
@@ -209,8 +212,9 @@ TRAIN_MEMORY_BUDGET_MB = Setting(
     "MLOPS_TRAIN_MEMORY_BUDGET_MB",
     int,
     DEFAULT_TRAIN_MEMORY_BUDGET_MB,
-    "MB a candidate's training rows may take (`mlops run` passes it as the pipeline parameter "
-    "train_memory_budget_mb); past it, training uses a deterministic sample of the training split",
+    "MB a candidate's training may take: its rows, their model matrix and its working copy (`mlops run` "
+    "passes it as the pipeline parameter train_memory_budget_mb); past it, prepare and training use a "
+    "deterministic sample of the training split",
     1,
 )
 # The Beam runner of those statistics (`mlops run --beam-runner`, docs/beam.md): each name stands for the

@@ -114,11 +114,14 @@ def training_pipeline(
             target=splits.outputs["target"],
             task=task,
             search_space=search_space,
+            seed=seed,
+            memory_budget_mb=train_memory_budget_mb,
         )
     )
 
     # 5. Train every candidate of the search space (trimmed on a large table when size-aware) in parallel,
-    #    each on all training rows within the memory budget (else on a seed-keyed sample), then pick the best.
+    #    each on the rows prepare fitted the transform on (all within the memory budget, else a seed-keyed
+    #    sample), then pick the best.
     candidates = for_cluster(
         expand_candidates(
             search_space=search_space,
@@ -136,7 +139,6 @@ def training_pipeline(
                 validation_split=validation_split,
                 preprocessor=features.outputs["preprocessor"],
                 seed=seed,
-                memory_budget_mb=train_memory_budget_mb,
             )
         )
     best = for_cluster(
