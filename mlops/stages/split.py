@@ -189,7 +189,9 @@ def split_version(store, data_version: str, target: str, split: SplitConfig, pat
     with versions.rows_file(version) as path, ThreadPoolExecutor(1) as pool:
         checked = pool.submit(versions.check_rows_file, version, path)  # beside the counting, a core each
         try:
-            parquet = pq.ParquetFile(path)
+            # No pre-buffering: with it, pyarrow's batch reader keeps every row group it has read (1.4 GB
+            # of a 10M-row file, measured); without, one row group's pages at a time (0.07 GB), and faster.
+            parquet = pq.ParquetFile(path, pre_buffer=False)
             target = _stored_target(parquet.schema_arrow.names, target)
             has_target = _present(parquet.read(columns=[target], use_threads=False)[target])
             if len(keys) != len(has_target):
