@@ -157,6 +157,7 @@ def test_a_big_source_in_minio_streams_from_a_downloaded_file(tmp_path, small_ba
     streamed = ingest.ingest_source("s3://test/raw/big-table.csv", minio_store, "t")
     assert streamed.version.id == local.version.id
     assert streamed.source == "s3://test/raw/big-table.csv"
-    assert DataVersions(minio_store).read_keys(streamed.version).tolist() == DataVersions(
-        FileStore(tmp_path / f"store-{path.name}-True")
-    ).read_keys(local.version).tolist()
+    assert (
+        DataVersions(minio_store).read_keys(streamed.version).tolist()
+        == DataVersions(FileStore(tmp_path / f"store-{path.name}-True")).read_keys(local.version).tolist()
+    )
