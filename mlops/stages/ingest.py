@@ -428,7 +428,7 @@ def source_batches(path: Path, column_types: dict | None = None, columns: list[s
         import pyarrow.parquet as pq
 
         try:
-            parquet = pq.ParquetFile(path)
+            parquet = pq.ParquetFile(path, pre_buffer=False)  # pre-buffering keeps every row group read
             _refuse_shape(parquet.schema_arrow, label)
             for batch in parquet.iter_batches(batch_size=STREAM_BATCH_ROWS, columns=columns):
                 yield pa.Table.from_batches([batch])

@@ -149,7 +149,7 @@ def read_parquet_rows(path, positions, batch_rows: int = 65_536) -> pd.DataFrame
 
     positions = np.asarray(positions, dtype=np.int64)
     wanted = np.unique(positions)  # sorted
-    parquet = pq.ParquetFile(path)
+    parquet = pq.ParquetFile(path, pre_buffer=False)  # pre-buffering keeps every row group read
     parts, start = [], 0
     for batch in parquet.iter_batches(batch_size=batch_rows):
         end = start + batch.num_rows
