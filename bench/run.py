@@ -461,7 +461,9 @@ def write_scale_section(found: dict, output: Path) -> None:
     sizes_text = " ".join(f"{s:.0e}".replace("e+0", "e") for s in sorted(int(k) for k in found))
     machine = f"{platform.machine()}, Python {platform.python_version()}, {os.cpu_count()} cores"
     command = f'make bench SIZES="{sizes_text}" (or .venv/bin/python bench/run.py --scale {sizes_text})'
-    scale.write_section(output / "results.md", scale.markdown(found, machine, time.strftime("%Y-%m-%d"), command))
+    runners = {path.name.split(".")[1]: json.loads(path.read_text()) for path in output.glob("scale_results.*.json")}
+    section = scale.markdown(found, machine, time.strftime("%Y-%m-%d"), command, runners)
+    scale.write_section(output / "results.md", section)
 
 
 def scale_on_beam(sizes: list[float], runner: str, output: Path, kill_above_gb: float) -> None:

@@ -160,7 +160,9 @@ def measure(
     return result
 
 
-def markdown(results: dict, machine: str, date: str, command: str) -> str:
+def markdown(results: dict, machine: str, date: str, command: str, runners: dict | None = None) -> str:
+    """The section; ``runners``: the same runs with TFDV's statistics on a Beam runner (runner -> results
+    as ``results``), shown beside the in-process ones at the sizes both have."""
     sizes = sorted(results, key=int)
     lines = [
         SECTION,
@@ -203,7 +205,37 @@ def markdown(results: dict, machine: str, date: str, command: str) -> str:
                 else "-"
             )
         lines.append(f"| {stage} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + _beside_runners(results, runners or {})) + "\n"
+
+
+def _beside_runners(results: dict, runners: dict) -> list[str]:
+    rows = []
+    for runner, found in sorted(runners.items()):
+        for size in sorted(set(found) & set(results), key=int):
+            here, there = results[size], found[size]
+            validate_here = here.get("stages", {}).get("validate", {})
+            validate_there = there.get("stages", {}).get("validate", {})
+            rows.append(
+                f"| {int(size):,} | in process (Beam's DirectRunner past MLOPS_TFDV_BEAM_OVER_ROWS) | "
+                f"{here['seconds']:.0f} | {here['peak_pss_gb']:.2f} | {validate_here.get('seconds', 0):.0f} | - |"
+            )
+            rows.append(
+                f"| {int(size):,} | `--beam-runner {runner}` (`make beam-cluster-up`) | {there['seconds']:.0f} | "
+                f"{there['peak_pss_gb']:.2f} | {validate_there.get('seconds', 0):.0f} | "
+                f"{validate_there.get('beside_peak_pss_gb', 0):.2f} |"
+            )
+    if not rows:
+        return []
+    return [
+        "",
+        "Data validation on a distributed Beam runner beside the in-process run (`bench/run.py --scale SIZE "
+        "--beam-runner RUNNER`, scale_results.RUNNER.json; the runner's own processes are sampled beside the run, "
+        "not counted in its tree):",
+        "",
+        "| rows | statistics | run seconds | run's peak PSS GB | validate seconds | runner's peak PSS GB |",
+        "| ---: | --- | ---: | ---: | ---: | ---: |",
+        *rows,
+    ]
 
 
 def write_section(results_md: Path, section: str) -> None:
