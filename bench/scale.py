@@ -160,6 +160,21 @@ def measure(
     return result
 
 
+# The training pipeline's stages in their order (results come back from JSON with sorted keys).
+PIPELINE_ORDER = [
+    "ingest",
+    "split",
+    "validate",
+    "prepare",
+    "expand-candidates",
+    "train",
+    "select-best",
+    "evaluate",
+    "register",
+    "report",
+]
+
+
 def markdown(results: dict, machine: str, date: str, command: str, runners: dict | None = None) -> str:
     """The section; ``runners``: the same runs with TFDV's statistics on a Beam runner (runner -> results
     as ``results``), shown beside the in-process ones at the sizes both have."""
@@ -184,7 +199,10 @@ def markdown(results: dict, machine: str, date: str, command: str, runners: dict
             f"| {int(size):,} | {row['seconds']:.0f}{status} | {row['seconds'] / first:.1f} | "
             f"{row['peak_rss_gb']:.2f} | {row['peak_pss_gb']:.2f} | {row.get('trained') or '-'} |"
         )
-    stages = list(dict.fromkeys(stage for size in sizes for stage in results[size].get("stages", {})))
+    seen = dict.fromkeys(stage for size in sizes for stage in results[size].get("stages", {}))
+    stages = sorted(
+        seen, key=lambda stage: PIPELINE_ORDER.index(stage) if stage in PIPELINE_ORDER else len(PIPELINE_ORDER)
+    )
     lines += [
         "",
         "Stage by stage: wall seconds, and the peak PSS of the whole tree while the stage ran (the process "
