@@ -253,6 +253,8 @@ def test_the_s3_store_streams_an_object_into_a_local_file(tmp_path):
     asked = {}
 
     class Response:
+        headers = {"ETag": '"e1"'}
+
         def stream(self, size):
             asked["block"] = size
             yield from blocks

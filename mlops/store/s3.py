@@ -306,22 +306,12 @@ class S3Store(ObjectStore):
         """The object (an immutable key's version as first written, as :meth:`get`) streamed into the file
         at ``path`` a block at a time: a data version's rows never whole in memory."""
         version_id = self._original_version(key) if is_immutable(key) else None
-        response = None
         try:
-            response = self.client.get_object(self.bucket, self._key(key), version_id=version_id)
             with open(path, "wb") as handle:
-                for block in response.stream(1 << 20):
-                    handle.write(block)
-        except S3Error as error:
-            if error.code == "NoSuchKey":
-                raise NotFound(f"{key} not found in {self.uri}") from None
-            raise _describe(error, self.endpoint, f"reading {key}", self.role) from None
-        except TRANSPORT_ERRORS as error:
-            raise _describe(error, self.endpoint, f"reading {key}", self.role) from None
-        finally:
-            if response is not None:
-                response.close()
-                response.release_conn()
+                self._get_into(key, version_id, handle.write)
+        except StoreError:
+            os.unlink(path)  # no file for an object that could not be read
+            raise
 
 
 def read_s3_uri(uri: str, role: str | None = "pipeline") -> bytes:
