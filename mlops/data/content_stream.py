@@ -38,9 +38,10 @@ _RECORD = np.dtype([("w0", ">u8"), ("w1", ">u8"), ("w2", ">u8"), ("w3", ">u8")])
 
 
 def bucket_bits(source_bytes: int) -> int:
-    """log2 of the bucket count for a source of ``source_bytes`` (at most 2**10 buckets)."""
+    """log2 of the bucket count for a source of ``source_bytes``: at most 2**8 buckets, each an open file
+    while rows arrive (a process may have 1,024), so past 16 GB of source the buckets grow instead."""
     buckets = max(1, -(-source_bytes // BUCKET_SOURCE_BYTES))
-    return min(10, (buckets - 1).bit_length())
+    return min(8, (buckets - 1).bit_length())
 
 
 def _records(table: np.ndarray) -> np.ndarray:
