@@ -248,7 +248,7 @@ def _finish(keys: np.ndarray) -> np.ndarray:
 def _argsort(keys: np.ndarray) -> np.ndarray:
     """``np.argsort(keys)`` on every core: keys are uniform (see :func:`_finish`), so the leading bits
     cut them into buckets of about equal size that sort apart (NumPy lets go of the GIL) and
-    concatenate in order. Equal keys may come out in any order: :func:`_canonical_order` breaks ties."""
+    concatenate in order. Equal keys may come out in any order: :func:`canonical_order` breaks ties."""
     cores = min(usable_cores(), 8)
     if cores < 2 or len(keys) < 200_000:
         return np.argsort(keys)
@@ -263,7 +263,7 @@ def _argsort(keys: np.ndarray) -> np.ndarray:
         return np.concatenate(list(pool.map(lambda group: group[np.argsort(keys[group])], groups)))
 
 
-def _canonical_order(keys: np.ndarray, columns: list[Cells]) -> np.ndarray:
+def canonical_order(keys: np.ndarray, columns: list[Cells]) -> np.ndarray:
     """Rows by key; rows with equal keys by their cells' bytes, column by column (equal rows: any
     order gives the same bytes)."""
     order = _argsort(keys)
@@ -352,7 +352,13 @@ def keyed(table, encoded: dict | None = None) -> Keyed:
     writing the rows while :func:`hash_of` hashes them. ``encoded``: text columns' dictionary
     encodings by name (an Arrow table's), when the caller made them already."""
     names, columns, keys = _keys(table, encoded, keep_cells=True)
-    return Keyed(names, columns, keys, _canonical_order(keys, columns) if len(keys) else np.arange(0))
+    return Keyed(names, columns, keys, canonical_order(keys, columns) if len(keys) else np.arange(0))
+
+
+def cells_and_keys(table, encoded: dict | None = None) -> tuple[list[str], list, np.ndarray]:
+    """(sorted column names, their Cells, each row's key in the table's row order): what an external
+    sort of a table given in batches needs of each batch (mlops.data.content_stream)."""
+    return _keys(table, encoded, keep_cells=True)
 
 
 def _keys(table, encoded: dict | None = None, keep_cells: bool = False) -> tuple[list[str], list, np.ndarray]:

@@ -85,7 +85,7 @@ class ExternalOrder:
             ]
         elif not table.schema.equals(self.schema):
             raise ValueError(f"batch schema {table.schema} differs from the first batch's {self.schema}")
-        names, columns, keys = content_mod._keys(table, encoded, keep_cells=True)
+        names, columns, keys = content_mod.cells_and_keys(table, encoded)
         for name, cells in zip(names, columns):
             self._note_width(name, cells.width)
             if cells.codes is not None:
@@ -141,8 +141,8 @@ class ExternalOrder:
                 continue
             keys = bucket.column(_KEY_COLUMN).to_numpy()
             bucket = bucket.drop_columns([_KEY_COLUMN])
-            _, columns, _ = content_mod._keys(bucket, keep_cells=True)
-            order = content_mod._canonical_order(keys, columns)
+            _, columns, _ = content_mod.cells_and_keys(bucket)
+            order = content_mod.canonical_order(keys, columns)
             write_rows(bucket.take(pa.array(order)))
             ordered_keys.append(keys[order])
             for name, cells in zip(names, columns):
