@@ -221,21 +221,31 @@ def probe(host: str, port: int) -> str:
     )
 
 
+def until_open(host: str, port: int, attempts: int = 15) -> str:
+    """Wait (up to about four seconds an attempt) until host:port accepts a connection: the network
+    policy agent learns a new pod's labels a moment after it starts, and before that a probe sees
+    neither the pod's allowances nor its limits (CI saw MinIO refused and the kubelet open)."""
+    return (
+        f"for attempt in $(seq {attempts}); do "
+        f'timeout 2 bash -c "exec 3<>/dev/tcp/{host}/{port}" 2>/dev/null && break; sleep 2; done'
+    )
+
+
 def test_pipeline_pods_egress_is_limited(kube, minio_stack):
     """A pipeline pod (KFP's v2 label) reaches DNS, MinIO and the API server, and nothing else
     (the node's kubelet port stands for everything else); the same pod without the label does."""
     node_ip = next(
         a["address"] for a in kube.json("get", "nodes")["items"][0]["status"]["addresses"] if a["type"] == "InternalIP"
     )
-    script = "; ".join(
-        [
-            probe("minio.mlops-minio.svc.cluster.local", 9000),
-            probe("kubernetes.default.svc.cluster.local", 443),
-            probe(node_ip, 10250),
-        ]
-    )
+    probes = [
+        probe("minio.mlops-minio.svc.cluster.local", 9000),
+        probe("kubernetes.default.svc.cluster.local", 443),
+        probe(node_ip, 10250),
+    ]
     results = {}
     for labelled in (True, False):
+        # The pipeline pod first waits until MinIO lets it in: from then on its policies apply.
+        script = "; ".join([until_open("minio.mlops-minio.svc.cluster.local", 9000)] * labelled + probes)
         pod = pod_manifest(
             f"egress-probe-{'v2' if labelled else 'other'}",
             "kubeflow",
@@ -243,7 +253,7 @@ def test_pipeline_pods_egress_is_limited(kube, minio_stack):
             script,
             labels=dict(V2_LABEL) if labelled else {},
         )
-        phase, logs = run_pod(kube, pod, timeout=120)
+        phase, logs = run_pod(kube, pod, timeout=180)
         assert phase == "Succeeded", logs
         results[labelled] = logs
     assert "OPEN minio.mlops-minio.svc.cluster.local:9000" in results[True], results[True]
